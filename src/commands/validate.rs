@@ -1,0 +1,37 @@
+//! `nfcron validate`: read, check, report. Sends nothing anywhere.
+
+use std::io::Write;
+
+use crate::manifest::{self, LoadOptions};
+use crate::render::diagnostics;
+use crate::settings::{OutputFormat, ValidateSettings};
+use crate::source;
+use crate::{Error, ExitStatus};
+
+pub fn run(settings: &ValidateSettings, out: &mut dyn Write) -> Result<ExitStatus, Error> {
+    let files = source::dir::read(&settings.path);
+    let lookup = |name: &str| std::env::var(name).ok();
+    let catalog = manifest::load(
+        &files,
+        &LoadOptions {
+            default_project: settings.project.as_deref(),
+            require_env: settings.require_env,
+            lookup: &lookup,
+        },
+    );
+    tracing::debug!(
+        files = catalog.files,
+        jobs = catalog.jobs.len(),
+        "validated"
+    );
+    let report = match settings.output {
+        OutputFormat::Text => diagnostics::text(&catalog, &files, settings.colour),
+        OutputFormat::Json => diagnostics::json(&catalog),
+    };
+    out.write_all(report.as_bytes()).map_err(Error::Output)?;
+    Ok(if catalog.has_errors() {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
+}

@@ -1,0 +1,91 @@
+//! nfcron keeps Northflank cron jobs in step with manifests kept in Git.
+//!
+//! The modules are the pipeline: `source` (where manifests come from) ->
+//! `manifest` (YAML to checked job specs) -> `render` (what people and
+//! machines read). `cli` and `settings` parse and resolve the command line;
+//! `commands` runs one subcommand each. See ARCHITECTURE.md.
+
+pub mod cli;
+pub mod commands;
+pub mod manifest;
+pub mod render;
+pub mod settings;
+pub mod source;
+
+use std::ffi::OsString;
+use std::io::Write;
+
+use clap::Parser;
+
+/// How a run ended; the process exit code. Documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: everything asked for succeeded.
+    Success = 0,
+    /// 1: any error: invalid manifest, failed job, bad flags, I/O.
+    Failure = 1,
+    /// 2: success with changes (pending or applied), only when asked for
+    /// with `--detailed-exitcode`.
+    Changes = 2,
+}
+
+/// Errors that end a command. Problems with manifests are not errors but
+/// diagnostics: they are reported and the run goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot write output")]
+    Output(#[source] std::io::Error),
+}
+
+/// Parses `args`, runs the command, and says how it ended. Output goes to
+/// stdout, diagnostics and errors to stderr.
+pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitStatus {
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitStatus::Success
+                }
+                _ => ExitStatus::Failure,
+            };
+        }
+    };
+    let (global, settings) = settings::resolve(cli);
+    init_logging(global.log_filter.as_deref());
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let result = match &settings {
+        settings::Settings::Validate(s) => commands::validate::run(s, &mut out),
+        settings::Settings::Schema => commands::schema::run(&mut out),
+    };
+    let _ = out.flush();
+    match result {
+        Ok(status) => status,
+        Err(e) => {
+            report_error(&e);
+            ExitStatus::Failure
+        }
+    }
+}
+
+/// `error: ...` then one `caused by: ...` per source.
+fn report_error(e: &dyn std::error::Error) {
+    let mut text = format!("error: {e}\n");
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(&format!("  caused by: {cause}\n"));
+        source = cause.source();
+    }
+    eprint!("{text}");
+}
+
+fn init_logging(filter: Option<&str>) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or("warn"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

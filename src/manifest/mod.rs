@@ -1,0 +1,404 @@
+//! Manifest files -> job manifests and diagnostics.
+//!
+//! A file holds one or more YAML documents; each document is one job:
+//! `apiVersion` (optional, `nfcron/v1`), `kind: CronJob`, `project`, `team`
+//! (optional), and `spec`, the PUT body verbatim. Loading never stops at a
+//! problem: every document of every file is checked, and a broken one is
+//! reported and counted as invalid while the others load.
+
+pub mod cron;
+pub mod diagnostic;
+pub mod interpolate;
+pub mod schema;
+pub mod validate;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::Value as Json;
+
+use crate::source::{ReadProblem, SourceFile, MAX_FILE_BYTES};
+use diagnostic::{Code, Diagnostic};
+use validate::{Checker, Lookup};
+use yaml::{Node, Span, Value};
+
+/// A job's identity in Northflank: the project (and team, for team-scoped
+/// routes) and the id the API derives from the name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobKey {
+    pub team: Option<String>,
+    pub project: String,
+    pub id: String,
+}
+
+impl fmt::Display for JobKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.team {
+            Some(team) => write!(f, "{team}/{}/{}", self.project, self.id),
+            None => write!(f, "{}/{}", self.project, self.id),
+        }
+    }
+}
+
+/// The id Northflank gives a job called `name`: lower-cased, spaces turned
+/// into hyphens (`"Example Job"` -> `example-job`).
+pub fn job_id(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_whitespace() {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
+}
+
+/// One document of a manifest file.
+#[derive(Debug, Clone)]
+pub struct JobManifest {
+    pub file: String,
+    /// Where the job's name (or, lacking one, the document) starts.
+    pub line: u32,
+    /// The span of the `spec.name` value, when there is one.
+    pub name_span: Option<Span>,
+    /// Known when the name and project are.
+    pub key: Option<JobKey>,
+    pub name: Option<String>,
+    /// The PUT body with `${VAR}` references resolved.
+    pub spec: Json,
+    /// Variables the spec references that are unset with no default: the
+    /// job cannot be applied until they are set.
+    pub missing_env: Vec<String>,
+    /// No error diagnostic points into this document.
+    pub valid: bool,
+}
+
+/// Everything read from a source.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub files: usize,
+    pub jobs: Vec<JobManifest>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Catalog {
+    pub fn valid(&self) -> usize {
+        self.jobs.iter().filter(|j| j.valid).count()
+    }
+
+    pub fn invalid(&self) -> usize {
+        self.jobs.len() - self.valid()
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+pub struct LoadOptions<'a> {
+    /// `--project` / `NFCRON_PROJECT`: the project of manifests that name none.
+    pub default_project: Option<&'a str>,
+    /// Unset variables are errors rather than warnings.
+    pub require_env: bool,
+    pub lookup: Lookup<'a>,
+}
+
+/// Reads, checks and identifies every job in `files`.
+pub fn load(files: &[SourceFile], options: &LoadOptions<'_>) -> Catalog {
+    let mut catalog = Catalog {
+        files: files.len(),
+        ..Catalog::default()
+    };
+    for file in files {
+        load_file(file, options, &mut catalog);
+    }
+    mark_duplicates(&mut catalog);
+    catalog
+}
+
+fn load_file(file: &SourceFile, options: &LoadOptions<'_>, catalog: &mut Catalog) {
+    let whole_file = |code, message: String| Diagnostic {
+        file: file.path.clone(),
+        ..Diagnostic::error(code, Span::default_at_start(), "", message)
+    };
+    let text = match &file.content {
+        Ok(text) => text,
+        Err(problem) => {
+            let d = match problem {
+                ReadProblem::TooLarge { bytes } => whole_file(
+                    Code::FileTooLarge,
+                    format!("file is {bytes} bytes; manifests are limited to {MAX_FILE_BYTES} bytes (1 MiB)"),
+                ),
+                ReadProblem::Io(why) => whole_file(Code::Io, format!("cannot read: {why}")),
+            };
+            catalog.diagnostics.push(d);
+            catalog.jobs.push(JobManifest::broken(&file.path, 1));
+            return;
+        }
+    };
+    let parsed = yaml::parse(text);
+    for document in parsed.documents.iter().filter(|d| !d.is_empty()) {
+        let (job, diagnostics) = load_document(&file.path, &document.root, options);
+        catalog.jobs.push(job);
+        catalog.diagnostics.extend(diagnostics);
+    }
+    if let Some(error) = parsed.error {
+        catalog.diagnostics.push(Diagnostic {
+            file: file.path.clone(),
+            ..Diagnostic::error(
+                Code::Yaml,
+                Span {
+                    start: error.pos,
+                    width: 1,
+                },
+                "",
+                format!("invalid YAML: {}", error.message),
+            )
+        });
+        catalog
+            .jobs
+            .push(JobManifest::broken(&file.path, error.pos.line));
+    }
+}
+
+impl Span {
+    fn default_at_start() -> Span {
+        Span {
+            start: yaml::Pos { line: 1, column: 1 },
+            width: 1,
+        }
+    }
+}
+
+impl JobManifest {
+    fn broken(file: &str, line: u32) -> JobManifest {
+        JobManifest {
+            file: file.to_string(),
+            line,
+            name_span: None,
+            key: None,
+            name: None,
+            spec: Json::Null,
+            missing_env: Vec::new(),
+            valid: false,
+        }
+    }
+}
+
+fn load_document(
+    file: &str,
+    root: &Node,
+    options: &LoadOptions<'_>,
+) -> (JobManifest, Vec<Diagnostic>) {
+    let mut checker = Checker::new(options.lookup, options.require_env);
+    let mut job = JobManifest::broken(file, root.span.start.line);
+    envelope(root, options, &mut checker, &mut job);
+    let mut diagnostics = checker.diagnostics;
+    for d in &mut diagnostics {
+        d.file = file.to_string();
+    }
+    job.missing_env = checker.missing_env;
+    job.valid = !diagnostics.iter().any(Diagnostic::is_error);
+    (job, diagnostics)
+}
+
+/// The manifest's own keys, then the spec.
+fn envelope(
+    root: &Node,
+    options: &LoadOptions<'_>,
+    checker: &mut Checker<'_>,
+    job: &mut JobManifest,
+) {
+    let report = |checker: &mut Checker<'_>, code, span, path: &str, message: String| {
+        checker
+            .diagnostics
+            .push(Diagnostic::error(code, span, path, message));
+    };
+    let Value::Map(entries) = &root.value else {
+        report(
+            checker,
+            Code::Type,
+            root.span,
+            "",
+            format!(
+                "expected a manifest (a mapping with `kind` and `spec`), found {}",
+                root.value.type_name()
+            ),
+        );
+        return;
+    };
+    for (key, _) in entries {
+        if !schema::ENVELOPE_FIELDS.contains(&key.name.as_str()) {
+            let message = validate::unknown_field(&key.name, schema::ENVELOPE_FIELDS);
+            report(
+                checker,
+                Code::UnknownField,
+                key.span,
+                &validate::join("", &key.name),
+                message,
+            );
+        }
+    }
+    let start = entries.first().map(|(k, _)| k.span).unwrap_or(root.span);
+
+    if let Some(v) = root.get("apiVersion") {
+        if v.as_str() != Some(schema::API_VERSION) {
+            let message = format!("`apiVersion` must be `{}`", schema::API_VERSION);
+            report(checker, Code::ApiVersion, v.span, "apiVersion", message);
+        }
+    }
+    match root.get("kind") {
+        None => report(
+            checker,
+            Code::Kind,
+            start,
+            "kind",
+            format!("missing `kind: {}`", schema::KIND),
+        ),
+        Some(v) if v.as_str() != Some(schema::KIND) => report(
+            checker,
+            Code::Kind,
+            v.span,
+            "kind",
+            format!("`kind` must be `{}`", schema::KIND),
+        ),
+        Some(_) => {}
+    }
+    let team = match root.get("team") {
+        None
+        | Some(Node {
+            value: Value::Null, ..
+        }) => None,
+        Some(v) => match v.as_str() {
+            Some(team) if is_resource_id(team) => Some(team.to_string()),
+            _ => {
+                let message =
+                    "`team` must be a team id: lower-case letters, digits and hyphens".to_string();
+                report(checker, Code::Type, v.span, "team", message);
+                None
+            }
+        },
+    };
+    let project = match root.get("project") {
+        None
+        | Some(Node {
+            value: Value::Null, ..
+        }) => match options.default_project {
+            Some(p) => Some(p.to_string()),
+            None => {
+                let message = "no project: set `project:` in the manifest, or pass --project / NFCRON_PROJECT".to_string();
+                report(checker, Code::Project, start, "project", message);
+                None
+            }
+        },
+        Some(v) => match v.as_str() {
+            Some(p) if is_resource_id(p) => Some(p.to_string()),
+            _ => {
+                let message =
+                    "`project` must be a project id: lower-case letters, digits and hyphens"
+                        .to_string();
+                report(checker, Code::Project, v.span, "project", message);
+                None
+            }
+        },
+    };
+    let Some((spec_key, spec)) = entries.iter().find(|(k, _)| k.name == "spec") else {
+        report(
+            checker,
+            Code::Required,
+            start,
+            "spec",
+            "missing required field `spec`".into(),
+        );
+        return;
+    };
+    job.spec = checker.check(spec, &schema::SPEC, "spec", spec_key.span, false);
+    if let Some(name_node) = spec.get("name") {
+        job.line = name_node.span.start.line;
+        job.name_span = Some(name_node.span);
+    }
+    job.name = job
+        .spec
+        .get("name")
+        .and_then(Json::as_str)
+        .map(str::to_string);
+    if let (Some(name), Some(project)) = (&job.name, project) {
+        job.key = Some(JobKey {
+            team,
+            project,
+            id: job_id(name),
+        });
+    }
+}
+
+/// Project and team ids, as Northflank forms them from names.
+fn is_resource_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// Two jobs with one id in one project would overwrite each other: both are
+/// invalid, and each names the other's place.
+fn mark_duplicates(catalog: &mut Catalog) {
+    let mut by_key: BTreeMap<&JobKey, Vec<usize>> = BTreeMap::new();
+    for (i, job) in catalog.jobs.iter().enumerate() {
+        if let Some(key) = &job.key {
+            by_key.entry(key).or_default().push(i);
+        }
+    }
+    let groups: Vec<Vec<usize>> = by_key.into_values().filter(|v| v.len() > 1).collect();
+    for group in groups {
+        for &i in &group {
+            let job = &catalog.jobs[i];
+            let others: Vec<String> = group
+                .iter()
+                .filter(|&&j| j != i)
+                .map(|&j| format!("{}:{}", catalog.jobs[j].file, catalog.jobs[j].line))
+                .collect();
+            let key = job.key.as_ref().expect("grouped by key");
+            let span = job.name_span.unwrap_or(Span {
+                start: yaml::Pos {
+                    line: job.line,
+                    column: 1,
+                },
+                width: 1,
+            });
+            let d = Diagnostic {
+                file: job.file.clone(),
+                ..Diagnostic::error(
+                    Code::DuplicateId,
+                    span,
+                    "spec.name",
+                    format!(
+                        "job id `{}` in project `{}` is also defined at {} (ids ignore case and turn spaces into hyphens)",
+                        key.id,
+                        key.project,
+                        others.join(", ")
+                    ),
+                )
+            };
+            catalog.diagnostics.push(d);
+            catalog.jobs[i].valid = false;
+        }
+    }
+    // Keep diagnostics in file order, then position, as a reader expects.
+    let order: BTreeMap<&str, usize> = catalog
+        .jobs
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, j)| (j.file.as_str(), i))
+        .collect();
+    let mut keyed: Vec<(usize, Diagnostic)> = catalog
+        .diagnostics
+        .drain(..)
+        .map(|d| (order.get(d.file.as_str()).copied().unwrap_or(usize::MAX), d))
+        .collect();
+    keyed.sort_by(|(a, x), (b, y)| a.cmp(b).then(x.pos.cmp(&y.pos)));
+    catalog.diagnostics = keyed.into_iter().map(|(_, d)| d).collect();
+}
