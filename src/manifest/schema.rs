@@ -53,6 +53,8 @@ pub struct StrRule {
 pub struct Pattern {
     pub source: &'static str,
     pub regex: Regex,
+    /// What the pattern asks for, in words, when the regex alone is cryptic.
+    pub hint: Option<&'static str>,
 }
 
 impl Pattern {
@@ -60,6 +62,7 @@ impl Pattern {
         Pattern {
             source,
             regex: Regex::new(source).unwrap_or_else(|e| panic!("pattern {source} compiles: {e}")),
+            hint: None,
         }
     }
 }
@@ -146,6 +149,12 @@ impl StrBuilder {
     }
     fn pattern(mut self, source: &'static str) -> Self {
         self.0.pattern = Some(Pattern::new(source));
+        self
+    }
+    fn hint(mut self, words: &'static str) -> Self {
+        if let Some(p) = &mut self.0.pattern {
+            p.hint = Some(words);
+        }
         self
     }
     fn one_of(mut self, values: &'static [&'static str]) -> Self {
@@ -461,6 +470,7 @@ fn deployment() -> Schema {
                     "projectUrl",
                     s("URL of the Git repo to build.")
                         .pattern(r"^(https:\/\/)?((www(\.[a-zA-Z0-9\-]{2,})+\.)?[a-zA-Z0-9\-]{2,})(\.([a-zA-Z0-9\-]{2,}))+(\/([a-zA-Z0-9\-._]{2,}))+?$")
+                        .hint("a repository URL such as `https://github.com/acme/app`")
                         .done(),
                 ),
                 req(
@@ -503,6 +513,7 @@ fn deployment() -> Schema {
                     "imagePath",
                     s("Image to be deployed. When not deploying from Dockerhub the URL must be specified.")
                         .pattern(r"^(?:(?:https?:\/\/)?([a-zA-Z0-9\-]+\.[a-zA-Z0-9\.\-]+)(\/v1)?)?(?:\/)?([a-zA-Z/-9\.\-_]+)(?:\:([a-zA-Z/-9\.\-_\:]+)|\@([a-zA-Z/-9\.\-_\:]+))$")
+                        .hint("an image reference with a tag or digest, such as `nginx:1.27` or `ghcr.io/acme/app@sha256:...`")
                         .done(),
                 ),
                 opt(
@@ -856,6 +867,7 @@ fn spec() -> Schema {
                 s("The name of the job.")
                     .len(3, 52)
                     .pattern(r"^[a-zA-Z]((-|\s)?[a-zA-Z0-9]+((-|\s)[a-zA-Z0-9]+)*)?$")
+                    .hint("a letter, then words of letters and digits joined by single spaces or hyphens")
                     .done(),
             ),
             opt(

@@ -251,8 +251,9 @@ impl<'a> Checker<'a> {
             }
         } else if let Some(pattern) = &rule.pattern {
             if !pattern.regex.is_match(&value) {
+                let hint = pattern.hint.map(|h| format!(" ({h})")).unwrap_or_default();
                 let message = format!(
-                    "{}does not match the pattern {}",
+                    "{}does not match the pattern {}{hint}",
                     shown(&value),
                     pattern.source
                 );

@@ -8,6 +8,9 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::manifest::schema::{self, Kind, Schema, SPEC};
 
+/// A string holding a `${VAR}` reference.
+const INTERPOLATED: &str = r"\$\{[A-Za-z_][A-Za-z0-9_]*(:?-[^}]*)?\}";
+
 pub fn manifest_schema() -> Json {
     json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
@@ -42,7 +45,12 @@ fn node(schema: &Schema) -> Json {
                 out.insert("maxLength".into(), max.into());
             }
             if let Some(p) = &rule.pattern {
-                out.insert("pattern".into(), p.source.into());
+                // A `${VAR}` reference is checked by `nfcron validate` once
+                // resolved; an editor cannot resolve it, so it lets it pass.
+                out.insert(
+                    "anyOf".into(),
+                    json!([{"pattern": p.source}, {"pattern": INTERPOLATED}]),
+                );
             }
             if !rule.one_of.is_empty() {
                 out.insert("enum".into(), rule.one_of.into());
