@@ -260,3 +260,14 @@ fn schema_validator_cached() -> &'static jsonschema::Validator {
     static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
     VALIDATOR.get_or_init(schema_validator)
 }
+
+#[test]
+fn the_committed_schema_file_is_current() {
+    let ws = Workspace::new();
+    let printed = ws.nfcron(&["schema"]).stdout;
+    let committed = include_str!("../examples/nfcron.schema.json");
+    assert!(
+        printed == committed,
+        "examples/nfcron.schema.json is stale: run `cargo run -- schema > examples/nfcron.schema.json`"
+    );
+}

@@ -107,12 +107,40 @@ pub struct LoadOptions<'a> {
 
 /// Reads, checks and identifies every job in `files`.
 pub fn load(files: &[SourceFile], options: &LoadOptions<'_>) -> Catalog {
+    // Files are independent until duplicates are looked for: read them on
+    // every core, in contiguous chunks so that order is kept.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len() / 64 + 1);
+    let chunk = files.len().div_ceil(threads).max(1);
+    let parts: Vec<Catalog> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut catalog = Catalog::default();
+                    for file in part {
+                        load_file(file, options, &mut catalog);
+                    }
+                    catalog
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
     let mut catalog = Catalog {
         files: files.len(),
         ..Catalog::default()
     };
-    for file in files {
-        load_file(file, options, &mut catalog);
+    for part in parts {
+        catalog.jobs.extend(part.jobs);
+        catalog.diagnostics.extend(part.diagnostics);
     }
     mark_duplicates(&mut catalog);
     catalog

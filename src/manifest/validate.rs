@@ -16,7 +16,7 @@ use super::schema::{Alternative, Field, IntRule, Kind, MapRule, ObjectRule, Sche
 use super::yaml::{Node, Span, Value};
 
 /// Looks a variable up (the process environment, or a test's table).
-pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub type Lookup<'a> = &'a (dyn Fn(&str) -> Option<String> + Sync);
 
 pub struct Checker<'a> {
     lookup: Lookup<'a>,
