@@ -19,6 +19,13 @@ pub enum Interpolated {
     Malformed(String),
 }
 
+/// ```
+/// use nfcron::manifest::interpolate::{interpolate, Interpolated};
+/// let env = |name: &str| (name == "TAG").then(|| "v2".to_string());
+/// assert_eq!(interpolate("app:${TAG}", &env), Interpolated::Resolved("app:v2".into()));
+/// assert_eq!(interpolate("${DB:-sqlite}", &env), Interpolated::Resolved("sqlite".into()));
+/// assert_eq!(interpolate("${DB}", &env), Interpolated::Missing(vec!["DB".into()]));
+/// ```
 pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Interpolated {
     if !text.contains('$') {
         return Interpolated::Literal(text.to_string());

@@ -42,7 +42,13 @@ impl fmt::Display for JobKey {
 }
 
 /// The id Northflank gives a job called `name`: lower-cased, spaces turned
-/// into hyphens (`"Example Job"` -> `example-job`).
+/// into hyphens.
+///
+/// ```
+/// assert_eq!(nfcron::manifest::job_id("Example Job"), "example-job");
+/// // Names that differ only in case or space/hyphen collide on one id.
+/// assert_eq!(nfcron::manifest::job_id("example-job"), "example-job");
+/// ```
 pub fn job_id(name: &str) -> String {
     name.chars()
         .map(|c| {
