@@ -8,9 +8,12 @@
 pub mod cli;
 pub mod commands;
 pub mod manifest;
+pub mod plan;
 pub mod render;
+pub mod secret;
 pub mod settings;
 pub mod source;
+pub mod state;
 
 use std::ffi::OsString;
 use std::io::Write;

@@ -98,6 +98,80 @@ pub struct Schedule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CronError(pub String);
 
+/// How far ahead [`Schedule::next_runs`] looks: a schedule such as
+/// `0 0 30 2 *` never fires, and must not loop for ever.
+const LOOKAHEAD_DAYS: i32 = 5 * 366;
+
+impl Schedule {
+    /// The next `n` times (UTC, whole minutes) strictly after `after`.
+    /// Fewer when the schedule fires less often than that within five years.
+    pub fn next_runs(&self, after: jiff::Timestamp, n: usize) -> Vec<jiff::Timestamp> {
+        let mut runs = Vec::with_capacity(n);
+        let start = after.to_zoned(jiff::tz::TimeZone::UTC).datetime();
+        // The first candidate is the next whole minute.
+        let first = start
+            .with()
+            .second(0)
+            .subsec_nanosecond(0)
+            .build()
+            .ok()
+            .and_then(|t| t.checked_add(jiff::Span::new().minutes(1)).ok());
+        let Some(first) = first else { return runs };
+        let mut date = first.date();
+        for day in 0..LOOKAHEAD_DAYS {
+            if day > 0 {
+                match date.tomorrow() {
+                    Ok(next) => date = next,
+                    Err(_) => break,
+                }
+            }
+            if !self.fires_on(date) {
+                continue;
+            }
+            let (from_hour, from_minute) = if day == 0 {
+                (first.hour(), first.minute())
+            } else {
+                (0, 0)
+            };
+            for hour in from_hour..24 {
+                if self.hours & (1 << hour) == 0 {
+                    continue;
+                }
+                let min_start = if hour == from_hour { from_minute } else { 0 };
+                for minute in min_start..60 {
+                    if self.minutes & (1 << minute) == 0 {
+                        continue;
+                    }
+                    let at = date.at(hour, minute, 0, 0);
+                    if let Ok(ts) = at.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp()) {
+                        runs.push(ts);
+                    }
+                    if runs.len() == n {
+                        return runs;
+                    }
+                }
+            }
+        }
+        runs
+    }
+
+    /// Cron's day rule: when both day and weekday are restricted, either
+    /// may match; otherwise the restricted one must.
+    fn fires_on(&self, date: jiff::civil::Date) -> bool {
+        if self.months & (1 << date.month()) == 0 {
+            return false;
+        }
+        let day_ok = self.days & (1 << date.day()) != 0;
+        let weekday_ok = self.weekdays & (1 << date.weekday().to_sunday_zero_offset()) != 0;
+        match (self.day_restricted, self.weekday_restricted) {
+            (true, true) => day_ok || weekday_ok,
+            (true, false) => day_ok,
+            (false, true) => weekday_ok,
+            (false, false) => true,
+        }
+    }
+}
+
 pub fn parse(schedule: &str) -> Result<Schedule, CronError> {
     if let Some(name) = schedule.strip_prefix('@') {
         return match name {
@@ -270,6 +344,58 @@ mod tests {
     fn macros_expand() {
         assert_eq!(parse("@daily"), parse("0 0 * * *"));
         assert_eq!(parse("@yearly"), parse("0 0 1 1 *"));
+    }
+
+    fn runs(schedule: &str, after: &str, n: usize) -> Vec<String> {
+        let after: jiff::Timestamp = after.parse().expect("timestamp");
+        parse(schedule)
+            .expect("valid")
+            .next_runs(after, n)
+            .iter()
+            .map(|t| t.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn next_runs_in_utc() {
+        assert_eq!(
+            runs("0 3 * * *", "2026-11-28T16:00:00Z", 3),
+            [
+                "2026-11-29T03:00:00Z",
+                "2026-11-30T03:00:00Z",
+                "2026-12-01T03:00:00Z"
+            ]
+        );
+        assert_eq!(
+            runs("*/15 * * * *", "2026-11-28T16:07:30Z", 3),
+            [
+                "2026-11-28T16:15:00Z",
+                "2026-11-28T16:30:00Z",
+                "2026-11-28T16:45:00Z"
+            ]
+        );
+        // Strictly after: a run exactly now is not next.
+        assert_eq!(
+            runs("0 16 * * *", "2026-11-28T16:00:00Z", 1),
+            ["2026-11-29T16:00:00Z"]
+        );
+        // Day and weekday both restricted: either matches (the 1st, or Mondays).
+        assert_eq!(
+            runs("0 0 1 * MON", "2026-11-28T00:00:00Z", 3),
+            [
+                "2026-11-30T00:00:00Z",
+                "2026-12-01T00:00:00Z",
+                "2026-12-07T00:00:00Z"
+            ]
+        );
+        assert_eq!(
+            runs("0 0 29 2 *", "2026-11-28T00:00:00Z", 1),
+            ["2028-02-29T00:00:00Z"]
+        );
+        assert_eq!(
+            runs("0 0 30 2 *", "2026-11-28T00:00:00Z", 1),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

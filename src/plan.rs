@@ -1,0 +1,625 @@
+//! The planner: (desired jobs, last-applied state) -> one action per job.
+//!
+//! Pure: no I/O, no clock (the caller passes next run times in), no
+//! randomness. Everything that decides what nfcron will do to Northflank is
+//! here and tested with plain data; `apply` only carries it out.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value as Json;
+
+use crate::manifest::validate::join;
+use crate::manifest::JobKey;
+use crate::state::{Record, State};
+
+/// A valid manifest, ready to send.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub key: JobKey,
+    pub name: String,
+    pub file: String,
+    /// The PUT body, secrets included. Never shown, never stored.
+    pub spec: Json,
+    /// The spec with secrets replaced by fingerprints: what is shown,
+    /// diffed and stored.
+    pub shown: Json,
+    /// Keyed digest of `spec`.
+    pub digest: String,
+    /// The schedule's next run times (RFC 3339, UTC).
+    pub next_runs: Vec<String>,
+}
+
+impl Desired {
+    /// What the state records once this spec has been applied.
+    pub fn record(&self, applied_at: &str, revision: Option<&str>) -> Record {
+        Record {
+            name: self.name.clone(),
+            file: self.file.clone(),
+            digest: self.digest.clone(),
+            spec: self.shown.clone(),
+            applied_at: applied_at.to_string(),
+            revision: revision.map(str::to_string),
+        }
+    }
+}
+
+/// A manifest document that cannot be applied.
+#[derive(Debug, Clone)]
+pub struct Invalid {
+    /// Known when the document got as far as a name and project.
+    pub key: Option<JobKey>,
+    pub name: Option<String>,
+    pub file: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub prune: bool,
+    pub allow_empty: bool,
+    pub max_deletions: usize,
+}
+
+/// What the planner is given.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub desired: &'a [Desired],
+    pub invalid: &'a [Invalid],
+    pub recorded: &'a State,
+    /// Some manifest file could not be read or parsed: the jobs in it are
+    /// unknown, so nothing may be pruned.
+    pub unreadable_files: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Action {
+    Create,
+    Update,
+    Unchanged,
+    Delete,
+    Orphan,
+    Invalid,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Unchanged => "unchanged",
+            Action::Delete => "delete",
+            Action::Orphan => "orphan",
+            Action::Invalid => "invalid",
+        }
+    }
+
+    /// Whether carrying it out sends a write to the API.
+    pub fn writes(self) -> bool {
+        matches!(self, Action::Create | Action::Update | Action::Delete)
+    }
+}
+
+/// One field that differs; values are shown forms (secrets fingerprinted),
+/// `None` where the field is absent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub path: String,
+    pub before: Option<Json>,
+    pub after: Option<Json>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub key: Option<JobKey>,
+    pub name: Option<String>,
+    pub file: Option<String>,
+    pub action: Action,
+    pub changes: Vec<Change>,
+    pub renamed_from: Option<String>,
+    pub next_runs: Vec<String>,
+    /// Why a job is invalid.
+    pub reason: Option<String>,
+    /// Index into `Inputs::desired` for create/update/unchanged.
+    pub desired: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// Things the user must hear about (prune skipped, and why).
+    pub warnings: Vec<String>,
+    /// More deletions than `--max-deletions` allows: none are made and the
+    /// run fails, saying how many would have been.
+    pub blocked_deletions: Option<usize>,
+}
+
+impl Plan {
+    pub fn count(&self, action: Action) -> usize {
+        self.steps.iter().filter(|s| s.action == action).count()
+    }
+
+    /// Whether the plan changes anything in Northflank.
+    pub fn has_changes(&self) -> bool {
+        self.steps.iter().any(|s| s.action.writes())
+    }
+}
+
+pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
+    let mut result = Plan::default();
+    let desired_keys: BTreeSet<&JobKey> = inputs.desired.iter().map(|d| &d.key).collect();
+    let invalid_keys: BTreeSet<&JobKey> = inputs
+        .invalid
+        .iter()
+        .filter_map(|i| i.key.as_ref())
+        .collect();
+
+    for (i, d) in inputs.desired.iter().enumerate() {
+        let step = match inputs.recorded.jobs.get(&d.key) {
+            None => Step::new(
+                Some(d.key.clone()),
+                Some(&d.name),
+                Some(&d.file),
+                Action::Create,
+            )
+            .with_changes(diff(&Json::Null, &d.shown)),
+            Some(r) if r.digest == d.digest => Step::new(
+                Some(d.key.clone()),
+                Some(&d.name),
+                Some(&d.file),
+                Action::Unchanged,
+            ),
+            Some(r) => {
+                let mut changes = diff(&r.spec, &d.shown);
+                if changes.is_empty() {
+                    // The digest covers what the shown form cannot: the
+                    // secret values behind equal (truncated) fingerprints.
+                    changes.push(Change {
+                        path: "(sensitive values)".into(),
+                        before: None,
+                        after: None,
+                    });
+                }
+                Step::new(
+                    Some(d.key.clone()),
+                    Some(&d.name),
+                    Some(&d.file),
+                    Action::Update,
+                )
+                .with_changes(changes)
+            }
+        };
+        let mut step = step;
+        step.desired = Some(i);
+        if matches!(step.action, Action::Create | Action::Update) {
+            step.next_runs = d.next_runs.clone();
+        }
+        result.steps.push(step);
+    }
+
+    for inv in inputs.invalid {
+        let mut step = Step::new(
+            inv.key.clone(),
+            inv.name.as_deref(),
+            Some(&inv.file),
+            Action::Invalid,
+        );
+        step.reason = Some(inv.reason.clone());
+        result.steps.push(step);
+    }
+
+    // Recorded jobs no manifest names any more.
+    let gone: Vec<(&JobKey, &Record)> = inputs
+        .recorded
+        .jobs
+        .iter()
+        .filter(|(k, _)| !desired_keys.contains(k) && !invalid_keys.contains(k))
+        .collect();
+    let guard = if !options.prune || gone.is_empty() {
+        None
+    } else if inputs.unreadable_files > 0 {
+        Some(format!(
+            "prune skipped: {} manifest file(s) could not be read or parsed, so the jobs they hold are unknown",
+            inputs.unreadable_files
+        ))
+    } else if inputs.desired.is_empty() && inputs.invalid.is_empty() && !options.allow_empty {
+        Some("prune skipped: no manifests were found; pass --allow-empty to delete every managed job".to_string())
+    } else if gone.len() > options.max_deletions {
+        result.blocked_deletions = Some(gone.len());
+        Some(format!(
+            "prune refused: {} jobs would be deleted, more than --max-deletions {}; nothing was deleted",
+            gone.len(),
+            options.max_deletions
+        ))
+    } else {
+        None
+    };
+    let delete = options.prune && guard.is_none();
+    result.warnings.extend(guard);
+    for (key, record) in &gone {
+        let action = if delete {
+            Action::Delete
+        } else {
+            Action::Orphan
+        };
+        let mut step = Step::new(
+            Some((*key).clone()),
+            Some(&record.name),
+            Some(&record.file),
+            action,
+        );
+        if delete {
+            step.changes = diff(&record.spec, &Json::Null);
+        }
+        result.steps.push(step);
+    }
+
+    mark_renames(&mut result, inputs.recorded);
+    result.steps.sort_by(|a, b| order(a).cmp(&order(b)));
+    result
+}
+
+/// A create and a vanished job, alone in the same file: most likely a
+/// rename. Shown as a hint; the API has no rename, so it is still a create
+/// and a delete (or orphan).
+fn mark_renames(plan: &mut Plan, recorded: &State) {
+    let mut creates: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut vanished: BTreeMap<&str, Vec<&JobKey>> = BTreeMap::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let Some(file) = step.file.as_deref() else {
+            continue;
+        };
+        match step.action {
+            Action::Create => creates.entry(file).or_default().push(i),
+            Action::Delete | Action::Orphan => {
+                if let Some(key) = &step.key {
+                    if recorded.jobs.contains_key(key) {
+                        vanished.entry(file).or_default().push(key);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let renames: Vec<(usize, String)> = creates
+        .iter()
+        .filter_map(
+            |(file, c)| match (c.as_slice(), vanished.get(file).map(Vec::as_slice)) {
+                ([i], Some([old]))
+                    if plan.steps[*i].key.as_ref().map(|k| (&k.team, &k.project))
+                        == Some((&old.team, &old.project)) =>
+                {
+                    Some((*i, old.id.clone()))
+                }
+                _ => None,
+            },
+        )
+        .collect();
+    for (i, old) in renames {
+        plan.steps[i].renamed_from = Some(old);
+    }
+}
+
+/// Creates, updates and the rest by job; deletes and orphans last.
+fn order(step: &Step) -> (bool, Option<&JobKey>, Option<&str>) {
+    (
+        matches!(step.action, Action::Delete | Action::Orphan),
+        step.key.as_ref(),
+        step.file.as_deref(),
+    )
+}
+
+impl Step {
+    fn new(key: Option<JobKey>, name: Option<&str>, file: Option<&str>, action: Action) -> Step {
+        Step {
+            key,
+            name: name.map(str::to_string),
+            file: file.map(str::to_string),
+            action,
+            changes: Vec::new(),
+            renamed_from: None,
+            next_runs: Vec::new(),
+            reason: None,
+            desired: None,
+        }
+    }
+
+    fn with_changes(mut self, changes: Vec<Change>) -> Step {
+        self.changes = changes;
+        self
+    }
+}
+
+/// Leaf-level differences between two specs, in path order.
+pub fn diff(before: &Json, after: &Json) -> Vec<Change> {
+    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+    flatten("", before, &mut a);
+    flatten("", after, &mut b);
+    let paths: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    paths
+        .into_iter()
+        .filter_map(|p| {
+            let (x, y) = (a.get(p), b.get(p));
+            (x != y).then(|| Change {
+                path: p.clone(),
+                before: x.cloned().cloned(),
+                after: y.cloned().cloned(),
+            })
+        })
+        .collect()
+}
+
+fn flatten<'a>(path: &str, value: &'a Json, out: &mut BTreeMap<String, &'a Json>) {
+    match value {
+        Json::Null if path.is_empty() => {}
+        Json::Object(m) if !m.is_empty() => {
+            for (k, v) in m {
+                flatten(&join(path, k), v, out);
+            }
+        }
+        Json::Array(items) if !items.is_empty() => {
+            for (i, v) in items.iter().enumerate() {
+                flatten(&format!("{path}[{i}]"), v, out);
+            }
+        }
+        _ => {
+            out.insert(path.to_string(), value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key(id: &str) -> JobKey {
+        JobKey {
+            team: None,
+            project: "p".into(),
+            id: id.into(),
+        }
+    }
+
+    fn desired(id: &str, file: &str, schedule: &str) -> Desired {
+        let spec = json!({"name": id, "schedule": schedule});
+        Desired {
+            key: key(id),
+            name: id.into(),
+            file: file.into(),
+            shown: spec.clone(),
+            digest: format!("{id}|{schedule}"),
+            spec,
+            next_runs: vec!["2026-11-29T03:00:00Z".into()],
+        }
+    }
+
+    fn state_of(jobs: &[Desired]) -> State {
+        State {
+            jobs: jobs
+                .iter()
+                .map(|d| (d.key.clone(), d.record("t", None)))
+                .collect(),
+        }
+    }
+
+    const OPTS: Options = Options {
+        prune: false,
+        allow_empty: false,
+        max_deletions: 10,
+    };
+
+    fn run(desired: &[Desired], recorded: &State, options: Options) -> Plan {
+        plan(
+            Inputs {
+                desired,
+                invalid: &[],
+                recorded,
+                unreadable_files: 0,
+            },
+            options,
+        )
+    }
+
+    fn actions(p: &Plan) -> Vec<(String, &'static str)> {
+        p.steps
+            .iter()
+            .map(|s| {
+                (
+                    s.key.as_ref().map(|k| k.id.clone()).unwrap_or_default(),
+                    s.action.as_str(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn create_update_unchanged_orphan() {
+        let before = state_of(&[
+            desired("a", "a.yaml", "0 1 * * *"),
+            desired("b", "b.yaml", "0 1 * * *"),
+            desired("c", "c.yaml", "0 1 * * *"),
+        ]);
+        let now = [
+            desired("a", "a.yaml", "0 1 * * *"),
+            desired("b", "b.yaml", "0 2 * * *"),
+            desired("d", "d.yaml", "0 1 * * *"),
+        ];
+        let p = run(&now, &before, OPTS);
+        assert_eq!(
+            actions(&p),
+            [
+                ("a".into(), "unchanged"),
+                ("b".into(), "update"),
+                ("d".into(), "create"),
+                ("c".into(), "orphan")
+            ]
+        );
+        let update = &p.steps[1];
+        assert_eq!(
+            update.changes,
+            [Change {
+                path: "schedule".into(),
+                before: Some(json!("0 1 * * *")),
+                after: Some(json!("0 2 * * *"))
+            }]
+        );
+        assert_eq!(update.next_runs.len(), 1);
+        assert!(
+            p.steps[0].next_runs.is_empty(),
+            "unchanged jobs show no runs"
+        );
+        assert!(p.has_changes());
+        assert!(!run(&now[..1], &state_of(&now[..1]), OPTS).has_changes());
+    }
+
+    #[test]
+    fn prune_deletes_only_recorded_jobs_and_respects_the_guards() {
+        let before = state_of(&[desired("a", "a.yaml", "x"), desired("b", "b.yaml", "x")]);
+        let now = [desired("a", "a.yaml", "x")];
+        let prune = Options {
+            prune: true,
+            ..OPTS
+        };
+        assert_eq!(
+            actions(&run(&now, &before, prune))[1],
+            ("b".into(), "delete")
+        );
+
+        let guarded = plan(
+            Inputs {
+                desired: &now,
+                invalid: &[],
+                recorded: &before,
+                unreadable_files: 1,
+            },
+            prune,
+        );
+        assert_eq!(actions(&guarded)[1], ("b".into(), "orphan"));
+        assert!(guarded.warnings[0].contains("could not be read"));
+
+        let empty = run(&[], &before, prune);
+        assert_eq!(empty.count(Action::Delete), 0);
+        assert!(empty.warnings[0].contains("--allow-empty"));
+        assert_eq!(
+            run(
+                &[],
+                &before,
+                Options {
+                    allow_empty: true,
+                    ..prune
+                }
+            )
+            .count(Action::Delete),
+            2
+        );
+
+        let capped = run(
+            &[],
+            &before,
+            Options {
+                allow_empty: true,
+                max_deletions: 1,
+                ..prune
+            },
+        );
+        assert_eq!(capped.count(Action::Delete), 0);
+        assert_eq!(capped.blocked_deletions, Some(2));
+    }
+
+    #[test]
+    fn invalid_manifests_keep_their_recorded_job() {
+        let before = state_of(&[desired("a", "a.yaml", "x")]);
+        let invalid = [Invalid {
+            key: Some(key("a")),
+            name: Some("a".into()),
+            file: "a.yaml".into(),
+            reason: "bad".into(),
+        }];
+        let p = plan(
+            Inputs {
+                desired: &[],
+                invalid: &invalid,
+                recorded: &before,
+                unreadable_files: 0,
+            },
+            Options {
+                prune: true,
+                allow_empty: true,
+                ..OPTS
+            },
+        );
+        assert_eq!(actions(&p), [("a".into(), "invalid")]);
+    }
+
+    #[test]
+    fn a_new_name_in_the_same_file_is_a_rename_hint() {
+        let before = state_of(&[desired("old", "jobs.d/x.yaml", "x")]);
+        let p = run(&[desired("new", "jobs.d/x.yaml", "x")], &before, OPTS);
+        assert_eq!(
+            actions(&p),
+            [("new".into(), "create"), ("old".into(), "orphan")]
+        );
+        assert_eq!(p.steps[0].renamed_from.as_deref(), Some("old"));
+    }
+
+    /// Carries a plan out as a fully successful apply would.
+    fn apply(p: &Plan, desired: &[Desired], state: &mut State) {
+        for step in &p.steps {
+            match (step.action, step.desired) {
+                (Action::Create | Action::Update, Some(i)) => {
+                    state
+                        .jobs
+                        .insert(desired[i].key.clone(), desired[i].record("t", None));
+                }
+                (Action::Delete, _) => {
+                    state
+                        .jobs
+                        .remove(step.key.as_ref().expect("deletes have keys"));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 500,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(4),
+            failure_persistence: None,
+            ..Default::default()
+        })]
+        #[test]
+        fn applying_a_plan_then_planning_again_changes_nothing(
+            wanted in proptest::collection::btree_map("[a-f]", "[0-3]", 0..6),
+            recorded in proptest::collection::btree_map("[a-f]", "[0-3]", 0..6),
+            prune in proptest::bool::ANY,
+        ) {
+            let to_desired = |m: &BTreeMap<String, String>| -> Vec<Desired> {
+                m.iter().map(|(id, s)| desired(id, &format!("{id}.yaml"), s)).collect()
+            };
+            let now = to_desired(&wanted);
+            let mut state = state_of(&to_desired(&recorded));
+            let options = Options { prune, allow_empty: true, max_deletions: usize::MAX };
+            let first = run(&now, &state, options);
+            apply(&first, &now, &mut state);
+            let second = run(&now, &state, options);
+            // Only unchanged jobs remain; without --prune, vanished jobs
+            // stay orphans (they are never touched).
+            for step in &second.steps {
+                proptest::prop_assert!(
+                    step.action == Action::Unchanged || (!prune && step.action == Action::Orphan),
+                    "{:?} after applying {:?}", step, actions(&first)
+                );
+            }
+            proptest::prop_assert_eq!(second.count(Action::Unchanged), now.len());
+        }
+    }
+
+    #[test]
+    fn diff_walks_objects_and_arrays() {
+        let a = json!({"x": {"y": 1}, "list": [1, 2], "gone": true});
+        let b = json!({"x": {"y": 2}, "list": [1], "new": {}});
+        let paths: Vec<String> = diff(&a, &b).into_iter().map(|c| c.path).collect();
+        assert_eq!(paths, ["gone", "list[1]", "new", "x.y"]);
+    }
+}

@@ -1,0 +1,388 @@
+//! The last-applied store: what nfcron last PUT for each job it manages.
+//!
+//! `.nfcron/state.json` (or `--state PATH`) holds, per `(team, project, id)`,
+//! the job's name, source file, a keyed digest of the applied spec, the
+//! applied spec with secrets replaced by fingerprints, when it was applied
+//! and from which source revision. Beside it: `key` (the HMAC key, mode
+//! 0600), `state.lock` (the advisory lock of an applying run, holding its
+//! pid) and a `.gitignore` of `*`.
+//!
+//! The file is replaced atomically (temp file, fsync, rename, fsync of the
+//! directory) after every successful write to the API, so a crash at any
+//! moment leaves a file that parses and is true of what the API has. A file
+//! that does not parse is an error, never an empty baseline: guessing would
+//! re-create or prune jobs.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::manifest::JobKey;
+use crate::secret::{Keyed, KEY_LEN};
+
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What nfcron last applied for one job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub name: String,
+    pub file: String,
+    /// Keyed digest of the full applied spec, secrets included.
+    pub digest: String,
+    /// The applied spec, secrets replaced by fingerprints.
+    pub spec: Json,
+    /// RFC 3339, UTC.
+    pub applied_at: String,
+    /// Source revision (a Git commit) the spec came from, when known.
+    pub revision: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct State {
+    pub jobs: BTreeMap<JobKey, Record>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read state file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state file {path} is not valid ({why}); refusing to guess what was applied. Move it away to start from an empty baseline")]
+    Corrupt { path: PathBuf, why: String },
+    #[error("cannot write state file {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("another nfcron run (pid {pid}) is applying with this state; lock file {path}")]
+    Locked { path: PathBuf, pid: String },
+    #[error("cannot take the state lock {path}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("key file {path} is not valid: expected {KEY_LEN} bytes in hex")]
+    BadKey { path: PathBuf },
+    #[error("cannot create a random key")]
+    Random(#[source] getrandom::Error),
+}
+
+// ---- the file format (private: the core never sees these types) ----
+
+#[derive(Serialize, Deserialize)]
+struct FileV1 {
+    format_version: u32,
+    jobs: Vec<RecordV1>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RecordV1 {
+    team: Option<String>,
+    project: String,
+    id: String,
+    name: String,
+    file: String,
+    digest: String,
+    spec: Json,
+    applied_at: String,
+    revision: Option<String>,
+}
+
+impl State {
+    /// Reads the state file; `None` when there is none yet.
+    pub fn load(path: &Path) -> Result<Option<State>, StateError> {
+        let text = match fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        let corrupt = |why: String| StateError::Corrupt {
+            path: path.to_path_buf(),
+            why,
+        };
+        let file: FileV1 = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        if file.format_version != FORMAT_VERSION {
+            return Err(corrupt(format!(
+                "format_version {} is not {FORMAT_VERSION}; a newer nfcron wrote it",
+                file.format_version
+            )));
+        }
+        let jobs = file
+            .jobs
+            .into_iter()
+            .map(|r| {
+                (
+                    JobKey {
+                        team: r.team,
+                        project: r.project,
+                        id: r.id,
+                    },
+                    Record {
+                        name: r.name,
+                        file: r.file,
+                        digest: r.digest,
+                        spec: r.spec,
+                        applied_at: r.applied_at,
+                        revision: r.revision,
+                    },
+                )
+            })
+            .collect();
+        Ok(Some(State { jobs }))
+    }
+
+    /// Replaces the state file atomically: a reader (or a crash) sees the
+    /// old file or the new one, never a mix.
+    pub fn save(&self, path: &Path) -> Result<(), StateError> {
+        let write_err = |source| StateError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let dir = parent(path);
+        ensure_dir(dir).map_err(write_err)?;
+        let file = FileV1 {
+            format_version: FORMAT_VERSION,
+            jobs: self
+                .jobs
+                .iter()
+                .map(|(k, r)| RecordV1 {
+                    team: k.team.clone(),
+                    project: k.project.clone(),
+                    id: k.id.clone(),
+                    name: r.name.clone(),
+                    file: r.file.clone(),
+                    digest: r.digest.clone(),
+                    spec: r.spec.clone(),
+                    applied_at: r.applied_at.clone(),
+                    revision: r.revision.clone(),
+                })
+                .collect(),
+        };
+        let mut text = serde_json::to_vec_pretty(&file).expect("state serialises");
+        text.push(b'\n');
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".state.")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(write_err)?;
+        tmp.write_all(&text).map_err(write_err)?;
+        tmp.as_file().sync_all().map_err(write_err)?;
+        tmp.persist(path).map_err(|e| write_err(e.error))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(write_err)?;
+        Ok(())
+    }
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Creates the state directory with a `.gitignore` of `*`, so that state,
+/// key and lock are never committed by accident.
+fn ensure_dir(dir: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let ignore = dir.join(".gitignore");
+    if !ignore.exists() {
+        fs::write(ignore, "*\n")?;
+    }
+    Ok(())
+}
+
+/// The advisory lock of an applying run. Held until dropped.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: File,
+}
+
+impl StateLock {
+    /// Takes the lock beside `state_path`, or fails at once naming the pid
+    /// that holds it.
+    pub fn acquire(state_path: &Path) -> Result<StateLock, StateError> {
+        let dir = parent(state_path);
+        let path = dir.join("state.lock");
+        let lock_err = |source| StateError::Lock {
+            path: path.clone(),
+            source,
+        };
+        ensure_dir(dir).map_err(lock_err)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(lock_err)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = pid.trim();
+                return Err(StateError::Locked {
+                    path,
+                    pid: if pid.is_empty() {
+                        "unknown".into()
+                    } else {
+                        pid.to_string()
+                    },
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(lock_err(e)),
+        }
+        file.set_len(0).map_err(lock_err)?;
+        file.write_all(format!("{}\n", std::process::id()).as_bytes())
+            .map_err(lock_err)?;
+        file.sync_all().map_err(lock_err)?;
+        Ok(StateLock { _file: file })
+    }
+}
+
+/// Reads the HMAC key beside `state_path`. When there is none: with
+/// `create`, makes one (mode 0600); without (a dry-run writes nothing), a
+/// throwaway key for this run.
+pub fn load_key(state_path: &Path, create: bool) -> Result<Keyed, StateError> {
+    let dir = parent(state_path);
+    let path = dir.join("key");
+    match fs::read_to_string(&path) {
+        Ok(text) => parse_key(text.trim()).ok_or(StateError::BadKey { path }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let keyed = Keyed::generate().map_err(StateError::Random)?;
+            if create {
+                write_key(dir, &path, &keyed)
+                    .map_err(|source| StateError::Write { path, source })?;
+            }
+            Ok(keyed)
+        }
+        Err(source) => Err(StateError::Read { path, source }),
+    }
+}
+
+fn parse_key(hex: &str) -> Option<Keyed> {
+    if hex.len() != KEY_LEN * 2 {
+        return None;
+    }
+    let mut key = [0u8; KEY_LEN];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(Keyed::new(key))
+}
+
+fn write_key(dir: &Path, path: &Path, keyed: &Keyed) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    ensure_dir(dir)?;
+    let hex: String = keyed.bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(format!("{hex}\n").as_bytes())?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(n: u32) -> Record {
+        Record {
+            name: format!("Job {n}"),
+            file: "jobs.d/a.yaml".into(),
+            digest: "d".repeat(64),
+            spec: json!({"name": format!("Job {n}")}),
+            applied_at: "2026-11-28T16:00:00Z".into(),
+            revision: None,
+        }
+    }
+
+    fn key(id: &str) -> JobKey {
+        JobKey {
+            team: None,
+            project: "p".into(),
+            id: id.into(),
+        }
+    }
+
+    #[test]
+    fn round_trips_and_ignores_itself_in_git() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join(".nfcron/state.json");
+        assert_eq!(State::load(&path).expect("load"), None);
+        let mut state = State::default();
+        state.jobs.insert(key("a"), record(1));
+        state.save(&path).expect("save");
+        assert_eq!(State::load(&path).expect("load"), Some(state));
+        assert_eq!(
+            fs::read_to_string(dir.path().join(".nfcron/.gitignore")).expect("ignore"),
+            "*\n"
+        );
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error_not_an_empty_baseline() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("state.json");
+        fs::write(&path, "{\"format_version\":1,\"jobs\":[").expect("write");
+        assert!(matches!(
+            State::load(&path),
+            Err(StateError::Corrupt { .. })
+        ));
+        fs::write(&path, "{\"format_version\":2,\"jobs\":[]}").expect("write");
+        assert!(matches!(
+            State::load(&path),
+            Err(StateError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn second_lock_fails_naming_the_holder() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("state.json");
+        let held = StateLock::acquire(&path).expect("first");
+        match StateLock::acquire(&path) {
+            Err(StateError::Locked { pid, .. }) => assert_eq!(pid, std::process::id().to_string()),
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        drop(held);
+        StateLock::acquire(&path).expect("free again");
+    }
+
+    #[test]
+    fn key_is_created_once_with_mode_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("state.json");
+        let a = load_key(&path, true).expect("create");
+        let b = load_key(&path, true).expect("read");
+        assert_eq!(a.bytes(), b.bytes());
+        let mode = fs::metadata(dir.path().join("key"))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let other = dir.path().join("other/state.json");
+        load_key(&other, false).expect("ephemeral");
+        assert!(!dir.path().join("other/key").exists());
+    }
+}
