@@ -26,8 +26,99 @@ pub struct Cli {
 pub enum Command {
     /// Check manifests against the API's reference without sending anything.
     Validate(ValidateArgs),
+    /// Plan against the last-applied state and PUT only what changed.
+    Reconcile(ReconcileArgs),
     /// Print the JSON Schema of the manifest format (for editors).
     Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// A manifest file, or a directory walked recursively for *.yaml / *.yml.
+    #[arg(default_value = "jobs.d")]
+    pub path: PathBuf,
+
+    /// Show what would change; send no writes, take no lock, write no state.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Delete jobs that nfcron applied before and no manifest names now.
+    #[arg(long)]
+    pub prune: bool,
+
+    /// With --prune, allow deleting every managed job when no manifest is found.
+    #[arg(long)]
+    pub allow_empty: bool,
+
+    /// With --prune, refuse (and delete nothing) above this many deletions.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_deletions: usize,
+
+    /// Exit 2 when the run succeeded and there were changes (pending in a
+    /// dry-run, applied otherwise).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanOutput::Text)]
+    pub output: PlanOutput,
+
+    /// Project of manifests that do not name one.
+    #[arg(long, env = "NFCRON_PROJECT", value_name = "ID")]
+    pub project: Option<String>,
+
+    /// The last-applied state file.
+    #[arg(
+        long,
+        env = "NFCRON_STATE",
+        value_name = "PATH",
+        default_value = ".nfcron/state.json"
+    )]
+    pub state: PathBuf,
+
+    /// Jobs applied at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+
+    /// A further spec field to treat as a secret (dotted path, e.g.
+    /// deployment.docker.customCommand). Repeatable.
+    #[arg(long = "sensitive", value_name = "PATH")]
+    pub sensitive: Vec<String>,
+
+    /// Northflank API base URL.
+    #[arg(
+        long,
+        env = "NORTHFLANK_API_URL",
+        value_name = "URL",
+        default_value = "https://api.northflank.com"
+    )]
+    pub api_url: String,
+
+    /// Read the API token from this file (trailing newline trimmed) instead
+    /// of NORTHFLANK_API_TOKEN.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+
+    /// Time limit of each API request (500ms, 30s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+
+    /// No retry starts later than this after a request's first attempt.
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
+    pub retry_max_time: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanOutput {
+    Text,
+    Json,
+    Markdown,
+}
+
+/// `500ms`, `90s`, `10m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration such as 500ms, 90s, 10m or 1h ({e})"))
 }
 
 #[derive(Debug, Args)]

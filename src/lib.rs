@@ -5,10 +5,13 @@
 //! machines read). `cli` and `settings` parse and resolve the command line;
 //! `commands` runs one subcommand each. See ARCHITECTURE.md.
 
+pub mod api;
+pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod manifest;
 pub mod plan;
+pub mod reconcile;
 pub mod render;
 pub mod secret;
 pub mod settings;
@@ -38,6 +41,14 @@ pub enum ExitStatus {
 pub enum Error {
     #[error("cannot write output")]
     Output(#[source] std::io::Error),
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    #[error(transparent)]
+    Reconcile(#[from] reconcile::ReconcileError),
+    #[error(transparent)]
+    ApiConfig(#[from] api::ConfigError),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// Parses `args`, runs the command, and says how it ended. Output goes to
@@ -55,12 +66,19 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitStatus {
             };
         }
     };
-    let (global, settings) = settings::resolve(cli);
+    let (global, settings) = match settings::resolve(cli) {
+        Ok(resolved) => resolved,
+        Err(e) => {
+            report_error(&Error::from(e));
+            return ExitStatus::Failure;
+        }
+    };
     init_logging(global.log_filter.as_deref());
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match &settings {
         settings::Settings::Validate(s) => commands::validate::run(s, &mut out),
+        settings::Settings::Reconcile(s) => commands::reconcile::run(s, &mut out),
         settings::Settings::Schema => commands::schema::run(&mut out),
     };
     let _ = out.flush();
@@ -85,10 +103,21 @@ fn report_error(e: &dyn std::error::Error) {
 }
 
 fn init_logging(filter: Option<&str>) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or("warn"))
+    // Other crates' logs stay at warn unless a filter names them: their
+    // trace output is not ours to vouch for.
+    let filter = match filter {
+        Some(f) if !f.contains('=') && !f.contains(',') => format!("warn,nfcron={f}"),
+        Some(f) => f.to_string(),
+        None => "warn".to_string(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -3,12 +3,23 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::cli::{self, Cli, Command};
 use crate::render::Colour;
+use crate::secret::Token;
 
+/// How `reconcile` prints its plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+/// How `validate` prints its diagnostics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiagnosticsFormat {
     Text,
     Json,
 }
@@ -16,15 +27,42 @@ pub enum OutputFormat {
 #[derive(Debug)]
 pub struct ValidateSettings {
     pub path: PathBuf,
-    pub output: OutputFormat,
+    pub output: DiagnosticsFormat,
     pub project: Option<String>,
     pub require_env: bool,
     pub colour: Colour,
 }
 
 #[derive(Debug)]
+pub struct ReconcileSettings {
+    pub path: PathBuf,
+    pub output: OutputFormat,
+    pub dry_run: bool,
+    pub prune: bool,
+    pub allow_empty: bool,
+    pub max_deletions: usize,
+    pub detailed_exitcode: bool,
+    pub project: Option<String>,
+    pub state_path: PathBuf,
+    pub concurrency: usize,
+    pub sensitive: Vec<String>,
+    pub api: ApiSettings,
+    pub colour: Colour,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub url: String,
+    /// From `--token-file` or `NORTHFLANK_API_TOKEN`; `None` means offline.
+    pub token: Option<Token>,
+    pub timeout: Duration,
+    pub retry_max_time: Duration,
+}
+
+#[derive(Debug)]
 pub enum Settings {
     Validate(ValidateSettings),
+    Reconcile(ReconcileSettings),
     Schema,
 }
 
@@ -33,29 +71,82 @@ pub struct Global {
     pub log_filter: Option<String>,
 }
 
-pub fn resolve(cli: Cli) -> (Global, Settings) {
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read the token file {path}")]
+    TokenFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the token file {0} is empty")]
+    EmptyTokenFile(PathBuf),
+}
+
+pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
     let global = Global {
         log_filter: cli.log_level.or_else(|| std::env::var("RUST_LOG").ok()),
     };
+    let colour = Colour::detect(
+        std::io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    );
     let settings = match cli.command {
         Command::Validate(args) => Settings::Validate(ValidateSettings {
             path: args.path,
-            output: output(args.output),
+            output: match args.output {
+                cli::Output::Text => DiagnosticsFormat::Text,
+                cli::Output::Json => DiagnosticsFormat::Json,
+            },
             project: args.project.filter(|p| !p.is_empty()),
             require_env: args.require_env,
-            colour: Colour::detect(
-                std::io::stdout().is_terminal(),
-                std::env::var_os("NO_COLOR"),
-            ),
+            colour,
+        }),
+        Command::Reconcile(args) => Settings::Reconcile(ReconcileSettings {
+            api: ApiSettings {
+                url: args.api_url,
+                token: token(args.token_file)?,
+                timeout: args.timeout,
+                retry_max_time: args.retry_max_time,
+            },
+            path: args.path,
+            output: match args.output {
+                cli::PlanOutput::Text => OutputFormat::Text,
+                cli::PlanOutput::Json => OutputFormat::Json,
+                cli::PlanOutput::Markdown => OutputFormat::Markdown,
+            },
+            dry_run: args.dry_run,
+            prune: args.prune,
+            allow_empty: args.allow_empty,
+            max_deletions: args.max_deletions,
+            detailed_exitcode: args.detailed_exitcode,
+            project: args.project.filter(|p| !p.is_empty()),
+            state_path: args.state,
+            concurrency: usize::from(args.concurrency),
+            sensitive: args.sensitive,
+            colour,
         }),
         Command::Schema => Settings::Schema,
     };
-    (global, settings)
+    Ok((global, settings))
 }
 
-fn output(o: cli::Output) -> OutputFormat {
-    match o {
-        cli::Output::Text => OutputFormat::Text,
-        cli::Output::Json => OutputFormat::Json,
+/// `--token-file` wins over `NORTHFLANK_API_TOKEN`. The environment is read
+/// here, not by clap, so that `--help` can never print the token.
+fn token(file: Option<PathBuf>) -> Result<Option<Token>, SettingsError> {
+    match file {
+        Some(path) => {
+            let raw =
+                std::fs::read_to_string(&path).map_err(|source| SettingsError::TokenFile {
+                    path: path.clone(),
+                    source,
+                })?;
+            Token::new(&raw)
+                .map(Some)
+                .ok_or(SettingsError::EmptyTokenFile(path))
+        }
+        None => Ok(std::env::var("NORTHFLANK_API_TOKEN")
+            .ok()
+            .and_then(|t| Token::new(&t))),
     }
 }

@@ -2,5 +2,6 @@
 //! through the pipeline modules, writes its data to the given writer and
 //! returns an exit status.
 
+pub mod reconcile;
 pub mod schema;
 pub mod validate;

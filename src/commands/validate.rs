@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::manifest::{self, LoadOptions};
 use crate::render::diagnostics;
-use crate::settings::{OutputFormat, ValidateSettings};
+use crate::settings::{DiagnosticsFormat, ValidateSettings};
 use crate::source;
 use crate::{Error, ExitStatus};
 
@@ -25,8 +25,8 @@ pub fn run(settings: &ValidateSettings, out: &mut dyn Write) -> Result<ExitStatu
         "validated"
     );
     let report = match settings.output {
-        OutputFormat::Text => diagnostics::text(&catalog, &files, settings.colour),
-        OutputFormat::Json => diagnostics::json(&catalog),
+        DiagnosticsFormat::Text => diagnostics::text(&catalog, &files, settings.colour),
+        DiagnosticsFormat::Json => diagnostics::json(&catalog),
     };
     out.write_all(report.as_bytes()).map_err(Error::Output)?;
     Ok(if catalog.has_errors() {

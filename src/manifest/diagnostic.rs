@@ -118,4 +118,22 @@ impl Diagnostic {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+
+    /// `error[cron] jobs.d/a.yaml:8:13 spec.schedule: minute 61 is outside 0-59`
+    pub fn one_line(&self) -> String {
+        let path = if self.path.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", self.path)
+        };
+        format!(
+            "{}[{}] {}:{}:{}{path}: {}",
+            self.severity.as_str(),
+            self.code,
+            self.file,
+            self.pos.line,
+            self.pos.column,
+            self.message
+        )
+    }
 }

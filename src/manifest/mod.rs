@@ -79,6 +79,8 @@ pub struct JobManifest {
     pub missing_env: Vec<String>,
     /// No error diagnostic points into this document.
     pub valid: bool,
+    /// The first error, one line, for plans that list invalid jobs.
+    pub problem: Option<String>,
 }
 
 /// Everything read from a source.
@@ -100,6 +102,18 @@ impl Catalog {
 
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// Files that could not be read or parsed: the jobs in them are unknown.
+    pub fn unreadable_files(&self) -> usize {
+        let mut files: Vec<&str> = self
+            .diagnostics
+            .iter()
+            .filter(|d| matches!(d.code, Code::Yaml | Code::Io | Code::FileTooLarge))
+            .map(|d| d.file.as_str())
+            .collect();
+        files.dedup();
+        files.len()
     }
 }
 
@@ -167,8 +181,10 @@ fn load_file(file: &SourceFile, options: &LoadOptions<'_>, catalog: &mut Catalog
                 ),
                 ReadProblem::Io(why) => whole_file(Code::Io, format!("cannot read: {why}")),
             };
+            let mut job = JobManifest::broken(&file.path, 1);
+            job.problem = Some(d.one_line());
             catalog.diagnostics.push(d);
-            catalog.jobs.push(JobManifest::broken(&file.path, 1));
+            catalog.jobs.push(job);
             return;
         }
     };
@@ -179,7 +195,7 @@ fn load_file(file: &SourceFile, options: &LoadOptions<'_>, catalog: &mut Catalog
         catalog.diagnostics.extend(diagnostics);
     }
     if let Some(error) = parsed.error {
-        catalog.diagnostics.push(Diagnostic {
+        let d = Diagnostic {
             file: file.path.clone(),
             ..Diagnostic::error(
                 Code::Yaml,
@@ -190,10 +206,11 @@ fn load_file(file: &SourceFile, options: &LoadOptions<'_>, catalog: &mut Catalog
                 "",
                 format!("invalid YAML: {}", error.message),
             )
-        });
-        catalog
-            .jobs
-            .push(JobManifest::broken(&file.path, error.pos.line));
+        };
+        let mut job = JobManifest::broken(&file.path, error.pos.line);
+        job.problem = Some(d.one_line());
+        catalog.diagnostics.push(d);
+        catalog.jobs.push(job);
     }
 }
 
@@ -217,6 +234,7 @@ impl JobManifest {
             spec: Json::Null,
             missing_env: Vec::new(),
             valid: false,
+            problem: None,
         }
     }
 }
@@ -235,6 +253,10 @@ fn load_document(
     }
     job.missing_env = checker.missing_env;
     job.valid = !diagnostics.iter().any(Diagnostic::is_error);
+    job.problem = diagnostics
+        .iter()
+        .find(|d| d.is_error())
+        .map(Diagnostic::one_line);
     (job, diagnostics)
 }
 
@@ -416,6 +438,7 @@ fn mark_duplicates(catalog: &mut Catalog) {
                     ),
                 )
             };
+            catalog.jobs[i].problem.get_or_insert_with(|| d.one_line());
             catalog.diagnostics.push(d);
             catalog.jobs[i].valid = false;
         }

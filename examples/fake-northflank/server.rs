@@ -1,0 +1,703 @@
+//! A fake of the parts of the Northflank API nfcron uses, speaking the real
+//! shapes: the PUT shape in and the GET shape out (they differ), error
+//! bodies, cursor pagination, rate-limit headers and 429s, Bearer checks.
+//! It counts every request and can inject 429s, 5xx, latency, dropped
+//! connections and a revoked token.
+//!
+//! Used in-process by the tests (`#[path]`-included) and on its own by
+//! `cargo run --example fake-northflank`. Built from the reference page and
+//! API_NOTES.md, not from nfcron's own code: it shares no module with the
+//! client it tests.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Map, Value};
+use tokio::net::TcpListener;
+
+/// One request as the fake saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    pub method: String,
+    pub path: String,
+    /// 0 when the connection was dropped without a response.
+    pub status: u16,
+}
+
+/// A failure to inject.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this status (and a `Retry-After` header when given).
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    /// Close the connection without answering.
+    Drop,
+    /// Answer normally, but only after this long.
+    Delay(Duration),
+}
+
+/// Applies `fault` to the next `times` requests with `method` (any when
+/// `None`).
+#[derive(Debug, Clone)]
+pub struct FaultRule {
+    pub method: Option<Method>,
+    pub fault: Fault,
+    pub times: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Stored {
+    project: String,
+    /// The PUT body as received, with `id` added.
+    body: Map<String, Value>,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(Debug)]
+struct World {
+    token: String,
+    jobs: BTreeMap<(Option<String>, String, String), Stored>,
+    log: Vec<Logged>,
+    faults: VecDeque<FaultRule>,
+    limit: u64,
+    remaining: u64,
+    window: Duration,
+    window_start: Option<Instant>,
+    latency: Duration,
+    clock: u64,
+}
+
+/// A running fake. Stops when dropped.
+pub struct Fake {
+    pub addr: SocketAddr,
+    pub url: String,
+    world: Arc<Mutex<World>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub const TOKEN: &str = "nf-test-token-5ecr3t";
+
+impl Fake {
+    /// Starts on `127.0.0.1:port` (0: any free port) on a thread of its own.
+    pub fn spawn(port: u16) -> Fake {
+        let world = Arc::new(Mutex::new(World {
+            token: TOKEN.to_string(),
+            jobs: BTreeMap::new(),
+            log: Vec::new(),
+            faults: VecDeque::new(),
+            limit: 1000,
+            remaining: 1000,
+            window: Duration::from_secs(3600),
+            window_start: None,
+            latency: Duration::ZERO,
+            clock: 0,
+        }));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let w = world.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+                addr_tx
+                    .send(listener.local_addr().expect("addr"))
+                    .expect("send addr");
+                serve(listener, w, stop_rx).await;
+            });
+        });
+        let addr = addr_rx.recv().expect("fake started");
+        Fake {
+            addr,
+            url: format!("http://{addr}"),
+            world,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
+        f(&mut self.world.lock().expect("fake world"))
+    }
+
+    pub fn requests(&self) -> Vec<Logged> {
+        self.with(|w| w.log.clone())
+    }
+
+    pub fn count(&self, method: &str) -> usize {
+        self.with(|w| w.log.iter().filter(|l| l.method == method).count())
+    }
+
+    pub fn clear_log(&self) {
+        self.with(|w| w.log.clear())
+    }
+
+    pub fn inject(&self, rule: FaultRule) {
+        self.with(|w| w.faults.push_back(rule))
+    }
+
+    pub fn set_latency(&self, latency: Duration) {
+        self.with(|w| w.latency = latency)
+    }
+
+    pub fn set_token(&self, token: &str) {
+        self.with(|w| w.token = token.to_string())
+    }
+
+    /// Sets the hourly limit and what is left of it in the current window.
+    pub fn set_rate_limit(&self, limit: u64, remaining: u64, window: Duration) {
+        self.with(|w| {
+            w.limit = limit;
+            w.remaining = remaining;
+            w.window = window;
+            w.window_start = Some(Instant::now());
+        })
+    }
+
+    /// Job ids in a project (team-less routes).
+    pub fn job_ids(&self, project: &str) -> Vec<String> {
+        self.with(|w| {
+            w.jobs
+                .iter()
+                .filter(|((_, p, _), _)| p == project)
+                .map(|((_, _, id), _)| id.clone())
+                .collect()
+        })
+    }
+
+    /// The PUT body last accepted for a job.
+    pub fn job(&self, team: Option<&str>, project: &str, id: &str) -> Option<Value> {
+        self.with(|w| {
+            w.jobs
+                .get(&(
+                    team.map(str::to_string),
+                    project.to_string(),
+                    id.to_string(),
+                ))
+                .map(|s| Value::Object(s.body.clone()))
+        })
+    }
+
+    /// Changes a stored job behind nfcron's back (as the UI would).
+    pub fn edit_job(&self, project: &str, id: &str, f: impl FnOnce(&mut Map<String, Value>)) {
+        self.with(|w| {
+            if let Some(s) = w.jobs.get_mut(&(None, project.to_string(), id.to_string())) {
+                f(&mut s.body);
+            }
+        })
+    }
+
+    pub fn delete_job(&self, project: &str, id: &str) {
+        self.with(|w| {
+            w.jobs.remove(&(None, project.to_string(), id.to_string()));
+        })
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    world: Arc<Mutex<World>>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let world = world.clone();
+                connections.spawn(async move {
+                    let service = service_fn(move |req| handle(world.clone(), req));
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        }
+    }
+    connections.abort_all();
+}
+
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped on purpose")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+type Reply = Response<Full<Bytes>>;
+
+async fn handle(world: Arc<Mutex<World>>, req: Request<Incoming>) -> Result<Reply, Dropped> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+
+    // Faults and latency are decided under the lock, applied outside it.
+    let (fault, latency) = {
+        let mut w = world.lock().expect("world");
+        let fault = take_fault(&mut w, &method);
+        (fault, w.latency)
+    };
+    let mut delay = latency;
+    if let Some(Fault::Delay(d)) = &fault {
+        delay += *d;
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let mut w = world.lock().expect("world");
+    let log = |w: &mut World, status: u16| {
+        w.log.push(Logged {
+            method: method.to_string(),
+            path: path.clone(),
+            status,
+        })
+    };
+    if let Some(Fault::Drop) = fault {
+        log(&mut w, 0);
+        return Err(Dropped);
+    }
+    let (status, payload, retry_after) = if let Some(Fault::Status {
+        status,
+        retry_after,
+    }) = fault
+    {
+        (status, error_body(status, "injected fault"), retry_after)
+    } else if auth.as_deref() != Some(&format!("Bearer {}", w.token)) {
+        (
+            401,
+            error_body(401, "Unauthorized: missing or invalid API token"),
+            None,
+        )
+    } else if consume_rate(&mut w) {
+        let reset = reset_secs(&w);
+        (429, error_body(429, "Too many requests"), Some(reset))
+    } else {
+        route(&mut w, &method, &path, &query, &body)
+    };
+    log(&mut w, status);
+    let mut resp = Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("content-type", "application/json")
+        .header("x-ratelimit-limit", w.limit.to_string())
+        .header("x-ratelimit-remaining", w.remaining.to_string())
+        .header("x-ratelimit-reset", reset_secs(&w).to_string());
+    if let Some(s) = retry_after {
+        resp = resp.header("retry-after", s.to_string());
+    }
+    Ok(resp
+        .body(Full::new(Bytes::from(payload.to_string())))
+        .expect("response"))
+}
+
+fn take_fault(w: &mut World, method: &Method) -> Option<Fault> {
+    let i = w
+        .faults
+        .iter()
+        .position(|r| r.times > 0 && r.method.as_ref().is_none_or(|m| m == method))?;
+    let rule = &mut w.faults[i];
+    rule.times -= 1;
+    let fault = rule.fault.clone();
+    if rule.times == 0 {
+        w.faults.remove(i);
+    }
+    Some(fault)
+}
+
+/// Counts a request against the window; true when it is over the limit.
+fn consume_rate(w: &mut World) -> bool {
+    let now = Instant::now();
+    match w.window_start {
+        Some(start) if now.duration_since(start) < w.window => {}
+        _ => {
+            w.window_start = Some(now);
+            w.remaining = w.limit;
+        }
+    }
+    if w.remaining == 0 {
+        return true;
+    }
+    w.remaining -= 1;
+    false
+}
+
+fn reset_secs(w: &World) -> u64 {
+    match w.window_start {
+        Some(start) => w
+            .window
+            .saturating_sub(start.elapsed())
+            .as_secs_f64()
+            .ceil() as u64,
+        None => w.window.as_secs(),
+    }
+}
+
+fn error_body(status: u16, message: &str) -> Value {
+    json!({"error": {"status": status, "message": message, "id": format!("err-{status}")}})
+}
+
+fn route(
+    w: &mut World,
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: &[u8],
+) -> (u16, Value, Option<u64>) {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // /v1/projects/{p}/... or /v1/teams/{t}/projects/{p}/...
+    let (team, rest) = match segments.as_slice() {
+        ["v1", "teams", team, "projects", rest @ ..] => (Some(team.to_string()), rest),
+        ["v1", "projects", rest @ ..] => (None, rest),
+        _ => return (404, error_body(404, "Not found"), None),
+    };
+    let (status, value) = match (method.clone(), rest) {
+        (Method::PUT, [project, "jobs", "cron"]) => put_cron(w, team, project, body),
+        (Method::GET, [project, "jobs"]) => list(w, &team, project, query),
+        (Method::GET, [project, "jobs", id]) => {
+            match w
+                .jobs
+                .get(&(team.clone(), project.to_string(), id.to_string()))
+            {
+                Some(s) => (200, json!({"data": get_shape(s)})),
+                None => (404, error_body(404, "Job not found")),
+            }
+        }
+        (Method::GET, [project, "jobs", id, sub]) => {
+            match w
+                .jobs
+                .get(&(team.clone(), project.to_string(), id.to_string()))
+            {
+                Some(s) => sub_resource(s, sub),
+                None => (404, error_body(404, "Job not found")),
+            }
+        }
+        (Method::DELETE, [project, "jobs", id]) => {
+            match w
+                .jobs
+                .remove(&(team.clone(), project.to_string(), id.to_string()))
+            {
+                Some(_) => (200, json!({"data": {}})),
+                None => (404, error_body(404, "Job not found")),
+            }
+        }
+        _ => (404, error_body(404, "Not found")),
+    };
+    (status, value, None)
+}
+
+const PUT_FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "tags",
+    "billing",
+    "backoffLimit",
+    "runOnSourceChange",
+    "activeDeadlineSeconds",
+    "deployment",
+    "disabledCI",
+    "buildConfiguration",
+    "buildSettings",
+    "runtimeEnvironment",
+    "runtimeFiles",
+    "buildArguments",
+    "buildFiles",
+    "healthChecks",
+    "schedule",
+    "suspended",
+    "concurrencyPolicy",
+];
+
+/// The checks the reference page makes that matter to tests: required
+/// fields, their types, the name pattern, the concurrency enum and unknown
+/// fields. Problems come back as a 400 whose details name the fields.
+fn check_put(body: &Map<String, Value>) -> Map<String, Value> {
+    let mut problems = Map::new();
+    for field in body.keys().filter(|k| !PUT_FIELDS.contains(&k.as_str())) {
+        problems.insert(field.clone(), json!("is not allowed"));
+    }
+    match body.get("name").and_then(Value::as_str) {
+        Some(name) if valid_name(name) => {}
+        _ => {
+            problems.insert(
+                "name".into(),
+                json!("must be 3-52 characters: letters, digits, spaces or hyphens"),
+            );
+        }
+    }
+    if !body
+        .get("billing")
+        .and_then(|b| b.get("deploymentPlan"))
+        .is_some_and(Value::is_string)
+    {
+        problems.insert("billing.deploymentPlan".into(), json!("is required"));
+    }
+    if !body.get("backoffLimit").is_some_and(Value::is_i64) {
+        problems.insert("backoffLimit".into(), json!("must be an integer"));
+    }
+    if !body.get("schedule").is_some_and(Value::is_string) {
+        problems.insert("schedule".into(), json!("is required"));
+    }
+    if !matches!(
+        body.get("concurrencyPolicy").and_then(Value::as_str),
+        Some("allow" | "forbid" | "replace")
+    ) {
+        problems.insert(
+            "concurrencyPolicy".into(),
+            json!("must be one of allow, forbid, replace"),
+        );
+    }
+    problems
+}
+
+fn valid_name(name: &str) -> bool {
+    let len = name.chars().count();
+    (3..=52).contains(&len)
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
+        && !name.contains("  ")
+        && !name.ends_with([' ', '-'])
+}
+
+fn put_cron(w: &mut World, team: Option<String>, project: &str, body: &[u8]) -> (u16, Value) {
+    let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(body) else {
+        return (400, error_body(400, "Request body must be a JSON object"));
+    };
+    let problems = check_put(&body);
+    if !problems.is_empty() {
+        let mut e = error_body(400, "Validation failed");
+        e["error"]["details"] = Value::Object(problems);
+        return (400, e);
+    }
+    let name = body["name"].as_str().unwrap_or_default().to_string();
+    let id = name.to_lowercase().replace(' ', "-");
+    w.clock += 1;
+    let now = format!(
+        "2026-11-28T12:{:02}:{:02}.000Z",
+        (w.clock / 60) % 60,
+        w.clock % 60
+    );
+    body.insert("id".into(), json!(id));
+    let key = (team, project.to_string(), id.clone());
+    let created_at = w
+        .jobs
+        .get(&key)
+        .map(|s| s.created_at.clone())
+        .unwrap_or_else(|| now.clone());
+    let stored = Stored {
+        project: project.to_string(),
+        body,
+        created_at,
+        updated_at: now,
+    };
+    let mut data = stored.body.clone();
+    data.insert("appId".into(), json!(format!("/fake-team/{project}/{id}")));
+    data.insert("jobType".into(), json!("cron"));
+    data.insert("status".into(), json!({"build": {"status": "SUCCESS"}}));
+    data.insert(
+        "cluster".into(),
+        json!({"id": "nf-europe-west", "name": "nf-europe-west"}),
+    );
+    data.insert("createdAt".into(), json!(stored.created_at));
+    data.insert("updatedAt".into(), json!(stored.updated_at));
+    w.jobs.insert(key, stored);
+    (200, json!({"data": data}))
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// The GET shape (API_NOTES.md): settings nested, concurrency capitalised,
+/// server defaults filled in, build settings moved to vcsData.
+fn get_shape(s: &Stored) -> Value {
+    let b = &s.body;
+    let get = |k: &str| b.get(k).cloned();
+    let mut out = json!({
+        "id": b["id"],
+        "appId": format!("/fake-team/{}/{}", s.project, b["id"].as_str().unwrap_or_default()),
+        "name": b["name"],
+        "tags": get("tags").unwrap_or(json!([])),
+        "projectId": s.project,
+        "jobType": "cron",
+        "createdAt": s.created_at,
+        "suspended": get("suspended").unwrap_or(json!(false)),
+        "disabledCI": get("disabledCI").unwrap_or(json!(false)),
+        "disabledCD": false,
+        "billing": {"deploymentPlan": b["billing"]["deploymentPlan"]},
+        "settings": {
+            "backoffLimit": b["backoffLimit"],
+            "activeDeadlineSeconds": get("activeDeadlineSeconds").unwrap_or(json!(3600)),
+            "cron": {
+                "schedule": b["schedule"],
+                "concurrencyPolicy": capitalise(b["concurrencyPolicy"].as_str().unwrap_or("allow")),
+            },
+        },
+        "cluster": {"id": "nf-europe-west", "name": "nf-europe-west", "namespace": "ns-fake"},
+    });
+    if let Some(d) = get("description") {
+        out["description"] = d;
+    }
+    if let Some(dep) = b.get("deployment") {
+        let mut deployment = Map::new();
+        for k in ["docker", "buildpack", "storage"] {
+            if let Some(v) = dep.get(k) {
+                deployment.insert(k.into(), v.clone());
+            }
+        }
+        out["deployment"] = Value::Object(deployment);
+        if let Some(vcs) = dep.get("vcs") {
+            let mut data = vcs.clone();
+            if let Some(df) = b.get("buildSettings").and_then(|s| s.get("dockerfile")) {
+                data["dockerFilePath"] = df
+                    .get("dockerFilePath")
+                    .cloned()
+                    .unwrap_or(json!("/Dockerfile"));
+                data["dockerWorkDir"] = df.get("dockerWorkDir").cloned().unwrap_or(json!("/"));
+            }
+            out["vcsData"] = data;
+        }
+    }
+    if let Some(bc) = get("buildConfiguration") {
+        out["buildConfiguration"] = bc;
+    }
+    out
+}
+
+fn sub_resource(s: &Stored, sub: &str) -> (u16, Value) {
+    let b = &s.body;
+    let or_empty = |k: &str| b.get(k).cloned().unwrap_or(json!({}));
+    match sub {
+        "deployment" => {
+            let dep = b.get("deployment").cloned().unwrap_or(json!({}));
+            let mut out = Map::new();
+            for k in ["docker", "buildpack", "storage"] {
+                if let Some(v) = dep.get(k) {
+                    out.insert(k.into(), v.clone());
+                }
+            }
+            if let Some(ext) = dep.get("external") {
+                out.insert(
+                    "external".into(),
+                    json!({"imagePath": ext["imagePath"], "registryProvider": "dockerhub", "privateImage": ext.get("credentials").is_some()}),
+                );
+            }
+            if let Some(int) = dep.get("internal") {
+                let mut i = int.clone();
+                i["nfObjectType"] = json!("service");
+                out.insert("internal".into(), i);
+            }
+            (200, json!({"data": out}))
+        }
+        "runtime-environment" => (
+            200,
+            json!({"data": {"runtimeEnvironment": or_empty("runtimeEnvironment"), "runtimeFiles": or_empty("runtimeFiles")}}),
+        ),
+        "build-arguments" => (
+            200,
+            json!({"data": {"buildArguments": or_empty("buildArguments"), "buildFiles": or_empty("buildFiles")}}),
+        ),
+        "health-checks" => {
+            let checks: Vec<Value> = b
+                .get("healthChecks")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|mut c| {
+                    if let Some(port) = c.as_object_mut().and_then(|o| o.remove("port")) {
+                        let key = if c["protocol"] == "TCP" {
+                            "tcpSocketPort"
+                        } else {
+                            "httpPort"
+                        };
+                        c[key] = port;
+                    }
+                    c
+                })
+                .collect();
+            (200, json!({"data": {"healthChecks": checks}}))
+        }
+        _ => (404, error_body(404, "Not found")),
+    }
+}
+
+fn list(w: &World, team: &Option<String>, project: &str, query: &str) -> (u16, Value) {
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    };
+    let per_page = match param("per_page").map(|v| v.parse::<usize>()) {
+        None => 50,
+        Some(Ok(n)) if (1..=100).contains(&n) => n,
+        _ => return (400, error_body(400, "per_page must be 1-100")),
+    };
+    let offset = param("cursor")
+        .and_then(|c| c.parse::<usize>().ok())
+        .unwrap_or(0);
+    let all: Vec<Value> = w
+        .jobs
+        .iter()
+        .filter(|((t, p, _), _)| t == team && p == project)
+        .map(|(_, s)| {
+            json!({"id": s.body["id"], "projectId": project, "appId": format!("/fake-team/{project}/{}", s.body["id"].as_str().unwrap_or_default()),
+                   "name": s.body["name"], "tags": s.body.get("tags").cloned().unwrap_or(json!([])), "jobType": "cron",
+                   "disabledCI": false, "disabledCD": false, "suspended": s.body.get("suspended").cloned().unwrap_or(json!(false))})
+        })
+        .collect();
+    let page: Vec<Value> = all.iter().skip(offset).take(per_page).cloned().collect();
+    let next = offset + page.len();
+    let has_next = next < all.len();
+    (
+        200,
+        json!({"data": {"jobs": page}, "pagination": {"hasNextPage": has_next, "cursor": format!("{next:024}"), "count": page.len()}}),
+    )
+}

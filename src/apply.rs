@@ -1,0 +1,163 @@
+//! Carries out a [`Plan`]: PUTs creates and updates, then DELETEs, with
+//! bounded concurrency, recording the state after every 2xx.
+//!
+//! Each job's result is its own: a 400 on one job is reported and the others
+//! still apply. The state file is rewritten (atomically) after each
+//! successful write, never before and never on failure, so it is always
+//! true of what the API has.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::api::{ApiError, Client};
+use crate::plan::{Action, Desired, Plan};
+use crate::state::State;
+
+/// How one step ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The dry-run would do this.
+    Planned,
+    Applied,
+    Failed {
+        status: Option<u16>,
+        message: String,
+    },
+    /// Nothing to send (unchanged, orphan, invalid), or not attempted.
+    Skipped,
+}
+
+pub struct Applier<'a> {
+    pub client: &'a Client,
+    pub state_path: &'a Path,
+    pub concurrency: usize,
+    /// The source revision to record with each job.
+    pub revision: Option<&'a str>,
+}
+
+impl Applier<'_> {
+    /// Applies `plan`; returns one outcome per step and updates `state`.
+    pub async fn apply(
+        &self,
+        plan: &Plan,
+        desired: &[Desired],
+        state: State,
+    ) -> (Vec<Outcome>, State) {
+        let state = Arc::new(Mutex::new(state));
+        let mut outcomes = vec![Outcome::Skipped; plan.steps.len()];
+        // Creates and updates first, deletes after: a job renamed in one
+        // change exists under its new name before the old one goes.
+        for phase in [&[Action::Create, Action::Update][..], &[Action::Delete]] {
+            let semaphore = Arc::new(Semaphore::new(self.concurrency.max(1)));
+            let mut tasks = JoinSet::new();
+            for (i, step) in plan
+                .steps
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| phase.contains(&s.action))
+            {
+                let Some(key) = step.key.clone() else {
+                    continue;
+                };
+                let job = step.desired.map(|d| desired[d].clone());
+                let client = self.client.clone();
+                let state = state.clone();
+                let semaphore = semaphore.clone();
+                let state_path = self.state_path.to_path_buf();
+                let revision = self.revision.map(str::to_string);
+                let action = step.action;
+                tasks.spawn(async move {
+                    let _permit = semaphore
+                        .acquire_owned()
+                        .await
+                        .expect("semaphore is never closed");
+                    let started = std::time::Instant::now();
+                    let sent = match (&job, action) {
+                        (Some(job), Action::Create | Action::Update) => {
+                            client.put_cron_job(&key, &job.spec).await.map(|_| ())
+                        }
+                        _ => client.delete_job(&key).await,
+                    };
+                    let outcome = match sent {
+                        Ok(()) => {
+                            let mut state = state.lock().expect("state lock");
+                            match &job {
+                                Some(job) => {
+                                    let now = jiff::Timestamp::now()
+                                        .round(jiff::Unit::Second)
+                                        .unwrap_or_else(|_| jiff::Timestamp::now());
+                                    state.jobs.insert(
+                                        key.clone(),
+                                        job.record(&now.to_string(), revision.as_deref()),
+                                    );
+                                }
+                                None => {
+                                    state.jobs.remove(&key);
+                                }
+                            }
+                            match state.save(&state_path) {
+                                Ok(()) => Outcome::Applied,
+                                Err(e) => Outcome::Failed {
+                                    status: None,
+                                    message: format!("applied, but {}", chain(&e)),
+                                },
+                            }
+                        }
+                        Err(e) => failed(&e),
+                    };
+                    log(&key.to_string(), action, &outcome, started.elapsed());
+                    (i, outcome)
+                });
+            }
+            while let Some(joined) = tasks.join_next().await {
+                match joined {
+                    Ok((i, outcome)) => outcomes[i] = outcome,
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(_) => {}
+                }
+            }
+        }
+        let state = Arc::try_unwrap(state)
+            .map(|m| m.into_inner().expect("state lock"))
+            .unwrap_or_else(|shared| shared.lock().expect("state lock").clone());
+        (outcomes, state)
+    }
+}
+
+fn failed(e: &ApiError) -> Outcome {
+    Outcome::Failed {
+        status: e.status(),
+        message: chain(e),
+    }
+}
+
+/// An error and its causes on one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn log(job: &str, action: Action, outcome: &Outcome, took: std::time::Duration) {
+    let duration_ms = took.as_millis() as u64;
+    match outcome {
+        Outcome::Failed { message, .. } => {
+            tracing::error!(job, action = action.as_str(), result = "failed", duration_ms, error = %message, "job")
+        }
+        _ => tracing::info!(
+            job,
+            action = action.as_str(),
+            result = "applied",
+            duration_ms,
+            "job"
+        ),
+    }
+}

@@ -1,0 +1,77 @@
+//! `nfcron reconcile`: plan against the last-applied state, apply only what
+//! changed, and exit with a code a pipeline can trust.
+
+use std::io::Write;
+
+use crate::api::{Client, ClientConfig, RetryPolicy};
+use crate::plan;
+use crate::reconcile::{self, Options};
+use crate::render::plan::{self as render, Report};
+use crate::settings::{OutputFormat, ReconcileSettings};
+use crate::source;
+use crate::{Error, ExitStatus};
+
+pub fn run(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<ExitStatus, Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    runtime.block_on(run_async(settings, out))
+}
+
+async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<ExitStatus, Error> {
+    let client = match &settings.api.token {
+        Some(token) => Some(Client::new(ClientConfig {
+            base_url: settings.api.url.clone(),
+            token: token.clone(),
+            timeout: settings.api.timeout,
+            retry: RetryPolicy {
+                max_time: settings.api.retry_max_time,
+                ..RetryPolicy::default()
+            },
+        })?),
+        None => None,
+    };
+    let files = source::dir::read(&settings.path);
+    let options = Options {
+        dry_run: settings.dry_run,
+        plan: plan::Options {
+            prune: settings.prune,
+            allow_empty: settings.allow_empty,
+            max_deletions: settings.max_deletions,
+        },
+        default_project: settings.project.clone(),
+        state_path: settings.state_path.clone(),
+        concurrency: settings.concurrency,
+        sensitive: settings.sensitive.clone(),
+        revision: None,
+    };
+    let run = reconcile::reconcile(&files, &options, client.as_ref()).await?;
+    for d in &run.catalog.diagnostics {
+        eprintln!("{}", d.one_line());
+    }
+    let report = Report {
+        plan: &run.plan,
+        outcomes: &run.outcomes,
+        dry_run: settings.dry_run,
+        baseline: run.baseline,
+        api_requests: run.api_requests,
+    };
+    let text = match settings.output {
+        OutputFormat::Text => render::text(&report, settings.colour),
+        OutputFormat::Json => render::json(&report),
+        OutputFormat::Markdown => render::markdown(&report),
+    };
+    out.write_all(text.as_bytes()).map_err(Error::Output)?;
+    let errors = report.failed() > 0
+        || run.plan.count(plan::Action::Invalid) > 0
+        || run.plan.blocked_deletions.is_some();
+    Ok(if errors {
+        ExitStatus::Failure
+    } else if settings.detailed_exitcode && run.plan.has_changes() {
+        ExitStatus::Changes
+    } else {
+        ExitStatus::Success
+    })
+}
