@@ -4,17 +4,50 @@
 //! Each job's result is its own: a 400 on one job is reported and the others
 //! still apply. The state file is rewritten (atomically) after each
 //! successful write, never before and never on failure, so it is always
-//! true of what the API has.
+//! true of what the API has. A job counts as applied only once a state file
+//! holding it is on disk; writes that finish while a save is under way are
+//! saved together in the next one (group commit).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::api::{ApiError, Client};
 use crate::plan::{Action, Desired, Plan};
-use crate::state::State;
+use crate::state::{self, State, StateError};
+
+/// The state being applied to, with a version per change, and the version
+/// last written to disk.
+struct Journal {
+    state: Mutex<(State, u64)>,
+    saved: AsyncMutex<u64>,
+}
+
+impl Journal {
+    /// Applies `change` in memory, then returns once a file that holds it
+    /// is on disk (written by this call or by a concurrent one).
+    async fn commit(&self, path: &Path, change: impl FnOnce(&mut State)) -> Result<(), StateError> {
+        let version = {
+            let mut guard = self.state.lock().expect("state lock");
+            change(&mut guard.0);
+            guard.1 += 1;
+            guard.1
+        };
+        let mut saved = self.saved.lock().await;
+        if *saved >= version {
+            return Ok(());
+        }
+        let (bytes, latest) = {
+            let guard = self.state.lock().expect("state lock");
+            (guard.0.to_bytes(), guard.1)
+        };
+        state::write_atomic(path, &bytes)?;
+        *saved = latest;
+        Ok(())
+    }
+}
 
 /// How one step ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +79,10 @@ impl Applier<'_> {
         desired: &[Desired],
         state: State,
     ) -> (Vec<Outcome>, State) {
-        let state = Arc::new(Mutex::new(state));
+        let journal = Arc::new(Journal {
+            state: Mutex::new((state, 0)),
+            saved: AsyncMutex::new(0),
+        });
         let mut outcomes = vec![Outcome::Skipped; plan.steps.len()];
         // Creates and updates first, deletes after: a job renamed in one
         // change exists under its new name before the old one goes.
@@ -64,7 +100,7 @@ impl Applier<'_> {
                 };
                 let job = step.desired.map(|d| desired[d].clone());
                 let client = self.client.clone();
-                let state = state.clone();
+                let journal = journal.clone();
                 let semaphore = semaphore.clone();
                 let state_path = self.state_path.to_path_buf();
                 let revision = self.revision.map(str::to_string);
@@ -83,22 +119,23 @@ impl Applier<'_> {
                     };
                     let outcome = match sent {
                         Ok(()) => {
-                            let mut state = state.lock().expect("state lock");
-                            match &job {
-                                Some(job) => {
-                                    let now = jiff::Timestamp::now()
-                                        .round(jiff::Unit::Second)
-                                        .unwrap_or_else(|_| jiff::Timestamp::now());
-                                    state.jobs.insert(
-                                        key.clone(),
-                                        job.record(&now.to_string(), revision.as_deref()),
-                                    );
-                                }
-                                None => {
-                                    state.jobs.remove(&key);
-                                }
-                            }
-                            match state.save(&state_path) {
+                            let now = jiff::Timestamp::now()
+                                .round(jiff::Unit::Second)
+                                .unwrap_or_else(|_| jiff::Timestamp::now());
+                            let committed = journal
+                                .commit(&state_path, |state| match &job {
+                                    Some(job) => {
+                                        state.jobs.insert(
+                                            key.clone(),
+                                            job.record(&now.to_string(), revision.as_deref()),
+                                        );
+                                    }
+                                    None => {
+                                        state.jobs.remove(&key);
+                                    }
+                                })
+                                .await;
+                            match committed {
                                 Ok(()) => Outcome::Applied,
                                 Err(e) => Outcome::Failed {
                                     status: None,
@@ -120,9 +157,10 @@ impl Applier<'_> {
                 }
             }
         }
-        let state = Arc::try_unwrap(state)
-            .map(|m| m.into_inner().expect("state lock"))
-            .unwrap_or_else(|shared| shared.lock().expect("state lock").clone());
+        let state = match Arc::try_unwrap(journal) {
+            Ok(journal) => journal.state.into_inner().expect("state lock").0,
+            Err(shared) => shared.state.lock().expect("state lock").0.clone(),
+        };
         (outcomes, state)
     }
 }

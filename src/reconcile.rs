@@ -134,7 +134,7 @@ pub async fn reconcile(
 
 /// Valid manifests become desired jobs (digested, redacted, with their next
 /// runs); the rest, and those missing a variable, are invalid.
-fn prepare(
+pub fn prepare(
     catalog: &Catalog,
     keyed: &Keyed,
     sensitive: &[String],

@@ -148,12 +148,11 @@ impl State {
     /// Replaces the state file atomically: a reader (or a crash) sees the
     /// old file or the new one, never a mix.
     pub fn save(&self, path: &Path) -> Result<(), StateError> {
-        let write_err = |source| StateError::Write {
-            path: path.to_path_buf(),
-            source,
-        };
-        let dir = parent(path);
-        ensure_dir(dir).map_err(write_err)?;
+        write_atomic(path, &self.to_bytes())
+    }
+
+    /// The file's bytes (format_version 1).
+    pub fn to_bytes(&self) -> Vec<u8> {
         let file = FileV1 {
             format_version: FORMAT_VERSION,
             jobs: self
@@ -174,19 +173,31 @@ impl State {
         };
         let mut text = serde_json::to_vec_pretty(&file).expect("state serialises");
         text.push(b'\n');
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".state.")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(write_err)?;
-        tmp.write_all(&text).map_err(write_err)?;
-        tmp.as_file().sync_all().map_err(write_err)?;
-        tmp.persist(path).map_err(|e| write_err(e.error))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(write_err)?;
-        Ok(())
+        text
     }
+}
+
+/// Temp file in the same directory, fsync, rename over `path`, fsync of the
+/// directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let write_err = |source| StateError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = parent(path);
+    ensure_dir(dir).map_err(write_err)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".state.")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(write_err)?;
+    tmp.write_all(bytes).map_err(write_err)?;
+    tmp.as_file().sync_all().map_err(write_err)?;
+    tmp.persist(path).map_err(|e| write_err(e.error))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(write_err)?;
+    Ok(())
 }
 
 fn parent(path: &Path) -> &Path {
