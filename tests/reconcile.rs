@@ -558,3 +558,140 @@ fn markdown_plan_has_a_table_and_a_diff_per_job() {
     assert_eq!(md.matches("<details>").count(), 2);
     assert!(md.contains("+ schedule: \"0 3 * * *\""), "{md}");
 }
+
+#[test]
+fn nothing_is_sent_while_the_rate_limit_is_used_up() {
+    let env = Env::new(5);
+    // Three requests left in a window that resets in one second.
+    env.fake
+        .set_rate_limit(3, 3, std::time::Duration::from_secs(1));
+    let run = env.run(&["--output", "json", "--concurrency", "1"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(summary(&run)["create"], 5);
+    assert_eq!(summary(&run)["api_requests"], 5);
+    let statuses: Vec<u16> = env.fake.requests().iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses, [200; 5],
+        "the client waited for the reset instead of collecting 429s"
+    );
+    assert!(run.stderr.contains("rate limit used up"), "{}", run.stderr);
+}
+
+#[test]
+fn a_reset_beyond_retry_max_time_fails_without_sending() {
+    let env = Env::new(3);
+    env.fake
+        .set_rate_limit(1, 1, std::time::Duration::from_secs(3600));
+    let run = env.run(&[
+        "--output",
+        "json",
+        "--concurrency",
+        "1",
+        "--retry-max-time",
+        "1s",
+    ]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        env.fake.requests().len(),
+        1,
+        "one request used the budget; none after it"
+    );
+    let report = run.json();
+    assert_eq!(report["summary"]["failed"], 2);
+    assert_eq!(env.state_ids(), ["job-a"]);
+}
+
+#[test]
+fn slow_responses_time_out_and_retries_stay_bounded() {
+    let env = Env::new(1);
+    env.fake.inject(FaultRule {
+        method: Some(Method::PUT),
+        fault: Fault::Delay(std::time::Duration::from_secs(3)),
+        times: 100,
+    });
+    let run = env.run(&[
+        "--output",
+        "json",
+        "--timeout",
+        "200ms",
+        "--retry-max-time",
+        "3s",
+    ]);
+    assert_eq!(run.code, 1);
+    let report = run.json();
+    let message = job(&report, "job-a")["error"]["message"]
+        .as_str()
+        .expect("message")
+        .to_string();
+    assert!(message.contains("no response within 200ms"), "{message}");
+    let sent = report["summary"]["api_requests"].as_u64().expect("count");
+    // Attempt 1 times out at 0.2 s; the first backoff (0.5-1 s) fits in 3 s,
+    // so attempt 2 always happens; a fourth cannot start before 3 s.
+    assert!(
+        (2..=3).contains(&sent),
+        "timeouts are retried, within --retry-max-time: {sent}"
+    );
+}
+
+#[test]
+fn extra_sensitive_paths_are_fingerprinted() {
+    let env = Env::new(1);
+    let run = env.run(&[
+        "--dry-run",
+        "--output",
+        "json",
+        "--sensitive",
+        "deployment.external.imagePath",
+    ]);
+    assert!(!run.stdout.contains("nginx:1.27"), "{}", run.stdout);
+    let report = run.json();
+    let image = job(&report, "job-a")["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["path"] == "deployment.external.imagePath")
+        .expect("image change")["after"]
+        .clone();
+    assert!(
+        image
+            .as_str()
+            .expect("string")
+            .starts_with("(sensitive, fp "),
+        "{image}"
+    );
+}
+
+#[test]
+fn text_plan_lists_results_per_job_when_applying() {
+    let env = Env::new(2);
+    let run = env.run(&[]);
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout.contains("+ create acme/job-a (jobs.d/a.yaml)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("    + schedule: \"0 3 * * *\""),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("Plan: 2 to create, 0 to update, 0 to delete, 0 unchanged, 0 invalid."),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("  applied acme/job-a\n  applied acme/job-b\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .ends_with("Apply: 2 applied, 0 failed, 2 API requests.\n"),
+        "{}",
+        run.stdout
+    );
+}

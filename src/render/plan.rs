@@ -178,27 +178,34 @@ pub fn text(report: &Report<'_>, colour: Colour) -> String {
     out.push_str(&summary_line(report.plan));
     out.push('\n');
     if !report.dry_run {
-        let applied = report
-            .outcomes
-            .iter()
-            .filter(|o| matches!(o, Outcome::Applied))
-            .count();
-        let failures: Vec<String> = report
+        let results: Vec<String> = report
             .plan
             .steps
             .iter()
             .zip(report.outcomes)
             .filter_map(|(s, o)| match o {
-                Outcome::Failed { message, .. } => {
-                    Some(format!("  failed {}: {message}\n", address(s)))
-                }
+                Outcome::Applied => Some(format!(
+                    "  {} {}\n",
+                    colour.paint("32", "applied"),
+                    address(s)
+                )),
+                Outcome::Failed { message, .. } => Some(format!(
+                    "  {} {}: {message}\n",
+                    colour.paint("31", "failed"),
+                    address(s)
+                )),
                 _ => None,
             })
             .collect();
-        if !failures.is_empty() {
+        if !results.is_empty() {
             out.push('\n');
-            out.push_str(&failures.concat());
+            out.push_str(&results.concat());
         }
+        let applied = report
+            .outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Applied))
+            .count();
         out.push_str(&format!(
             "Apply: {applied} applied, {} failed, {} API requests.\n",
             report.failed(),
@@ -364,4 +371,94 @@ pub fn markdown(report: &Report<'_>) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::JobKey;
+    use crate::plan::Step;
+
+    fn big_plan(jobs: usize) -> Plan {
+        let steps = (0..jobs)
+            .map(|i| Step {
+                key: Some(JobKey {
+                    team: None,
+                    project: "p".into(),
+                    id: format!("job-{i:05}"),
+                }),
+                name: Some(format!("Job {i:05}")),
+                file: Some(format!("jobs.d/{i:05}.yaml")),
+                action: Action::Update,
+                changes: vec![Change {
+                    path: "description".into(),
+                    before: Some(json!("x".repeat(200))),
+                    after: Some(json!("y".repeat(200))),
+                }],
+                renamed_from: None,
+                next_runs: vec!["2026-11-29T03:00:00Z".into()],
+                reason: None,
+                desired: None,
+            })
+            .collect();
+        Plan {
+            steps,
+            ..Plan::default()
+        }
+    }
+
+    fn report(plan: &Plan, outcomes: &[Outcome]) -> String {
+        markdown(&Report {
+            plan,
+            outcomes,
+            dry_run: true,
+            baseline: Baseline::State,
+            api_requests: 0,
+        })
+    }
+
+    #[test]
+    fn markdown_is_capped_and_says_what_was_cut() {
+        let small = big_plan(3);
+        let md = report(
+            &small,
+            &[Outcome::Planned, Outcome::Planned, Outcome::Planned],
+        );
+        assert_eq!(md.matches("<details>").count(), 3);
+        assert!(!md.contains("Cut to fit"));
+
+        for jobs in [200, 2000] {
+            let plan = big_plan(jobs);
+            let md = report(&plan, &vec![Outcome::Planned; jobs]);
+            assert!(
+                md.chars().count() <= MARKDOWN_CAP,
+                "{jobs} jobs: {} characters",
+                md.len()
+            );
+            assert!(md.contains("Cut to fit 60000 characters"), "{jobs} jobs");
+            assert!(
+                md.contains("**Plan: 0 to create, "),
+                "the summary always survives"
+            );
+        }
+    }
+
+    #[test]
+    fn multi_line_values_are_diffed_line_by_line() {
+        let change = Change {
+            path: "deployment.docker.customCommand".into(),
+            before: Some(json!("a\nb\nc\n")),
+            after: Some(json!("a\nB\nc\n")),
+        };
+        assert_eq!(
+            change_lines(&change),
+            [
+                "~ deployment.docker.customCommand:",
+                "      a",
+                "    - b",
+                "    + B",
+                "      c"
+            ]
+        );
+    }
 }
