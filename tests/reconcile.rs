@@ -695,3 +695,24 @@ fn text_plan_lists_results_per_job_when_applying() {
         run.stdout
     );
 }
+
+#[test]
+fn a_refused_token_stops_the_run_after_one_request() {
+    let env = Env::new(5);
+    env.fake.set_token("rotated-token");
+    let run = env.run(&["--output", "json", "--concurrency", "1"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        env.fake.requests().len(),
+        1,
+        "after a 401 nothing more is sent"
+    );
+    let report = run.json();
+    assert_eq!(report["summary"]["failed"], 5);
+    assert_eq!(job(&report, "job-a")["error"]["status"], 401);
+    assert!(job(&report, "job-b")["error"]["message"]
+        .as_str()
+        .expect("message")
+        .contains("refused the token"));
+    assert!(!env.ws.path().join(".nfcron/state.json").exists());
+}

@@ -46,6 +46,8 @@ pub enum ApiError {
     },
     #[error("{call}: the rate limit is used up and resets in {reset_in:?}, later than --retry-max-time allows; nothing was sent")]
     RateLimited { call: Call, reset_in: Duration },
+    #[error("{call}: not sent: the API refused the token earlier in this run (HTTP 401)")]
+    TokenRefused { call: Call },
     #[error("{call}: the response is not the JSON the API documents")]
     BadResponse {
         call: Call,
@@ -78,7 +80,9 @@ impl ApiError {
         match self {
             ApiError::Status { status, .. } => *status == 429 || *status >= 500,
             ApiError::Timeout { .. } | ApiError::Transport { .. } => true,
-            ApiError::RateLimited { .. } | ApiError::BadResponse { .. } => false,
+            ApiError::RateLimited { .. }
+            | ApiError::TokenRefused { .. }
+            | ApiError::BadResponse { .. } => false,
         }
     }
 

@@ -10,7 +10,7 @@ mod error;
 mod retry;
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -63,6 +63,9 @@ pub struct Client {
     retry: RetryPolicy,
     budget: Arc<Mutex<RateLimit>>,
     sent: Arc<AtomicU64>,
+    /// Set by a 401: the token is bad for every call, so the rest of the
+    /// run sends nothing more.
+    token_refused: Arc<AtomicBool>,
 }
 
 impl Client {
@@ -95,6 +98,7 @@ impl Client {
             retry: config.retry,
             budget: Arc::new(Mutex::new(RateLimit::default())),
             sent: Arc::new(AtomicU64::new(0)),
+            token_refused: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -259,6 +263,9 @@ impl Client {
         call: &Call,
         body: Option<&Json>,
     ) -> Result<Json, ApiError> {
+        if self.token_refused.load(Ordering::Relaxed) {
+            return Err(ApiError::TokenRefused { call: call.clone() });
+        }
         let mut request = self.http.request(method.clone(), url.clone());
         if let Some(body) = body {
             request = request.body(serde_json::to_vec(body).expect("JSON values serialise"));
@@ -282,6 +289,9 @@ impl Client {
                 call: call.clone(),
                 source,
             });
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            self.token_refused.store(true, Ordering::Relaxed);
         }
         Err(status_error(call, status, &bytes, retry_after))
     }
