@@ -99,6 +99,20 @@ pub struct ReconcileArgs {
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
 
+    /// Read live state for every unchanged managed job and report drift.
+    #[arg(long)]
+    pub refresh: bool,
+
+    /// What to do about drift: report it (warn), re-PUT the manifest
+    /// (correct), or read nothing (off).
+    #[arg(long, value_enum, default_value_t = DriftArg::Warn)]
+    pub drift: DriftArg,
+
+    /// GET requests one run may spend on live state; jobs beyond it are
+    /// reported as drift unknown.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub max_reads: u64,
+
     /// Time limit of each API request (500ms, 30s, 1m).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
@@ -106,6 +120,13 @@ pub struct ReconcileArgs {
     /// No retry starts later than this after a request's first attempt.
     #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
     pub retry_max_time: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DriftArg {
+    Warn,
+    Correct,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,6 +9,7 @@ pub mod api;
 pub mod apply;
 pub mod cli;
 pub mod commands;
+pub mod live;
 pub mod manifest;
 pub mod plan;
 pub mod reconcile;

@@ -69,6 +69,9 @@ pub struct Inputs<'a> {
     /// Some manifest file could not be read or parsed: the jobs in it are
     /// unknown, so nothing may be pruned.
     pub unreadable_files: usize,
+    /// Jobs with no record whose live state was read (adoption after state
+    /// loss): the fields that differ from the manifest (empty: it matches).
+    pub live: &'a BTreeMap<JobKey, Vec<Change>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -121,6 +124,46 @@ pub struct Step {
     pub reason: Option<String>,
     /// Index into `Inputs::desired` for create/update/unchanged.
     pub desired: Option<usize>,
+    /// What a live read found, when one was made.
+    pub drift: Option<Drift>,
+}
+
+/// What a live read of a managed job found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Drift {
+    /// Fields the last apply set differ live.
+    Changed(Vec<Change>),
+    /// The job is gone (404).
+    Missing,
+    /// Not read: the read budget (`--max-reads`) ran out.
+    Unknown,
+}
+
+impl Drift {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Drift::Changed(_) => "changed",
+            Drift::Missing => "missing",
+            Drift::Unknown => "unknown",
+        }
+    }
+
+    /// Whether there is drift to report (changed or missing).
+    pub fn found(&self) -> bool {
+        matches!(self, Drift::Changed(_) | Drift::Missing)
+    }
+}
+
+/// What to do about drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriftMode {
+    /// Report it (and log at WARN).
+    Warn,
+    /// Re-PUT the manifest: an unchanged job becomes an update, a missing
+    /// one a create.
+    Correct,
+    /// Read nothing.
+    Off,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -154,21 +197,15 @@ pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
         .collect();
 
     for (i, d) in inputs.desired.iter().enumerate() {
-        let step = match inputs.recorded.jobs.get(&d.key) {
-            None => Step::new(
-                Some(d.key.clone()),
-                Some(&d.name),
-                Some(&d.file),
-                Action::Create,
-            )
-            .with_changes(diff(&Json::Null, &d.shown)),
-            Some(r) if r.digest == d.digest => Step::new(
-                Some(d.key.clone()),
-                Some(&d.name),
-                Some(&d.file),
-                Action::Unchanged,
-            ),
-            Some(r) => {
+        let new_step =
+            |action| Step::new(Some(d.key.clone()), Some(&d.name), Some(&d.file), action);
+        let step = match (inputs.recorded.jobs.get(&d.key), inputs.live.get(&d.key)) {
+            // Adopted: found live after state loss.
+            (None, Some(changes)) if changes.is_empty() => new_step(Action::Unchanged),
+            (None, Some(changes)) => new_step(Action::Update).with_changes(changes.clone()),
+            (None, None) => new_step(Action::Create).with_changes(diff(&Json::Null, &d.shown)),
+            (Some(r), _) if r.digest == d.digest => new_step(Action::Unchanged),
+            (Some(r), _) => {
                 let mut changes = diff(&r.spec, &d.shown);
                 if changes.is_empty() {
                     // The digest covers what the shown form cannot: the
@@ -258,6 +295,58 @@ pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
     result
 }
 
+/// Attaches what live reads found to the unchanged jobs they were made for
+/// and, under [`DriftMode::Correct`], turns drifted jobs into writes: an
+/// update back to the manifest, or a create for a job deleted outside nfcron.
+pub fn apply_drift(
+    plan: &mut Plan,
+    drifts: BTreeMap<JobKey, Drift>,
+    mode: DriftMode,
+    desired: &[Desired],
+) {
+    for step in &mut plan.steps {
+        let Some(drift) = step.key.as_ref().and_then(|k| drifts.get(k)) else {
+            continue;
+        };
+        if step.action != Action::Unchanged {
+            continue;
+        }
+        if mode == DriftMode::Correct {
+            match drift {
+                Drift::Changed(changes) => {
+                    step.action = Action::Update;
+                    step.changes = changes.clone();
+                }
+                Drift::Missing => {
+                    step.action = Action::Create;
+                    step.changes = step
+                        .desired
+                        .map(|i| diff(&Json::Null, &desired[i].shown))
+                        .unwrap_or_default();
+                }
+                Drift::Unknown => {}
+            }
+            if step.action.writes() {
+                step.next_runs = step
+                    .desired
+                    .map(|i| desired[i].next_runs.clone())
+                    .unwrap_or_default();
+            }
+        }
+        step.drift = Some(drift.clone());
+    }
+}
+
+impl Plan {
+    /// Jobs with drift found (changed or missing).
+    pub fn drifted(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| s.drift.as_ref().is_some_and(Drift::found))
+            .count()
+    }
+}
+
 /// A create and a vanished job, alone in the same file: most likely a
 /// rename. Shown as a hint; the API has no rename, so it is still a create
 /// and a delete (or orphan).
@@ -320,6 +409,7 @@ impl Step {
             next_runs: Vec::new(),
             reason: None,
             desired: None,
+            drift: None,
         }
     }
 
@@ -331,9 +421,7 @@ impl Step {
 
 /// Leaf-level differences between two specs, in path order.
 pub fn diff(before: &Json, after: &Json) -> Vec<Change> {
-    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
-    flatten("", before, &mut a);
-    flatten("", after, &mut b);
+    let (a, b) = (leaves(before), leaves(after));
     let paths: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     paths
         .into_iter()
@@ -346,6 +434,34 @@ pub fn diff(before: &Json, after: &Json) -> Vec<Change> {
             })
         })
         .collect()
+}
+
+/// Every leaf of a spec by path (`deployment.external.imagePath`,
+/// `healthChecks[0].port`); empty objects and arrays are leaves.
+pub fn leaves(value: &Json) -> BTreeMap<String, &Json> {
+    let mut out = BTreeMap::new();
+    flatten("", value, &mut out);
+    out
+}
+
+/// Every array in a spec by path, whatever it holds.
+pub fn arrays(value: &Json) -> BTreeMap<String, &Json> {
+    fn walk<'a>(path: &str, value: &'a Json, out: &mut BTreeMap<String, &'a Json>) {
+        match value {
+            Json::Object(m) => m.iter().for_each(|(k, v)| walk(&join(path, k), v, out)),
+            Json::Array(items) => {
+                out.insert(path.to_string(), value);
+                items
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, v)| walk(&format!("{path}[{i}]"), v, out));
+            }
+            _ => {}
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk("", value, &mut out);
+    out
 }
 
 fn flatten<'a>(path: &str, value: &'a Json, out: &mut BTreeMap<String, &'a Json>) {
@@ -415,6 +531,7 @@ mod tests {
                 invalid: &[],
                 recorded,
                 unreadable_files: 0,
+                live: &BTreeMap::new(),
             },
             options,
         )
@@ -491,6 +608,7 @@ mod tests {
                 invalid: &[],
                 recorded: &before,
                 unreadable_files: 1,
+                live: &BTreeMap::new(),
             },
             prune,
         );
@@ -541,6 +659,7 @@ mod tests {
                 invalid: &invalid,
                 recorded: &before,
                 unreadable_files: 0,
+                live: &BTreeMap::new(),
             },
             Options {
                 prune: true,
@@ -613,6 +732,82 @@ mod tests {
             }
             proptest::prop_assert_eq!(second.count(Action::Unchanged), now.len());
         }
+    }
+
+    #[test]
+    fn drift_is_reported_or_corrected() {
+        let jobs = [
+            desired("a", "a.yaml", "x"),
+            desired("b", "b.yaml", "x"),
+            desired("c", "c.yaml", "x"),
+        ];
+        let state = state_of(&jobs);
+        let change = Change {
+            path: "schedule".into(),
+            before: Some(json!("y")),
+            after: Some(json!("x")),
+        };
+        let drifts = BTreeMap::from([
+            (key("a"), Drift::Changed(vec![change.clone()])),
+            (key("b"), Drift::Missing),
+            (key("c"), Drift::Unknown),
+        ]);
+        let mut warn = run(&jobs, &state, OPTS);
+        apply_drift(&mut warn, drifts.clone(), DriftMode::Warn, &jobs);
+        assert_eq!(
+            actions(&warn),
+            [
+                ("a".into(), "unchanged"),
+                ("b".into(), "unchanged"),
+                ("c".into(), "unchanged")
+            ]
+        );
+        assert_eq!(warn.drifted(), 2);
+        assert!(!warn.has_changes());
+        let mut correct = run(&jobs, &state, OPTS);
+        apply_drift(&mut correct, drifts, DriftMode::Correct, &jobs);
+        assert_eq!(
+            actions(&correct),
+            [
+                ("a".into(), "update"),
+                ("b".into(), "create"),
+                ("c".into(), "unchanged")
+            ]
+        );
+        assert_eq!(correct.steps[0].changes, [change]);
+    }
+
+    #[test]
+    fn a_live_job_that_matches_is_adopted_unchanged() {
+        let jobs = [
+            desired("a", "a.yaml", "x"),
+            desired("b", "b.yaml", "x"),
+            desired("c", "c.yaml", "x"),
+        ];
+        let change = Change {
+            path: "schedule".into(),
+            before: Some(json!("y")),
+            after: Some(json!("x")),
+        };
+        let live = BTreeMap::from([(key("a"), vec![]), (key("b"), vec![change])]);
+        let p = plan(
+            Inputs {
+                desired: &jobs,
+                invalid: &[],
+                recorded: &State::default(),
+                unreadable_files: 0,
+                live: &live,
+            },
+            OPTS,
+        );
+        assert_eq!(
+            actions(&p),
+            [
+                ("a".into(), "unchanged"),
+                ("b".into(), "update"),
+                ("c".into(), "create")
+            ]
+        );
     }
 
     #[test]

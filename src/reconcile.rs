@@ -3,12 +3,16 @@
 //! The CLI's `reconcile` and, later, the daemon call this one function, so
 //! a plan means the same thing wherever it is made.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+
+use serde_json::Value as Json;
 
 use crate::api::Client;
 use crate::apply::{Applier, Outcome};
-use crate::manifest::{self, cron, Catalog, LoadOptions};
-use crate::plan::{self, Desired, Invalid, Plan};
+use crate::live::{self, Parts};
+use crate::manifest::{self, cron, Catalog, JobKey, LoadOptions};
+use crate::plan::{self, Action, Change, Desired, Drift, DriftMode, Invalid, Plan};
 use crate::render::plan::Baseline;
 use crate::secret::{self, Keyed};
 use crate::source::SourceFile;
@@ -25,6 +29,11 @@ pub struct Options {
     pub sensitive: Vec<String>,
     /// The source revision (Git commit) being applied, when known.
     pub revision: Option<String>,
+    /// Read live state for managed jobs (`--refresh`).
+    pub refresh: bool,
+    pub drift: DriftMode,
+    /// GET requests one run may spend on live state (`--max-reads`).
+    pub max_reads: u64,
 }
 
 /// Everything one reconcile found and did.
@@ -35,6 +44,8 @@ pub struct RunReport {
     pub outcomes: Vec<Outcome>,
     pub baseline: Baseline,
     pub api_requests: u64,
+    /// Live jobs in the listed projects that no manifest or record names.
+    pub unmanaged: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +54,21 @@ pub enum ReconcileError {
     State(#[from] StateError),
     #[error("applying needs an API token: set NORTHFLANK_API_TOKEN or pass --token-file (or use --dry-run)")]
     NoToken,
+}
+
+/// GET requests left for live reads in this run.
+struct Reads {
+    left: u64,
+}
+
+impl Reads {
+    fn take(&mut self, cost: u64) -> bool {
+        if cost > self.left {
+            return false;
+        }
+        self.left -= cost;
+        true
+    }
 }
 
 /// Plans `files` against the state and, unless `dry_run`, applies the plan
@@ -84,23 +110,63 @@ pub async fn reconcile(
             "no state file: planning against an empty baseline (every job shows as create)"
         );
     }
-    let recorded = recorded.unwrap_or_default();
+    let mut recorded = recorded.unwrap_or_default();
     let keyed = state::load_key(&options.state_path, !options.dry_run)?;
     let now = jiff::Timestamp::now();
     let (desired, invalid) = prepare(&catalog, &keyed, &options.sensitive, now);
-    let plan = plan::plan(
+    let before = client.map_or(0, Client::requests_sent);
+    let mut reads = Reads {
+        left: options.max_reads,
+    };
+
+    // Adopt: jobs a manifest names but the state does not (a lost or new
+    // `.nfcron/`) are looked for live before anything is PUT.
+    let mut adopted = BTreeMap::new();
+    let mut unmanaged = 0;
+    let mut baseline = baseline;
+    if let Some(client) = client {
+        let adoption = adopt(
+            client,
+            &desired,
+            &recorded,
+            &keyed,
+            &options.sensitive,
+            &mut reads,
+        )
+        .await;
+        if adoption.read_any {
+            baseline = Baseline::Live;
+        }
+        adopted = adoption.live;
+        unmanaged = adoption.unmanaged;
+    }
+
+    let mut plan = plan::plan(
         plan::Inputs {
             desired: &desired,
             invalid: &invalid,
             recorded: &recorded,
             unreadable_files: catalog.unreadable_files(),
+            live: &adopted,
         },
         options.plan,
     );
     for warning in &plan.warnings {
         tracing::warn!("{warning}");
     }
-    let before = client.map_or(0, Client::requests_sent);
+    if let (Some(client), true, false) = (client, options.refresh, options.drift == DriftMode::Off)
+    {
+        let drifts = refresh(
+            client,
+            &plan,
+            &recorded,
+            &keyed,
+            &options.sensitive,
+            &mut reads,
+        )
+        .await;
+        plan::apply_drift(&mut plan, drifts, options.drift, &desired);
+    }
     let outcomes = match (options.dry_run, client) {
         (false, Some(client)) => {
             let applier = Applier {
@@ -109,6 +175,24 @@ pub async fn reconcile(
                 concurrency: options.concurrency,
                 revision: options.revision.as_deref(),
             };
+            // Adopted jobs that match live are recorded without a PUT:
+            // the read just showed the API has exactly them.
+            let matching: Vec<&Desired> = desired
+                .iter()
+                .filter(|d| adopted.get(&d.key).is_some_and(Vec::is_empty))
+                .collect();
+            if !matching.is_empty() {
+                let at = jiff::Timestamp::now()
+                    .round(jiff::Unit::Second)
+                    .unwrap_or(now)
+                    .to_string();
+                for d in matching {
+                    recorded
+                        .jobs
+                        .insert(d.key.clone(), d.record(&at, options.revision.as_deref()));
+                }
+                recorded.save(&options.state_path)?;
+            }
             applier.apply(&plan, &desired, recorded).await.0
         }
         _ => plan
@@ -129,7 +213,162 @@ pub async fn reconcile(
         plan,
         outcomes,
         baseline,
+        unmanaged,
     })
+}
+
+struct Adoption {
+    /// Per adopted job: the fields that differ from the manifest.
+    live: BTreeMap<JobKey, Vec<Change>>,
+    unmanaged: usize,
+    read_any: bool,
+}
+
+/// Lists each project that has manifests without records (one list call
+/// serves every job in it), reads the jobs found, and compares them with
+/// their manifests on the fields the manifests set.
+async fn adopt(
+    client: &Client,
+    desired: &[Desired],
+    recorded: &State,
+    keyed: &Keyed,
+    sensitive: &[String],
+    reads: &mut Reads,
+) -> Adoption {
+    let mut adoption = Adoption {
+        live: BTreeMap::new(),
+        unmanaged: 0,
+        read_any: false,
+    };
+    let lacking: Vec<&Desired> = desired
+        .iter()
+        .filter(|d| !recorded.jobs.contains_key(&d.key))
+        .collect();
+    let scopes: BTreeSet<(Option<String>, String)> = lacking
+        .iter()
+        .map(|d| (d.key.team.clone(), d.key.project.clone()))
+        .collect();
+    let named: BTreeSet<&JobKey> = desired.iter().map(|d| &d.key).collect();
+    for (team, project) in scopes {
+        if !reads.take(1) {
+            break;
+        }
+        let listed = match client.list_jobs(team.as_deref(), &project).await {
+            Ok(listed) => listed,
+            Err(e) => {
+                tracing::warn!(project = %project, error = %crate::apply::chain(&e), "cannot list live jobs; planning these jobs as creates");
+                continue;
+            }
+        };
+        adoption.read_any = true;
+        let live_ids: BTreeSet<String> = listed
+            .iter()
+            .filter(|j| {
+                j.get("jobType")
+                    .and_then(Json::as_str)
+                    .is_none_or(|t| t == "cron")
+            })
+            .filter_map(|j| j.get("id").and_then(Json::as_str).map(str::to_string))
+            .collect();
+        adoption.unmanaged += live_ids
+            .iter()
+            .filter(|id| {
+                let key = JobKey {
+                    team: team.clone(),
+                    project: project.clone(),
+                    id: (*id).clone(),
+                };
+                !named.contains(&key) && !recorded.jobs.contains_key(&key)
+            })
+            .count();
+        for d in lacking
+            .iter()
+            .filter(|d| d.key.team == team && d.key.project == project)
+        {
+            if !live_ids.contains(&d.key.id) {
+                continue;
+            }
+            let parts = Parts::needed_by(&d.spec);
+            if !reads.take(parts.cost()) {
+                continue;
+            }
+            let raw = match live::read(client, &d.key, parts).await {
+                Ok(Some(raw)) => raw,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(job = %d.key, error = %crate::apply::chain(&e), "cannot read live job; planning it as a create");
+                    continue;
+                }
+            };
+            let fields = live::drift(&d.shown, &live::to_spec(&raw), keyed, sensitive);
+            let changes: Vec<Change> = fields
+                .into_iter()
+                .map(|f| Change {
+                    path: f.path,
+                    before: Some(f.live),
+                    after: Some(f.recorded),
+                })
+                .collect();
+            tracing::info!(job = %d.key, differs = changes.len(), "found live; adopting instead of re-creating");
+            adoption.live.insert(d.key.clone(), changes);
+        }
+    }
+    adoption
+}
+
+/// Reads the unchanged managed jobs of `plan` and compares each with what
+/// was last applied. Jobs past the read budget are `Drift::Unknown`.
+async fn refresh(
+    client: &Client,
+    plan: &Plan,
+    recorded: &State,
+    keyed: &Keyed,
+    sensitive: &[String],
+    reads: &mut Reads,
+) -> BTreeMap<JobKey, Drift> {
+    let mut drifts = BTreeMap::new();
+    for step in plan.steps.iter().filter(|s| s.action == Action::Unchanged) {
+        let Some(key) = &step.key else { continue };
+        let Some(record) = recorded.jobs.get(key) else {
+            continue;
+        };
+        let parts = Parts::needed_by(&record.spec);
+        if !reads.take(parts.cost()) {
+            drifts.insert(key.clone(), Drift::Unknown);
+            continue;
+        }
+        let drift = match live::read(client, key, parts).await {
+            Err(e) => {
+                tracing::warn!(job = %key, error = %crate::apply::chain(&e), "cannot read live job; drift unknown");
+                drifts.insert(key.clone(), Drift::Unknown);
+                continue;
+            }
+            Ok(None) => Drift::Missing,
+            Ok(Some(raw)) => {
+                let fields = live::drift(&record.spec, &live::to_spec(&raw), keyed, sensitive);
+                if fields.is_empty() {
+                    continue;
+                }
+                Drift::Changed(
+                    fields
+                        .into_iter()
+                        .map(|f| Change {
+                            path: f.path,
+                            before: Some(f.live),
+                            after: Some(f.recorded),
+                        })
+                        .collect(),
+                )
+            }
+        };
+        let paths: Vec<&str> = match &drift {
+            Drift::Changed(c) => c.iter().map(|c| c.path.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        tracing::warn!(project = %key.project, id = %key.id, kind = drift.kind(), fields = ?paths, "drift");
+        drifts.insert(key.clone(), drift);
+    }
+    drifts
 }
 
 /// Valid manifests become desired jobs (digested, redacted, with their next

@@ -46,6 +46,9 @@ pub struct ReconcileSettings {
     pub state_path: PathBuf,
     pub concurrency: usize,
     pub sensitive: Vec<String>,
+    pub refresh: bool,
+    pub drift: crate::plan::DriftMode,
+    pub max_reads: u64,
     pub api: ApiSettings,
     pub colour: Colour,
 }
@@ -124,6 +127,13 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
             state_path: args.state,
             concurrency: usize::from(args.concurrency),
             sensitive: args.sensitive,
+            refresh: args.refresh,
+            drift: match args.drift {
+                cli::DriftArg::Warn => crate::plan::DriftMode::Warn,
+                cli::DriftArg::Correct => crate::plan::DriftMode::Correct,
+                cli::DriftArg::Off => crate::plan::DriftMode::Off,
+            },
+            max_reads: args.max_reads,
             colour,
         }),
         Command::Schema => Settings::Schema,

@@ -88,15 +88,16 @@ fn first_apply_creates_every_job_and_the_second_sends_nothing() {
     let run = env.run(&["--output", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let s = summary(&run);
+    // With no state, one list call looks for the jobs live before creating.
     assert_eq!(
         (
             s["create"].as_u64(),
             s["api_requests"].as_u64(),
             s["failed"].as_u64()
         ),
-        (Some(3), Some(3), Some(0))
+        (Some(3), Some(4), Some(0))
     );
-    assert_eq!(env.fake.count("PUT"), 3);
+    assert_eq!((env.fake.count("GET"), env.fake.count("PUT")), (1, 3));
     assert_eq!(env.fake.job_ids("acme"), ["job-a", "job-b", "job-c"]);
     assert_eq!(env.state_ids(), ["job-a", "job-b", "job-c"]);
     for j in run.json()["jobs"].as_array().expect("jobs") {
@@ -149,16 +150,34 @@ fn dry_run_sends_no_write_takes_no_lock_writes_nothing_and_exits_2() {
     let env = Env::new(2);
     let run = env.run(&["--dry-run", "--detailed-exitcode", "--output", "json"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert_eq!(env.fake.requests(), vec![]);
+    assert_eq!(
+        env.fake.count("PUT") + env.fake.count("DELETE"),
+        0,
+        "no writes"
+    );
+    assert_eq!(
+        env.fake.count("GET"),
+        1,
+        "one list call to look for the jobs live"
+    );
     assert!(
         !env.ws.path().join(".nfcron").exists(),
         "a dry-run writes nothing, not even the lock or key"
     );
     let report = run.json();
     assert_eq!(report["dry_run"], true);
-    assert_eq!(report["baseline"], "empty");
+    assert_eq!(report["baseline"], "live");
     assert_eq!(job(&report, "job-a")["result"], "planned");
-    assert!(run.stderr.contains("empty baseline"), "{}", run.stderr);
+    // Offline (no token): an empty baseline, said on stderr.
+    let offline = env
+        .ws
+        .nfcron(&["reconcile", "--dry-run", "--output", "json"]);
+    assert_eq!(offline.json()["baseline"], "empty");
+    assert!(
+        offline.stderr.contains("empty baseline"),
+        "{}",
+        offline.stderr
+    );
     // Without --detailed-exitcode pending changes are still success.
     assert_eq!(env.run(&["--dry-run"]).code, 0);
 }
@@ -260,7 +279,11 @@ fn a_429_with_retry_after_is_waited_out() {
     let run = env.run(&["--output", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(summary(&run)["create"], 2);
-    assert_eq!(summary(&run)["api_requests"], 3, "two PUTs and one retry");
+    assert_eq!(
+        summary(&run)["api_requests"],
+        4,
+        "a list, two PUTs and one retry"
+    );
     assert_eq!(env.fake.count("PUT"), 3);
     assert_eq!(env.state_ids().len(), 2);
 }
@@ -434,9 +457,13 @@ fn team_scoped_manifests_use_team_routes() {
         format!("team: platform\n{}", manifest("Team Job", "0 3 * * *")),
     );
     assert_eq!(env.run(&[]).code, 0);
+    let paths: Vec<String> = env.fake.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(
-        env.fake.requests()[0].path,
-        "/v1/teams/platform/projects/acme/jobs/cron"
+        paths,
+        [
+            "/v1/teams/platform/projects/acme/jobs",
+            "/v1/teams/platform/projects/acme/jobs/cron"
+        ]
     );
     assert!(env.fake.job(Some("platform"), "acme", "team-job").is_some());
 }
@@ -568,10 +595,10 @@ fn nothing_is_sent_while_the_rate_limit_is_used_up() {
     let run = env.run(&["--output", "json", "--concurrency", "1"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(summary(&run)["create"], 5);
-    assert_eq!(summary(&run)["api_requests"], 5);
+    assert_eq!(summary(&run)["api_requests"], 6, "a list and five PUTs");
     let statuses: Vec<u16> = env.fake.requests().iter().map(|r| r.status).collect();
     assert_eq!(
-        statuses, [200; 5],
+        statuses, [200; 6],
         "the client waited for the reset instead of collecting 429s"
     );
     assert!(run.stderr.contains("rate limit used up"), "{}", run.stderr);
@@ -581,7 +608,7 @@ fn nothing_is_sent_while_the_rate_limit_is_used_up() {
 fn a_reset_beyond_retry_max_time_fails_without_sending() {
     let env = Env::new(3);
     env.fake
-        .set_rate_limit(1, 1, std::time::Duration::from_secs(3600));
+        .set_rate_limit(2, 2, std::time::Duration::from_secs(3600));
     let run = env.run(&[
         "--output",
         "json",
@@ -593,8 +620,8 @@ fn a_reset_beyond_retry_max_time_fails_without_sending() {
     assert_eq!(run.code, 1);
     assert_eq!(
         env.fake.requests().len(),
-        1,
-        "one request used the budget; none after it"
+        2,
+        "a list and one PUT used the budget; nothing after them"
     );
     let report = run.json();
     assert_eq!(report["summary"]["failed"], 2);
@@ -690,7 +717,7 @@ fn text_plan_lists_results_per_job_when_applying() {
     );
     assert!(
         run.stdout
-            .ends_with("Apply: 2 applied, 0 failed, 2 API requests.\n"),
+            .ends_with("Apply: 2 applied, 0 failed, 3 API requests.\n"),
         "{}",
         run.stdout
     );
@@ -709,7 +736,8 @@ fn a_refused_token_stops_the_run_after_one_request() {
     );
     let report = run.json();
     assert_eq!(report["summary"]["failed"], 5);
-    assert_eq!(job(&report, "job-a")["error"]["status"], 401);
+    assert_eq!(env.fake.requests()[0].status, 401);
+    assert!(run.stderr.contains("HTTP 401"), "{}", run.stderr);
     assert!(job(&report, "job-b")["error"]["message"]
         .as_str()
         .expect("message")

@@ -46,6 +46,9 @@ async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<
         concurrency: settings.concurrency,
         sensitive: settings.sensitive.clone(),
         revision: None,
+        refresh: settings.refresh,
+        drift: settings.drift,
+        max_reads: settings.max_reads,
     };
     let run = reconcile::reconcile(&files, &options, client.as_ref()).await?;
     for d in &run.catalog.diagnostics {
@@ -57,6 +60,7 @@ async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<
         dry_run: settings.dry_run,
         baseline: run.baseline,
         api_requests: run.api_requests,
+        unmanaged: run.unmanaged,
     };
     let text = match settings.output {
         OutputFormat::Text => render::text(&report, settings.colour),
@@ -69,7 +73,7 @@ async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<
         || run.plan.blocked_deletions.is_some();
     Ok(if errors {
         ExitStatus::Failure
-    } else if settings.detailed_exitcode && run.plan.has_changes() {
+    } else if settings.detailed_exitcode && (run.plan.has_changes() || run.plan.drifted() > 0) {
         ExitStatus::Changes
     } else {
         ExitStatus::Success

@@ -8,13 +8,15 @@ use serde_json::{json, Value as Json};
 
 use super::Colour;
 use crate::apply::Outcome;
-use crate::plan::{Action, Change, Plan, Step};
+use crate::plan::{Action, Change, Drift, Plan, Step};
 
 /// Where the "before" side of the plan came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Baseline {
     State,
     Empty,
+    /// Live reads filled in for a missing or incomplete state.
+    Live,
 }
 
 impl Baseline {
@@ -22,6 +24,7 @@ impl Baseline {
         match self {
             Baseline::State => "state",
             Baseline::Empty => "empty",
+            Baseline::Live => "live",
         }
     }
 }
@@ -33,6 +36,8 @@ pub struct Report<'a> {
     pub dry_run: bool,
     pub baseline: Baseline,
     pub api_requests: u64,
+    /// Live jobs no manifest or record names (counted, never touched).
+    pub unmanaged: usize,
 }
 
 impl Report<'_> {
@@ -126,24 +131,59 @@ fn change_lines(change: &Change) -> Vec<String> {
 }
 
 pub fn summary_line(plan: &Plan) -> String {
-    format!(
+    let mut line = format!(
         "Plan: {} to create, {} to update, {} to delete, {} unchanged, {} invalid.",
         plan.count(Action::Create),
         plan.count(Action::Update),
         plan.count(Action::Delete),
         plan.count(Action::Unchanged),
         plan.count(Action::Invalid)
-    )
+    );
+    if plan.steps.iter().any(|s| s.drift.is_some()) {
+        line.push_str(&format!(" Drift: {} job(s).", plan.drifted()));
+    }
+    line
+}
+
+/// Drift lines for a job: what the live read found.
+fn drift_lines(step: &Step) -> Vec<String> {
+    match &step.drift {
+        None => Vec::new(),
+        Some(Drift::Missing) => vec!["drift: missing (deleted outside nfcron)".to_string()],
+        Some(Drift::Unknown) => vec!["drift: unknown (--max-reads reached)".to_string()],
+        Some(Drift::Changed(changes)) => {
+            let mut lines = vec!["drift: changed outside nfcron".to_string()];
+            for c in changes {
+                lines.push(format!(
+                    "  ~ {}: {} (live) -> {} (applied)",
+                    c.path,
+                    value(&c.before),
+                    value(&c.after)
+                ));
+            }
+            lines
+        }
+    }
 }
 
 pub fn text(report: &Report<'_>, colour: Colour) -> String {
     let mut out = String::new();
-    for step in report
-        .plan
-        .steps
-        .iter()
-        .filter(|s| s.action != Action::Unchanged)
-    {
+    for step in &report.plan.steps {
+        if step.action == Action::Unchanged {
+            // An unchanged job is shown only when a live read says something.
+            if step.drift.is_some() {
+                out.push_str(&colour.paint("35", "~ drift"));
+                out.push_str(&format!(" {}", address(step)));
+                if let Some(file) = &step.file {
+                    out.push_str(&format!(" ({file})"));
+                }
+                out.push('\n');
+                for line in drift_lines(step) {
+                    out.push_str(&format!("    {line}\n"));
+                }
+            }
+            continue;
+        }
         let head = format!("{} {}", symbol(step.action), step.action.as_str());
         out.push_str(&colour.paint(paint(step.action), &head));
         out.push(' ');
@@ -167,6 +207,9 @@ pub fn text(report: &Report<'_>, colour: Colour) -> String {
             for line in change_lines(change) {
                 out.push_str(&format!("    {line}\n"));
             }
+        }
+        if step.drift.is_some() {
+            out.push_str("    (corrects drift)\n");
         }
         if !step.next_runs.is_empty() {
             out.push_str(&format!("    next runs: {}\n", step.next_runs.join(", ")));
@@ -239,6 +282,11 @@ pub fn json(report: &Report<'_>) -> String {
                 "renamed_from": s.renamed_from,
                 "next_runs": s.next_runs,
                 "error": error,
+                "drift": match &s.drift {
+                    None => Json::Null,
+                    Some(Drift::Changed(changes)) => json!({"kind": "changed", "fields": changes.iter().map(|c| json!({"path": c.path, "recorded": c.after, "live": c.before})).collect::<Vec<_>>()}),
+                    Some(d) => json!({"kind": d.kind(), "fields": []}),
+                },
             })
         })
         .collect();
@@ -255,6 +303,8 @@ pub fn json(report: &Report<'_>) -> String {
             "invalid": plan.count(Action::Invalid),
             "failed": report.failed(),
             "api_requests": report.api_requests,
+            "drift": plan.drifted(),
+            "unmanaged": report.unmanaged,
         },
         "jobs": jobs,
     });
@@ -294,6 +344,7 @@ pub fn markdown(report: &Report<'_>) -> String {
         String::from("| action | job | file | result | detail |\n|---|---|---|---|---|\n");
     for (i, s) in &shown {
         let detail = match s.action {
+            Action::Unchanged => format!("drift: {}", drift_lines(s).join("; ")),
             Action::Invalid => s.reason.clone().unwrap_or_default(),
             Action::Orphan => "in state, no manifest".into(),
             _ => match (&report.outcomes[*i], &s.renamed_from) {
@@ -399,6 +450,7 @@ mod tests {
                 next_runs: vec!["2026-11-29T03:00:00Z".into()],
                 reason: None,
                 desired: None,
+                drift: None,
             })
             .collect();
         Plan {
@@ -414,6 +466,7 @@ mod tests {
             dry_run: true,
             baseline: Baseline::State,
             api_requests: 0,
+            unmanaged: 0,
         })
     }
 
