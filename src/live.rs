@@ -31,6 +31,11 @@ pub const UNOBSERVABLE: &[&str] = &[
     "deployment.vcs.vcsLinkId",
 ];
 
+/// Fields whose server default is documented: a live value other than the
+/// default is drift even when the manifest never set the field (a job
+/// suspended in the UI).
+pub const KNOWN_DEFAULTS: &[(&str, bool)] = &[("suspended", false)];
+
 pub fn is_unobservable(path: &str) -> bool {
     UNOBSERVABLE.iter().any(|p| {
         path == *p || path.starts_with(&format!("{p}.")) || path.starts_with(&format!("{p}["))
@@ -282,6 +287,20 @@ pub fn drift(recorded: &Json, live: &Json, keyed: &Keyed, sensitive: &[String]) 
             live: live_shown,
         });
     }
+    for (path, default) in KNOWN_DEFAULTS {
+        if recorded.get(*path).is_none() {
+            if let Some(have) = live_leaves
+                .get(*path)
+                .filter(|v| v.as_bool() != Some(*default))
+            {
+                fields.push(DriftField {
+                    path: (*path).to_string(),
+                    recorded: Json::Null,
+                    live: (*have).clone(),
+                });
+            }
+        }
+    }
     // Lists that grew live (a tag added in the UI) are drift too.
     for (path, want) in plan::arrays(recorded) {
         let (Some(Json::Array(have)), Json::Array(want)) = (live_arrays.get(&path).copied(), want)
@@ -462,6 +481,33 @@ mod tests {
                 path: "schedule".into(),
                 recorded: json!("0 3 * * *"),
                 live: json!("0 4 * * *")
+            }]
+        );
+    }
+
+    #[test]
+    fn a_suspension_the_manifest_never_set_is_drift() {
+        let recorded = json!({"name": "A"});
+        assert_eq!(
+            drift(
+                &recorded,
+                &json!({"name": "A", "suspended": false}),
+                &keyed(),
+                &[]
+            ),
+            vec![]
+        );
+        assert_eq!(
+            drift(
+                &recorded,
+                &json!({"name": "A", "suspended": true}),
+                &keyed(),
+                &[]
+            ),
+            vec![DriftField {
+                path: "suspended".into(),
+                recorded: Json::Null,
+                live: json!(true)
             }]
         );
     }
