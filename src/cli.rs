@@ -28,6 +28,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Plan against the last-applied state and PUT only what changed.
     Reconcile(ReconcileArgs),
+    /// Write manifests for the cron jobs already live in a project.
+    Import(ImportArgs),
     /// Print the JSON Schema of the manifest format (for editors).
     Schema,
 }
@@ -85,20 +87,6 @@ pub struct ReconcileArgs {
     #[arg(long = "sensitive", value_name = "PATH")]
     pub sensitive: Vec<String>,
 
-    /// Northflank API base URL.
-    #[arg(
-        long,
-        env = "NORTHFLANK_API_URL",
-        value_name = "URL",
-        default_value = "https://api.northflank.com"
-    )]
-    pub api_url: String,
-
-    /// Read the API token from this file (trailing newline trimmed) instead
-    /// of NORTHFLANK_API_TOKEN.
-    #[arg(long, value_name = "PATH")]
-    pub token_file: Option<PathBuf>,
-
     /// Read live state for every unchanged managed job and report drift.
     #[arg(long)]
     pub refresh: bool,
@@ -113,6 +101,27 @@ pub struct ReconcileArgs {
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub max_reads: u64,
 
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// How to reach the Northflank API (shared by every command that does).
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// Northflank API base URL.
+    #[arg(
+        long,
+        env = "NORTHFLANK_API_URL",
+        value_name = "URL",
+        default_value = "https://api.northflank.com"
+    )]
+    pub api_url: String,
+
+    /// Read the API token from this file (trailing newline trimmed) instead
+    /// of NORTHFLANK_API_TOKEN.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+
     /// Time limit of each API request (500ms, 30s, 1m).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
@@ -120,6 +129,49 @@ pub struct ReconcileArgs {
     /// No retry starts later than this after a request's first attempt.
     #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
     pub retry_max_time: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The project whose cron jobs to import.
+    #[arg(long, env = "NFCRON_PROJECT", value_name = "ID")]
+    pub project: String,
+
+    /// The team, for team-scoped routes.
+    #[arg(long, value_name = "ID")]
+    pub team: Option<String>,
+
+    /// Where to write the manifests.
+    #[arg(long, value_name = "DIR", default_value = "jobs.d")]
+    pub out: PathBuf,
+
+    /// Import only this job (by id). Repeatable.
+    #[arg(long = "job", value_name = "ID")]
+    pub jobs: Vec<String>,
+
+    /// The last-applied state file to record the imported jobs in.
+    #[arg(
+        long,
+        env = "NFCRON_STATE",
+        value_name = "PATH",
+        default_value = ".nfcron/state.json"
+    )]
+    pub state: PathBuf,
+
+    /// Overwrite manifest files that exist.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Keep fields equal to the API's defaults.
+    #[arg(long)]
+    pub all_fields: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,6 +9,7 @@ pub mod api;
 pub mod apply;
 pub mod cli;
 pub mod commands;
+pub mod import;
 pub mod live;
 pub mod manifest;
 pub mod plan;
@@ -50,6 +51,14 @@ pub enum Error {
     ApiConfig(#[from] api::ConfigError),
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Api(#[from] api::ApiError),
+    #[error("cannot write {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Parses `args`, runs the command, and says how it ended. Output goes to
@@ -80,6 +89,7 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitStatus {
     let result = match &settings {
         settings::Settings::Validate(s) => commands::validate::run(s, &mut out),
         settings::Settings::Reconcile(s) => commands::reconcile::run(s, &mut out),
+        settings::Settings::Import(s) => commands::import::run(s, &mut out),
         settings::Settings::Schema => commands::schema::run(&mut out),
     };
     let _ = out.flush();

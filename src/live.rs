@@ -29,6 +29,11 @@ pub const UNOBSERVABLE: &[&str] = &[
     "deployment.external.credentials",
     "deployment.vcs.accountLogin",
     "deployment.vcs.vcsLinkId",
+    // Of `buildSettings` only the Dockerfile's path, work dir and engine
+    // come back (in `vcsData` and `buildEngineConfiguration`).
+    "buildSettings.storage",
+    "buildSettings.dockerfile.useCache",
+    "buildSettings.dockerfile.buildkit",
 ];
 
 /// Fields whose server default is documented: a live value other than the

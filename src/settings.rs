@@ -63,9 +63,23 @@ pub struct ApiSettings {
 }
 
 #[derive(Debug)]
+pub struct ImportSettings {
+    pub project: String,
+    pub team: Option<String>,
+    pub out: PathBuf,
+    pub jobs: Vec<String>,
+    pub state_path: PathBuf,
+    pub force: bool,
+    pub all_fields: bool,
+    pub output: DiagnosticsFormat,
+    pub api: ApiSettings,
+}
+
+#[derive(Debug)]
 pub enum Settings {
     Validate(ValidateSettings),
     Reconcile(ReconcileSettings),
+    Import(ImportSettings),
     Schema,
 }
 
@@ -105,13 +119,22 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
             require_env: args.require_env,
             colour,
         }),
-        Command::Reconcile(args) => Settings::Reconcile(ReconcileSettings {
-            api: ApiSettings {
-                url: args.api_url,
-                token: token(args.token_file)?,
-                timeout: args.timeout,
-                retry_max_time: args.retry_max_time,
+        Command::Import(args) => Settings::Import(ImportSettings {
+            api: api(args.api)?,
+            project: args.project,
+            team: args.team,
+            out: args.out,
+            jobs: args.jobs,
+            state_path: args.state,
+            force: args.force,
+            all_fields: args.all_fields,
+            output: match args.output {
+                cli::Output::Text => DiagnosticsFormat::Text,
+                cli::Output::Json => DiagnosticsFormat::Json,
             },
+        }),
+        Command::Reconcile(args) => Settings::Reconcile(ReconcileSettings {
+            api: api(args.api)?,
             path: args.path,
             output: match args.output {
                 cli::PlanOutput::Text => OutputFormat::Text,
@@ -139,6 +162,15 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
         Command::Schema => Settings::Schema,
     };
     Ok((global, settings))
+}
+
+fn api(args: cli::ApiArgs) -> Result<ApiSettings, SettingsError> {
+    Ok(ApiSettings {
+        url: args.api_url,
+        token: token(args.token_file)?,
+        timeout: args.timeout,
+        retry_max_time: args.retry_max_time,
+    })
 }
 
 /// `--token-file` wins over `NORTHFLANK_API_TOKEN`. The environment is read

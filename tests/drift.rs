@@ -317,3 +317,18 @@ fn unmanaged_live_jobs_are_counted_and_never_deleted() {
     assert_eq!(env.fake.count("DELETE"), 0);
     assert_eq!(env.fake.job_ids("acme"), ["hand-made", "job-a"]);
 }
+
+#[test]
+fn the_bundled_jobs_show_no_false_drift() {
+    let ws = Workspace::new().with_bundled_jobs();
+    let env = Env {
+        ws,
+        fake: Fake::spawn(0),
+    }
+    .applied();
+    let run = env.run(&["--refresh", "--detailed-exitcode"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let report = run.json();
+    assert_eq!(report["summary"]["drift"], 0, "{report:#}");
+    assert_eq!(env.fake.count("PUT"), 0);
+}

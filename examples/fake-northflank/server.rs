@@ -60,6 +60,8 @@ pub struct FaultRule {
 #[derive(Debug, Clone)]
 struct Stored {
     project: String,
+    /// `cron`, or `manual` for jobs made with [`Fake::add_manual_job`].
+    job_type: &'static str,
     /// The PUT body as received, with `id` added.
     body: Map<String, Value>,
     created_at: String,
@@ -201,6 +203,28 @@ impl Fake {
             if let Some(s) = w.jobs.get_mut(&(None, project.to_string(), id.to_string())) {
                 f(&mut s.body);
             }
+        })
+    }
+
+    /// A manual job (not a cron job) in `project`, as the UI would make.
+    pub fn add_manual_job(&self, project: &str, name: &str) {
+        let id = name.to_lowercase().replace(' ', "-");
+        let mut body = Map::new();
+        body.insert("name".into(), json!(name));
+        body.insert("id".into(), json!(id));
+        body.insert("billing".into(), json!({"deploymentPlan": "nf-compute-10"}));
+        body.insert("backoffLimit".into(), json!(0));
+        self.with(|w| {
+            w.jobs.insert(
+                (None, project.to_string(), id),
+                Stored {
+                    project: project.to_string(),
+                    job_type: "manual",
+                    body,
+                    created_at: "2026-11-28T00:00:00.000Z".into(),
+                    updated_at: "2026-11-28T00:00:00.000Z".into(),
+                },
+            );
         })
     }
 
@@ -528,6 +552,7 @@ fn put_cron(w: &mut World, team: Option<String>, project: &str, body: &[u8]) -> 
         .unwrap_or_else(|| now.clone());
     let stored = Stored {
         project: project.to_string(),
+        job_type: "cron",
         body,
         created_at,
         updated_at: now,
@@ -564,7 +589,7 @@ fn get_shape(s: &Stored) -> Value {
         "name": b["name"],
         "tags": get("tags").unwrap_or(json!([])),
         "projectId": s.project,
-        "jobType": "cron",
+        "jobType": s.job_type,
         "createdAt": s.created_at,
         "suspended": get("suspended").unwrap_or(json!(false)),
         "disabledCI": get("disabledCI").unwrap_or(json!(false)),
@@ -605,6 +630,20 @@ fn get_shape(s: &Stored) -> Value {
     }
     if let Some(bc) = get("buildConfiguration") {
         out["buildConfiguration"] = bc;
+    }
+    match b.get("buildSettings") {
+        Some(s) if s.get("dockerfile").is_some() => {
+            let engine = s["dockerfile"]
+                .get("buildEngine")
+                .cloned()
+                .unwrap_or(json!("kaniko"));
+            out["buildEngineConfiguration"] = json!({"buildEngine": engine});
+        }
+        Some(s) if s.get("buildpack").is_some() => {
+            out["buildEngineConfiguration"] =
+                json!({"buildEngine": "buildpack", "buildpack": s["buildpack"]});
+        }
+        _ => {}
     }
     out
 }
@@ -689,7 +728,7 @@ fn list(w: &World, team: &Option<String>, project: &str, query: &str) -> (u16, V
         .filter(|((t, p, _), _)| t == team && p == project)
         .map(|(_, s)| {
             json!({"id": s.body["id"], "projectId": project, "appId": format!("/fake-team/{project}/{}", s.body["id"].as_str().unwrap_or_default()),
-                   "name": s.body["name"], "tags": s.body.get("tags").cloned().unwrap_or(json!([])), "jobType": "cron",
+                   "name": s.body["name"], "tags": s.body.get("tags").cloned().unwrap_or(json!([])), "jobType": s.job_type,
                    "disabledCI": false, "disabledCD": false, "suspended": s.body.get("suspended").cloned().unwrap_or(json!(false))})
         })
         .collect();

@@ -1,0 +1,292 @@
+//! `nfcron import`: writes one manifest per live cron job, with secrets as
+//! `${VAR}` placeholders, and records each job in state so that a reconcile
+//! with those variables set plans no change.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::{json, Value as Json};
+
+use crate::api::{Client, ClientConfig, RetryPolicy};
+use crate::import;
+use crate::live::{self, Parts};
+use crate::manifest::{self, JobKey, LoadOptions};
+use crate::reconcile::{self, ReconcileError};
+use crate::settings::{DiagnosticsFormat, ImportSettings};
+use crate::source::SourceFile;
+use crate::state::{self, State, StateLock};
+use crate::{Error, ExitStatus};
+
+struct Done {
+    project: String,
+    id: String,
+    file: String,
+    variables: Vec<String>,
+}
+
+struct Skipped {
+    project: String,
+    id: String,
+    reason: String,
+}
+
+pub fn run(settings: &ImportSettings, out: &mut dyn Write) -> Result<ExitStatus, Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    runtime.block_on(run_async(settings, out))
+}
+
+async fn run_async(settings: &ImportSettings, out: &mut dyn Write) -> Result<ExitStatus, Error> {
+    let Some(token) = settings.api.token.clone() else {
+        return Err(ReconcileError::NoToken.into());
+    };
+    let client = Client::new(ClientConfig {
+        base_url: settings.api.url.clone(),
+        token,
+        timeout: settings.api.timeout,
+        retry: RetryPolicy {
+            max_time: settings.api.retry_max_time,
+            ..RetryPolicy::default()
+        },
+    })?;
+    let _lock = StateLock::acquire(&settings.state_path).map_err(ReconcileError::from)?;
+    let mut recorded = State::load(&settings.state_path)
+        .map_err(ReconcileError::from)?
+        .unwrap_or_default();
+    let keyed = state::load_key(&settings.state_path, true).map_err(ReconcileError::from)?;
+    let team = settings.team.as_deref();
+    let project = settings.project.as_str();
+    let listed = client.list_jobs(team, project).await.map_err(Error::from)?;
+
+    let mut imported = Vec::new();
+    let mut skipped = Vec::new();
+    let wanted: BTreeSet<&str> = settings.jobs.iter().map(String::as_str).collect();
+    let mut seen = BTreeSet::new();
+    let mut failed = false;
+    let now = jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    for job in &listed {
+        let Some(id) = job.get("id").and_then(Json::as_str) else {
+            continue;
+        };
+        if !wanted.is_empty() && !wanted.contains(id) {
+            continue;
+        }
+        seen.insert(id.to_string());
+        let skip = |reason: &str| Skipped {
+            project: project.to_string(),
+            id: id.to_string(),
+            reason: reason.to_string(),
+        };
+        if job
+            .get("jobType")
+            .and_then(Json::as_str)
+            .is_some_and(|t| t != "cron")
+        {
+            eprintln!("skipped {project}/{id}: a manual job, not a cron job");
+            skipped.push(skip("manual job"));
+            continue;
+        }
+        let file = settings.out.join(format!("{id}.yaml"));
+        let display = file.to_string_lossy().into_owned();
+        if file.exists() && !settings.force {
+            eprintln!("skipped {project}/{id}: {display} exists (use --force to overwrite)");
+            skipped.push(skip("file exists (use --force)"));
+            continue;
+        }
+        let key = JobKey {
+            team: team.map(str::to_string),
+            project: project.to_string(),
+            id: id.to_string(),
+        };
+        let raw = match live::read(&client, &key, Parts::all()).await {
+            Ok(Some(raw)) => raw,
+            Ok(None) => {
+                skipped.push(skip("deleted while importing"));
+                continue;
+            }
+            Err(e) => {
+                eprintln!("error: {}", crate::apply::chain(&e));
+                skipped.push(skip(&format!("cannot read: {}", crate::apply::chain(&e))));
+                failed = true;
+                continue;
+            }
+        };
+        let header = format!("Imported from Northflank by `nfcron import` on {now}: {key}");
+        let manifest = import::manifest_for(
+            team,
+            project,
+            id,
+            &live::to_spec(&raw),
+            settings.all_fields,
+            &header,
+        );
+        write_file(&file, manifest.text.as_bytes()).map_err(|source| Error::Write {
+            path: display.clone(),
+            source,
+        })?;
+        match verify(&display, &manifest, &keyed, now) {
+            Ok(record) => {
+                recorded.jobs.insert(key, record);
+            }
+            Err(problem) => {
+                eprintln!("warning: {display}: {problem}; it is written but not recorded in state");
+            }
+        }
+        imported.push(Done {
+            project: project.to_string(),
+            id: id.to_string(),
+            file: display,
+            variables: manifest.variables.iter().map(|(n, _)| n.clone()).collect(),
+        });
+    }
+    for id in wanted.iter().filter(|id| !seen.contains(**id)) {
+        eprintln!("skipped {project}/{id}: no such job");
+        skipped.push(Skipped {
+            project: project.to_string(),
+            id: id.to_string(),
+            reason: "not found".into(),
+        });
+        failed = true;
+    }
+    if !imported.is_empty() {
+        recorded
+            .save(&settings.state_path)
+            .map_err(ReconcileError::from)?;
+        let names: Vec<&str> = imported
+            .iter()
+            .flat_map(|d| d.variables.iter().map(String::as_str))
+            .collect();
+        if !names.is_empty() {
+            write_env_example(&settings.out.join(".env.example"), &names).map_err(|source| {
+                Error::Write {
+                    path: settings
+                        .out
+                        .join(".env.example")
+                        .to_string_lossy()
+                        .into_owned(),
+                    source,
+                }
+            })?;
+        }
+    }
+    let report = match settings.output {
+        DiagnosticsFormat::Json => {
+            let mut text = serde_json::to_string_pretty(&json!({
+                "format_version": 1,
+                "imported": imported.iter().map(|d| json!({"project": d.project, "id": d.id, "file": d.file, "variables": d.variables})).collect::<Vec<_>>(),
+                "skipped": skipped.iter().map(|s| json!({"project": s.project, "id": s.id, "reason": s.reason})).collect::<Vec<_>>(),
+            }))
+            .expect("JSON values serialise");
+            text.push('\n');
+            text
+        }
+        DiagnosticsFormat::Text => {
+            let mut text = String::new();
+            for d in &imported {
+                text.push_str(&format!("imported {}/{} -> {}", d.project, d.id, d.file));
+                if !d.variables.is_empty() {
+                    text.push_str(&format!(" (set {})", d.variables.join(", ")));
+                }
+                text.push('\n');
+            }
+            text.push_str(&format!(
+                "Import: {} imported, {} skipped, {} API requests.\n",
+                imported.len(),
+                skipped.len(),
+                client.requests_sent()
+            ));
+            text
+        }
+    };
+    out.write_all(report.as_bytes()).map_err(Error::Output)?;
+    Ok(if failed {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
+}
+
+/// Loads the written manifest back, with its variables set to the live
+/// values, as a reconcile would: it must validate and give back the live
+/// spec. Returns the state record a reconcile would then find unchanged.
+fn verify(
+    path: &str,
+    manifest: &import::Imported,
+    keyed: &crate::secret::Keyed,
+    now: jiff::Timestamp,
+) -> Result<state::Record, String> {
+    let lookup = |name: &str| {
+        manifest
+            .variables
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| match v {
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+    };
+    let files = [SourceFile {
+        path: path.to_string(),
+        content: Ok(manifest.text.clone()),
+    }];
+    let catalog = manifest::load(
+        &files,
+        &LoadOptions {
+            default_project: None,
+            require_env: true,
+            lookup: &lookup,
+        },
+    );
+    let (desired, invalid) = reconcile::prepare(&catalog, keyed, &[], now);
+    if let Some(i) = invalid.first() {
+        return Err(format!(
+            "the live job does not pass validation ({})",
+            i.reason
+        ));
+    }
+    let Some(d) = desired.first() else {
+        return Err("no job in the written manifest".into());
+    };
+    if d.spec != manifest.spec {
+        return Err("reading it back does not give the live spec".into());
+    }
+    Ok(d.record(&now.to_string(), None))
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, bytes)
+}
+
+/// Adds `names` to `.env.example` (one `NAME=` a line), keeping what is there.
+fn write_env_example(path: &Path, names: &[&str]) -> std::io::Result<()> {
+    let existing = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines: BTreeSet<String> = existing
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    let known: BTreeSet<String> = lines
+        .iter()
+        .filter_map(|l| l.split('=').next().map(str::to_string))
+        .collect();
+    for name in names.iter().filter(|n| !known.contains(**n)) {
+        lines.insert(format!("{name}="));
+    }
+    let mut text = String::from(
+        "# Secrets of imported jobs: set each to its value before `nfcron reconcile`.\n",
+    );
+    for line in lines {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    write_file(path, text.as_bytes())
+}

@@ -1,0 +1,198 @@
+//! Live jobs -> manifests (`nfcron import`): the way in for a team whose
+//! jobs already run in Northflank.
+//!
+//! Pure: given a job's spec in PUT shape, [`manifest_for`] writes the
+//! manifest text with every secret replaced by a `${VAR}` placeholder and
+//! every literal `$` escaped, and says which variables (and their live
+//! values, for the caller to verify with, never to print) it introduced.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value as Json};
+
+use crate::manifest::schema::{API_VERSION, KIND, SENSITIVE_FIELDS};
+
+/// Fields the API fills when a PUT leaves them out, with the value it
+/// fills: left out of imported manifests unless `--all-fields`.
+fn server_defaults() -> [(&'static str, Json); 9] {
+    [
+        ("suspended", json!(false)),
+        ("disabledCI", json!(false)),
+        ("tags", json!([])),
+        ("description", json!("")),
+        ("runtimeEnvironment", json!({})),
+        ("runtimeFiles", json!({})),
+        ("buildArguments", json!({})),
+        ("buildFiles", json!({})),
+        ("healthChecks", json!([])),
+    ]
+}
+
+/// One imported job's manifest.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub text: String,
+    /// The spec the manifest holds, with live values where placeholders
+    /// stand: what loading it with the variables set must give back.
+    pub spec: Json,
+    /// Placeholder names, in order, with the live value each stands for.
+    pub variables: Vec<(String, Json)>,
+}
+
+/// `NIGHTLY_REPORT_DATABASE_URL` for job `nightly-report`, key `DATABASE_URL`.
+pub fn variable_name(job_id: &str, key: &str) -> String {
+    let raw = format!("{job_id}_{key}");
+    let mut name = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        let c = if c.is_ascii_alphanumeric() {
+            c.to_ascii_uppercase()
+        } else {
+            '_'
+        };
+        if !(c == '_' && (name.is_empty() || name.ends_with('_'))) {
+            name.push(c);
+        }
+    }
+    let name = name.trim_end_matches('_').to_string();
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("_{name}")
+    } else {
+        name
+    }
+}
+
+/// Builds the manifest for a live job whose spec (PUT shape) is `live`.
+pub fn manifest_for(
+    team: Option<&str>,
+    project: &str,
+    id: &str,
+    live: &Json,
+    all_fields: bool,
+    header: &str,
+) -> Imported {
+    let mut spec = live.clone();
+    if let (false, Json::Object(fields)) = (all_fields, &mut spec) {
+        for (name, default) in server_defaults() {
+            if fields.get(name) == Some(&default) {
+                fields.remove(name);
+            }
+        }
+    }
+    let mut written = escape_dollars(&spec);
+    let mut variables: Vec<(String, Json)> = Vec::new();
+    let mut taken: BTreeMap<String, usize> = BTreeMap::new();
+    if let (Json::Object(fields), Json::Object(live_fields)) = (&mut written, &spec) {
+        for section in SENSITIVE_FIELDS {
+            let (Some(Json::Object(entries)), Some(Json::Object(live_entries))) =
+                (fields.get_mut(*section), live_fields.get(*section))
+            else {
+                continue;
+            };
+            for (key, value) in entries.iter_mut() {
+                let mut name = variable_name(id, key);
+                let n = taken.entry(name.clone()).or_insert(0);
+                *n += 1;
+                if *n > 1 {
+                    name = format!("{name}_{n}");
+                }
+                let placeholder = Json::String(format!("${{{name}}}"));
+                let live_value = &live_entries[key];
+                match (value, live_value) {
+                    // A file: only its data is secret; its encoding stays.
+                    (Json::Object(file), Json::Object(live_file))
+                        if live_file.contains_key("data") =>
+                    {
+                        file.insert("data".into(), placeholder);
+                        variables.push((name, live_file["data"].clone()));
+                    }
+                    (value, live_value) => {
+                        *value = placeholder;
+                        variables.push((name, live_value.clone()));
+                    }
+                }
+            }
+        }
+    }
+    let mut envelope = Map::new();
+    envelope.insert("apiVersion".into(), json!(API_VERSION));
+    envelope.insert("kind".into(), json!(KIND));
+    if let Some(team) = team {
+        envelope.insert("team".into(), json!(team));
+    }
+    envelope.insert("project".into(), json!(project));
+    envelope.insert("spec".into(), written);
+    let yaml =
+        serde_yaml::to_string(&Json::Object(envelope)).expect("JSON values serialise as YAML");
+    let mut text = String::new();
+    for line in header.lines() {
+        text.push_str(&format!("# {line}\n"));
+    }
+    text.push_str(&yaml);
+    Imported {
+        text,
+        spec,
+        variables,
+    }
+}
+
+/// Every `$` in a string value becomes `$$`, so that interpolation gives
+/// the live text back unchanged.
+fn escape_dollars(value: &Json) -> Json {
+    match value {
+        Json::String(s) => Json::String(s.replace('$', "$$")),
+        Json::Array(items) => Json::Array(items.iter().map(escape_dollars).collect()),
+        Json::Object(m) => Json::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), escape_dollars(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variable_names() {
+        assert_eq!(
+            variable_name("nightly-report", "DATABASE_URL"),
+            "NIGHTLY_REPORT_DATABASE_URL"
+        );
+        assert_eq!(variable_name("job", "/etc/app.conf"), "JOB_ETC_APP_CONF");
+        assert_eq!(variable_name("9lives", "x"), "_9LIVES_X");
+    }
+
+    #[test]
+    fn secrets_become_placeholders_and_defaults_go() {
+        let live = json!({"name": "Job A", "suspended": false, "tags": [], "schedule": "0 3 * * *",
+            "deployment": {"docker": {"configType": "customCommand", "customCommand": "echo $HOME"}},
+            "runtimeEnvironment": {"DB": "postgres://secret"},
+            "runtimeFiles": {"/etc/a": {"data": "c2VjcmV0", "encoding": "base64"}}});
+        let out = manifest_for(None, "acme", "job-a", &live, false, "imported");
+        assert!(
+            !out.text.contains("postgres://secret") && !out.text.contains("c2VjcmV0"),
+            "{}",
+            out.text
+        );
+        assert!(out.text.contains("${JOB_A_DB}"), "{}", out.text);
+        assert!(out.text.contains("echo $$HOME"), "{}", out.text);
+        assert!(
+            !out.text.contains("suspended") && !out.text.contains("tags"),
+            "{}",
+            out.text
+        );
+        assert!(
+            out.text
+                .starts_with("# imported\napiVersion: nfcron/v1\nkind: CronJob\nproject: acme\n"),
+            "{}",
+            out.text
+        );
+        let names: Vec<&str> = out.variables.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["JOB_A_DB", "JOB_A_ETC_A"]);
+        assert_eq!(out.spec.get("suspended"), None);
+        let all = manifest_for(None, "acme", "job-a", &live, true, "");
+        assert!(all.text.contains("suspended: false"), "{}", all.text);
+    }
+}
