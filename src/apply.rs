@@ -101,15 +101,19 @@ impl Applier<'_> {
                 let job = step.desired.map(|d| desired[d].clone());
                 let client = self.client.clone();
                 let journal = journal.clone();
-                let semaphore = semaphore.clone();
                 let state_path = self.state_path.to_path_buf();
                 let revision = self.revision.map(str::to_string);
                 let action = step.action;
+                // Taking the permit before spawning starts jobs in plan
+                // order: with --concurrency 1 the run is sequential and
+                // deterministic.
+                let permit = semaphore
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore is never closed");
                 tasks.spawn(async move {
-                    let _permit = semaphore
-                        .acquire_owned()
-                        .await
-                        .expect("semaphore is never closed");
+                    let _permit = permit;
                     let started = std::time::Instant::now();
                     let sent = match (&job, action) {
                         (Some(job), Action::Create | Action::Update) => {

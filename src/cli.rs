@@ -101,8 +101,45 @@ pub struct ReconcileArgs {
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub max_reads: u64,
 
+    /// With --dry-run, inside a Git work tree: plan the manifests at HEAD
+    /// against those at REF (e.g. origin/main). Offline: no token, no state.
+    #[arg(long, value_name = "REF", requires = "dry_run")]
+    pub base: Option<String>,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
+
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+/// Where manifests come from when not a local PATH.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// Read manifests from this Git repository (https://, ssh://, file://
+    /// or a local path) instead of PATH.
+    #[arg(long, value_name = "URL")]
+    pub git: Option<String>,
+
+    /// Branch to follow (default: the remote's HEAD).
+    #[arg(long, value_name = "BRANCH", requires = "git")]
+    pub branch: Option<String>,
+
+    /// Where the manifests are in the repository.
+    #[arg(long, value_name = "DIR", default_value = "jobs.d")]
+    pub git_path: String,
+
+    /// Local cache of the repository.
+    #[arg(long, value_name = "DIR", default_value = ".nfcron/git")]
+    pub git_cache: PathBuf,
+
+    /// SSH private key for ssh:// remotes (HTTPS uses NFCRON_GIT_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    pub ssh_key: Option<PathBuf>,
+
+    /// Host keys SSH remotes must present (no trust on first use).
+    #[arg(long, value_name = "PATH")]
+    pub known_hosts: Option<PathBuf>,
 }
 
 /// How to reach the Northflank API (shared by every command that does).

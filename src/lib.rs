@@ -53,6 +53,10 @@ pub enum Error {
     Runtime(#[source] std::io::Error),
     #[error(transparent)]
     Api(#[from] api::ApiError),
+    #[error(transparent)]
+    Git(#[from] source::git::GitError),
+    #[error("{0}")]
+    Usage(String),
     #[error("cannot write {path}")]
     Write {
         path: String,

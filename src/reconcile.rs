@@ -46,6 +46,8 @@ pub struct RunReport {
     pub api_requests: u64,
     /// Live jobs in the listed projects that no manifest or record names.
     pub unmanaged: usize,
+    /// The source revision planned (a Git commit), when known.
+    pub revision: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -214,7 +216,73 @@ pub async fn reconcile(
         outcomes,
         baseline,
         unmanaged,
+        revision: options.revision.clone(),
     })
+}
+
+/// `--base REF`: the manifests at HEAD planned against those at REF, as if
+/// REF's had been applied. Offline and pure but for the throwaway key.
+pub fn plan_base(head: &[SourceFile], base: &[SourceFile], options: &Options) -> RunReport {
+    let lookup = |name: &str| std::env::var(name).ok();
+    let load = |files: &[SourceFile]| {
+        manifest::load(
+            files,
+            &LoadOptions {
+                default_project: options.default_project.as_deref(),
+                require_env: false,
+                lookup: &lookup,
+            },
+        )
+    };
+    let (head_catalog, base_catalog) = (load(head), load(base));
+    let keyed = Keyed::generate().unwrap_or_else(|_| Keyed::new([0; crate::secret::KEY_LEN]));
+    let now = jiff::Timestamp::now();
+    let (base_desired, _) = prepare(&base_catalog, &keyed, &options.sensitive, now);
+    let recorded = State {
+        jobs: base_desired
+            .iter()
+            .map(|d| (d.key.clone(), d.record("base", None)))
+            .collect(),
+    };
+    let (desired, invalid) = prepare(&head_catalog, &keyed, &options.sensitive, now);
+    // What the change deletes is shown as deleted: the plan is of the change.
+    let plan_options = plan::Options {
+        prune: true,
+        ..options.plan
+    };
+    let plan = plan::plan(
+        plan::Inputs {
+            desired: &desired,
+            invalid: &invalid,
+            recorded: &recorded,
+            unreadable_files: head_catalog.unreadable_files(),
+            live: &BTreeMap::new(),
+        },
+        plan_options,
+    );
+    for warning in &plan.warnings {
+        tracing::warn!("{warning}");
+    }
+    let outcomes = plan
+        .steps
+        .iter()
+        .map(|s| {
+            if s.action.writes() {
+                Outcome::Planned
+            } else {
+                Outcome::Skipped
+            }
+        })
+        .collect();
+    RunReport {
+        catalog: head_catalog,
+        plan,
+        outcomes,
+        baseline: Baseline::Base,
+        api_requests: 0,
+        unmanaged: 0,
+        revision: options.revision.clone(),
+    }
 }
 
 struct Adoption {

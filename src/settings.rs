@@ -33,9 +33,18 @@ pub struct ValidateSettings {
     pub colour: Colour,
 }
 
+/// Where manifests come from.
+#[derive(Debug, Clone)]
+pub enum SourceSettings {
+    Dir(PathBuf),
+    Git(crate::source::git::GitSource),
+}
+
 #[derive(Debug)]
 pub struct ReconcileSettings {
-    pub path: PathBuf,
+    pub source: SourceSettings,
+    /// `--base REF`: plan HEAD against REF in the current Git work tree.
+    pub base: Option<String>,
     pub output: OutputFormat,
     pub dry_run: bool,
     pub prune: bool,
@@ -135,7 +144,8 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
         }),
         Command::Reconcile(args) => Settings::Reconcile(ReconcileSettings {
             api: api(args.api)?,
-            path: args.path,
+            source: source(args.path, args.source),
+            base: args.base,
             output: match args.output {
                 cli::PlanOutput::Text => OutputFormat::Text,
                 cli::PlanOutput::Json => OutputFormat::Json,
@@ -162,6 +172,25 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
         Command::Schema => Settings::Schema,
     };
     Ok((global, settings))
+}
+
+fn source(path: PathBuf, args: cli::SourceArgs) -> SourceSettings {
+    match args.git {
+        None => SourceSettings::Dir(path),
+        Some(url) => SourceSettings::Git(crate::source::git::GitSource {
+            url,
+            branch: args.branch,
+            subdir: args.git_path,
+            cache: args.git_cache,
+            auth: crate::source::git::GitAuth {
+                token: std::env::var("NFCRON_GIT_TOKEN")
+                    .ok()
+                    .and_then(|t| Token::new(&t)),
+                ssh_key: args.ssh_key,
+                known_hosts: args.known_hosts,
+            },
+        }),
+    }
 }
 
 fn api(args: cli::ApiArgs) -> Result<ApiSettings, SettingsError> {

@@ -7,8 +7,9 @@ use crate::api::{Client, ClientConfig, RetryPolicy};
 use crate::plan;
 use crate::reconcile::{self, Options};
 use crate::render::plan::{self as render, Report};
-use crate::settings::{OutputFormat, ReconcileSettings};
+use crate::settings::{OutputFormat, ReconcileSettings, SourceSettings};
 use crate::source;
+use crate::source::git_base;
 use crate::{Error, ExitStatus};
 
 pub fn run(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<ExitStatus, Error> {
@@ -33,8 +34,33 @@ async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<
         })?),
         None => None,
     };
-    let files = source::dir::read(&settings.path);
-    let options = Options {
+    if let Some(base) = &settings.base {
+        let SourceSettings::Dir(path) = &settings.source else {
+            return Err(Error::Usage(
+                "--base plans a local work tree; it does not combine with --git".into(),
+            ));
+        };
+        let (head, base_files, revision) = git_base::files(path, base)?;
+        let run = reconcile::plan_base(&head, &base_files, &options_for(settings, Some(revision)));
+        return finish(settings, run, out);
+    }
+    let (files, revision) = match &settings.source {
+        SourceSettings::Dir(path) => (source::dir::read(path), None),
+        SourceSettings::Git(git) => {
+            let git = git.clone();
+            let snapshot = tokio::task::spawn_blocking(move || git.sync())
+                .await
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))?;
+            (snapshot.files, Some(snapshot.revision))
+        }
+    };
+    let options = options_for(settings, revision);
+    let run = reconcile::reconcile(&files, &options, client.as_ref()).await?;
+    finish(settings, run, out)
+}
+
+fn options_for(settings: &ReconcileSettings, revision: Option<String>) -> Options {
+    Options {
         dry_run: settings.dry_run,
         plan: plan::Options {
             prune: settings.prune,
@@ -45,12 +71,18 @@ async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<
         state_path: settings.state_path.clone(),
         concurrency: settings.concurrency,
         sensitive: settings.sensitive.clone(),
-        revision: None,
+        revision,
         refresh: settings.refresh,
         drift: settings.drift,
         max_reads: settings.max_reads,
-    };
-    let run = reconcile::reconcile(&files, &options, client.as_ref()).await?;
+    }
+}
+
+fn finish(
+    settings: &ReconcileSettings,
+    run: reconcile::RunReport,
+    out: &mut dyn Write,
+) -> Result<ExitStatus, Error> {
     for d in &run.catalog.diagnostics {
         eprintln!("{}", d.one_line());
     }
@@ -61,6 +93,7 @@ async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<
         baseline: run.baseline,
         api_requests: run.api_requests,
         unmanaged: run.unmanaged,
+        revision: run.revision.as_deref(),
     };
     let text = match settings.output {
         OutputFormat::Text => render::text(&report, settings.colour),

@@ -17,6 +17,8 @@ pub enum Baseline {
     Empty,
     /// Live reads filled in for a missing or incomplete state.
     Live,
+    /// `--base REF`: the manifests at REF.
+    Base,
 }
 
 impl Baseline {
@@ -25,6 +27,7 @@ impl Baseline {
             Baseline::State => "state",
             Baseline::Empty => "empty",
             Baseline::Live => "live",
+            Baseline::Base => "base",
         }
     }
 }
@@ -38,6 +41,8 @@ pub struct Report<'a> {
     pub api_requests: u64,
     /// Live jobs no manifest or record names (counted, never touched).
     pub unmanaged: usize,
+    /// The source revision planned (a Git commit), when known.
+    pub revision: Option<&'a str>,
 }
 
 impl Report<'_> {
@@ -293,7 +298,8 @@ pub fn json(report: &Report<'_>) -> String {
     let report_json = json!({
         "format_version": 1,
         "dry_run": report.dry_run,
-        "baseline": report.baseline.as_str(),
+                "baseline": report.baseline.as_str(),
+        "source": {"revision": report.revision},
         "summary": {
             "create": plan.count(Action::Create),
             "update": plan.count(Action::Update),
@@ -467,6 +473,7 @@ mod tests {
             baseline: Baseline::State,
             api_requests: 0,
             unmanaged: 0,
+            revision: None,
         })
     }
 

@@ -4,6 +4,8 @@
 //! bad file is reported and never hides the rest.
 
 pub mod dir;
+pub mod git;
+pub mod git_base;
 
 /// Manifest files larger than this are refused.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;

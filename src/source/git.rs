@@ -1,0 +1,241 @@
+//! Manifests in a Git repository (git2): a bare cache that is cloned once
+//! and then fetched, and manifests read straight from the branch tip's tree
+//! (nothing is checked out, so nothing can be edited under nfcron's feet).
+//! The tip's commit id is the source revision.
+//!
+//! A failed fetch keeps the last good revision and says so: it is never
+//! taken for "all manifests gone".
+
+use std::path::{Path, PathBuf};
+
+use git2::{Cred, CredentialType, FetchOptions, RemoteCallbacks, Repository};
+
+use super::dir::is_manifest_name;
+use super::{ReadProblem, SourceFile, MAX_FILE_BYTES};
+use crate::secret::Token;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    #[error("branch `{0}` not found in the remote")]
+    NoBranch(String),
+    #[error("cannot read the known-hosts file {path}")]
+    KnownHosts {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GitAuth {
+    /// HTTPS token (`NFCRON_GIT_TOKEN`).
+    pub token: Option<Token>,
+    /// SSH private key (`--ssh-key`).
+    pub ssh_key: Option<PathBuf>,
+    /// Host keys SSH servers must present (`--known-hosts`); no
+    /// trust-on-first-use.
+    pub known_hosts: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GitSource {
+    pub url: String,
+    /// `None`: the remote's default branch.
+    pub branch: Option<String>,
+    /// Where the manifests are in the repository.
+    pub subdir: String,
+    pub cache: PathBuf,
+    pub auth: GitAuth,
+}
+
+/// The manifests of one commit.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub revision: String,
+    pub files: Vec<SourceFile>,
+}
+
+impl GitSource {
+    /// Clones (once) or fetches, then reads the branch tip. Blocking: run
+    /// it off the async runtime.
+    pub fn sync(&self) -> Result<Snapshot, GitError> {
+        let repo = match Repository::open_bare(&self.cache) {
+            Ok(repo) => repo,
+            Err(_) => {
+                std::fs::create_dir_all(&self.cache)
+                    .map_err(|e| git2::Error::from_str(&e.to_string()))?;
+                let repo = Repository::init_bare(&self.cache)?;
+                repo.remote("origin", &self.url)?;
+                repo
+            }
+        };
+        let mut remote = repo.find_remote("origin")?;
+        if remote.url().ok() != Some(self.url.as_str()) {
+            repo.remote_set_url("origin", &self.url)?;
+            remote = repo.find_remote("origin")?;
+        }
+        let branch = match &self.branch {
+            Some(b) => b.clone(),
+            None => {
+                let mut connection =
+                    remote.connect_auth(git2::Direction::Fetch, Some(self.callbacks()?), None)?;
+                let head = connection.remote().default_branch()?;
+                let head = head.as_str().unwrap_or("refs/heads/main").to_string();
+                head.strip_prefix("refs/heads/")
+                    .unwrap_or(&head)
+                    .to_string()
+            }
+        };
+        let mut options = FetchOptions::new();
+        options.remote_callbacks(self.callbacks()?);
+        let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
+        remote.fetch(&[refspec.as_str()], Some(&mut options), None)?;
+        let reference = repo
+            .find_reference(&format!("refs/remotes/origin/{branch}"))
+            .map_err(|_| GitError::NoBranch(branch.clone()))?;
+        let commit = reference.peel_to_commit()?;
+        let files = read_tree(&repo, &commit, &self.subdir, &self.subdir)?;
+        Ok(Snapshot {
+            revision: commit.id().to_string(),
+            files,
+        })
+    }
+
+    fn callbacks(&self) -> Result<RemoteCallbacks<'static>, GitError> {
+        let mut callbacks = RemoteCallbacks::new();
+        let auth = self.auth.clone();
+        callbacks.credentials(move |_url, user, allowed| {
+            if allowed.contains(CredentialType::SSH_KEY) {
+                if let Some(key) = &auth.ssh_key {
+                    return Cred::ssh_key(user.unwrap_or("git"), None, key, None);
+                }
+            }
+            if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+                if let Some(token) = &auth.token {
+                    return Cred::userpass_plaintext("x-access-token", token.expose());
+                }
+            }
+            Err(git2::Error::from_str(
+                "the remote asks for credentials nfcron was not given",
+            ))
+        });
+        let known = match &self.auth.known_hosts {
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| GitError::KnownHosts {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        callbacks.certificate_check(move |cert, host| {
+            // TLS certificates are checked by libgit2 against the system
+            // store; SSH host keys must be in --known-hosts.
+            let Some(hostkey) = cert.as_hostkey() else {
+                return Ok(git2::CertificateCheckStatus::CertificatePassthrough);
+            };
+            let (Some(known), Some(raw)) = (&known, hostkey.hostkey()) else {
+                return Err(git2::Error::from_str(
+                    "SSH host keys are checked against --known-hosts, which was not given",
+                ));
+            };
+            if known_hosts_allow(known, host, raw) {
+                Ok(git2::CertificateCheckStatus::CertificateOk)
+            } else {
+                Err(git2::Error::from_str(&format!(
+                    "the host key of {host} is not in --known-hosts"
+                )))
+            }
+        });
+        Ok(callbacks)
+    }
+}
+
+/// Whether an OpenSSH `known_hosts` text lists `host` with `key` (raw
+/// bytes). Plain host patterns only; hashed entries are not matched.
+pub fn known_hosts_allow(known: &str, host: &str, key: &[u8]) -> bool {
+    use base64::Engine;
+    let decode = |blob: &str| base64::engine::general_purpose::STANDARD.decode(blob).ok();
+    known
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .any(|line| {
+            let mut parts = line.split_whitespace();
+            let (Some(hosts), Some(_kind), Some(blob)) = (parts.next(), parts.next(), parts.next())
+            else {
+                return false;
+            };
+            hosts
+                .split(',')
+                .any(|h| h == host || h == format!("[{host}]:22"))
+                && decode(blob).as_deref() == Some(key)
+        })
+}
+
+/// The manifests under `subdir` of a commit's tree, shown as
+/// `display_prefix/relative/path`.
+pub fn read_tree(
+    repo: &Repository,
+    commit: &git2::Commit<'_>,
+    subdir: &str,
+    display_prefix: &str,
+) -> Result<Vec<SourceFile>, GitError> {
+    let tree = commit.tree()?;
+    let subdir = subdir.trim_matches('/');
+    let root = if subdir.is_empty() || subdir == "." {
+        tree
+    } else {
+        match tree.get_path(Path::new(subdir)) {
+            Ok(entry) => entry.to_object(repo)?.peel_to_tree()?,
+            // No manifests directory at this commit: no manifests.
+            Err(_) => return Ok(Vec::new()),
+        }
+    };
+    let mut files = Vec::new();
+    let mut skip_prefixes: Vec<String> = Vec::new();
+    root.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        let name = entry.name().unwrap_or("");
+        if name.starts_with('.') {
+            if entry.kind() == Some(git2::ObjectType::Tree) {
+                skip_prefixes.push(format!("{dir}{name}/"));
+            }
+            return git2::TreeWalkResult::Skip;
+        }
+        if skip_prefixes.iter().any(|p| dir.starts_with(p.as_str()))
+            || entry.kind() != Some(git2::ObjectType::Blob)
+            || !is_manifest_name(name)
+        {
+            return git2::TreeWalkResult::Ok;
+        }
+        let path = format!("{}/{dir}{name}", display_prefix.trim_end_matches('/'));
+        let content = match entry.to_object(repo).ok().and_then(|o| o.into_blob().ok()) {
+            Some(blob) if blob.size() as u64 > MAX_FILE_BYTES => Err(ReadProblem::TooLarge {
+                bytes: blob.size() as u64,
+            }),
+            Some(blob) => String::from_utf8(blob.content().to_vec())
+                .map_err(|_| ReadProblem::Io("not valid UTF-8".into())),
+            None => Err(ReadProblem::Io("cannot read the blob".into())),
+        };
+        files.push(SourceFile { path, content });
+        git2::TreeWalkResult::Ok
+    })?;
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_hosts_match_host_and_key() {
+        let known = "# comment\ngit.example.com,10.0.0.1 ssh-ed25519 aGVsbG8=\n";
+        assert!(known_hosts_allow(known, "git.example.com", b"hello"));
+        assert!(!known_hosts_allow(known, "git.example.com", b"other"));
+        assert!(!known_hosts_allow(known, "evil.example.com", b"hello"));
+    }
+}

@@ -1,0 +1,43 @@
+//! `--base REF`: the manifests of the current Git work tree's HEAD and of
+//! REF, read from their commits (not from the files on disk).
+
+use std::path::Path;
+
+use git2::Repository;
+
+use super::git::{read_tree, GitError};
+use super::SourceFile;
+
+/// (files at HEAD, files at REF, HEAD's commit id) for the manifests under
+/// `path` (relative to the current directory).
+pub fn files(
+    path: &Path,
+    base: &str,
+) -> Result<(Vec<SourceFile>, Vec<SourceFile>, String), GitError> {
+    let repo = Repository::discover(".")?;
+    let workdir = repo
+        .workdir()
+        .ok_or_else(|| git2::Error::from_str("--base needs a work tree, not a bare repository"))?;
+    let here = std::env::current_dir().map_err(|e| git2::Error::from_str(&e.to_string()))?;
+    let absolute = here.join(path);
+    let absolute = absolute.canonicalize().unwrap_or(absolute);
+    let workdir = workdir
+        .canonicalize()
+        .unwrap_or_else(|_| workdir.to_path_buf());
+    let subdir = absolute
+        .strip_prefix(&workdir)
+        .map_err(|_| git2::Error::from_str("the manifests path is outside the Git work tree"))?
+        .to_string_lossy()
+        .into_owned();
+    let display = path.to_string_lossy();
+    let head = repo.head()?.peel_to_commit()?;
+    let base = repo
+        .revparse_single(base)
+        .map_err(|e| git2::Error::from_str(&format!("--base {base}: {}", e.message())))?
+        .peel_to_commit()?;
+    Ok((
+        read_tree(&repo, &head, &subdir, &display)?,
+        read_tree(&repo, &base, &subdir, &display)?,
+        head.id().to_string(),
+    ))
+}
