@@ -149,7 +149,13 @@ impl Applier<'_> {
                         }
                         Err(e) => failed(&e),
                     };
-                    log(&key.to_string(), action, &outcome, started.elapsed());
+                    log(
+                        &key,
+                        action,
+                        &outcome,
+                        started.elapsed(),
+                        revision.as_deref(),
+                    );
                     (i, outcome)
                 });
             }
@@ -188,16 +194,36 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-fn log(job: &str, action: Action, outcome: &Outcome, took: std::time::Duration) {
+fn log(
+    key: &crate::manifest::JobKey,
+    action: Action,
+    outcome: &Outcome,
+    took: std::time::Duration,
+    revision: Option<&str>,
+) {
     let duration_ms = took.as_millis() as u64;
+    let (project, id, revision) = (
+        key.project.as_str(),
+        key.id.as_str(),
+        revision.unwrap_or(""),
+    );
     match outcome {
-        Outcome::Failed { message, .. } => {
-            tracing::error!(job, action = action.as_str(), result = "failed", duration_ms, error = %message, "job")
-        }
+        Outcome::Failed { message, .. } => tracing::error!(
+            project,
+            id,
+            action = action.as_str(),
+            result = "failed",
+            revision,
+            duration_ms,
+            error = %message,
+            "job"
+        ),
         _ => tracing::info!(
-            job,
+            project,
+            id,
             action = action.as_str(),
             result = "applied",
+            revision,
             duration_ms,
             "job"
         ),

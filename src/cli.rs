@@ -18,6 +18,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "LEVEL")]
     pub log_level: Option<String>,
 
+    /// Log line format on stderr: text, or json (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -30,6 +34,9 @@ pub enum Command {
     Reconcile(ReconcileArgs),
     /// Write manifests for the cron jobs already live in a project.
     Import(ImportArgs),
+    /// Run as a sidecar: reconcile on file edits, Git pushes and timers;
+    /// serve health, readiness, metrics and a webhook.
+    Watch(WatchArgs),
     /// Print the JSON Schema of the manifest format (for editors).
     Schema,
 }
@@ -209,6 +216,98 @@ pub struct ImportArgs {
 
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// A manifests directory to watch (ignored with --git).
+    #[arg(default_value = "jobs.d")]
+    pub path: PathBuf,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// Project of manifests that do not name one.
+    #[arg(long, env = "NFCRON_PROJECT", value_name = "ID")]
+    pub project: Option<String>,
+
+    /// The last-applied state file.
+    #[arg(
+        long,
+        env = "NFCRON_STATE",
+        value_name = "PATH",
+        default_value = ".nfcron/state.json"
+    )]
+    pub state: PathBuf,
+
+    /// Jobs applied at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+
+    /// A further spec field to treat as a secret. Repeatable.
+    #[arg(long = "sensitive", value_name = "PATH")]
+    pub sensitive: Vec<String>,
+
+    /// Delete jobs nfcron applied that no manifest names now.
+    #[arg(long)]
+    pub prune: bool,
+
+    /// With --prune, allow deleting every managed job when no manifest is found.
+    #[arg(long)]
+    pub allow_empty: bool,
+
+    /// With --prune, refuse (and delete nothing) above this many deletions.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_deletions: usize,
+
+    /// Quiet time after a file event before reading (editors write in bursts).
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = parse_duration)]
+    pub debounce: std::time::Duration,
+
+    /// Git poll interval (plus up to 10% jitter).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
+
+    /// Full re-plan against state, to catch anything missed.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub resync: std::time::Duration,
+
+    /// Drift sweep interval; 0 turns sweeps off.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration_or_zero)]
+    pub drift_interval: std::time::Duration,
+
+    /// Percent of the hourly request limit drift sweeps may spend.
+    #[arg(long, value_name = "PERCENT", default_value_t = 20, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub drift_budget: u8,
+
+    /// What to do about drift found by sweeps.
+    #[arg(long, value_enum, default_value_t = DriftArg::Warn)]
+    pub drift: DriftArg,
+
+    /// Address of the health, metrics and webhook listener, or `off`.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8484")]
+    pub listen: String,
+
+    /// How long a run in progress may take to finish after SIGTERM.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: std::time::Duration,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A duration, or `0` for "off".
+pub fn parse_duration_or_zero(s: &str) -> Result<std::time::Duration, String> {
+    if s.trim() == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    parse_duration(s)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,13 +9,16 @@ pub mod api;
 pub mod apply;
 pub mod cli;
 pub mod commands;
+pub mod daemon;
 pub mod import;
 pub mod live;
 pub mod manifest;
+pub mod metrics;
 pub mod plan;
 pub mod reconcile;
 pub mod render;
 pub mod secret;
+pub mod server;
 pub mod settings;
 pub mod source;
 pub mod state;
@@ -57,6 +60,14 @@ pub enum Error {
     Git(#[from] source::git::GitError),
     #[error("{0}")]
     Usage(String),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot watch the manifests directory")]
+    Watch(#[source] notify::Error),
     #[error("cannot write {path}")]
     Write {
         path: String,
@@ -87,13 +98,14 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitStatus {
             return ExitStatus::Failure;
         }
     };
-    init_logging(global.log_filter.as_deref());
+    init_logging(global.log_filter.as_deref(), global.log_json);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match &settings {
         settings::Settings::Validate(s) => commands::validate::run(s, &mut out),
         settings::Settings::Reconcile(s) => commands::reconcile::run(s, &mut out),
         settings::Settings::Import(s) => commands::import::run(s, &mut out),
+        settings::Settings::Watch(s) => commands::watch::run(s),
         settings::Settings::Schema => commands::schema::run(&mut out),
     };
     let _ = out.flush();
@@ -117,7 +129,7 @@ fn report_error(e: &dyn std::error::Error) {
     eprint!("{text}");
 }
 
-fn init_logging(filter: Option<&str>) {
+fn init_logging(filter: Option<&str>, json: bool) {
     // Other crates' logs stay at warn unless a filter names them: their
     // trace output is not ours to vouch for.
     let filter = match filter {
@@ -130,9 +142,13 @@ fn init_logging(filter: Option<&str>) {
     use std::io::IsTerminal;
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(colour)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_ansi(colour && !json)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
 }

@@ -36,6 +36,9 @@ pub struct Options {
     pub max_reads: u64,
 }
 
+/// `--max-reads` when not given.
+pub const DEFAULT_MAX_READS: u64 = 200;
+
 /// Everything one reconcile found and did.
 #[derive(Debug)]
 pub struct RunReport {

@@ -89,12 +89,14 @@ pub enum Settings {
     Validate(ValidateSettings),
     Reconcile(ReconcileSettings),
     Import(ImportSettings),
+    Watch(crate::daemon::WatchSettings),
     Schema,
 }
 
 #[derive(Debug)]
 pub struct Global {
     pub log_filter: Option<String>,
+    pub log_json: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,11 +109,14 @@ pub enum SettingsError {
     },
     #[error("the token file {0} is empty")]
     EmptyTokenFile(PathBuf),
+    #[error("--listen `{0}` is not an address such as 127.0.0.1:8484 (or `off`)")]
+    Listen(String),
 }
 
 pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
     let global = Global {
         log_filter: cli.log_level.or_else(|| std::env::var("RUST_LOG").ok()),
+        log_json: cli.log_format == cli::LogFormat::Json,
     };
     let colour = Colour::detect(
         std::io::stdout().is_terminal(),
@@ -142,6 +147,33 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
                 cli::Output::Json => DiagnosticsFormat::Json,
             },
         }),
+        Command::Watch(args) => Settings::Watch(crate::daemon::WatchSettings {
+            api: api(args.api)?,
+            source: source(args.path, args.source),
+            project: args.project.filter(|p| !p.is_empty()),
+            state_path: args.state,
+            concurrency: usize::from(args.concurrency),
+            sensitive: args.sensitive,
+            plan: crate::plan::Options {
+                prune: args.prune,
+                allow_empty: args.allow_empty,
+                max_deletions: args.max_deletions,
+            },
+            debounce: args.debounce,
+            interval: args.interval,
+            resync: args.resync,
+            drift_interval: args.drift_interval,
+            drift_budget: args.drift_budget,
+            drift: drift_mode(args.drift),
+            listen: match args.listen.as_str() {
+                "off" => None,
+                addr => Some(
+                    addr.parse()
+                        .map_err(|_| SettingsError::Listen(addr.to_string()))?,
+                ),
+            },
+            shutdown_timeout: args.shutdown_timeout,
+        }),
         Command::Reconcile(args) => Settings::Reconcile(ReconcileSettings {
             api: api(args.api)?,
             source: source(args.path, args.source),
@@ -161,17 +193,21 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
             concurrency: usize::from(args.concurrency),
             sensitive: args.sensitive,
             refresh: args.refresh,
-            drift: match args.drift {
-                cli::DriftArg::Warn => crate::plan::DriftMode::Warn,
-                cli::DriftArg::Correct => crate::plan::DriftMode::Correct,
-                cli::DriftArg::Off => crate::plan::DriftMode::Off,
-            },
+            drift: drift_mode(args.drift),
             max_reads: args.max_reads,
             colour,
         }),
         Command::Schema => Settings::Schema,
     };
     Ok((global, settings))
+}
+
+fn drift_mode(arg: cli::DriftArg) -> crate::plan::DriftMode {
+    match arg {
+        cli::DriftArg::Warn => crate::plan::DriftMode::Warn,
+        cli::DriftArg::Correct => crate::plan::DriftMode::Correct,
+        cli::DriftArg::Off => crate::plan::DriftMode::Off,
+    }
 }
 
 fn source(path: PathBuf, args: cli::SourceArgs) -> SourceSettings {

@@ -66,6 +66,23 @@ pub struct Client {
     /// Set by a 401: the token is bad for every call, so the rest of the
     /// run sends nothing more.
     token_refused: Arc<AtomicBool>,
+    observer: Observer,
+}
+
+/// Told of every response (method, status; 0 when none came), for metrics.
+#[derive(Clone, Default)]
+pub struct Observer(Option<Arc<ObserveFn>>);
+
+type ObserveFn = dyn Fn(&str, u16) + Send + Sync;
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Observer(set)"
+        } else {
+            "Observer(none)"
+        })
+    }
 }
 
 impl Client {
@@ -99,7 +116,20 @@ impl Client {
             budget: Arc::new(Mutex::new(RateLimit::default())),
             sent: Arc::new(AtomicU64::new(0)),
             token_refused: Arc::new(AtomicBool::new(false)),
+            observer: Observer::default(),
         })
+    }
+
+    /// Calls `f` with the method and status of every response.
+    pub fn with_observer(mut self, f: impl Fn(&str, u16) + Send + Sync + 'static) -> Client {
+        self.observer = Observer(Some(Arc::new(f)));
+        self
+    }
+
+    fn observed(&self, method: &Method, status: u16) {
+        if let Some(f) = &self.observer.0 {
+            f(method.as_str(), status);
+        }
     }
 
     /// HTTP requests actually sent, retries included.
@@ -272,8 +302,15 @@ impl Client {
         }
         self.sent.fetch_add(1, Ordering::Relaxed);
         let sent_at = Instant::now();
-        let response = request.send().await.map_err(|e| self.transport(call, e))?;
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                self.observed(method, 0);
+                return Err(self.transport(call, e));
+            }
+        };
         let status = response.status();
+        self.observed(method, status.as_u16());
         self.observe(response.headers());
         let retry_after = retry_after(response.headers());
         let bytes = response

@@ -6,3 +6,4 @@ pub mod import;
 pub mod reconcile;
 pub mod schema;
 pub mod validate;
+pub mod watch;

@@ -2,7 +2,7 @@
 //! walked recursively in sorted order, following symlinks with loop
 //! detection, skipping hidden entries and editor leftovers.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -12,19 +12,72 @@ use super::{ReadProblem, SourceFile, MAX_FILE_BYTES};
 /// Reads every manifest file under `root`. A missing `root` is one
 /// unreadable file, so callers report it like any other.
 pub fn read(root: &Path) -> Vec<SourceFile> {
+    read_with(root, &mut read_file)
+}
+
+fn read_with(root: &Path, reader: &mut dyn FnMut(&Path) -> SourceFile) -> Vec<SourceFile> {
     let mut files = Vec::new();
     match fs::metadata(root) {
         Ok(meta) if meta.is_dir() => {
             let mut ancestors = HashSet::new();
-            walk(root, &mut ancestors, &mut files);
+            walk(root, &mut ancestors, &mut files, reader);
         }
-        Ok(_) => files.push(read_file(root)),
+        Ok(_) => files.push(reader(root)),
         Err(e) => files.push(SourceFile {
             path: display(root),
             content: Err(ReadProblem::Io(io_message(&e))),
         }),
     }
     files
+}
+
+/// Remembers files by size and modification time so that a re-read after a
+/// file event reads only what changed.
+#[derive(Debug, Default)]
+pub struct DirCache {
+    files: HashMap<String, (std::time::SystemTime, u64, SourceFile)>,
+}
+
+impl DirCache {
+    /// Like [`read`], reusing the content of unchanged files.
+    pub fn read(&mut self, root: &Path) -> Vec<SourceFile> {
+        let mut seen = HashMap::new();
+        let files = read_with(root, &mut |path: &Path| {
+            let display = display(path);
+            let stamp = fs::metadata(path)
+                .ok()
+                .and_then(|m| m.modified().ok().map(|t| (t, m.len())));
+            if let (Some((time, len)), Some((t, l, cached))) = (stamp, self.files.get(&display)) {
+                if time == *t && len == *l {
+                    seen.insert(display, (time, len, cached.clone()));
+                    return cached.clone();
+                }
+            }
+            let file = read_file(path);
+            if let Some((time, len)) = stamp {
+                seen.insert(display, (time, len, file.clone()));
+            }
+            file
+        });
+        self.files = seen;
+        files
+    }
+}
+
+/// Watches `root` recursively; any change sends on `changed` (dropped when
+/// one is already waiting: the reader looks at everything anyway).
+pub fn watch(
+    root: &Path,
+    changed: tokio::sync::mpsc::Sender<()>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
+            let _ = changed.try_send(());
+        }
+    })?;
+    watcher.watch(root, RecursiveMode::Recursive)?;
+    Ok(watcher)
 }
 
 /// Whether a file name is one nfcron reads as a manifest.
@@ -37,7 +90,12 @@ pub fn is_manifest_name(name: &str) -> bool {
     !leftover && (name.ends_with(".yaml") || name.ends_with(".yml"))
 }
 
-fn walk(dir: &Path, ancestors: &mut HashSet<PathBuf>, files: &mut Vec<SourceFile>) {
+fn walk(
+    dir: &Path,
+    ancestors: &mut HashSet<PathBuf>,
+    files: &mut Vec<SourceFile>,
+    reader: &mut dyn FnMut(&Path) -> SourceFile,
+) {
     let canonical = match fs::canonicalize(dir) {
         Ok(c) => c,
         Err(e) => {
@@ -76,8 +134,8 @@ fn walk(dir: &Path, ancestors: &mut HashSet<PathBuf>, files: &mut Vec<SourceFile
     names.sort();
     for (name, path) in names {
         match fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => walk(&path, ancestors, files),
-            Ok(_) if is_manifest_name(&name) => files.push(read_file(&path)),
+            Ok(meta) if meta.is_dir() => walk(&path, ancestors, files, reader),
+            Ok(_) if is_manifest_name(&name) => files.push(reader(&path)),
             Ok(_) => {}
             Err(e)
                 if is_manifest_name(&name)

@@ -1,0 +1,351 @@
+//! `nfcron watch`: triggers (file events, Git polls, webhooks, resync and
+//! drift timers, retries) -> the one reconcile path, one run at a time.
+//!
+//! Triggers that arrive during a run coalesce into the next. The process
+//! never exits because of an API or source error: it reports, keeps the
+//! last good source revision, and tries again later. SIGTERM and SIGINT stop
+//! new work, let the run in progress finish (up to `--shutdown-timeout`;
+//! state is saved after every write, so even a cut-short run leaves it
+//! true) and exit 0. Every task has an owner: the listener, the signal
+//! watcher and the file watcher are stopped and joined before `run`
+//! returns.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::api::{Client, ClientConfig, RetryPolicy};
+use crate::apply::chain;
+use crate::metrics::Metrics;
+use crate::plan::{self, DriftMode};
+use crate::reconcile::{self, Options, ReconcileError};
+use crate::secret::Token;
+use crate::server::{self, Readiness, Shared};
+use crate::settings::{ApiSettings, SourceSettings};
+use crate::source::{self, dir::DirCache, git::Snapshot};
+use crate::Error;
+
+#[derive(Debug)]
+pub struct WatchSettings {
+    pub source: SourceSettings,
+    pub project: Option<String>,
+    pub state_path: PathBuf,
+    pub concurrency: usize,
+    pub sensitive: Vec<String>,
+    pub plan: plan::Options,
+    pub debounce: Duration,
+    /// Git poll interval (plus up to 10% jitter).
+    pub interval: Duration,
+    pub resync: Duration,
+    /// Zero: no drift sweeps.
+    pub drift_interval: Duration,
+    /// Percent of the hourly request limit drift sweeps may spend.
+    pub drift_budget: u8,
+    pub drift: DriftMode,
+    pub listen: Option<SocketAddr>,
+    pub shutdown_timeout: Duration,
+    pub api: ApiSettings,
+}
+
+/// What the next run must do.
+#[derive(Debug, Default, Clone, Copy)]
+struct Pending {
+    fetch: bool,
+    run: bool,
+    drift: bool,
+}
+
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+
+pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
+    let token = settings.api.token.clone().ok_or(ReconcileError::NoToken)?;
+    let metrics = Arc::new(Metrics::new());
+    let observed = metrics.clone();
+    let client = Client::new(ClientConfig {
+        base_url: settings.api.url.clone(),
+        token,
+        timeout: settings.api.timeout,
+        retry: RetryPolicy {
+            max_time: settings.api.retry_max_time,
+            ..RetryPolicy::default()
+        },
+    })?
+    .with_observer(move |method, status| observed.api_request(method, status));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    tasks.spawn(signals(stop_tx.clone()));
+    let (hook_tx, mut hook_rx) = mpsc::channel::<()>(1);
+    let shared = Arc::new(Shared {
+        metrics: metrics.clone(),
+        readiness: Mutex::new(Readiness {
+            ready: false,
+            reason: "the first reconcile has not completed".into(),
+        }),
+        webhook_secret: std::env::var("NFCRON_WEBHOOK_SECRET")
+            .ok()
+            .and_then(|s| Token::new(&s)),
+        webhook: hook_tx,
+    });
+    if let Some(addr) = settings.listen {
+        let listener = server::bind(addr)
+            .await
+            .map_err(|source| Error::Listen { addr, source })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| Error::Listen { addr, source })?;
+        tracing::info!(addr = %bound, "listening");
+        eprintln!("nfcron watch: listening on http://{bound}");
+        tasks.spawn(server::serve(listener, shared.clone(), stop_rx.clone()));
+    }
+
+    // File events arrive on notify's thread; a bounded channel of one is
+    // enough, since any number of events means "look again".
+    let (fs_tx, mut fs_rx) = mpsc::channel::<()>(1);
+    let _watcher = match &settings.source {
+        SourceSettings::Dir(path) => Some(source::dir::watch(path, fs_tx).map_err(Error::Watch)?),
+        SourceSettings::Git(_) => None,
+    };
+
+    let mut daemon = Daemon {
+        settings,
+        client,
+        metrics,
+        shared,
+        cache: DirCache::default(),
+        snapshot: None,
+        failures: 0,
+    };
+    let git = matches!(settings.source, SourceSettings::Git(_));
+    let mut pending = Pending {
+        fetch: true,
+        run: true,
+        drift: false,
+    };
+    let now = Instant::now();
+    let mut next_resync = now + settings.resync;
+    let mut next_poll = now + jittered(settings.interval);
+    let mut next_drift =
+        (!settings.drift_interval.is_zero()).then(|| now + settings.drift_interval);
+    let mut retry_at: Option<Instant> = None;
+    let mut stop = stop_rx.clone();
+    loop {
+        if pending.run || pending.fetch || pending.drift {
+            let work = pending;
+            pending = Pending::default();
+            let failed = {
+                let run = daemon.run_once(work);
+                tokio::pin!(run);
+                tokio::select! {
+                    failed = &mut run => failed,
+                    _ = stop.wait_for(|s| *s) => {
+                        tracing::info!("stopping: letting the run in progress finish");
+                        match tokio::time::timeout(settings.shutdown_timeout, &mut run).await {
+                            Ok(failed) => failed,
+                            Err(_) => {
+                                tracing::warn!("the run in progress did not finish within --shutdown-timeout; state holds every write that completed");
+                                                            false
+                            }
+                        }
+                    }
+                }
+            };
+            if *stop.borrow() {
+                break;
+            }
+            retry_at = failed.then(|| Instant::now() + daemon.retry_delay());
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            Some(()) = fs_rx.recv() => {
+                // Debounce: editors write several events per save.
+                tokio::time::sleep(settings.debounce).await;
+                while fs_rx.try_recv().is_ok() {}
+                pending.run = true;
+            }
+            Some(()) = hook_rx.recv() => {
+                while hook_rx.try_recv().is_ok() {}
+                pending.fetch = true;
+            }
+            _ = tokio::time::sleep_until(next_resync.into()) => {
+                next_resync = Instant::now() + settings.resync;
+                pending.run = true;
+            }
+            _ = tokio::time::sleep_until(next_poll.into()), if git => {
+                next_poll = Instant::now() + jittered(settings.interval);
+                pending.fetch = true;
+            }
+            _ = tokio::time::sleep_until(next_drift.unwrap_or(now).into()), if next_drift.is_some() => {
+                next_drift = Some(Instant::now() + settings.drift_interval);
+                pending.drift = true;
+            }
+            _ = tokio::time::sleep_until(retry_at.unwrap_or(now).into()), if retry_at.is_some() => {
+                retry_at = None;
+                pending.run = true;
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    tracing::info!("stopped");
+    Ok(())
+}
+
+struct Daemon<'a> {
+    settings: &'a WatchSettings,
+    client: Client,
+    metrics: Arc<Metrics>,
+    shared: Arc<Shared>,
+    cache: DirCache,
+    /// The last good Git revision and its manifests.
+    snapshot: Option<Snapshot>,
+    /// Consecutive runs with failed jobs.
+    failures: u32,
+}
+
+impl Daemon<'_> {
+    /// One reconcile; returns whether any job failed (to retry later).
+    async fn run_once(&mut self, work: Pending) -> bool {
+        let started = Instant::now();
+        let settings = self.settings;
+        let (files, revision) = match &settings.source {
+            SourceSettings::Dir(path) => (self.cache.read(path), None),
+            SourceSettings::Git(git) => {
+                if work.fetch || self.snapshot.is_none() {
+                    let git = git.clone();
+                    match tokio::task::spawn_blocking(move || git.sync()).await {
+                        Ok(Ok(snapshot)) => {
+                            if self.snapshot.as_ref().map(|s| &s.revision)
+                                != Some(&snapshot.revision)
+                            {
+                                tracing::info!(revision = %snapshot.revision, "fetched");
+                            }
+                            self.snapshot = Some(snapshot);
+                        }
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %chain(&e), "fetch failed; keeping the last good revision");
+                            self.not_ready(&format!("source unreachable: {}", chain(&e)));
+                            self.metrics.failed_run(started.elapsed().as_secs_f64());
+                            // Nothing is planned from a failed fetch: no
+                            // prune can follow from it.
+                            return true;
+                        }
+                        Err(panic) => std::panic::resume_unwind(panic.into_panic()),
+                    }
+                }
+                let snapshot = self
+                    .snapshot
+                    .as_ref()
+                    .expect("a snapshot after a successful fetch");
+                (snapshot.files.clone(), Some(snapshot.revision.clone()))
+            }
+        };
+        // Outside drift sweeps reads serve only adoption (jobs the state
+        // lacks), under the same cap as `reconcile`.
+        let max_reads = if work.drift {
+            self.drift_reads()
+        } else {
+            reconcile::DEFAULT_MAX_READS
+        };
+        let options = Options {
+            dry_run: false,
+            plan: settings.plan,
+            default_project: settings.project.clone(),
+            state_path: settings.state_path.clone(),
+            concurrency: settings.concurrency,
+            sensitive: settings.sensitive.clone(),
+            revision,
+            refresh: work.drift,
+            drift: if work.drift {
+                settings.drift
+            } else {
+                DriftMode::Off
+            },
+            max_reads,
+        };
+        match reconcile::reconcile(&files, &options, Some(&self.client)).await {
+            Ok(run) => {
+                let seconds = started.elapsed().as_secs_f64();
+                self.metrics.record(&run, seconds);
+                if let Some(remaining) = self.client.rate_limit().remaining {
+                    self.metrics.ratelimit_remaining(remaining);
+                }
+                let failed = run
+                    .outcomes
+                    .iter()
+                    .any(|o| matches!(o, crate::apply::Outcome::Failed { .. }));
+                tracing::info!(
+                    revision = run.revision.as_deref().unwrap_or(""),
+                    create = run.plan.count(plan::Action::Create),
+                    update = run.plan.count(plan::Action::Update),
+                    delete = run.plan.count(plan::Action::Delete),
+                    unchanged = run.plan.count(plan::Action::Unchanged),
+                    invalid = run.plan.count(plan::Action::Invalid),
+                    drift = run.plan.drifted(),
+                    api_requests = run.api_requests,
+                    duration_ms = (seconds * 1000.0) as u64,
+                    "reconciled"
+                );
+                for d in run.catalog.diagnostics.iter().filter(|d| d.is_error()) {
+                    tracing::error!(file = %d.file, line = d.pos.line, path = %d.path, code = %d.code, "{}", d.message);
+                }
+                let mut readiness = self.shared.readiness.lock().expect("readiness lock");
+                readiness.ready = true;
+                readiness.reason.clear();
+                self.failures = if failed { self.failures + 1 } else { 0 };
+                failed
+            }
+            Err(e) => {
+                tracing::error!(error = %chain(&e), "reconcile failed");
+                self.metrics.failed_run(started.elapsed().as_secs_f64());
+                self.failures += 1;
+                true
+            }
+        }
+    }
+
+    fn not_ready(&self, reason: &str) {
+        let mut readiness = self.shared.readiness.lock().expect("readiness lock");
+        readiness.ready = false;
+        reason.clone_into(&mut readiness.reason);
+    }
+
+    /// Exponential from 5 s, capped at 5 min.
+    fn retry_delay(&self) -> Duration {
+        let exp = self.failures.saturating_sub(1).min(10);
+        (Duration::from_secs(5) * 2u32.pow(exp)).min(MAX_RETRY_DELAY)
+    }
+
+    /// A drift sweep may spend `--drift-budget` percent of the hourly limit
+    /// (as the API reports it) pro rata for one `--drift-interval`.
+    fn drift_reads(&self) -> u64 {
+        let limit = self.client.rate_limit().limit.unwrap_or(1000);
+        let share = self.settings.drift_interval.as_secs_f64().min(3600.0) / 3600.0;
+        ((limit as f64) * f64::from(self.settings.drift_budget) / 100.0 * share).floor() as u64
+    }
+}
+
+/// Up to 10% on top, so that many sidecars do not poll in step.
+fn jittered(interval: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    let _ = getrandom::fill(&mut byte);
+    interval + interval.mul_f64(f64::from(byte[0]) / 255.0 * 0.1)
+}
+
+async fn signals(stop: watch::Sender<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut stopped = stop.subscribe();
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+        _ = stopped.wait_for(|s| *s) => return,
+    }
+    let _ = stop.send(true);
+}
