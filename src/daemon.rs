@@ -227,8 +227,10 @@ impl Daemon<'_> {
                             self.snapshot = Some(snapshot);
                         }
                         Ok(Err(e)) => {
-                            tracing::error!(error = %chain(&e), "fetch failed; keeping the last good revision");
+                            // Readiness first: whoever reads the log line
+                            // then sees the same state on /readyz.
                             self.not_ready(&format!("source unreachable: {}", chain(&e)));
+                            tracing::error!(error = %chain(&e), "fetch failed; keeping the last good revision");
                             self.metrics.failed_run(started.elapsed().as_secs_f64());
                             // Nothing is planned from a failed fetch: no
                             // prune can follow from it.
@@ -278,6 +280,12 @@ impl Daemon<'_> {
                     .outcomes
                     .iter()
                     .any(|o| matches!(o, crate::apply::Outcome::Failed { .. }));
+                {
+                    // Ready before the log line says so.
+                    let mut readiness = self.shared.readiness.lock().expect("readiness lock");
+                    readiness.ready = true;
+                    readiness.reason.clear();
+                }
                 tracing::info!(
                     revision = run.revision.as_deref().unwrap_or(""),
                     create = run.plan.count(plan::Action::Create),
@@ -293,9 +301,6 @@ impl Daemon<'_> {
                 for d in run.catalog.diagnostics.iter().filter(|d| d.is_error()) {
                     tracing::error!(file = %d.file, line = d.pos.line, path = %d.path, code = %d.code, "{}", d.message);
                 }
-                let mut readiness = self.shared.readiness.lock().expect("readiness lock");
-                readiness.ready = true;
-                readiness.reason.clear();
                 self.failures = if failed { self.failures + 1 } else { 0 };
                 failed
             }
