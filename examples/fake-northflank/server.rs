@@ -32,6 +32,8 @@ pub struct Logged {
     pub path: String,
     /// 0 when the connection was dropped without a response.
     pub status: u16,
+    /// When the fake answered (or dropped) it.
+    pub at: Instant,
 }
 
 /// A failure to inject.
@@ -316,6 +318,7 @@ async fn handle(world: Arc<Mutex<World>>, req: Request<Incoming>) -> Result<Repl
             method: method.to_string(),
             path: path.clone(),
             status,
+            at: Instant::now(),
         })
     };
     if let Some(Fault::Drop) = fault {

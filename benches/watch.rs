@@ -1,0 +1,224 @@
+//! The sidecar, measured on the release binary against the fake API:
+//!
+//! - file save -> PUT received by the fake, p50 and p95 over 50 edits
+//!   (default 200 ms debounce), with 1,000 jobs watched;
+//! - webhook -> PUT received, over 10 pushes to a local Git repository;
+//! - idle RSS of the watcher with 1,000 jobs.
+//!
+//! Run with `cargo bench --bench watch`.
+
+#[path = "../examples/fake-northflank/server.rs"]
+mod fake;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn manifest(n: usize, minute: usize) -> String {
+    format!("kind: CronJob\nproject: bench\nspec:\n  name: Job {n:05}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{minute} 3 * * *\"\n  concurrencyPolicy: forbid\n  deployment:\n    external:\n      imagePath: ghcr.io/acme/job:1.0\n")
+}
+
+struct Watch {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    addr: String,
+}
+
+fn start(dir: &Path, fake: &fake::Fake, args: &[&str]) -> Watch {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
+        .current_dir(dir)
+        .args([
+            "--log-format",
+            "json",
+            "--log-level",
+            "info",
+            "watch",
+            "--listen",
+            "127.0.0.1:0",
+            "--concurrency",
+            "8",
+        ])
+        .args(args)
+        .env("NORTHFLANK_API_URL", &fake.url)
+        .env("NORTHFLANK_API_TOKEN", fake::TOKEN)
+        .env("NFCRON_WEBHOOK_SECRET", "bench")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start watch");
+    let (tx, lines) = mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut addr = String::new();
+    while addr.is_empty() {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("watch started");
+        if let Some(a) = line.strip_prefix("nfcron watch: listening on http://") {
+            addr = a.to_string();
+        }
+    }
+    Watch { child, lines, addr }
+}
+
+impl Watch {
+    fn wait_for(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("event");
+            if line.contains(needle) {
+                return;
+            }
+        }
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("VmRSS")
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for the fake's `n`-th PUT and returns when it arrived.
+fn put_number(fake: &fake::Fake, n: usize) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let puts: Vec<Instant> = fake
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PUT")
+            .map(|r| r.at)
+            .collect();
+        if puts.len() >= n {
+            return puts[n - 1];
+        }
+        assert!(Instant::now() < deadline, "PUT {n} never came");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn main() {
+    let fake = fake::Fake::spawn(0);
+    fake.set_rate_limit(1_000_000, 1_000_000, Duration::from_secs(3600));
+
+    // 1,000 jobs in 100 files, watched.
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::create_dir_all(dir.path().join("jobs.d")).expect("mkdir");
+    for f in 0..100 {
+        let docs: Vec<String> = (0..10).map(|j| manifest(f * 10 + j, 0)).collect();
+        std::fs::write(
+            dir.path().join(format!("jobs.d/{f:03}.yaml")),
+            docs.join("---\n"),
+        )
+        .expect("write");
+    }
+    let watch = start(dir.path(), &fake, &["--resync", "1h"]);
+    watch.wait_for("\"reconciled\"");
+    // Idle: let it settle, then read its resident set.
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_rss = watch.rss_kib();
+
+    let mut latencies = Vec::new();
+    for edit in 1..=50 {
+        let puts = fake.count("PUT");
+        let file = dir.path().join(format!("jobs.d/{:03}.yaml", edit));
+        let docs: Vec<String> = (0..10)
+            .map(|j| manifest(edit * 10 + j, if j == 0 { edit % 60 + 1 } else { 0 }))
+            .collect();
+        let saved = Instant::now();
+        std::fs::write(&file, docs.join("---\n")).expect("write");
+        let put = put_number(&fake, puts + 1);
+        latencies.push(put.duration_since(saved));
+        watch.wait_for("\"reconciled\"");
+    }
+    latencies.sort();
+    println!(
+        "watch, 1,000 jobs: idle RSS {:.1} MiB",
+        idle_rss as f64 / 1024.0
+    );
+    println!(
+        "watch, file save -> PUT (50 edits, 200ms debounce): p50 {:.0} ms  p95 {:.0} ms",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.95)
+    );
+    drop(watch);
+
+    // Webhook -> PUT, on a local Git repository.
+    let origin = tempfile::tempdir().expect("origin");
+    let repo = git2::Repository::init(origin.path()).expect("init");
+    let commit = |minute: usize| {
+        std::fs::create_dir_all(origin.path().join("jobs.d")).expect("mkdir");
+        std::fs::write(
+            origin.path().join("jobs.d/a.yaml"),
+            manifest(90_000, minute),
+        )
+        .expect("write");
+        let mut index = repo.index().expect("index");
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .expect("add");
+        index.write().expect("index");
+        let tree = repo
+            .find_tree(index.write_tree().expect("tree"))
+            .expect("tree");
+        let sig = git2::Signature::now("Bench", "b@example.com").expect("sig");
+        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        repo.commit(Some("HEAD"), &sig, &sig, "bench", &tree, &parents)
+            .expect("commit");
+    };
+    commit(0);
+    let work = tempfile::tempdir().expect("work");
+    let url = format!("file://{}", origin.path().display());
+    let watch = start(
+        work.path(),
+        &fake,
+        &["--git", &url, "--interval", "1h", "--resync", "1h"],
+    );
+    watch.wait_for("\"reconciled\"");
+    let mut hooks = Vec::new();
+    for round in 1..=10 {
+        commit(round);
+        let puts = fake.count("PUT");
+        let sent = Instant::now();
+        let mut stream = TcpStream::connect(&watch.addr).expect("connect");
+        stream
+            .write_all(b"POST /hooks/git HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Gitlab-Token: bench\r\nContent-Length: 2\r\n\r\n{}")
+            .expect("post");
+        let put = put_number(&fake, puts + 1);
+        hooks.push(put.duration_since(sent));
+        watch.wait_for("\"reconciled\"");
+    }
+    hooks.sort();
+    println!(
+        "watch, webhook -> PUT (10 pushes): p50 {:.0} ms  p95 {:.0} ms",
+        percentile(&hooks, 0.5),
+        percentile(&hooks, 0.95)
+    );
+}
