@@ -227,6 +227,7 @@ fn a_400_on_one_job_leaves_the_others_applied_and_its_state_untouched() {
             retry_after: None,
         },
         times: 1,
+        after: 0,
     });
     let run = env.run(&["--output", "json", "--concurrency", "1"]);
     assert_eq!(run.code, 1);
@@ -275,6 +276,7 @@ fn a_429_with_retry_after_is_waited_out() {
             retry_after: Some(1),
         },
         times: 1,
+        after: 0,
     });
     let run = env.run(&["--output", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -298,6 +300,7 @@ fn retries_stop_at_retry_max_time() {
             retry_after: Some(5),
         },
         times: 100,
+        after: 0,
     });
     let run = env.run(&["--output", "json", "--retry-max-time", "2s"]);
     assert_eq!(run.code, 1);
@@ -635,6 +638,7 @@ fn slow_responses_time_out_and_retries_stay_bounded() {
         method: Some(Method::PUT),
         fault: Fault::Delay(std::time::Duration::from_secs(3)),
         times: 100,
+        after: 0,
     });
     let run = env.run(&[
         "--output",

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -34,6 +34,8 @@ pub struct Logged {
     pub status: u16,
     /// When the fake answered (or dropped) it.
     pub at: Instant,
+    /// The job the request was for: from the path, or a PUT body's name.
+    pub job: Option<String>,
 }
 
 /// A failure to inject.
@@ -57,6 +59,8 @@ pub struct FaultRule {
     pub method: Option<Method>,
     pub fault: Fault,
     pub times: usize,
+    /// Matching requests to let through before the fault starts.
+    pub after: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +93,8 @@ pub struct Fake {
     pub addr: SocketAddr,
     pub url: String,
     world: Arc<Mutex<World>>,
+    /// Notified after every logged request.
+    logged: Arc<Condvar>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -113,6 +119,8 @@ impl Fake {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let w = world.clone();
+        let logged = Arc::new(Condvar::new());
+        let l = logged.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -124,7 +132,7 @@ impl Fake {
                 addr_tx
                     .send(listener.local_addr().expect("addr"))
                     .expect("send addr");
-                serve(listener, w, stop_rx).await;
+                serve(listener, w, l, stop_rx).await;
             });
         });
         let addr = addr_rx.recv().expect("fake started");
@@ -132,6 +140,7 @@ impl Fake {
             addr,
             url: format!("http://{addr}"),
             world,
+            logged,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
@@ -139,6 +148,23 @@ impl Fake {
 
     fn with<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
         f(&mut self.world.lock().expect("fake world"))
+    }
+
+    /// Blocks until `done` holds of the request log, or `timeout` passes;
+    /// returns whether it held. Woken by each request, not by polling.
+    pub fn wait_until(&self, timeout: Duration, done: impl Fn(&[Logged]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut w = self.world.lock().expect("fake world");
+        loop {
+            if done(&w.log) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            w = self.logged.wait_timeout(w, left).expect("fake world").0;
+        }
     }
 
     pub fn requests(&self) -> Vec<Logged> {
@@ -155,6 +181,11 @@ impl Fake {
 
     pub fn inject(&self, rule: FaultRule) {
         self.with(|w| w.faults.push_back(rule))
+    }
+
+    /// Removes every fault not yet used.
+    pub fn clear_faults(&self) {
+        self.with(|w| w.faults.clear())
     }
 
     pub fn set_latency(&self, latency: Duration) {
@@ -251,6 +282,7 @@ impl Drop for Fake {
 async fn serve(
     listener: TcpListener,
     world: Arc<Mutex<World>>,
+    logged: Arc<Condvar>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     let mut connections = tokio::task::JoinSet::new();
@@ -260,8 +292,9 @@ async fn serve(
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let world = world.clone();
+                let logged = logged.clone();
                 connections.spawn(async move {
-                    let service = service_fn(move |req| handle(world.clone(), req));
+                    let service = service_fn(move |req| handle(world.clone(), logged.clone(), req));
                     let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
                 });
             }
@@ -283,7 +316,11 @@ impl std::error::Error for Dropped {}
 
 type Reply = Response<Full<Bytes>>;
 
-async fn handle(world: Arc<Mutex<World>>, req: Request<Incoming>) -> Result<Reply, Dropped> {
+async fn handle(
+    world: Arc<Mutex<World>>,
+    logged: Arc<Condvar>,
+    req: Request<Incoming>,
+) -> Result<Reply, Dropped> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -312,6 +349,7 @@ async fn handle(world: Arc<Mutex<World>>, req: Request<Incoming>) -> Result<Repl
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    let job = job_of(&method, &path, &body);
     let mut w = world.lock().expect("world");
     let log = |w: &mut World, status: u16| {
         w.log.push(Logged {
@@ -319,7 +357,9 @@ async fn handle(world: Arc<Mutex<World>>, req: Request<Incoming>) -> Result<Repl
             path: path.clone(),
             status,
             at: Instant::now(),
-        })
+            job: job.clone(),
+        });
+        logged.notify_all();
     };
     if let Some(Fault::Drop) = fault {
         log(&mut w, 0);
@@ -358,12 +398,26 @@ async fn handle(world: Arc<Mutex<World>>, req: Request<Incoming>) -> Result<Repl
         .expect("response"))
 }
 
+fn job_of(method: &Method, path: &str, body: &[u8]) -> Option<String> {
+    if method == Method::PUT {
+        let v: Value = serde_json::from_slice(body).ok()?;
+        return Some(v.get("name")?.as_str()?.to_lowercase().replace(' ', "-"));
+    }
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let i = parts.iter().position(|p| *p == "jobs")?;
+    parts.get(i + 1).map(|s| s.to_string())
+}
+
 fn take_fault(w: &mut World, method: &Method) -> Option<Fault> {
     let i = w
         .faults
         .iter()
         .position(|r| r.times > 0 && r.method.as_ref().is_none_or(|m| m == method))?;
     let rule = &mut w.faults[i];
+    if rule.after > 0 {
+        rule.after -= 1;
+        return None;
+    }
     rule.times -= 1;
     let fault = rule.fault.clone();
     if rule.times == 0 {
