@@ -51,18 +51,6 @@ pub struct ReconcileArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Delete jobs that nfcron applied before and no manifest names now.
-    #[arg(long)]
-    pub prune: bool,
-
-    /// With --prune, allow deleting every managed job when no manifest is found.
-    #[arg(long)]
-    pub allow_empty: bool,
-
-    /// With --prune, refuse (and delete nothing) above this many deletions.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    pub max_deletions: usize,
-
     /// Exit 2 when the run succeeded and there were changes (pending in a
     /// dry-run, applied otherwise).
     #[arg(long)]
@@ -72,6 +60,38 @@ pub struct ReconcileArgs {
     #[arg(long, value_enum, default_value_t = PlanOutput::Text)]
     pub output: PlanOutput,
 
+    /// Read live state for every unchanged managed job and report drift.
+    #[arg(long)]
+    pub refresh: bool,
+
+    /// What to do about drift: report it (warn), re-PUT the manifest
+    /// (correct), or read nothing (off).
+    #[arg(long, value_enum, default_value_t = DriftArg::Warn)]
+    pub drift: DriftArg,
+
+    /// GET requests one run may spend on live state; jobs beyond it are
+    /// reported as drift unknown.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub max_reads: u64,
+
+    /// With --dry-run, inside a Git work tree: plan the manifests at HEAD
+    /// against those at REF (e.g. origin/main). Offline: no token, no state.
+    #[arg(long, value_name = "REF", requires = "dry_run")]
+    pub base: Option<String>,
+
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// What applying needs, shared by `reconcile` and `watch`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
     /// Project of manifests that do not name one.
     #[arg(long, env = "NFCRON_PROJECT", value_name = "ID")]
     pub project: Option<String>,
@@ -94,30 +114,17 @@ pub struct ReconcileArgs {
     #[arg(long = "sensitive", value_name = "PATH")]
     pub sensitive: Vec<String>,
 
-    /// Read live state for every unchanged managed job and report drift.
+    /// Delete jobs that nfcron applied before and no manifest names now.
     #[arg(long)]
-    pub refresh: bool,
+    pub prune: bool,
 
-    /// What to do about drift: report it (warn), re-PUT the manifest
-    /// (correct), or read nothing (off).
-    #[arg(long, value_enum, default_value_t = DriftArg::Warn)]
-    pub drift: DriftArg,
+    /// With --prune, allow deleting every managed job when no manifest is found.
+    #[arg(long)]
+    pub allow_empty: bool,
 
-    /// GET requests one run may spend on live state; jobs beyond it are
-    /// reported as drift unknown.
-    #[arg(long, value_name = "N", default_value_t = 200)]
-    pub max_reads: u64,
-
-    /// With --dry-run, inside a Git work tree: plan the manifests at HEAD
-    /// against those at REF (e.g. origin/main). Offline: no token, no state.
-    #[arg(long, value_name = "REF", requires = "dry_run")]
-    pub base: Option<String>,
-
-    #[command(flatten)]
-    pub source: SourceArgs,
-
-    #[command(flatten)]
-    pub api: ApiArgs,
+    /// With --prune, refuse (and delete nothing) above this many deletions.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_deletions: usize,
 }
 
 /// Where manifests come from when not a local PATH.
@@ -227,38 +234,8 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub source: SourceArgs,
 
-    /// Project of manifests that do not name one.
-    #[arg(long, env = "NFCRON_PROJECT", value_name = "ID")]
-    pub project: Option<String>,
-
-    /// The last-applied state file.
-    #[arg(
-        long,
-        env = "NFCRON_STATE",
-        value_name = "PATH",
-        default_value = ".nfcron/state.json"
-    )]
-    pub state: PathBuf,
-
-    /// Jobs applied at once.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub concurrency: u16,
-
-    /// A further spec field to treat as a secret. Repeatable.
-    #[arg(long = "sensitive", value_name = "PATH")]
-    pub sensitive: Vec<String>,
-
-    /// Delete jobs nfcron applied that no manifest names now.
-    #[arg(long)]
-    pub prune: bool,
-
-    /// With --prune, allow deleting every managed job when no manifest is found.
-    #[arg(long)]
-    pub allow_empty: bool,
-
-    /// With --prune, refuse (and delete nothing) above this many deletions.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    pub max_deletions: usize,
+    #[command(flatten)]
+    pub apply: ApplyArgs,
 
     /// Quiet time after a file event before reading (editors write in bursts).
     #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = parse_duration)]

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::api::{Client, ClientConfig, RetryPolicy};
+use crate::api::Client;
 use crate::apply::chain;
 use crate::metrics::Metrics;
 use crate::plan::{self, DriftMode};
@@ -62,19 +62,13 @@ struct Pending {
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 
 pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
-    let token = settings.api.token.clone().ok_or(ReconcileError::NoToken)?;
     let metrics = Arc::new(Metrics::new());
     let observed = metrics.clone();
-    let client = Client::new(ClientConfig {
-        base_url: settings.api.url.clone(),
-        token,
-        timeout: settings.api.timeout,
-        retry: RetryPolicy {
-            max_time: settings.api.retry_max_time,
-            ..RetryPolicy::default()
-        },
-    })?
-    .with_observer(move |method, status| observed.api_request(method, status));
+    let client = settings
+        .api
+        .client()?
+        .ok_or(ReconcileError::NoToken)?
+        .with_observer(move |method, status| observed.api_request(method, status));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();

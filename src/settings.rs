@@ -150,14 +150,14 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
         Command::Watch(args) => Settings::Watch(crate::daemon::WatchSettings {
             api: api(args.api)?,
             source: source(args.path, args.source),
-            project: args.project.filter(|p| !p.is_empty()),
-            state_path: args.state,
-            concurrency: usize::from(args.concurrency),
-            sensitive: args.sensitive,
+            project: args.apply.project.filter(|p| !p.is_empty()),
+            state_path: args.apply.state,
+            concurrency: usize::from(args.apply.concurrency),
+            sensitive: args.apply.sensitive,
             plan: crate::plan::Options {
-                prune: args.prune,
-                allow_empty: args.allow_empty,
-                max_deletions: args.max_deletions,
+                prune: args.apply.prune,
+                allow_empty: args.apply.allow_empty,
+                max_deletions: args.apply.max_deletions,
             },
             debounce: args.debounce,
             interval: args.interval,
@@ -184,14 +184,14 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
                 cli::PlanOutput::Markdown => OutputFormat::Markdown,
             },
             dry_run: args.dry_run,
-            prune: args.prune,
-            allow_empty: args.allow_empty,
-            max_deletions: args.max_deletions,
+            prune: args.apply.prune,
+            allow_empty: args.apply.allow_empty,
+            max_deletions: args.apply.max_deletions,
             detailed_exitcode: args.detailed_exitcode,
-            project: args.project.filter(|p| !p.is_empty()),
-            state_path: args.state,
-            concurrency: usize::from(args.concurrency),
-            sensitive: args.sensitive,
+            project: args.apply.project.filter(|p| !p.is_empty()),
+            state_path: args.apply.state,
+            concurrency: usize::from(args.apply.concurrency),
+            sensitive: args.apply.sensitive,
             refresh: args.refresh,
             drift: drift_mode(args.drift),
             max_reads: args.max_reads,
@@ -236,6 +236,25 @@ fn api(args: cli::ApiArgs) -> Result<ApiSettings, SettingsError> {
         timeout: args.timeout,
         retry_max_time: args.retry_max_time,
     })
+}
+
+impl ApiSettings {
+    /// The API client, when there is a token to use.
+    pub fn client(&self) -> Result<Option<crate::api::Client>, crate::api::ConfigError> {
+        let Some(token) = self.token.clone() else {
+            return Ok(None);
+        };
+        crate::api::Client::new(crate::api::ClientConfig {
+            base_url: self.url.clone(),
+            token,
+            timeout: self.timeout,
+            retry: crate::api::RetryPolicy {
+                max_time: self.retry_max_time,
+                ..crate::api::RetryPolicy::default()
+            },
+        })
+        .map(Some)
+    }
 }
 
 /// `--token-file` wins over `NORTHFLANK_API_TOKEN`. The environment is read

@@ -6,72 +6,30 @@ mod fake;
 
 use std::path::Path;
 
-use common::Workspace;
+use common::{git_commit, git_init, Workspace};
 use fake::{Fake, TOKEN};
-use git2::{Repository, Signature};
 
 fn manifest(name: &str, schedule: &str) -> String {
     format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
 }
 
-/// Writes `files` (None deletes) into the work tree and commits them all.
-fn commit(repo: &Repository, files: &[(&str, Option<String>)], message: &str) -> String {
-    let root = repo.workdir().expect("work tree").to_path_buf();
-    for (path, content) in files {
-        let full = root.join(path);
-        match content {
-            Some(text) => {
-                std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
-                std::fs::write(&full, text).expect("write");
-            }
-            None => std::fs::remove_file(&full).expect("rm"),
-        }
-    }
-    let mut index = repo.index().expect("index");
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .expect("add");
-    index.update_all(["*"], None).expect("update");
-    index.write().expect("write index");
-    let tree = repo
-        .find_tree(index.write_tree().expect("tree"))
-        .expect("find tree");
-    let sig = Signature::now("Test", "test@example.com").expect("sig");
-    let parents: Vec<git2::Commit> = repo
-        .head()
-        .ok()
-        .and_then(|h| h.peel_to_commit().ok())
-        .into_iter()
-        .collect();
-    let parents: Vec<&git2::Commit> = parents.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-        .expect("commit")
-        .to_string()
-}
-
-fn init(dir: &Path) -> Repository {
-    let repo = Repository::init(dir).expect("init");
-    repo.set_head("refs/heads/main").expect("head");
-    repo
-}
-
 #[test]
 fn base_plan_lists_exactly_what_the_change_does() {
     let ws = Workspace::new();
-    let repo = init(ws.path());
-    commit(
+    let repo = git_init(ws.path());
+    git_commit(
         &repo,
         &[
-            ("jobs.d/a.yaml", Some(manifest("Job A", "0 1 * * *"))),
-            ("jobs.d/b.yaml", Some(manifest("Job B", "0 2 * * *"))),
-            ("jobs.d/c.yaml", Some(manifest("Job C", "0 3 * * *"))),
+            ("jobs.d/a.yaml", Some(&manifest("Job A", "0 1 * * *"))),
+            ("jobs.d/b.yaml", Some(&manifest("Job B", "0 2 * * *"))),
+            ("jobs.d/c.yaml", Some(&manifest("Job C", "0 3 * * *"))),
         ],
         "three jobs",
     );
-    let head = commit(
+    let head = git_commit(
         &repo,
         &[
-            ("jobs.d/b.yaml", Some(manifest("Job B", "30 2 * * *"))),
+            ("jobs.d/b.yaml", Some(&manifest("Job B", "30 2 * * *"))),
             ("jobs.d/c.yaml", None),
         ],
         "change b, drop c",
@@ -131,10 +89,10 @@ fn base_plan_lists_exactly_what_the_change_does() {
 #[test]
 fn reconcile_from_a_git_url_records_the_revision() {
     let origin = tempfile::tempdir().expect("origin");
-    let repo = init(origin.path());
-    let rev = commit(
+    let repo = git_init(origin.path());
+    let rev = git_commit(
         &repo,
-        &[("deploy/jobs/a.yaml", Some(manifest("Job A", "0 1 * * *")))],
+        &[("deploy/jobs/a.yaml", Some(&manifest("Job A", "0 1 * * *")))],
         "one job",
     );
     let ws = Workspace::new();
@@ -164,9 +122,9 @@ fn reconcile_from_a_git_url_records_the_revision() {
     let state = std::fs::read_to_string(ws.path().join(".nfcron/state.json")).expect("state");
     assert!(state.contains(&rev), "{state}");
     // A new commit is fetched on the next run; an unchanged one costs nothing.
-    let rev2 = commit(
+    let rev2 = git_commit(
         &repo,
-        &[("deploy/jobs/a.yaml", Some(manifest("Job A", "0 2 * * *")))],
+        &[("deploy/jobs/a.yaml", Some(&manifest("Job A", "0 2 * * *")))],
         "move a",
     );
     fake.clear_log();

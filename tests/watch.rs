@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use common::Workspace;
+use common::{git_commit, git_init, Workspace};
 use fake::{Fake, TOKEN};
 use serde_json::Value;
 
@@ -352,40 +352,13 @@ fn sigterm_during_an_apply_exits_0_with_consistent_state() {
     }
 }
 
-fn commit(repo: &git2::Repository, path: &str, content: Option<&str>, message: &str) -> String {
-    let root = repo.workdir().expect("work tree").to_path_buf();
-    match content {
-        Some(text) => {
-            std::fs::create_dir_all(root.join(path).parent().expect("parent")).expect("mkdir");
-            std::fs::write(root.join(path), text).expect("write");
-        }
-        None => std::fs::remove_file(root.join(path)).expect("rm"),
-    }
-    let mut index = repo.index().expect("index");
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .expect("add");
-    index.update_all(["*"], None).expect("update");
-    index.write().expect("write");
-    let tree = repo
-        .find_tree(index.write_tree().expect("tree"))
-        .expect("tree");
-    let sig = git2::Signature::now("Test", "t@example.com").expect("sig");
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-        .expect("commit")
-        .to_string()
-}
-
 #[test]
 fn a_push_is_applied_after_a_signed_webhook_and_not_after_a_bad_one() {
     let origin = tempfile::tempdir().expect("origin");
-    let repo = git2::Repository::init(origin.path()).expect("init");
-    commit(
+    let repo = git_init(origin.path());
+    git_commit(
         &repo,
-        "jobs.d/a.yaml",
-        Some(&manifest("Job A", "0 1 * * *")),
+        &[("jobs.d/a.yaml", Some(&manifest("Job A", "0 1 * * *")))],
         "first",
     );
     let ws = Workspace::new();
@@ -397,10 +370,9 @@ fn a_push_is_applied_after_a_signed_webhook_and_not_after_a_bad_one() {
         &["--git", &url, "--interval", "1h", "--resync", "1h"],
     );
     assert_eq!(watch.next("reconciled")["create"], 1);
-    let rev = commit(
+    let rev = git_commit(
         &repo,
-        "jobs.d/a.yaml",
-        Some(&manifest("Job A", "0 2 * * *")),
+        &[("jobs.d/a.yaml", Some(&manifest("Job A", "0 2 * * *")))],
         "second",
     );
 
@@ -454,11 +426,10 @@ fn a_push_is_applied_after_a_signed_webhook_and_not_after_a_bad_one() {
 #[test]
 fn a_failed_fetch_prunes_nothing_and_makes_the_sidecar_unready() {
     let origin = tempfile::tempdir().expect("origin");
-    let repo = git2::Repository::init(origin.path()).expect("init");
-    commit(
+    let repo = git_init(origin.path());
+    git_commit(
         &repo,
-        "jobs.d/a.yaml",
-        Some(&manifest("Job A", "0 1 * * *")),
+        &[("jobs.d/a.yaml", Some(&manifest("Job A", "0 1 * * *")))],
         "first",
     );
     let ws = Workspace::new();

@@ -8,7 +8,6 @@ use std::path::Path;
 
 use serde_json::{json, Value as Json};
 
-use crate::api::{Client, ClientConfig, RetryPolicy};
 use crate::import;
 use crate::live::{self, Parts};
 use crate::manifest::{self, JobKey, LoadOptions};
@@ -32,27 +31,12 @@ struct Skipped {
 }
 
 pub fn run(settings: &ImportSettings, out: &mut dyn Write) -> Result<ExitStatus, Error> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
+    let runtime = super::runtime()?;
     runtime.block_on(run_async(settings, out))
 }
 
 async fn run_async(settings: &ImportSettings, out: &mut dyn Write) -> Result<ExitStatus, Error> {
-    let Some(token) = settings.api.token.clone() else {
-        return Err(ReconcileError::NoToken.into());
-    };
-    let client = Client::new(ClientConfig {
-        base_url: settings.api.url.clone(),
-        token,
-        timeout: settings.api.timeout,
-        retry: RetryPolicy {
-            max_time: settings.api.retry_max_time,
-            ..RetryPolicy::default()
-        },
-    })?;
+    let client = settings.api.client()?.ok_or(ReconcileError::NoToken)?;
     let _lock = StateLock::acquire(&settings.state_path).map_err(ReconcileError::from)?;
     let mut recorded = State::load(&settings.state_path)
         .map_err(ReconcileError::from)?

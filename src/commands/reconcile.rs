@@ -3,7 +3,6 @@
 
 use std::io::Write;
 
-use crate::api::{Client, ClientConfig, RetryPolicy};
 use crate::plan;
 use crate::reconcile::{self, Options};
 use crate::render::plan::{self as render, Report};
@@ -13,27 +12,12 @@ use crate::source::git_base;
 use crate::{Error, ExitStatus};
 
 pub fn run(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<ExitStatus, Error> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
+    let runtime = super::runtime()?;
     runtime.block_on(run_async(settings, out))
 }
 
 async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<ExitStatus, Error> {
-    let client = match &settings.api.token {
-        Some(token) => Some(Client::new(ClientConfig {
-            base_url: settings.api.url.clone(),
-            token: token.clone(),
-            timeout: settings.api.timeout,
-            retry: RetryPolicy {
-                max_time: settings.api.retry_max_time,
-                ..RetryPolicy::default()
-            },
-        })?),
-        None => None,
-    };
+    let client = settings.api.client()?;
     if let Some(base) = &settings.base {
         let SourceSettings::Dir(path) = &settings.source else {
             return Err(Error::Usage(

@@ -87,3 +87,45 @@ impl Workspace {
         }
     }
 }
+
+/// A Git repository with a work tree at `dir`, on branch `main`.
+pub fn git_init(dir: &Path) -> git2::Repository {
+    let repo = git2::Repository::init(dir).expect("git init");
+    repo.set_head("refs/heads/main").expect("HEAD -> main");
+    repo
+}
+
+/// Writes (`Some`) or deletes (`None`) files in the work tree and commits
+/// everything; returns the commit id.
+pub fn git_commit(
+    repo: &git2::Repository,
+    files: &[(&str, Option<&str>)],
+    message: &str,
+) -> String {
+    let root = repo.workdir().expect("work tree").to_path_buf();
+    for (path, content) in files {
+        let full = root.join(path);
+        match content {
+            Some(text) => {
+                std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+                std::fs::write(&full, text).expect("write");
+            }
+            None => std::fs::remove_file(&full).expect("rm"),
+        }
+    }
+    let mut index = repo.index().expect("index");
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .expect("add");
+    index.update_all(["*"], None).expect("update");
+    index.write().expect("write index");
+    let tree = repo
+        .find_tree(index.write_tree().expect("tree"))
+        .expect("find tree");
+    let sig = git2::Signature::now("Test", "test@example.com").expect("signature");
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+        .expect("commit")
+        .to_string()
+}
