@@ -4,8 +4,6 @@ mod common;
 #[path = "../examples/fake-northflank/server.rs"]
 mod fake;
 
-use std::path::Path;
-
 use common::{git_commit, git_init, Workspace};
 use fake::{Fake, TOKEN};
 
