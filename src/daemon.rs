@@ -60,6 +60,8 @@ struct Pending {
 }
 
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+/// Slices a drift sweep is spread over.
+const DRIFT_SLICES: u32 = 10;
 
 pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::new());
@@ -113,6 +115,7 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
         cache: DirCache::default(),
         snapshot: None,
         failures: 0,
+        drift_cursor: 0,
     };
     let git = matches!(settings.source, SourceSettings::Git(_));
     let mut pending = Pending {
@@ -123,8 +126,10 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
     let now = Instant::now();
     let mut next_resync = now + settings.resync;
     let mut next_poll = now + jittered(settings.interval);
-    let mut next_drift =
-        (!settings.drift_interval.is_zero()).then(|| now + settings.drift_interval);
+    // A drift sweep is spread over its interval in slices, each reading
+    // the next share of the jobs.
+    let drift_slice = (settings.drift_interval / DRIFT_SLICES).max(Duration::from_secs(1));
+    let mut next_drift = (!settings.drift_interval.is_zero()).then(|| now + drift_slice);
     let mut retry_at: Option<Instant> = None;
     let mut stop = stop_rx.clone();
     loop {
@@ -175,7 +180,7 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
                 pending.fetch = true;
             }
             _ = tokio::time::sleep_until(next_drift.unwrap_or(now).into()), if next_drift.is_some() => {
-                next_drift = Some(Instant::now() + settings.drift_interval);
+                next_drift = Some(Instant::now() + drift_slice);
                 pending.drift = true;
             }
             _ = tokio::time::sleep_until(retry_at.unwrap_or(now).into()), if retry_at.is_some() => {
@@ -200,6 +205,8 @@ struct Daemon<'a> {
     snapshot: Option<Snapshot>,
     /// Consecutive runs with failed jobs.
     failures: u32,
+    /// Where the next drift slice starts reading.
+    drift_cursor: usize,
 }
 
 impl Daemon<'_> {
@@ -263,11 +270,13 @@ impl Daemon<'_> {
                 DriftMode::Off
             },
             max_reads,
+            refresh_from: self.drift_cursor,
         };
         match reconcile::reconcile(&files, &options, Some(&self.client)).await {
             Ok(run) => {
                 let seconds = started.elapsed().as_secs_f64();
                 self.metrics.record(&run, seconds);
+                self.drift_cursor = self.drift_cursor.wrapping_add(run.refreshed);
                 if let Some(remaining) = self.client.rate_limit().remaining {
                     self.metrics.ratelimit_remaining(remaining);
                 }
@@ -325,7 +334,9 @@ impl Daemon<'_> {
     fn drift_reads(&self) -> u64 {
         let limit = self.client.rate_limit().limit.unwrap_or(1000);
         let share = self.settings.drift_interval.as_secs_f64().min(3600.0) / 3600.0;
-        ((limit as f64) * f64::from(self.settings.drift_budget) / 100.0 * share).floor() as u64
+        let sweep = (limit as f64) * f64::from(self.settings.drift_budget) / 100.0 * share;
+        // One slice: a tenth of the sweep's budget, at least one read.
+        (sweep / f64::from(DRIFT_SLICES)).floor().max(1.0) as u64
     }
 }
 

@@ -34,6 +34,10 @@ pub struct Options {
     pub drift: DriftMode,
     /// GET requests one run may spend on live state (`--max-reads`).
     pub max_reads: u64,
+    /// Where among the unchanged managed jobs (in plan order, wrapping)
+    /// live reads start: a sidecar spreads its drift sweep over several
+    /// runs by moving this on.
+    pub refresh_from: usize,
 }
 
 /// `--max-reads` when not given.
@@ -51,6 +55,8 @@ pub struct RunReport {
     pub unmanaged: usize,
     /// The source revision planned (a Git commit), when known.
     pub revision: Option<String>,
+    /// Jobs whose live state this run read for drift.
+    pub refreshed: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,17 +165,20 @@ pub async fn reconcile(
     for warning in &plan.warnings {
         tracing::warn!("{warning}");
     }
+    let mut refreshed = 0;
     if let (Some(client), true, false) = (client, options.refresh, options.drift == DriftMode::Off)
     {
-        let drifts = refresh(
+        let (drifts, read) = refresh(
             client,
             &plan,
             &recorded,
             &keyed,
             &options.sensitive,
             &mut reads,
+            options.refresh_from,
         )
         .await;
+        refreshed = read;
         plan::apply_drift(&mut plan, drifts, options.drift, &desired);
     }
     let outcomes = match (options.dry_run, client) {
@@ -220,6 +229,7 @@ pub async fn reconcile(
         baseline,
         unmanaged,
         revision: options.revision.clone(),
+        refreshed,
     })
 }
 
@@ -285,6 +295,7 @@ pub fn plan_base(head: &[SourceFile], base: &[SourceFile], options: &Options) ->
         api_requests: 0,
         unmanaged: 0,
         revision: options.revision.clone(),
+        refreshed: 0,
     }
 }
 
@@ -396,18 +407,28 @@ async fn refresh(
     keyed: &Keyed,
     sensitive: &[String],
     reads: &mut Reads,
-) -> BTreeMap<JobKey, Drift> {
+    from: usize,
+) -> (BTreeMap<JobKey, Drift>, usize) {
     let mut drifts = BTreeMap::new();
-    for step in plan.steps.iter().filter(|s| s.action == Action::Unchanged) {
-        let Some(key) = &step.key else { continue };
-        let Some(record) = recorded.jobs.get(key) else {
-            continue;
-        };
+    let mut managed: Vec<(&JobKey, &crate::state::Record)> = plan
+        .steps
+        .iter()
+        .filter(|s| s.action == Action::Unchanged)
+        .filter_map(|s| s.key.as_ref())
+        .filter_map(|k| recorded.jobs.get(k).map(|r| (k, r)))
+        .collect();
+    if !managed.is_empty() {
+        let start = from % managed.len();
+        managed.rotate_left(start);
+    }
+    let mut read = 0;
+    for (key, record) in managed {
         let parts = Parts::needed_by(&record.spec);
         if !reads.take(parts.cost()) {
             drifts.insert(key.clone(), Drift::Unknown);
             continue;
         }
+        read += 1;
         let drift = match live::read(client, key, parts).await {
             Err(e) => {
                 tracing::warn!(job = %key, error = %crate::apply::chain(&e), "cannot read live job; drift unknown");
@@ -439,7 +460,7 @@ async fn refresh(
         tracing::warn!(project = %key.project, id = %key.id, kind = drift.kind(), fields = ?paths, "drift");
         drifts.insert(key.clone(), drift);
     }
-    drifts
+    (drifts, read)
 }
 
 /// Valid manifests become desired jobs (digested, redacted, with their next

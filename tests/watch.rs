@@ -470,3 +470,47 @@ fn a_failed_fetch_prunes_nothing_and_makes_the_sidecar_unready() {
     assert_eq!(fake.job_ids("acme"), ["job-a"]);
     assert_eq!(watch.terminate(), 0);
 }
+
+#[test]
+fn drift_sweeps_find_and_correct_changes_made_behind_the_sidecar() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    ws.write("jobs.d/b.yaml", manifest("Job B", "0 2 * * *"));
+    let fake = Fake::spawn(0);
+    let watch = Watch::start(
+        ws.path(),
+        &fake,
+        &[
+            "--drift-interval",
+            "1s",
+            "--drift",
+            "correct",
+            "--resync",
+            "1h",
+        ],
+    );
+    watch.next("reconciled");
+    fake.edit_job("acme", "job-b", |b| {
+        b["schedule"] = serde_json::json!("0 9 * * *")
+    });
+    let drift = watch.next("drift");
+    assert_eq!(
+        (drift["level"].as_str(), drift["id"].as_str()),
+        (Some("WARN"), Some("job-b")),
+        "{drift}"
+    );
+    assert!(
+        drift["fields"]
+            .as_str()
+            .expect("fields")
+            .contains("schedule"),
+        "{drift}"
+    );
+    let fixed = watch.next_change();
+    assert_eq!(fixed["update"], 1, "{fixed}");
+    assert_eq!(
+        fake.job(None, "acme", "job-b").expect("job")["schedule"],
+        "0 2 * * *"
+    );
+    assert_eq!(watch.terminate(), 0);
+}

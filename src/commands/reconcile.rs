@@ -59,6 +59,7 @@ fn options_for(settings: &ReconcileSettings, revision: Option<String>) -> Option
         refresh: settings.refresh,
         drift: settings.drift,
         max_reads: settings.max_reads,
+        refresh_from: 0,
     }
 }
 
