@@ -250,6 +250,7 @@ impl Daemon<'_> {
         };
         // Outside drift sweeps reads serve only adoption (jobs the state
         // lacks), under the same cap as `reconcile`.
+        let git_source = matches!(settings.source, SourceSettings::Git(_));
         let max_reads = if work.drift {
             self.drift_reads()
         } else {
@@ -257,7 +258,11 @@ impl Daemon<'_> {
         };
         let options = Options {
             dry_run: false,
-            plan: settings.plan,
+            plan: plan::Options {
+                // An empty fetch is never "all manifests gone".
+                allow_empty: settings.plan.allow_empty && !(git_source && files.is_empty()),
+                ..settings.plan
+            },
             default_project: settings.project.clone(),
             state_path: settings.state_path.clone(),
             concurrency: settings.concurrency,

@@ -178,3 +178,42 @@ fn an_unreachable_repository_is_an_error_not_an_empty_source() {
     assert!(run.stderr.contains("git"), "{}", run.stderr);
     assert_eq!(fake.requests(), vec![]);
 }
+
+#[test]
+fn an_empty_fetch_prunes_nothing_even_with_allow_empty() {
+    let origin = tempfile::tempdir().expect("origin");
+    let repo = git_init(origin.path());
+    git_commit(
+        &repo,
+        &[("jobs.d/a.yaml", Some(&manifest("Job A", "0 1 * * *")))],
+        "one job",
+    );
+    let ws = Workspace::new();
+    let fake = Fake::spawn(0);
+    let url = format!("file://{}", origin.path().display());
+    let env = [
+        ("NORTHFLANK_API_URL", fake.url.as_str()),
+        ("NORTHFLANK_API_TOKEN", TOKEN),
+    ];
+    assert_eq!(ws.nfcron_env(&["reconcile", "--git", &url], &env).code, 0);
+    git_commit(
+        &repo,
+        &[("jobs.d/a.yaml", None)],
+        "the manifests directory is gone",
+    );
+    let run = ws.nfcron_env(
+        &[
+            "reconcile",
+            "--git",
+            &url,
+            "--prune",
+            "--allow-empty",
+            "--output",
+            "json",
+        ],
+        &env,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["jobs"][0]["action"], "orphan");
+    assert_eq!(fake.count("DELETE"), 0);
+}

@@ -38,7 +38,11 @@ async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<
             (snapshot.files, Some(snapshot.revision))
         }
     };
-    let options = options_for(settings, revision);
+    let mut options = options_for(settings, revision);
+    if matches!(settings.source, SourceSettings::Git(_)) && files.is_empty() {
+        // An empty fetch is never "all manifests gone".
+        options.plan.allow_empty = false;
+    }
     let run = reconcile::reconcile(&files, &options, client.as_ref()).await?;
     finish(settings, run, out)
 }
