@@ -164,8 +164,7 @@ fn main() {
     );
     let state_path = big.path().join(".nfcron/state.json");
     let keyed = state::load_key(&state_path, true).expect("key");
-    let (desired, invalid) =
-        nfcron::reconcile::prepare(&catalog, &keyed, &[], jiff::Timestamp::now());
+    let (desired, invalid) = nfcron::reconcile::prepare(&catalog, &keyed, &[]);
     assert!(invalid.is_empty());
     let mut state = State::default();
     for d in &desired {

@@ -25,8 +25,6 @@ pub struct Desired {
     pub shown: Json,
     /// Keyed digest of `spec`.
     pub digest: String,
-    /// The schedule's next run times (RFC 3339, UTC).
-    pub next_runs: Vec<String>,
 }
 
 impl Desired {
@@ -227,9 +225,6 @@ pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
         };
         let mut step = step;
         step.desired = Some(i);
-        if matches!(step.action, Action::Create | Action::Update) {
-            step.next_runs = d.next_runs.clone();
-        }
         result.steps.push(step);
     }
 
@@ -325,12 +320,6 @@ pub fn apply_drift(
                         .unwrap_or_default();
                 }
                 Drift::Unknown => {}
-            }
-            if step.action.writes() {
-                step.next_runs = step
-                    .desired
-                    .map(|i| desired[i].next_runs.clone())
-                    .unwrap_or_default();
             }
         }
         step.drift = Some(drift.clone());
@@ -505,7 +494,6 @@ mod tests {
             shown: spec.clone(),
             digest: format!("{id}|{schedule}"),
             spec,
-            next_runs: vec!["2026-11-29T03:00:00Z".into()],
         }
     }
 
@@ -579,11 +567,6 @@ mod tests {
                 before: Some(json!("0 1 * * *")),
                 after: Some(json!("0 2 * * *"))
             }]
-        );
-        assert_eq!(update.next_runs.len(), 1);
-        assert!(
-            p.steps[0].next_runs.is_empty(),
-            "unchanged jobs show no runs"
         );
         assert!(p.has_changes());
         assert!(!run(&now[..1], &state_of(&now[..1]), OPTS).has_changes());

@@ -124,7 +124,7 @@ pub async fn reconcile(
     let mut recorded = recorded.unwrap_or_default();
     let keyed = state::load_key(&options.state_path, !options.dry_run)?;
     let now = jiff::Timestamp::now();
-    let (desired, invalid) = prepare(&catalog, &keyed, &options.sensitive, now);
+    let (desired, invalid) = prepare(&catalog, &keyed, &options.sensitive);
     let before = client.map_or(0, Client::requests_sent);
     let mut reads = Reads {
         left: options.max_reads,
@@ -181,6 +181,7 @@ pub async fn reconcile(
         refreshed = read;
         plan::apply_drift(&mut plan, drifts, options.drift, &desired);
     }
+    fill_next_runs(&mut plan, &desired, now);
     let outcomes = match (options.dry_run, client) {
         (false, Some(client)) => {
             let applier = Applier {
@@ -209,17 +210,7 @@ pub async fn reconcile(
             }
             applier.apply(&plan, &desired, recorded).await.0
         }
-        _ => plan
-            .steps
-            .iter()
-            .map(|s| {
-                if s.action.writes() {
-                    Outcome::Planned
-                } else {
-                    Outcome::Skipped
-                }
-            })
-            .collect(),
+        _ => planned(&plan),
     };
     Ok(RunReport {
         api_requests: client.map_or(0, Client::requests_sent) - before,
@@ -250,20 +241,20 @@ pub fn plan_base(head: &[SourceFile], base: &[SourceFile], options: &Options) ->
     let (head_catalog, base_catalog) = (load(head), load(base));
     let keyed = Keyed::generate().unwrap_or_else(|_| Keyed::new([0; crate::secret::KEY_LEN]));
     let now = jiff::Timestamp::now();
-    let (base_desired, _) = prepare(&base_catalog, &keyed, &options.sensitive, now);
+    let (base_desired, _) = prepare(&base_catalog, &keyed, &options.sensitive);
     let recorded = State {
         jobs: base_desired
             .iter()
             .map(|d| (d.key.clone(), d.record("base", None)))
             .collect(),
     };
-    let (desired, invalid) = prepare(&head_catalog, &keyed, &options.sensitive, now);
+    let (desired, invalid) = prepare(&head_catalog, &keyed, &options.sensitive);
     // What the change deletes is shown as deleted: the plan is of the change.
     let plan_options = plan::Options {
         prune: true,
         ..options.plan
     };
-    let plan = plan::plan(
+    let mut plan = plan::plan(
         plan::Inputs {
             desired: &desired,
             invalid: &invalid,
@@ -276,17 +267,8 @@ pub fn plan_base(head: &[SourceFile], base: &[SourceFile], options: &Options) ->
     for warning in &plan.warnings {
         tracing::warn!("{warning}");
     }
-    let outcomes = plan
-        .steps
-        .iter()
-        .map(|s| {
-            if s.action.writes() {
-                Outcome::Planned
-            } else {
-                Outcome::Skipped
-            }
-        })
-        .collect();
+    fill_next_runs(&mut plan, &desired, now);
+    let outcomes = planned(&plan);
     RunReport {
         catalog: head_catalog,
         plan,
@@ -463,13 +445,46 @@ async fn refresh(
     (drifts, read)
 }
 
+/// The next three run times of every job the plan writes. Only those: on
+/// a plan of thousands of unchanged jobs this is work nobody reads.
+fn fill_next_runs(plan: &mut Plan, desired: &[Desired], now: jiff::Timestamp) {
+    for step in plan.steps.iter_mut().filter(|s| s.action.writes()) {
+        let Some(i) = step.desired else { continue };
+        step.next_runs = desired[i]
+            .spec
+            .get("schedule")
+            .and_then(Json::as_str)
+            .and_then(|s| cron::parse(s).ok())
+            .map(|s| {
+                s.next_runs(now, 3)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
+}
+
+/// What a plan that is not carried out reports for each step.
+fn planned(plan: &Plan) -> Vec<Outcome> {
+    plan.steps
+        .iter()
+        .map(|s| {
+            if s.action.writes() {
+                Outcome::Planned
+            } else {
+                Outcome::Skipped
+            }
+        })
+        .collect()
+}
+
 /// Valid manifests become desired jobs (digested, redacted, with their next
 /// runs); the rest, and those missing a variable, are invalid.
 pub fn prepare(
     catalog: &Catalog,
     keyed: &Keyed,
     sensitive: &[String],
-    now: jiff::Timestamp,
 ) -> (Vec<Desired>, Vec<Invalid>) {
     let mut desired = Vec::new();
     let mut invalid = Vec::new();
@@ -495,18 +510,6 @@ pub fn prepare(
         };
         match (reason, &job.key, &job.name) {
             (None, Some(key), Some(name)) => {
-                let next_runs = job
-                    .spec
-                    .get("schedule")
-                    .and_then(|s| s.as_str())
-                    .and_then(|s| cron::parse(s).ok())
-                    .map(|s| {
-                        s.next_runs(now, 3)
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default();
                 desired.push(Desired {
                     key: key.clone(),
                     name: name.clone(),
@@ -514,7 +517,6 @@ pub fn prepare(
                     shown: secret::redact(&job.spec, keyed, sensitive),
                     digest: keyed.digest(&job.spec),
                     spec: job.spec.clone(),
-                    next_runs,
                 });
             }
             (reason, key, name) => invalid.push(Invalid {

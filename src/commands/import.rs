@@ -227,7 +227,7 @@ fn verify(
             lookup: &lookup,
         },
     );
-    let (desired, invalid) = reconcile::prepare(&catalog, keyed, &[], now);
+    let (desired, invalid) = reconcile::prepare(&catalog, keyed, &[]);
     if let Some(i) = invalid.first() {
         return Err(format!(
             "the live job does not pass validation ({})",
