@@ -258,11 +258,8 @@ impl Daemon<'_> {
         };
         let options = Options {
             dry_run: false,
-            plan: plan::Options {
-                // An empty fetch is never "all manifests gone".
-                allow_empty: settings.plan.allow_empty && !(git_source && files.is_empty()),
-                ..settings.plan
-            },
+            plan: settings.plan,
+            fetched: git_source,
             default_project: settings.project.clone(),
             state_path: settings.state_path.clone(),
             concurrency: settings.concurrency,

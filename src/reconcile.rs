@@ -38,6 +38,10 @@ pub struct Options {
     /// live reads start: a sidecar spreads its drift sweep over several
     /// runs by moving this on.
     pub refresh_from: usize,
+    /// The manifests came from a fetch: if it found none, that is taken for
+    /// a broken source, never for "all manifests gone" (no prune, even with
+    /// `--allow-empty`).
+    pub fetched: bool,
 }
 
 /// `--max-reads` when not given.
@@ -160,7 +164,10 @@ pub async fn reconcile(
             unreadable_files: catalog.unreadable_files(),
             live: &adopted,
         },
-        options.plan,
+        plan::Options {
+            allow_empty: options.plan.allow_empty && !(options.fetched && files.is_empty()),
+            ..options.plan
+        },
     );
     for warning in &plan.warnings {
         tracing::warn!("{warning}");

@@ -38,11 +38,7 @@ async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<
             (snapshot.files, Some(snapshot.revision))
         }
     };
-    let mut options = options_for(settings, revision);
-    if matches!(settings.source, SourceSettings::Git(_)) && files.is_empty() {
-        // An empty fetch is never "all manifests gone".
-        options.plan.allow_empty = false;
-    }
+    let options = options_for(settings, revision);
     let run = reconcile::reconcile(&files, &options, client.as_ref()).await?;
     finish(settings, run, out)
 }
@@ -64,6 +60,7 @@ fn options_for(settings: &ReconcileSettings, revision: Option<String>) -> Option
         drift: settings.drift,
         max_reads: settings.max_reads,
         refresh_from: 0,
+        fetched: matches!(settings.source, SourceSettings::Git(_)),
     }
 }
 
