@@ -88,7 +88,7 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
         webhook: hook_tx,
     });
     if let Some(addr) = settings.listen {
-        let listener = server::bind(addr)
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Listen { addr, source })?;
         let bound = listener

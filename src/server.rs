@@ -7,7 +7,6 @@
 //! SHA-256 of the body) or GitLab's `X-Gitlab-Token`, always in constant
 //! time; bodies over 1 MiB are refused.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -69,11 +68,6 @@ pub async fn serve(
         }
     }
     connections.abort_all();
-}
-
-/// Binds `addr` (port 0: any free one).
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
 }
 
 type Reply = Response<Full<Bytes>>;

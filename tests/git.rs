@@ -100,8 +100,8 @@ fn reconcile_from_a_git_url_records_the_revision() {
         ("NORTHFLANK_API_URL", fake.url.as_str()),
         ("NORTHFLANK_API_TOKEN", TOKEN),
     ];
-    let run = ws.nfcron_env(
-        &[
+    let reconcile = || {
+        let args = [
             "reconcile",
             "--git",
             &url,
@@ -109,9 +109,10 @@ fn reconcile_from_a_git_url_records_the_revision() {
             "deploy/jobs",
             "--output",
             "json",
-        ],
-        &env,
-    );
+        ];
+        ws.nfcron_env(&args, &env)
+    };
+    let run = reconcile();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let report = run.json();
     assert_eq!(report["source"]["revision"], rev);
@@ -126,33 +127,11 @@ fn reconcile_from_a_git_url_records_the_revision() {
         "move a",
     );
     fake.clear_log();
-    let run = ws.nfcron_env(
-        &[
-            "reconcile",
-            "--git",
-            &url,
-            "--git-path",
-            "deploy/jobs",
-            "--output",
-            "json",
-        ],
-        &env,
-    );
+    let run = reconcile();
     assert_eq!(run.json()["source"]["revision"], rev2);
     assert_eq!(fake.requests().len(), 1);
     fake.clear_log();
-    let run = ws.nfcron_env(
-        &[
-            "reconcile",
-            "--git",
-            &url,
-            "--git-path",
-            "deploy/jobs",
-            "--output",
-            "json",
-        ],
-        &env,
-    );
+    let run = reconcile();
     assert_eq!(run.json()["summary"]["api_requests"], 0);
 }
 

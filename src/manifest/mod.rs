@@ -169,7 +169,7 @@ pub fn load(files: &[SourceFile], options: &LoadOptions<'_>) -> Catalog {
 fn load_file(file: &SourceFile, options: &LoadOptions<'_>, catalog: &mut Catalog) {
     let whole_file = |code, message: String| Diagnostic {
         file: file.path.clone(),
-        ..Diagnostic::error(code, Span::default_at_start(), "", message)
+        ..Diagnostic::error(code, Span::file_start(), "", message)
     };
     let text = match &file.content {
         Ok(text) => text,
@@ -211,15 +211,6 @@ fn load_file(file: &SourceFile, options: &LoadOptions<'_>, catalog: &mut Catalog
         job.problem = Some(d.one_line());
         catalog.diagnostics.push(d);
         catalog.jobs.push(job);
-    }
-}
-
-impl Span {
-    fn default_at_start() -> Span {
-        Span {
-            start: yaml::Pos { line: 1, column: 1 },
-            width: 1,
-        }
     }
 }
 

@@ -36,6 +36,16 @@ pub struct Span {
     pub width: u32,
 }
 
+impl Span {
+    /// Line 1, column 1: for problems of a whole file.
+    pub fn file_start() -> Span {
+        Span {
+            start: Pos { line: 1, column: 1 },
+            width: 1,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     pub span: Span,
