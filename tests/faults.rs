@@ -57,8 +57,16 @@ fn state_ids(ws: &Workspace) -> BTreeSet<String> {
         .collect()
 }
 
-/// The checks every fault must pass; returns the first run's request count.
-fn survives(fault: FaultRule, args: &[&str]) -> u64 {
+/// What the faulty run did.
+struct Survived {
+    /// Requests it sent, retries included.
+    sent: u64,
+    /// Jobs it reported failed (the next run applied them).
+    failed: usize,
+}
+
+/// The checks every fault must pass.
+fn survives(fault: FaultRule, args: &[&str]) -> Survived {
     let (ws, fake) = setup();
     fake.inject(fault);
     let run = reconcile(&ws, &fake, args);
@@ -121,7 +129,10 @@ fn survives(fault: FaultRule, args: &[&str]) -> u64 {
         "the next run PUTs the failed jobs and only those"
     );
     assert_eq!(state_ids(&ws).len(), JOBS);
-    sent
+    Survived {
+        sent,
+        failed: failed.len(),
+    }
 }
 
 fn status(status: u16, retry_after: Option<u64>, times: usize) -> FaultRule {
@@ -138,21 +149,24 @@ fn status(status: u16, retry_after: Option<u64>, times: usize) -> FaultRule {
 
 #[test]
 fn rate_limited_with_retry_after() {
-    let sent = survives(status(429, Some(1), 8), &[]);
-    assert_eq!(sent, CLEAN_REQUESTS + 8, "each 429 costs one retry");
+    let run = survives(status(429, Some(1), 8), &[]);
+    assert_eq!(run.sent, CLEAN_REQUESTS + 8, "each 429 costs one retry");
+    assert_eq!(run.failed, 0);
 }
 
 #[test]
 fn rate_limited_without_retry_after() {
-    let sent = survives(status(429, None, 8), &[]);
-    assert_eq!(sent, CLEAN_REQUESTS + 8);
+    let run = survives(status(429, None, 8), &[]);
+    assert_eq!(run.sent, CLEAN_REQUESTS + 8);
+    assert_eq!(run.failed, 0);
 }
 
 #[test]
 fn server_errors_500_502_503() {
     for code in [500, 502, 503] {
-        let sent = survives(status(code, None, 6), &[]);
-        assert_eq!(sent, CLEAN_REQUESTS + 6, "HTTP {code}");
+        let run = survives(status(code, None, 6), &[]);
+        assert_eq!(run.sent, CLEAN_REQUESTS + 6, "HTTP {code}");
+        assert_eq!(run.failed, 0, "HTTP {code}");
     }
 }
 
@@ -160,8 +174,12 @@ fn server_errors_500_502_503() {
 fn a_server_error_that_outlasts_the_retry_budget_fails_the_job() {
     // 200 consecutive 503s: retries run out (time and count), jobs fail,
     // and the next run applies them.
-    let sent = survives(status(503, None, 200), &["--retry-max-time", "2s"]);
-    assert!(sent > CLEAN_REQUESTS, "{sent}");
+    let run = survives(status(503, None, 200), &["--retry-max-time", "2s"]);
+    assert!(run.sent > CLEAN_REQUESTS, "{}", run.sent);
+    assert_eq!(
+        run.failed, JOBS,
+        "no job outlasts 200 consecutive 503s within 2 s"
+    );
 }
 
 #[test]
@@ -172,8 +190,9 @@ fn responses_slower_than_the_timeout() {
         times: 6,
         after: 0,
     };
-    let sent = survives(fault, &["--timeout", "300ms"]);
-    assert_eq!(sent, CLEAN_REQUESTS + 6, "each timeout costs one retry");
+    let run = survives(fault, &["--timeout", "300ms"]);
+    assert_eq!(run.sent, CLEAN_REQUESTS + 6, "each timeout costs one retry");
+    assert_eq!(run.failed, 0);
 }
 
 #[test]
@@ -184,11 +203,13 @@ fn dropped_connections_mid_request() {
         times: 6,
         after: 0,
     };
-    let sent = survives(fault, &[]);
+    let run = survives(fault, &[]);
     assert!(
-        (CLEAN_REQUESTS + 6..=CLEAN_REQUESTS + 12).contains(&sent),
-        "{sent}"
+        (CLEAN_REQUESTS + 6..=CLEAN_REQUESTS + 12).contains(&run.sent),
+        "{}",
+        run.sent
     );
+    assert_eq!(run.failed, 0);
 }
 
 #[test]
@@ -203,10 +224,11 @@ fn the_api_starts_refusing_the_token() {
         times: 1000,
         after: 20,
     };
-    let sent = survives(fault, &["--concurrency", "1"]);
+    let run = survives(fault, &["--concurrency", "1"]);
     assert_eq!(
-        sent,
+        run.sent,
         CLEAN_REQUESTS - (JOBS as u64 - 20) + 1,
         "one list, 20 PUTs, one refused, then nothing"
     );
+    assert_eq!(run.failed, JOBS - 20);
 }

@@ -207,7 +207,7 @@ fn metric(text: &str, series: &str) -> f64 {
             return value;
         }
     }
-    0.0
+    panic!("no series {series} in:\n{text}")
 }
 
 #[test]
