@@ -7,8 +7,14 @@
 //! true of what the API has. A job counts as applied only once a state file
 //! holding it is on disk; writes that finish while a save is under way are
 //! saved together in the next one (group commit).
+//!
+//! A state file that cannot be written (a read-only directory, a full disk)
+//! stops the run at the first failed save: a PUT whose record cannot be
+//! kept would be sent again by every later run, and deleted jobs would come
+//! back as creates. Jobs not started by then are `NotAttempted`.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Mutex as AsyncMutex, Semaphore};
@@ -23,6 +29,8 @@ use crate::state::{self, State, StateError};
 struct Journal {
     state: Mutex<(State, u64)>,
     saved: AsyncMutex<u64>,
+    /// A save failed: no further write is started.
+    broken: AtomicBool,
 }
 
 impl Journal {
@@ -43,7 +51,10 @@ impl Journal {
             let guard = self.state.lock().expect("state lock");
             (guard.0.to_bytes(), guard.1)
         };
-        state::write_atomic(path, &bytes)?;
+        if let Err(e) = state::write_atomic(path, &bytes) {
+            self.broken.store(true, Ordering::SeqCst);
+            return Err(e);
+        }
         *saved = latest;
         Ok(())
     }
@@ -59,8 +70,11 @@ pub enum Outcome {
         status: Option<u16>,
         message: String,
     },
-    /// Nothing to send (unchanged, orphan, invalid), or not attempted.
+    /// Nothing to send (unchanged, orphan, invalid, unverified).
     Skipped,
+    /// A write the plan holds that was never sent: the state file could
+    /// not be written, so the run stopped before it.
+    NotAttempted,
 }
 
 pub struct Applier<'a> {
@@ -82,6 +96,7 @@ impl Applier<'_> {
         let journal = Arc::new(Journal {
             state: Mutex::new((state, 0)),
             saved: AsyncMutex::new(0),
+            broken: AtomicBool::new(false),
         });
         let mut outcomes = vec![Outcome::Skipped; plan.steps.len()];
         // Creates and updates first, deletes after: a job renamed in one
@@ -98,6 +113,10 @@ impl Applier<'_> {
                 let Some(key) = step.key.clone() else {
                     continue;
                 };
+                if journal.broken.load(Ordering::SeqCst) {
+                    outcomes[i] = Outcome::NotAttempted;
+                    continue;
+                }
                 let job = step.desired.map(|d| desired[d].clone());
                 let client = self.client.clone();
                 let journal = journal.clone();
@@ -112,8 +131,15 @@ impl Applier<'_> {
                     .acquire_owned()
                     .await
                     .expect("semaphore is never closed");
+                if journal.broken.load(Ordering::SeqCst) {
+                    outcomes[i] = Outcome::NotAttempted;
+                    continue;
+                }
                 tasks.spawn(async move {
                     let _permit = permit;
+                    if journal.broken.load(Ordering::SeqCst) {
+                        return (i, Outcome::NotAttempted);
+                    }
                     let started = std::time::Instant::now();
                     let sent = match (&job, action) {
                         (Some(job), Action::Create | Action::Update) => {
@@ -166,6 +192,17 @@ impl Applier<'_> {
                     Err(_) => {}
                 }
             }
+        }
+        let not_attempted = outcomes
+            .iter()
+            .filter(|o| **o == Outcome::NotAttempted)
+            .count();
+        if not_attempted > 0 {
+            tracing::error!(
+                not_attempted,
+                state = %self.state_path.display(),
+                "the state file cannot be written: stopped; jobs not attempted are left for a run that can record them"
+            );
         }
         let state = match Arc::try_unwrap(journal) {
             Ok(journal) => journal.state.into_inner().expect("state lock").0,

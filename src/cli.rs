@@ -217,6 +217,12 @@ pub struct ImportArgs {
     #[arg(long)]
     pub all_fields: bool,
 
+    /// A further spec field to treat as a secret in the state (dotted path,
+    /// e.g. deployment.docker.customCommand), as reconcile's --sensitive.
+    /// Repeatable.
+    #[arg(long = "sensitive", value_name = "PATH")]
+    pub sensitive: Vec<String>,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,

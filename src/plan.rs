@@ -51,6 +51,17 @@ pub struct Invalid {
     pub reason: String,
 }
 
+/// A file that stops every deletion of a run: it holds, or may hold, a
+/// document nfcron cannot turn into a job for certain (invalid for any
+/// reason, unreadable, unparsable), and that document may be the manifest
+/// of a managed job. Which one cannot be known, so none is deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneBlock {
+    pub file: String,
+    /// The first problem found in the file, one line.
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     pub prune: bool,
@@ -64,12 +75,17 @@ pub struct Inputs<'a> {
     pub desired: &'a [Desired],
     pub invalid: &'a [Invalid],
     pub recorded: &'a State,
-    /// Some manifest file could not be read or parsed: the jobs in it are
-    /// unknown, so nothing may be pruned.
-    pub unreadable_files: usize,
+    /// Files with an error that are not (only) an invalid document: an
+    /// unreadable entry, a YAML error. With the invalid documents, they
+    /// block pruning.
+    pub problems: &'a [PruneBlock],
     /// Jobs with no record whose live state was read (adoption after state
     /// loss): the fields that differ from the manifest (empty: it matches).
     pub live: &'a BTreeMap<JobKey, Vec<Change>>,
+    /// Jobs with no record that the list call showed live but that were not
+    /// read (the read budget ran out, or the read failed): never written
+    /// blind; a later run reads them.
+    pub unverified: &'a BTreeSet<JobKey>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -80,6 +96,9 @@ pub enum Action {
     Delete,
     Orphan,
     Invalid,
+    /// Live (the list call showed it) with no record, not yet read: not
+    /// written until a run reads it. Pending, like a change.
+    Unverified,
 }
 
 impl Action {
@@ -91,6 +110,7 @@ impl Action {
             Action::Delete => "delete",
             Action::Orphan => "orphan",
             Action::Invalid => "invalid",
+            Action::Unverified => "unverified",
         }
     }
 
@@ -172,6 +192,9 @@ pub struct Plan {
     /// More deletions than `--max-deletions` allows: none are made and the
     /// run fails, saying how many would have been.
     pub blocked_deletions: Option<usize>,
+    /// With `--prune`: the files that stopped every deletion (empty when
+    /// pruning was not blocked by a file). The run fails when not empty.
+    pub prune_blocked: Vec<PruneBlock>,
 }
 
 impl Plan {
@@ -182,6 +205,12 @@ impl Plan {
     /// Whether the plan changes anything in Northflank.
     pub fn has_changes(&self) -> bool {
         self.steps.iter().any(|s| s.action.writes())
+    }
+
+    /// Whether something is left to do: a change, or a live job still to
+    /// be read before it can be adopted (`--detailed-exitcode`'s 2).
+    pub fn pending(&self) -> bool {
+        self.has_changes() || self.count(Action::Unverified) > 0
     }
 }
 
@@ -201,6 +230,7 @@ pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
             // Adopted: found live after state loss.
             (None, Some(changes)) if changes.is_empty() => new_step(Action::Unchanged),
             (None, Some(changes)) => new_step(Action::Update).with_changes(changes.clone()),
+            (None, None) if inputs.unverified.contains(&d.key) => new_step(Action::Unverified),
             (None, None) => new_step(Action::Create).with_changes(diff(&Json::Null, &d.shown)),
             (Some(r), _) if r.digest == d.digest => new_step(Action::Unchanged),
             (Some(r), _) => {
@@ -246,13 +276,15 @@ pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
         .iter()
         .filter(|(k, _)| !desired_keys.contains(k) && !invalid_keys.contains(k))
         .collect();
-    let guard = if !options.prune || gone.is_empty() {
+    let blocks = if options.prune {
+        prune_blocks(inputs.invalid, inputs.problems)
+    } else {
+        Vec::new()
+    };
+    let guard = if !blocks.is_empty() {
+        Some(blocked_warning(&blocks, gone.len()))
+    } else if !options.prune || gone.is_empty() {
         None
-    } else if inputs.unreadable_files > 0 {
-        Some(format!(
-            "prune skipped: {} manifest file(s) could not be read or parsed, so the jobs they hold are unknown",
-            inputs.unreadable_files
-        ))
     } else if inputs.desired.is_empty() && inputs.invalid.is_empty() && !options.allow_empty {
         Some("prune skipped: no manifests were found; pass --allow-empty to delete every managed job".to_string())
     } else if gone.len() > options.max_deletions {
@@ -265,6 +297,7 @@ pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
     } else {
         None
     };
+    result.prune_blocked = blocks;
     let delete = options.prune && guard.is_none();
     result.warnings.extend(guard);
     for (key, record) in &gone {
@@ -288,6 +321,39 @@ pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
     mark_renames(&mut result, inputs.recorded);
     result.steps.sort_by(|a, b| order(a).cmp(&order(b)));
     result
+}
+
+/// Every file that stops pruning, once, with its first problem: each
+/// invalid document (whatever made it invalid: it may be the manifest of a
+/// managed job with a typo in its name or project) and each file with an
+/// error of its own (unreadable, unparsable).
+pub fn prune_blocks(invalid: &[Invalid], problems: &[PruneBlock]) -> Vec<PruneBlock> {
+    let mut seen = BTreeSet::new();
+    invalid
+        .iter()
+        .map(|i| PruneBlock {
+            file: i.file.clone(),
+            reason: i.reason.clone(),
+        })
+        .chain(problems.iter().cloned())
+        .filter(|b| seen.insert(b.file.clone()))
+        .collect()
+}
+
+fn blocked_warning(blocks: &[PruneBlock], gone: usize) -> String {
+    const SHOWN: usize = 5;
+    let files: Vec<&str> = blocks.iter().take(SHOWN).map(|b| b.file.as_str()).collect();
+    let more = blocks.len().saturating_sub(SHOWN);
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        "prune skipped: {} manifest file(s) hold a document that is invalid or could not be read ({}{more}), and it could name a managed job; nothing is deleted ({gone} job(s) without a manifest kept)",
+        blocks.len(),
+        files.join(", ")
+    )
 }
 
 /// Attaches what live reads found to the unchanged jobs they were made for
@@ -518,8 +584,9 @@ mod tests {
                 desired,
                 invalid: &[],
                 recorded,
-                unreadable_files: 0,
+                problems: &[],
                 live: &BTreeMap::new(),
+                unverified: &BTreeSet::new(),
             },
             options,
         )
@@ -590,13 +657,24 @@ mod tests {
                 desired: &now,
                 invalid: &[],
                 recorded: &before,
-                unreadable_files: 1,
+                problems: &[PruneBlock {
+                    file: "broken.yaml".into(),
+                    reason: "invalid YAML".into(),
+                }],
                 live: &BTreeMap::new(),
+                unverified: &BTreeSet::new(),
             },
             prune,
         );
         assert_eq!(actions(&guarded)[1], ("b".into(), "orphan"));
         assert!(guarded.warnings[0].contains("could not be read"));
+        assert_eq!(
+            guarded.prune_blocked,
+            [PruneBlock {
+                file: "broken.yaml".into(),
+                reason: "invalid YAML".into()
+            }]
+        );
 
         let empty = run(&[], &before, prune);
         assert_eq!(empty.count(Action::Delete), 0);
@@ -641,8 +719,9 @@ mod tests {
                 desired: &[],
                 invalid: &invalid,
                 recorded: &before,
-                unreadable_files: 0,
+                problems: &[],
                 live: &BTreeMap::new(),
+                unverified: &BTreeSet::new(),
             },
             Options {
                 prune: true,
@@ -651,6 +730,103 @@ mod tests {
             },
         );
         assert_eq!(actions(&p), [("a".into(), "invalid")]);
+    }
+
+    #[test]
+    fn any_invalid_document_blocks_every_deletion() {
+        let before = state_of(&[desired("a", "a.yaml", "x"), desired("b", "b.yaml", "x")]);
+        let prune = Options {
+            prune: true,
+            allow_empty: true,
+            ..OPTS
+        };
+        // `a.yaml` now has `nmae:` (no key), and `b.yaml` is gone: neither
+        // recorded job may be deleted, since `a.yaml` could name either.
+        let typo = [Invalid {
+            key: None,
+            name: None,
+            file: "a.yaml".into(),
+            reason: "unknown field `nmae`".into(),
+        }];
+        // The same with a key nfcron never recorded (a bad project, an
+        // unset `${JOB_NAME}`).
+        let stranger = [Invalid {
+            key: Some(JobKey {
+                team: None,
+                project: "q".into(),
+                id: "${job_name}".into(),
+            }),
+            name: Some("${JOB_NAME}".into()),
+            file: "a.yaml".into(),
+            reason: "variable JOB_NAME is not set".into(),
+        }];
+        for invalid in [&typo[..], &stranger[..]] {
+            let p = plan(
+                Inputs {
+                    desired: &[],
+                    invalid,
+                    recorded: &before,
+                    problems: &[],
+                    live: &BTreeMap::new(),
+                    unverified: &BTreeSet::new(),
+                },
+                prune,
+            );
+            assert_eq!(p.count(Action::Delete), 0, "{:?}", actions(&p));
+            assert_eq!(p.count(Action::Orphan), 2);
+            assert_eq!(
+                p.prune_blocked,
+                [PruneBlock {
+                    file: "a.yaml".into(),
+                    reason: invalid[0].reason.clone()
+                }]
+            );
+            assert!(
+                p.warnings[0].starts_with("prune skipped"),
+                "{:?}",
+                p.warnings
+            );
+            // Without --prune nothing is blocked: there was nothing to do.
+            let p = plan(
+                Inputs {
+                    desired: &[],
+                    invalid,
+                    recorded: &before,
+                    problems: &[],
+                    live: &BTreeMap::new(),
+                    unverified: &BTreeSet::new(),
+                },
+                OPTS,
+            );
+            assert!(p.prune_blocked.is_empty() && p.warnings.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_live_job_not_yet_read_is_unverified_not_created() {
+        let jobs = [desired("a", "a.yaml", "x"), desired("b", "b.yaml", "x")];
+        let p = plan(
+            Inputs {
+                desired: &jobs,
+                invalid: &[],
+                recorded: &State::default(),
+                problems: &[],
+                live: &BTreeMap::new(),
+                unverified: &BTreeSet::from([key("a")]),
+            },
+            OPTS,
+        );
+        assert_eq!(
+            actions(&p),
+            [("a".into(), "unverified"), ("b".into(), "create")]
+        );
+        assert!(!Action::Unverified.writes());
+        assert!(p.pending());
+        let only_unverified = Plan {
+            steps: p.steps[..1].to_vec(),
+            ..Plan::default()
+        };
+        assert!(!only_unverified.has_changes() && only_unverified.pending());
     }
 
     #[test]
@@ -778,8 +954,9 @@ mod tests {
                 desired: &jobs,
                 invalid: &[],
                 recorded: &State::default(),
-                unreadable_files: 0,
+                problems: &[],
                 live: &live,
+                unverified: &BTreeSet::new(),
             },
             OPTS,
         );

@@ -12,7 +12,7 @@ use crate::api::Client;
 use crate::apply::{Applier, Outcome};
 use crate::live::{self, Parts};
 use crate::manifest::{self, cron, Catalog, JobKey, LoadOptions};
-use crate::plan::{self, Action, Change, Desired, Drift, DriftMode, Invalid, Plan};
+use crate::plan::{self, Action, Change, Desired, Drift, DriftMode, Invalid, Plan, PruneBlock};
 use crate::render::plan::Baseline;
 use crate::secret::{self, Keyed};
 use crate::source::SourceFile;
@@ -84,6 +84,11 @@ impl Reads {
         self.left -= cost;
         true
     }
+
+    /// Counts requests already sent (beyond what was taken for them).
+    fn spend(&mut self, cost: u64) {
+        self.left = self.left.saturating_sub(cost);
+    }
 }
 
 /// Plans `files` against the state and, unless `dry_run`, applies the plan
@@ -137,6 +142,7 @@ pub async fn reconcile(
     // Adopt: jobs a manifest names but the state does not (a lost or new
     // `.nfcron/`) are looked for live before anything is PUT.
     let mut adopted = BTreeMap::new();
+    let mut unverified = BTreeSet::new();
     let mut unmanaged = 0;
     let mut baseline = baseline;
     if let Some(client) = client {
@@ -153,16 +159,26 @@ pub async fn reconcile(
             baseline = Baseline::Live;
         }
         adopted = adoption.live;
+        unverified = adoption.unverified;
         unmanaged = adoption.unmanaged;
+        if !unverified.is_empty() {
+            tracing::warn!(
+                jobs = unverified.len(),
+                max_reads = options.max_reads,
+                "live jobs not read yet (--max-reads reached or a read failed): not written; the next run continues adopting them"
+            );
+        }
     }
+    let problems = file_problems(&catalog);
 
     let mut plan = plan::plan(
         plan::Inputs {
             desired: &desired,
             invalid: &invalid,
             recorded: &recorded,
-            unreadable_files: catalog.unreadable_files(),
+            problems: &problems,
             live: &adopted,
+            unverified: &unverified,
         },
         plan::Options {
             allow_empty: options.plan.allow_empty && !(options.fetched && files.is_empty()),
@@ -256,6 +272,7 @@ pub fn plan_base(head: &[SourceFile], base: &[SourceFile], options: &Options) ->
             .collect(),
     };
     let (desired, invalid) = prepare(&head_catalog, &keyed, &options.sensitive);
+    let problems = file_problems(&head_catalog);
     // What the change deletes is shown as deleted: the plan is of the change.
     let plan_options = plan::Options {
         prune: true,
@@ -266,8 +283,9 @@ pub fn plan_base(head: &[SourceFile], base: &[SourceFile], options: &Options) ->
             desired: &desired,
             invalid: &invalid,
             recorded: &recorded,
-            unreadable_files: head_catalog.unreadable_files(),
+            problems: &problems,
             live: &BTreeMap::new(),
+            unverified: &BTreeSet::new(),
         },
         plan_options,
     );
@@ -288,9 +306,29 @@ pub fn plan_base(head: &[SourceFile], base: &[SourceFile], options: &Options) ->
     }
 }
 
+/// Every file with an error diagnostic, with its first error: whatever the
+/// loader could not turn into a job (an unreadable entry, broken YAML) may
+/// hold the manifest of a managed job, so it blocks pruning.
+pub fn file_problems(catalog: &Catalog) -> Vec<PruneBlock> {
+    let mut seen = BTreeSet::new();
+    catalog
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .filter(|d| seen.insert(d.file.as_str()))
+        .map(|d| PruneBlock {
+            file: d.file.clone(),
+            reason: d.one_line(),
+        })
+        .collect()
+}
+
 struct Adoption {
     /// Per adopted job: the fields that differ from the manifest.
     live: BTreeMap<JobKey, Vec<Change>>,
+    /// Jobs the list call showed live (or that no list call could look
+    /// for) that were not read: they are not written blind.
+    unverified: BTreeSet<JobKey>,
     unmanaged: usize,
     read_any: bool,
 }
@@ -308,6 +346,7 @@ async fn adopt(
 ) -> Adoption {
     let mut adoption = Adoption {
         live: BTreeMap::new(),
+        unverified: BTreeSet::new(),
         unmanaged: 0,
         read_any: false,
     };
@@ -320,11 +359,26 @@ async fn adopt(
         .map(|d| (d.key.team.clone(), d.key.project.clone()))
         .collect();
     let named: BTreeSet<&JobKey> = desired.iter().map(|d| &d.key).collect();
+    let in_scope = |d: &&&Desired, team: &Option<String>, project: &str| {
+        d.key.team == *team && d.key.project == project
+    };
     for (team, project) in scopes {
         if !reads.take(1) {
-            break;
+            // Not listed: whether these jobs are live is unknown, and a
+            // PUT would overwrite one that is. A later run looks.
+            adoption.unverified.extend(
+                lacking
+                    .iter()
+                    .filter(|d| in_scope(d, &team, &project))
+                    .map(|d| d.key.clone()),
+            );
+            continue;
         }
-        let listed = match client.list_jobs(team.as_deref(), &project).await {
+        let sent = client.requests_sent();
+        let listed = client.list_jobs(team.as_deref(), &project).await;
+        // A list of more than one page costs a request per page.
+        reads.spend((client.requests_sent() - sent).saturating_sub(1));
+        let listed = match listed {
             Ok(listed) => listed,
             Err(e) => {
                 tracing::warn!(project = %project, error = %crate::apply::chain(&e), "cannot list live jobs; planning these jobs as creates");
@@ -352,22 +406,24 @@ async fn adopt(
                 !named.contains(&key) && !recorded.jobs.contains_key(&key)
             })
             .count();
-        for d in lacking
-            .iter()
-            .filter(|d| d.key.team == team && d.key.project == project)
-        {
+        for d in lacking.iter().filter(|d| in_scope(d, &team, &project)) {
             if !live_ids.contains(&d.key.id) {
                 continue;
             }
+            // Live but unread: never PUT blind (that is a mass re-PUT
+            // after a lost `.nfcron/`); a later run reads it.
             let parts = Parts::needed_by(&d.spec);
             if !reads.take(parts.cost()) {
+                adoption.unverified.insert(d.key.clone());
                 continue;
             }
             let raw = match live::read(client, &d.key, parts).await {
                 Ok(Some(raw)) => raw,
+                // Deleted since the list call: a create.
                 Ok(None) => continue,
                 Err(e) => {
-                    tracing::warn!(job = %d.key, error = %crate::apply::chain(&e), "cannot read live job; planning it as a create");
+                    tracing::warn!(job = %d.key, error = %crate::apply::chain(&e), "cannot read live job; not writing it (unverified) until a read succeeds");
+                    adoption.unverified.insert(d.key.clone());
                     continue;
                 }
             };

@@ -80,6 +80,8 @@ pub struct ImportSettings {
     pub state_path: PathBuf,
     pub force: bool,
     pub all_fields: bool,
+    /// Extra spec paths kept out of the state in clear (`--sensitive`).
+    pub sensitive: Vec<String>,
     pub output: DiagnosticsFormat,
     pub api: ApiSettings,
 }
@@ -142,6 +144,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
             state_path: args.state,
             force: args.force,
             all_fields: args.all_fields,
+            sensitive: args.sensitive,
             output: match args.output {
                 cli::Output::Text => DiagnosticsFormat::Text,
                 cli::Output::Json => DiagnosticsFormat::Json,

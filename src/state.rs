@@ -115,11 +115,18 @@ impl State {
             why,
         };
         let file: FileV1 = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-        if file.format_version != FORMAT_VERSION {
-            return Err(corrupt(format!(
-                "format_version {} is not {FORMAT_VERSION}; a newer nfcron wrote it",
-                file.format_version
-            )));
+        match file.format_version {
+            FORMAT_VERSION => {}
+            v if v > FORMAT_VERSION => {
+                return Err(corrupt(format!(
+                    "format_version {v} is newer than {FORMAT_VERSION}, the version this nfcron reads; a newer nfcron wrote it"
+                )))
+            }
+            v => {
+                return Err(corrupt(format!(
+                    "format_version {v} is older than {FORMAT_VERSION} and unsupported: no nfcron release wrote it"
+                )))
+            }
         }
         let jobs = file
             .jobs
@@ -177,6 +184,47 @@ impl State {
     }
 }
 
+/// How [`write_atomic`] names its temp files: `.state.` + 6 random
+/// alphanumerics + `.tmp`. A kill between create and rename leaves one
+/// behind; [`StateLock::acquire`] removes those (and only those).
+const TEMP_PREFIX: &str = ".state.";
+const TEMP_SUFFIX: &str = ".tmp";
+const TEMP_RAND: usize = 6;
+
+fn is_our_temp(name: &str) -> bool {
+    name.strip_prefix(TEMP_PREFIX)
+        .and_then(|rest| rest.strip_suffix(TEMP_SUFFIX))
+        .is_some_and(|r| r.len() == TEMP_RAND && r.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// Removes the temp files a killed run left in `dir`: only names of our own
+/// pattern, only regular files (never a symlink), only those last modified
+/// before `before` (the moment this run took the lock, so none belongs to
+/// a run still writing). Called with the lock held. Returns how many went.
+fn remove_stale_temps(dir: &Path, before: std::time::SystemTime) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(is_our_temp) {
+            continue;
+        }
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        let old = meta.modified().is_ok_and(|m| m <= before);
+        if meta.file_type().is_file() && old && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(dir = %dir.display(), removed, "removed temp state files left by an interrupted run");
+    }
+    removed
+}
+
 /// Temp file in the same directory, fsync, rename over `path`, fsync of the
 /// directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
@@ -187,8 +235,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let dir = parent(path);
     ensure_dir(dir).map_err(write_err)?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(".state.")
-        .suffix(".tmp")
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
+        .rand_bytes(TEMP_RAND)
         .tempfile_in(dir)
         .map_err(write_err)?;
     tmp.write_all(bytes).map_err(write_err)?;
@@ -259,10 +308,14 @@ impl StateLock {
             }
             Err(fs::TryLockError::Error(e)) => return Err(lock_err(e)),
         }
+        let acquired = std::time::SystemTime::now();
         file.set_len(0).map_err(lock_err)?;
         file.write_all(format!("{}\n", std::process::id()).as_bytes())
             .map_err(lock_err)?;
         file.sync_all().map_err(lock_err)?;
+        // Every writer of the state holds this lock, so a temp file from
+        // before it was taken belongs to a run that is gone.
+        remove_stale_temps(dir, acquired);
         Ok(StateLock { _file: file })
     }
 }
@@ -364,6 +417,61 @@ mod tests {
             State::load(&path),
             Err(StateError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn an_older_format_version_is_called_older_not_newer() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("state.json");
+        for (v, word) in [(0, "older"), (2, "newer")] {
+            fs::write(&path, format!("{{\"format_version\":{v},\"jobs\":[]}}")).expect("write");
+            let e = State::load(&path).expect_err("unsupported").to_string();
+            assert!(e.contains(word), "{v}: {e}");
+            let other = if word == "older" { "newer" } else { "older" };
+            assert!(!e.contains(other), "{v}: {e}");
+        }
+    }
+
+    #[test]
+    fn only_our_own_stale_temp_files_are_removed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("state.json");
+        State::default().save(&path).expect("save");
+        let ours = dir.path().join(".state.Ab12Z9.tmp");
+        fs::write(&ours, "partial").expect("write");
+        let keep = [
+            ".state.Ab12Z9.tmp.bak",
+            ".state.toolong1.tmp",
+            "state.Ab12Z9.tmp",
+            ".state.Ab-2Z9.tmp",
+            "notes.tmp",
+        ];
+        for name in keep {
+            fs::write(dir.path().join(name), "x").expect("write");
+        }
+        std::os::unix::fs::symlink(&path, dir.path().join(".state.Link01.tmp")).expect("link");
+        // Written after the lock was taken: a live writer's, kept.
+        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let young = dir.path().join(".state.Young1.tmp");
+        fs::write(&young, "x").expect("write");
+        assert_eq!(remove_stale_temps(dir.path(), past), 0);
+        assert!(young.exists() && ours.exists());
+
+        drop(StateLock::acquire(&path).expect("lock"));
+        assert!(
+            !ours.exists(),
+            "a stale temp file is removed under the lock"
+        );
+        assert!(!young.exists());
+        for name in keep {
+            assert!(dir.path().join(name).exists(), "{name} is not ours");
+        }
+        assert!(dir
+            .path()
+            .join(".state.Link01.tmp")
+            .symlink_metadata()
+            .is_ok());
+        assert!(path.exists());
     }
 
     #[test]

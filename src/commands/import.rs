@@ -114,7 +114,7 @@ async fn run_async(settings: &ImportSettings, out: &mut dyn Write) -> Result<Exi
             path: display.clone(),
             source,
         })?;
-        match verify(&display, &manifest, &keyed, now) {
+        match verify(&display, &manifest, &keyed, &settings.sensitive, now) {
             Ok(record) => {
                 recorded.jobs.insert(key, record);
             }
@@ -203,6 +203,7 @@ fn verify(
     path: &str,
     manifest: &import::Imported,
     keyed: &crate::secret::Keyed,
+    sensitive: &[String],
     now: jiff::Timestamp,
 ) -> Result<state::Record, String> {
     let lookup = |name: &str| {
@@ -227,7 +228,9 @@ fn verify(
             lookup: &lookup,
         },
     );
-    let (desired, invalid) = reconcile::prepare(&catalog, keyed, &[]);
+    // The record is what a reconcile with the same --sensitive would
+    // store: those fields only as fingerprints.
+    let (desired, invalid) = reconcile::prepare(&catalog, keyed, sensitive);
     if let Some(i) = invalid.first() {
         return Err(format!(
             "the live job does not pass validation ({})",

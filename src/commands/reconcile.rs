@@ -88,11 +88,13 @@ fn finish(
     };
     out.write_all(text.as_bytes()).map_err(Error::Output)?;
     let errors = report.failed() > 0
+        || report.not_attempted() > 0
         || run.plan.count(plan::Action::Invalid) > 0
-        || run.plan.blocked_deletions.is_some();
+        || run.plan.blocked_deletions.is_some()
+        || (settings.prune && !run.plan.prune_blocked.is_empty());
     Ok(if errors {
         ExitStatus::Failure
-    } else if settings.detailed_exitcode && (run.plan.has_changes() || run.plan.drifted() > 0) {
+    } else if settings.detailed_exitcode && (run.plan.pending() || run.plan.drifted() > 0) {
         ExitStatus::Changes
     } else {
         ExitStatus::Success

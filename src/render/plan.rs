@@ -8,7 +8,7 @@ use serde_json::{json, Value as Json};
 
 use super::Colour;
 use crate::apply::Outcome;
-use crate::plan::{Action, Change, Drift, Plan, Step};
+use crate::plan::{Action, Change, Drift, Plan, PruneBlock, Step};
 
 /// Where the "before" side of the plan came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,12 +53,21 @@ impl Report<'_> {
             .count()
     }
 
+    /// Writes never sent because the state file could not be written.
+    pub fn not_attempted(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::NotAttempted))
+            .count()
+    }
+
     fn result(&self, i: usize) -> &'static str {
         match &self.outcomes[i] {
             Outcome::Planned => "planned",
             Outcome::Applied => "applied",
             Outcome::Failed { .. } => "failed",
             Outcome::Skipped => "skipped",
+            Outcome::NotAttempted => "not_attempted",
         }
     }
 }
@@ -86,6 +95,7 @@ fn symbol(action: Action) -> &'static str {
         Action::Orphan => "?",
         Action::Invalid => "!",
         Action::Unchanged => "=",
+        Action::Unverified => "*",
     }
 }
 
@@ -94,7 +104,7 @@ fn paint(action: Action) -> &'static str {
         Action::Create => "32",
         Action::Update => "33",
         Action::Delete | Action::Invalid => "31",
-        Action::Orphan => "35",
+        Action::Orphan | Action::Unverified => "35",
         Action::Unchanged => "2",
     }
 }
@@ -147,7 +157,29 @@ pub fn summary_line(plan: &Plan) -> String {
     if plan.steps.iter().any(|s| s.drift.is_some()) {
         line.push_str(&format!(" Drift: {} job(s).", plan.drifted()));
     }
+    let unverified = plan.count(Action::Unverified);
+    if unverified > 0 {
+        line.push_str(&format!(
+            " Unverified: {unverified} live job(s) not read yet; the next run continues adopting them."
+        ));
+    }
     line
+}
+
+/// Why an orphan was not deleted.
+const ORPHAN: &str = "recorded in state, no manifest; --prune deletes it";
+const ORPHAN_BLOCKED: &str = "recorded in state, no manifest; not deleted: prune is blocked";
+const UNVERIFIED: &str =
+    "live, not in state, not read yet (--max-reads reached or the read failed): not written";
+
+/// The text block that says which files stopped pruning, and why.
+fn prune_blocked_lines(blocks: &[PruneBlock]) -> Vec<String> {
+    let mut lines = vec![format!(
+        "Prune blocked: {} file(s) hold a document that is invalid or unreadable and could name a managed job; nothing is deleted until they are fixed:",
+        blocks.len()
+    )];
+    lines.extend(blocks.iter().map(|b| format!("  {}: {}", b.file, b.reason)));
+    lines
 }
 
 /// Drift lines for a job: what the live read found.
@@ -200,7 +232,11 @@ pub fn text(report: &Report<'_>, colour: Colour) -> String {
             out.push_str(&format!(" (renamed from {old})"));
         }
         match step.action {
-            Action::Orphan => out.push_str(": recorded in state, no manifest; --prune deletes it"),
+            Action::Orphan if report.plan.prune_blocked.is_empty() => {
+                out.push_str(&format!(": {ORPHAN}"));
+            }
+            Action::Orphan => out.push_str(&format!(": {ORPHAN_BLOCKED}")),
+            Action::Unverified => out.push_str(&format!(": {UNVERIFIED}")),
             Action::Invalid => out.push_str(&format!(
                 ": {}",
                 step.reason.as_deref().unwrap_or("invalid manifest")
@@ -218,6 +254,15 @@ pub fn text(report: &Report<'_>, colour: Colour) -> String {
         }
         if !step.next_runs.is_empty() {
             out.push_str(&format!("    next runs: {}\n", step.next_runs.join(", ")));
+        }
+    }
+    if !report.plan.prune_blocked.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        for line in prune_blocked_lines(&report.plan.prune_blocked) {
+            out.push_str(&line);
+            out.push('\n');
         }
     }
     if !out.is_empty() {
@@ -242,6 +287,11 @@ pub fn text(report: &Report<'_>, colour: Colour) -> String {
                     colour.paint("31", "failed"),
                     address(s)
                 )),
+                Outcome::NotAttempted => Some(format!(
+                    "  {} {}: the state file cannot be written, so the run stopped before it\n",
+                    colour.paint("31", "not attempted"),
+                    address(s)
+                )),
                 _ => None,
             })
             .collect();
@@ -254,8 +304,12 @@ pub fn text(report: &Report<'_>, colour: Colour) -> String {
             .iter()
             .filter(|o| matches!(o, Outcome::Applied))
             .count();
+        let not_attempted = match report.not_attempted() {
+            0 => String::new(),
+            n => format!(", {n} not attempted"),
+        };
         out.push_str(&format!(
-            "Apply: {applied} applied, {} failed, {} API requests.\n",
+            "Apply: {applied} applied, {} failed{not_attempted}, {} API requests.\n",
             report.failed(),
             report.api_requests
         ));
@@ -311,7 +365,10 @@ pub fn json(report: &Report<'_>) -> String {
             "api_requests": report.api_requests,
             "drift": plan.drifted(),
             "unmanaged": report.unmanaged,
+            "unverified": plan.count(Action::Unverified),
+            "not_attempted": report.not_attempted(),
         },
+        "prune_blocked": plan.prune_blocked.iter().map(|b| json!({"file": b.file, "reason": b.reason})).collect::<Vec<_>>(),
         "jobs": jobs,
     });
     let mut text = serde_json::to_string_pretty(&report_json).expect("JSON values serialise");
@@ -336,6 +393,16 @@ pub fn markdown(report: &Report<'_>) -> String {
         ));
     }
     head.push_str("\n\n");
+    if !plan.prune_blocked.is_empty() {
+        head.push_str(&format!(
+            "**Prune blocked**: {} file(s) hold a document that is invalid or unreadable and could name a managed job; nothing is deleted until they are fixed:\n\n",
+            plan.prune_blocked.len()
+        ));
+        for b in &plan.prune_blocked {
+            head.push_str(&format!("- `{}`: {}\n", cell(&b.file), cell(&b.reason)));
+        }
+        head.push('\n');
+    }
     let shown: Vec<(usize, &Step)> = plan
         .steps
         .iter()
@@ -352,7 +419,9 @@ pub fn markdown(report: &Report<'_>) -> String {
         let detail = match s.action {
             Action::Unchanged => format!("drift: {}", drift_lines(s).join("; ")),
             Action::Invalid => s.reason.clone().unwrap_or_default(),
-            Action::Orphan => "in state, no manifest".into(),
+            Action::Orphan if plan.prune_blocked.is_empty() => "in state, no manifest".into(),
+            Action::Orphan => "in state, no manifest; prune blocked".into(),
+            Action::Unverified => UNVERIFIED.into(),
             _ => match (&report.outcomes[*i], &s.renamed_from) {
                 (Outcome::Failed { message, .. }, _) => message.clone(),
                 (_, Some(old)) => format!("{} field(s); renamed from `{old}`", s.changes.len()),
