@@ -156,19 +156,27 @@ fn a_state_file_that_cannot_be_written_stops_the_run_at_the_first_failed_save() 
     let state = ws.path().join(".nfcron/state.json");
     let before = std::fs::read(&state).expect("state");
     assert!(before.len() > 1024, "the limit below must fail the save");
-    for l in ["a", "b", "c"] {
+    for l in ["a", "b"] {
         ws.write(
             &format!("jobs.d/{l}.yaml"),
             manifest(&format!("Job {}", l.to_uppercase()), "0 5 * * *"),
         );
     }
+    std::fs::remove_file(ws.path().join("jobs.d/c.yaml")).expect("rm");
     fake.clear_log();
     // A full disk, as a file size limit: every state write fails with
     // EFBIG (SIGXFSZ ignored), whoever runs the test (root ignores a
     // read-only directory).
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nfcron"));
     cmd.current_dir(ws.path())
-        .args(["reconcile", "--output", "json", "--concurrency", "1"])
+        .args([
+            "reconcile",
+            "--output",
+            "json",
+            "--concurrency",
+            "1",
+            "--prune",
+        ])
         .env("NO_COLOR", "1")
         .envs(api_env(&fake));
     // SAFETY: async-signal-safe calls only, between fork and exec.
@@ -190,6 +198,7 @@ fn a_state_file_that_cannot_be_written_stops_the_run_at_the_first_failed_save() 
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert_eq!(fake.count("PUT"), 1, "no PUT after the first failed save");
+    assert_eq!(fake.count("DELETE"), 0, "nor a DELETE");
     let report: Value = serde_json::from_str(&stdout).expect("json");
     let a = job(&report, "job-a");
     assert_eq!(a["result"], "failed");
@@ -211,12 +220,14 @@ fn a_state_file_that_cannot_be_written_stops_the_run_at_the_first_failed_save() 
         before,
         "state untouched"
     );
+    assert_eq!(fake.job_ids("acme"), ["job-a", "job-b", "job-c"]);
 
-    // Writable again: the next run applies all three and records them.
+    // Writable again: the next run applies both and deletes job-c.
     fake.clear_log();
-    let run = reconcile(&ws, &fake, &[]);
+    let run = reconcile(&ws, &fake, &["--prune"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(fake.count("PUT"), 3);
+    assert_eq!((fake.count("PUT"), fake.count("DELETE")), (2, 1));
+    assert_eq!(fake.job_ids("acme"), ["job-a", "job-b"]);
     assert_eq!(run.json()["summary"]["not_attempted"], 0);
 }
 
