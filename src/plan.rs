@@ -96,8 +96,9 @@ pub enum Action {
     Delete,
     Orphan,
     Invalid,
-    /// Live (the list call showed it) with no record, not yet read: not
-    /// written until a run reads it. Pending, like a change.
+    /// No record, possibly live (the list call showed it, or the read
+    /// budget ran out before a list call could look), not read: not written
+    /// until a run reads it. Pending, like a change.
     Unverified,
 }
 

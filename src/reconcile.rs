@@ -165,7 +165,7 @@ pub async fn reconcile(
             tracing::warn!(
                 jobs = unverified.len(),
                 max_reads = options.max_reads,
-                "live jobs not read yet (--max-reads reached or a read failed): not written; the next run continues adopting them"
+                "jobs possibly live not read yet (--max-reads reached or a read failed): not written; the next run continues adopting them"
             );
         }
     }

@@ -394,3 +394,36 @@ fn import_sensitive_keeps_the_field_out_of_the_state() {
     assert_eq!(run.json()["summary"]["unchanged"], 1);
     assert_eq!(fake.requests(), vec![]);
 }
+
+#[test]
+fn a_project_the_read_budget_cannot_list_is_not_written_blind() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 3 * * *"));
+    ws.write(
+        "jobs.d/b.yaml",
+        manifest("Job B", "0 3 * * *").replace("project: acme", "project: beta"),
+    );
+    let fake = Fake::spawn(0);
+    assert_eq!(reconcile(&ws, &fake, &[]).code, 0);
+    std::fs::remove_dir_all(ws.path().join(".nfcron")).expect("rm .nfcron");
+    fake.clear_log();
+    // One read: acme is listed, nothing is left to read job-a or to list
+    // beta. Neither job is PUT.
+    let run = reconcile(&ws, &fake, &["--max-reads", "1"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(job(&report, "job-a")["action"], "unverified");
+    assert_eq!(job(&report, "job-b")["action"], "unverified");
+    assert_eq!(
+        fake.requests()
+            .iter()
+            .map(|r| (r.method.as_str(), r.path.as_str()))
+            .collect::<Vec<_>>(),
+        [("GET", "/v1/projects/acme/jobs")]
+    );
+    // A budget for both: adopted, still no PUT.
+    fake.clear_log();
+    let run = reconcile(&ws, &fake, &["--max-reads", "8"]);
+    assert_eq!(run.json()["summary"]["unchanged"], 2);
+    assert_eq!((fake.count("GET"), fake.count("PUT")), (8, 0));
+}

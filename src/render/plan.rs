@@ -160,17 +160,17 @@ pub fn summary_line(plan: &Plan) -> String {
     let unverified = plan.count(Action::Unverified);
     if unverified > 0 {
         line.push_str(&format!(
-            " Unverified: {unverified} live job(s) not read yet; the next run continues adopting them."
+            " Unverified: {unverified} job(s) possibly live and not read yet, not written; the next run continues adopting them."
         ));
     }
     line
 }
 
-/// Why an orphan was not deleted.
+/// What the text says of an orphan (deleted or not) and an unverified job.
 const ORPHAN: &str = "recorded in state, no manifest; --prune deletes it";
 const ORPHAN_BLOCKED: &str = "recorded in state, no manifest; not deleted: prune is blocked";
 const UNVERIFIED: &str =
-    "live, not in state, not read yet (--max-reads reached or the read failed): not written";
+    "not in state, possibly live and not read (--max-reads reached or the read failed): not written until a run reads it";
 
 /// The text block that says which files stopped pruning, and why.
 fn prune_blocked_lines(blocks: &[PruneBlock]) -> Vec<String> {
