@@ -118,4 +118,12 @@ fn sigkill_at_twenty_points_leaves_a_state_the_next_run_trusts() {
     );
     assert_eq!(run.code, 0);
     assert_eq!(fake.requests(), vec![]);
+    // Temp files a kill left between create and rename are gone: each
+    // applying run removes them under the lock.
+    let temps: Vec<String> = std::fs::read_dir(ws.path().join(".nfcron"))
+        .expect(".nfcron")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(".state.") && n.ends_with(".tmp"))
+        .collect();
+    assert_eq!(temps, Vec::<String>::new(), "temp files left behind");
 }
