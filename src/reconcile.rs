@@ -306,15 +306,17 @@ pub fn plan_base(head: &[SourceFile], base: &[SourceFile], options: &Options) ->
     }
 }
 
-/// Every file with an error diagnostic, with its first error: whatever the
-/// loader could not turn into a job (an unreadable entry, broken YAML) may
-/// hold the manifest of a managed job, so it blocks pruning.
+/// Every file with an error diagnostic (or an `io`, `yaml` or
+/// `file-too-large` one, whatever its severity), with the first: whatever
+/// the loader could not turn into a job (an unreadable entry, broken YAML)
+/// may hold the manifest of a managed job, so it blocks pruning.
 pub fn file_problems(catalog: &Catalog) -> Vec<PruneBlock> {
+    use crate::manifest::diagnostic::Code;
     let mut seen = BTreeSet::new();
     catalog
         .diagnostics
         .iter()
-        .filter(|d| d.is_error())
+        .filter(|d| d.is_error() || matches!(d.code, Code::Io | Code::Yaml | Code::FileTooLarge))
         .filter(|d| seen.insert(d.file.as_str()))
         .map(|d| PruneBlock {
             file: d.file.clone(),
@@ -591,4 +593,38 @@ pub fn prepare(
         }
     }
     (desired, invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::diagnostic::{Code, Diagnostic, Severity};
+    use crate::manifest::yaml::Span;
+
+    fn diagnostic(file: &str, code: Code, severity: Severity) -> Diagnostic {
+        Diagnostic {
+            file: file.into(),
+            severity,
+            ..Diagnostic::error(code, Span::file_start(), "", "m")
+        }
+    }
+
+    #[test]
+    fn every_file_that_could_hide_a_job_is_a_prune_problem_once() {
+        let catalog = Catalog {
+            diagnostics: vec![
+                diagnostic("a.yaml", Code::UnknownField, Severity::Error),
+                diagnostic("a.yaml", Code::Required, Severity::Error),
+                diagnostic("b.yaml", Code::EnvMissing, Severity::Warning),
+                diagnostic("c.yaml", Code::Io, Severity::Warning),
+                diagnostic("d.yaml", Code::Cron, Severity::Error),
+            ],
+            ..Catalog::default()
+        };
+        let files: Vec<String> = file_problems(&catalog)
+            .into_iter()
+            .map(|p| p.file)
+            .collect();
+        assert_eq!(files, ["a.yaml", "c.yaml", "d.yaml"]);
+    }
 }
