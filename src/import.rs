@@ -62,12 +62,15 @@ pub fn variable_name(job_id: &str, key: &str) -> String {
 }
 
 /// Builds the manifest for a live job whose spec (PUT shape) is `live`.
+/// `sensitive` are the extra `--sensitive` paths (dotted, relative to
+/// `spec`): a string value there becomes a placeholder too.
 pub fn manifest_for(
     team: Option<&str>,
     project: &str,
     id: &str,
     live: &Json,
     all_fields: bool,
+    sensitive: &[String],
     header: &str,
 ) -> Imported {
     let mut spec = live.clone();
@@ -113,6 +116,30 @@ pub fn manifest_for(
             }
         }
     }
+    for path in sensitive {
+        let segments: Vec<&str> = path.split('.').collect();
+        if segments
+            .first()
+            .is_none_or(|first| SENSITIVE_FIELDS.contains(first))
+        {
+            continue; // already placeholders, key by key
+        }
+        let (Some(Json::String(_)), Some(live_value @ Json::String(_))) =
+            (at_mut(&mut written, &segments), at(&spec, &segments))
+        else {
+            continue;
+        };
+        let mut name = variable_name(id, path);
+        let n = taken.entry(name.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            name = format!("{name}_{n}");
+        }
+        variables.push((name.clone(), live_value.clone()));
+        if let Some(value) = at_mut(&mut written, &segments) {
+            *value = Json::String(format!("${{{name}}}"));
+        }
+    }
     let mut envelope = Map::new();
     envelope.insert("apiVersion".into(), json!(API_VERSION));
     envelope.insert("kind".into(), json!(KIND));
@@ -133,6 +160,15 @@ pub fn manifest_for(
         spec,
         variables,
     }
+}
+
+/// The value at a dotted path of objects.
+fn at<'a>(value: &'a Json, path: &[&str]) -> Option<&'a Json> {
+    path.iter().try_fold(value, |v, k| v.get(*k))
+}
+
+fn at_mut<'a>(value: &'a mut Json, path: &[&str]) -> Option<&'a mut Json> {
+    path.iter().try_fold(value, |v, k| v.get_mut(*k))
 }
 
 /// Every `$` in a string value becomes `$$`, so that interpolation gives
@@ -170,7 +206,7 @@ mod tests {
             "deployment": {"docker": {"configType": "customCommand", "customCommand": "echo $HOME"}},
             "runtimeEnvironment": {"DB": "postgres://secret"},
             "runtimeFiles": {"/etc/a": {"data": "c2VjcmV0", "encoding": "base64"}}});
-        let out = manifest_for(None, "acme", "job-a", &live, false, "imported");
+        let out = manifest_for(None, "acme", "job-a", &live, false, &[], "imported");
         assert!(
             !out.text.contains("postgres://secret") && !out.text.contains("c2VjcmV0"),
             "{}",
@@ -192,7 +228,47 @@ mod tests {
         let names: Vec<&str> = out.variables.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["JOB_A_DB", "JOB_A_ETC_A"]);
         assert_eq!(out.spec.get("suspended"), None);
-        let all = manifest_for(None, "acme", "job-a", &live, true, "");
+        let all = manifest_for(None, "acme", "job-a", &live, true, &[], "");
         assert!(all.text.contains("suspended: false"), "{}", all.text);
+    }
+
+    #[test]
+    fn a_sensitive_path_becomes_a_placeholder_too() {
+        let live = json!({"name": "Job A",
+            "deployment": {"docker": {"configType": "customCommand", "customCommand": "run --token t0k3n-$X"}},
+            "runtimeEnvironment": {"DB": "postgres://secret"}, "backoffLimit": 2});
+        let sensitive: Vec<String> = [
+            "deployment.docker.customCommand",
+            "runtimeEnvironment.DB",
+            "backoffLimit",
+            "no.such.field",
+        ]
+        .map(String::from)
+        .to_vec();
+        let out = manifest_for(None, "acme", "job-a", &live, false, &sensitive, "");
+        assert!(!out.text.contains("t0k3n"), "{}", out.text);
+        assert!(
+            out.text
+                .contains("customCommand: ${JOB_A_DEPLOYMENT_DOCKER_CUSTOMCOMMAND}"),
+            "{}",
+            out.text
+        );
+        // Only strings: a number stays what it is (and is fingerprinted
+        // in the state like any --sensitive value).
+        assert!(out.text.contains("backoffLimit: 2"), "{}", out.text);
+        assert_eq!(
+            out.variables,
+            [
+                ("JOB_A_DB".to_string(), json!("postgres://secret")),
+                (
+                    "JOB_A_DEPLOYMENT_DOCKER_CUSTOMCOMMAND".to_string(),
+                    json!("run --token t0k3n-$X")
+                ),
+            ]
+        );
+        assert_eq!(
+            out.spec, live,
+            "the spec is the live one, placeholders resolved"
+        );
     }
 }

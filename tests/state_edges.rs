@@ -335,7 +335,7 @@ fn a_state_format_version_0_is_called_older_not_newer() {
 }
 
 #[test]
-fn import_sensitive_keeps_the_field_out_of_the_state() {
+fn import_sensitive_keeps_the_field_out_of_the_state_and_the_manifest() {
     const COMMAND: &str = "report --token Cust0m-Imp0rt-s3cret";
     let fake = Fake::spawn(0);
     let elsewhere = Workspace::new();
@@ -378,18 +378,36 @@ fn import_sensitive_keeps_the_field_out_of_the_state() {
         recorded["jobs"][0]["spec"]["deployment"]["docker"]["configType"],
         json!("customCommand")
     );
-
-    // A reconcile with the same --sensitive plans nothing and sends nothing.
-    fake.clear_log();
-    let run = reconcile(
-        &ws,
-        &fake,
-        &[
-            "--sensitive",
-            "deployment.docker.customCommand",
-            "--detailed-exitcode",
-        ],
+    // Nor is it written into the manifest: a placeholder, named in
+    // .env.example, as for runtime environment values.
+    const VAR: &str = "REPORT_DEPLOYMENT_DOCKER_CUSTOMCOMMAND";
+    let manifest_text =
+        std::fs::read_to_string(ws.path().join("jobs.d/report.yaml")).expect("manifest");
+    assert!(
+        !manifest_text.contains("Cust0m-Imp0rt-s3cret"),
+        "{manifest_text}"
     );
+    assert!(
+        manifest_text.contains(&format!("${{{VAR}}}")),
+        "{manifest_text}"
+    );
+    let example = std::fs::read_to_string(ws.path().join("jobs.d/.env.example")).expect("env");
+    assert!(example.contains(&format!("{VAR}=")), "{example}");
+
+    // A reconcile with the variable set and the same --sensitive plans
+    // nothing and sends nothing.
+    fake.clear_log();
+    let full = [
+        "reconcile",
+        "--output",
+        "json",
+        "--sensitive",
+        "deployment.docker.customCommand",
+        "--detailed-exitcode",
+    ];
+    let mut env = api_env(&fake).to_vec();
+    env.push((VAR, COMMAND));
+    let run = ws.nfcron_env(&full, &env);
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert_eq!(run.json()["summary"]["unchanged"], 1);
     assert_eq!(fake.requests(), vec![]);

@@ -108,6 +108,7 @@ async fn run_async(settings: &ImportSettings, out: &mut dyn Write) -> Result<Exi
             id,
             &live::to_spec(&raw),
             settings.all_fields,
+            &settings.sensitive,
             &header,
         );
         write_file(&file, manifest.text.as_bytes()).map_err(|source| Error::Write {
