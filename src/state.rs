@@ -100,7 +100,7 @@ struct RecordV1 {
 impl State {
     /// Reads the state file; `None` when there is none yet.
     pub fn load(path: &Path) -> Result<Option<State>, StateError> {
-        let text = match fs::read_to_string(path) {
+        let text = match read_regular(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => {
@@ -182,6 +182,31 @@ impl State {
         text.push(b'\n');
         text
     }
+}
+
+/// A state file is at most this big (10,000 jobs take about 10 MB).
+const MAX_STATE_BYTES: u64 = 1 << 30;
+
+/// Reads a regular file of at most [`MAX_STATE_BYTES`]: a device or FIFO
+/// given as `--state` (`/dev/zero` reads forever) is an error, never read.
+fn read_regular(path: &Path) -> std::io::Result<String> {
+    let file = File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    if meta.len() > MAX_STATE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} bytes, more than {MAX_STATE_BYTES}", meta.len()),
+        ));
+    }
+    let mut text = String::new();
+    file.take(MAX_STATE_BYTES).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// How [`write_atomic`] names its temp files: `.state.` + 6 random
@@ -472,6 +497,18 @@ mod tests {
             .symlink_metadata()
             .is_ok());
         assert!(path.exists());
+    }
+
+    #[test]
+    fn a_state_path_that_is_not_a_regular_file_is_refused_unread() {
+        for path in ["/dev/zero", "/dev/full"] {
+            match State::load(Path::new(path)) {
+                Err(StateError::Read { source, .. }) => {
+                    assert_eq!(source.kind(), std::io::ErrorKind::InvalidInput, "{path}")
+                }
+                other => panic!("{path}: {other:?}"),
+            }
+        }
     }
 
     #[test]
