@@ -217,9 +217,9 @@ pub struct ImportArgs {
     #[arg(long)]
     pub all_fields: bool,
 
-    /// A further spec field to treat as a secret in the state (dotted path,
-    /// e.g. deployment.docker.customCommand), as reconcile's --sensitive.
-    /// Repeatable.
+    /// A further spec field to treat as a secret (dotted path, e.g.
+    /// deployment.docker.customCommand): a ${VAR} placeholder in the
+    /// manifest, a fingerprint in the state. Repeatable.
     #[arg(long = "sensitive", value_name = "PATH")]
     pub sensitive: Vec<String>,
 

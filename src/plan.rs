@@ -82,9 +82,10 @@ pub struct Inputs<'a> {
     /// Jobs with no record whose live state was read (adoption after state
     /// loss): the fields that differ from the manifest (empty: it matches).
     pub live: &'a BTreeMap<JobKey, Vec<Change>>,
-    /// Jobs with no record that the list call showed live but that were not
-    /// read (the read budget ran out, or the read failed): never written
-    /// blind; a later run reads them.
+    /// Jobs with no record that may be live and were not read (the list
+    /// call showed them, or the read budget ran out before a list call could
+    /// look; or their read failed): never written blind; a later run reads
+    /// them.
     pub unverified: &'a BTreeSet<JobKey>,
 }
 
