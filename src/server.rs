@@ -252,6 +252,7 @@ async fn handle(
             shared.metrics.render(),
         ),
         _ if lane == Lane::Probe => {
+            shared.metrics.http_refused("busy");
             let mut busy = reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 TEXT,
@@ -279,10 +280,12 @@ async fn webhook(shared: &Shared, limits: &Limits, req: Request<Incoming>) -> Re
     let expected = match proof(req.headers()) {
         Err(Refusal::Missing) => {
             tracing::debug!("webhook without a signature refused");
+            shared.metrics.http_refused("unsigned");
             return reply(StatusCode::UNAUTHORIZED, TEXT, "missing signature\n");
         }
         Err(Refusal::Malformed) => {
             tracing::debug!("webhook with a malformed signature header refused");
+            shared.metrics.http_refused("malformed");
             return reply(
                 StatusCode::BAD_REQUEST,
                 TEXT,
@@ -292,6 +295,7 @@ async fn webhook(shared: &Shared, limits: &Limits, req: Request<Incoming>) -> Re
         Ok(Proof::Token(token)) => {
             if !bool::from(token.as_bytes().ct_eq(secret.expose().as_bytes())) {
                 tracing::warn!("webhook with a bad token refused");
+                shared.metrics.http_refused("bad_signature");
                 return reply(StatusCode::UNAUTHORIZED, TEXT, "bad signature\n");
             }
             None
@@ -304,6 +308,7 @@ async fn webhook(shared: &Shared, limits: &Limits, req: Request<Incoming>) -> Re
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_WEBHOOK_BYTES as u64) {
+        shared.metrics.http_refused("too_large");
         return reply(StatusCode::PAYLOAD_TOO_LARGE, TEXT, "body over 1 MiB\n");
     }
     // An authenticated GitLab delivery is still read to its end (and
@@ -319,9 +324,11 @@ async fn webhook(shared: &Shared, limits: &Limits, req: Request<Incoming>) -> Re
     match outcome {
         Err(_) => {
             tracing::debug!("webhook body not received within the body timeout");
+            shared.metrics.http_refused("body_timeout");
             reply(StatusCode::REQUEST_TIMEOUT, TEXT, "body too slow\n")
         }
         Ok(Err(BodyError::TooLarge)) => {
+            shared.metrics.http_refused("too_large");
             reply(StatusCode::PAYLOAD_TOO_LARGE, TEXT, "body over 1 MiB\n")
         }
         Ok(Err(BodyError::Read)) => reply(StatusCode::BAD_REQUEST, TEXT, "unreadable body\n"),
@@ -330,6 +337,7 @@ async fn webhook(shared: &Shared, limits: &Limits, req: Request<Incoming>) -> Re
                 accepted(shared)
             } else {
                 tracing::warn!("webhook with a bad signature refused");
+                shared.metrics.http_refused("bad_signature");
                 reply(StatusCode::UNAUTHORIZED, TEXT, "bad signature\n")
             }
         }

@@ -230,6 +230,24 @@ fn stalled_upload(watch: &Watch, headers: &[(&str, String)], sent: usize) -> Tcp
     stream
 }
 
+/// A series of the Prometheus text format (0 when absent: counters of a
+/// label set appear with their first increment).
+fn metric(watch: &Watch, series: &str) -> f64 {
+    let (status, text) = watch.http("GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.parse().expect("a number"))
+}
+
+fn refused(watch: &Watch, reason: &str) -> f64 {
+    metric(
+        watch,
+        &format!("nfcron_http_refused_total{{reason=\"{reason}\"}}"),
+    )
+}
+
 fn signature(body: &[u8], secret: &str) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
@@ -290,6 +308,14 @@ fn a_stalled_upload_without_a_valid_signature_header_is_refused_before_its_body_
         )
         .expect("send head");
     assert_eq!(response(&mut stream).0, 413);
+    for (reason, n) in [
+        ("unsigned", 1.0),
+        ("malformed", 3.0),
+        ("bad_signature", 1.0),
+        ("too_large", 1.0),
+    ] {
+        assert_eq!(refused(&watch, reason), n, "{reason}");
+    }
     assert_eq!(watch.terminate().0, 0);
 }
 
@@ -333,6 +359,9 @@ fn a_signed_upload_that_stalls_is_cut_after_the_body_timeout_and_its_body_is_not
     let good = [("X-Hub-Signature-256", signature(&payload, SECRET))];
     assert_eq!(watch.http("POST", "/hooks/git", &good, &payload).0, 202);
     watch.next("reconciled");
+    for reason in ["body_timeout", "too_large", "bad_signature"] {
+        assert_eq!(refused(&watch, reason), 1.0, "{reason}");
+    }
     assert_eq!(watch.terminate().0, 0);
 }
 
@@ -422,6 +451,7 @@ fn with_the_connection_cap_reached_healthz_answers_within_a_second_and_signed_we
     let signed = [("X-Hub-Signature-256", signature(payload, SECRET))];
     let (status, body) = watch.http("POST", "/hooks/git", &signed, payload);
     assert_eq!(status, 503, "the cap is reached: {body}");
+    assert_eq!(refused(&watch, "busy"), 1.0);
     for path in ["/healthz", "/healthz", "/readyz", "/metrics", "/healthz"] {
         let asked = Instant::now();
         let (status, body) = watch.http("GET", path, &[], b"");
