@@ -248,11 +248,11 @@ pub struct WatchArgs {
     pub debounce: std::time::Duration,
 
     /// Git poll interval (plus up to 10% jitter).
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
     pub interval: std::time::Duration,
 
     /// Full re-plan against state, to catch anything missed.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_interval)]
     pub resync: std::time::Duration,
 
     /// Drift sweep interval; 0 turns sweeps off.
@@ -275,8 +275,32 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: std::time::Duration,
 
+    /// Connections the listener serves at once; beyond it, a small lane
+    /// serves probes only.
+    #[arg(long, hide = true, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub listen_max_connections: u32,
+
+    /// Time for a request head, and for an idle keep-alive connection.
+    #[arg(long, hide = true, value_name = "DURATION", default_value = "10s", value_parser = parse_interval)]
+    pub listen_header_timeout: std::time::Duration,
+
+    /// Time for a webhook body.
+    #[arg(long, hide = true, value_name = "DURATION", default_value = "10s", value_parser = parse_interval)]
+    pub listen_body_timeout: std::time::Duration,
+
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+/// A duration that must not be zero (a zero interval would busy-loop).
+pub fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!(
+            "`{s}` is zero; give a positive duration such as 500ms, 90s or 10m"
+        ));
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,9 +6,12 @@
 //! last good source revision, and tries again later. SIGTERM and SIGINT stop
 //! new work, let the run in progress finish (up to `--shutdown-timeout`;
 //! state is saved after every write, so even a cut-short run leaves it
-//! true) and exit 0. Every task has an owner: the listener, the signal
-//! watcher and the file watcher are stopped and joined before `run`
-//! returns.
+//! true) and exit 0. Blocking work (directory reads, Git fetches) runs on
+//! tokio's blocking pool, which is not waited for on the way out, and a
+//! watchdog thread ends the process [`EXIT_MARGIN`] after the deadline
+//! should anything still hold it. Every task has an owner: the listener,
+//! the signal watcher and the file watcher are stopped and joined before
+//! `run` returns.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,6 +50,7 @@ pub struct WatchSettings {
     pub drift_budget: u8,
     pub drift: DriftMode,
     pub listen: Option<SocketAddr>,
+    pub listener: server::Limits,
     pub shutdown_timeout: Duration,
     pub api: ApiSettings,
 }
@@ -60,6 +64,9 @@ struct Pending {
 }
 
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+/// After SIGTERM, the process ends at most this long past
+/// `--shutdown-timeout`, whatever a run is stuck in.
+pub const EXIT_MARGIN: Duration = Duration::from_secs(1);
 /// Slices a drift sweep is spread over.
 const DRIFT_SLICES: u32 = 10;
 
@@ -74,7 +81,7 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    tasks.spawn(signals(stop_tx.clone()));
+    tasks.spawn(signals(stop_tx.clone(), settings.shutdown_timeout));
     let (hook_tx, mut hook_rx) = mpsc::channel::<()>(1);
     let shared = Arc::new(Shared {
         metrics: metrics.clone(),
@@ -96,7 +103,12 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
             .map_err(|source| Error::Listen { addr, source })?;
         tracing::info!(addr = %bound, "listening");
         eprintln!("nfcron watch: listening on http://{bound}");
-        tasks.spawn(server::serve(listener, shared.clone(), stop_rx.clone()));
+        tasks.spawn(server::serve(
+            listener,
+            shared.clone(),
+            settings.listener,
+            stop_rx.clone(),
+        ));
     }
 
     // File events arrive on notify's thread; a bounded channel of one is
@@ -147,7 +159,7 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
                             Ok(failed) => failed,
                             Err(_) => {
                                 tracing::warn!("the run in progress did not finish within --shutdown-timeout; state holds every write that completed");
-                                                            false
+                                false
                             }
                         }
                     }
@@ -215,7 +227,24 @@ impl Daemon<'_> {
         let started = Instant::now();
         let settings = self.settings;
         let (files, revision) = match &settings.source {
-            SourceSettings::Dir(path) => (self.cache.read(path), None),
+            SourceSettings::Dir(path) => {
+                // On the blocking pool: a read that hangs (a FIFO, a dead
+                // network mount) must not hold the loop that answers
+                // SIGTERM.
+                let mut cache = std::mem::take(&mut self.cache);
+                let path = path.clone();
+                let read = tokio::task::spawn_blocking(move || {
+                    let files = cache.read(&path);
+                    (cache, files)
+                });
+                match read.await {
+                    Ok((cache, files)) => {
+                        self.cache = cache;
+                        (files, None)
+                    }
+                    Err(panic) => std::panic::resume_unwind(panic.into_panic()),
+                }
+            }
             SourceSettings::Git(git) => {
                 if work.fetch || self.snapshot.is_none() {
                     let git = git.clone();
@@ -360,7 +389,7 @@ fn jittered(interval: Duration) -> Duration {
     interval + interval.mul_f64(f64::from(byte[0]) / 255.0 * 0.1)
 }
 
-async fn signals(stop: watch::Sender<bool>) {
+async fn signals(stop: watch::Sender<bool>, shutdown_timeout: Duration) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut stopped = stop.subscribe();
     let Ok(mut term) = signal(SignalKind::terminate()) else {
@@ -372,4 +401,18 @@ async fn signals(stop: watch::Sender<bool>) {
         _ = stopped.wait_for(|s| *s) => return,
     }
     let _ = stop.send(true);
+    // The daemon keeps the deadline itself; this is for what it cannot
+    // interrupt (a run stuck in a blocking call on its own thread). State
+    // is written atomically after each write, so ending here loses none.
+    let deadline = shutdown_timeout.saturating_add(EXIT_MARGIN);
+    let _ = std::thread::Builder::new()
+        .name("shutdown-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(deadline);
+            tracing::error!(
+                "still running {} after SIGTERM; exiting",
+                humantime::format_duration(deadline)
+            );
+            std::process::exit(0);
+        });
 }

@@ -29,6 +29,7 @@ pub struct Metrics {
     last_success: Gauge<f64, AtomicU64>,
     revision: Family<Labels, Gauge>,
     current_revision: Mutex<Option<String>>,
+    http_refused: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -48,6 +49,7 @@ impl Metrics {
         let ratelimit_remaining = Gauge::default();
         let last_success = Gauge::<f64, AtomicU64>::default();
         let revision = Family::<Labels, Gauge>::default();
+        let http_refused = Family::<Labels, Counter>::default();
         registry.register(
             "nfcron_reconcile_runs",
             "Reconcile runs by result",
@@ -88,6 +90,11 @@ impl Metrics {
             "The source revision last reconciled",
             revision.clone(),
         );
+        registry.register(
+            "nfcron_http_refused",
+            "Listener requests refused, by reason",
+            http_refused.clone(),
+        );
         Metrics {
             registry,
             runs,
@@ -99,7 +106,16 @@ impl Metrics {
             last_success,
             revision,
             current_revision: Mutex::new(None),
+            http_refused,
         }
+    }
+
+    /// A listener request refused (`unsigned`, `malformed`, `bad_signature`,
+    /// `too_large`, `body_timeout`, `busy`).
+    pub fn http_refused(&self, reason: &str) {
+        self.http_refused
+            .get_or_create(&vec![("reason".into(), reason.to_string())])
+            .inc();
     }
 
     /// One API response (`status` 0: no response).

@@ -2,31 +2,86 @@
 //! `GET /metrics` and `POST /hooks/git`.
 //!
 //! The webhook only ever *triggers* a fetch: its payload is never trusted
-//! for content. It is verified with `NFCRON_WEBHOOK_SECRET` against GitHub's
-//! `X-Hub-Signature-256`, a generic `X-Signature: sha256=<hex>` (both HMAC
-//! SHA-256 of the body) or GitLab's `X-Gitlab-Token`, always in constant
-//! time; bodies over 1 MiB are refused.
+//! for content and never kept. It is verified with `NFCRON_WEBHOOK_SECRET`
+//! against GitHub's `X-Hub-Signature-256`, a generic `X-Signature:
+//! sha256=<hex>` (both HMAC SHA-256 of the body) or GitLab's
+//! `X-Gitlab-Token`, always in constant time.
+//!
+//! The listener faces unauthenticated clients, so everything it spends on
+//! one is bounded ([`Limits`]):
+//! - the signature header is checked for presence and form before any of
+//!   the body is read (401 / 400 at once); the body then streams into the
+//!   HMAC, never buffered, and is refused past 1 MiB (413) or past the body
+//!   timeout (408);
+//! - a request head must arrive within the header timeout; hyper starts
+//!   that timer whenever a connection waits for a head, so it also closes
+//!   idle keep-alive connections;
+//! - at most `max_connections` connections are served at once. Beyond it,
+//!   connections go to a small *probe lane* that answers only `/healthz`,
+//!   `/readyz` and `/metrics`, one request per connection, with a short
+//!   header timeout; when the lane is full its oldest connection is closed
+//!   for the newest. A liveness probe sends its request within
+//!   milliseconds of connecting, so an attacker would have to open
+//!   [`PROBE_LANE`] connections in those milliseconds to crowd it out, and
+//!   since accepting never waits, the kernel's backlog never fills;
+//! - accept errors (EMFILE, ENFILE, ENOBUFS...) back off from 10 ms to
+//!   250 ms instead of spinning.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::{AbortHandle, JoinSet};
 
 use crate::metrics::Metrics;
 use crate::secret::Token;
 
 /// Webhook bodies larger than this are refused.
 pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
+
+/// Connections served beyond `max_connections`, for probes only.
+pub const PROBE_LANE: usize = 16;
+
+/// The probe lane's header timeout (or the header timeout, if shorter).
+const PROBE_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// hyper's read buffer per connection: request heads larger than this are
+/// refused, and a fast upload cannot grow a connection's buffer past it.
+const MAX_READ_BUFFER: usize = 64 * 1024;
+
+/// What one client may cost the listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once (probes have a small lane beyond it).
+    pub max_connections: usize,
+    /// For a request head, from when the connection starts waiting for
+    /// one (so also the idle keep-alive timeout).
+    pub header_timeout: Duration,
+    /// For a whole webhook body, from the end of its head.
+    pub body_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+        }
+    }
+}
 
 /// What `/readyz` reports.
 #[derive(Debug, Default)]
@@ -46,31 +101,122 @@ pub struct Shared {
     pub webhook: mpsc::Sender<()>,
 }
 
+/// Which budget a connection is served from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Main,
+    /// Beyond the connection cap: probes only, one request.
+    Probe,
+}
+
 /// Serves until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
+    limits: Limits,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut connections = tokio::task::JoinSet::new();
+    let main_lane = Arc::new(Semaphore::new(limits.max_connections));
+    // Oldest first, for eviction.
+    let mut probe_lane: VecDeque<AbortHandle> = VecDeque::new();
+    let mut connections = JoinSet::new();
+    let mut backoff = AcceptBackoff::default();
     loop {
+        let mut pause = None;
         tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let shared = shared.clone();
-                connections.spawn(async move {
-                    let service = service_fn(move |req| handle(shared.clone(), req));
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-                });
-            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    backoff.reset();
+                    let shared = shared.clone();
+                    if let Ok(permit) = main_lane.clone().try_acquire_owned() {
+                        connections.spawn(async move {
+                            connection(stream, shared, limits, Lane::Main).await;
+                            drop(permit);
+                        });
+                    } else {
+                        probe_lane.retain(|task| !task.is_finished());
+                        if probe_lane.len() >= PROBE_LANE {
+                            if let Some(oldest) = probe_lane.pop_front() {
+                                oldest.abort();
+                            }
+                        }
+                        probe_lane.push_back(
+                            connections.spawn(connection(stream, shared, limits, Lane::Probe)),
+                        );
+                    }
+                }
+                Err(e) => pause = backoff.after(&e),
+            },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+        if let Some(delay) = pause {
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                _ = tokio::time::sleep(delay) => {}
+            }
         }
     }
     connections.abort_all();
 }
 
+/// How long to pause accepting after an error.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    delay: Option<Duration>,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MAX: Duration = Duration::from_millis(250);
+
+    fn reset(&mut self) {
+        if self.delay.take().is_some() {
+            tracing::info!("accepting connections again");
+        }
+    }
+
+    /// `None` for errors of one connection (retry at once); a growing pause
+    /// for the rest, which repeat until something changes (EMFILE, ENFILE,
+    /// ENOBUFS, ENOMEM).
+    fn after(&mut self, e: &std::io::Error) -> Option<Duration> {
+        use std::io::ErrorKind;
+        if matches!(
+            e.kind(),
+            ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted
+        ) {
+            return None;
+        }
+        let delay = match self.delay {
+            None => {
+                tracing::warn!(error = %e, "cannot accept connections; backing off");
+                Self::FIRST
+            }
+            Some(d) => (d * 2).min(Self::MAX),
+        };
+        self.delay = Some(delay);
+        Some(delay)
+    }
+}
+
+async fn connection(stream: TcpStream, shared: Arc<Shared>, limits: Limits, lane: Lane) {
+    let header_timeout = match lane {
+        Lane::Main => limits.header_timeout,
+        Lane::Probe => limits.header_timeout.min(PROBE_HEADER_TIMEOUT),
+    };
+    let service = service_fn(move |req| handle(shared.clone(), limits, lane, req));
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(MAX_READ_BUFFER)
+        .keep_alive(lane == Lane::Main)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
 type Reply = Response<Full<Bytes>>;
+
+const TEXT: &str = "text/plain; charset=utf-8";
 
 fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
     Response::builder()
@@ -82,19 +228,20 @@ fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Repl
 
 async fn handle(
     shared: Arc<Shared>,
+    limits: Limits,
+    lane: Lane,
     req: Request<Incoming>,
 ) -> Result<Reply, std::convert::Infallible> {
-    let text = "text/plain; charset=utf-8";
     Ok(match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => reply(StatusCode::OK, text, "ok\n"),
+        (&Method::GET, "/healthz") => reply(StatusCode::OK, TEXT, "ok\n"),
         (&Method::GET, "/readyz") => {
             let r = shared.readiness.lock().expect("readiness lock");
             if r.ready {
-                reply(StatusCode::OK, text, "ready\n")
+                reply(StatusCode::OK, TEXT, "ready\n")
             } else {
                 reply(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    text,
+                    TEXT,
                     format!("not ready: {}\n", r.reason),
                 )
             }
@@ -104,67 +251,190 @@ async fn handle(
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             shared.metrics.render(),
         ),
-        (&Method::POST, "/hooks/git") => webhook(&shared, req).await,
-        _ => reply(StatusCode::NOT_FOUND, text, "not found\n"),
+        _ if lane == Lane::Probe => {
+            shared.metrics.http_refused("busy");
+            let mut busy = reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                TEXT,
+                "too many connections; only probes are served\n",
+            );
+            busy.headers_mut()
+                .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
+            busy
+        }
+        (&Method::POST, "/hooks/git") => webhook(&shared, &limits, req).await,
+        _ => reply(StatusCode::NOT_FOUND, TEXT, "not found\n"),
     })
 }
 
-async fn webhook(shared: &Shared, req: Request<Incoming>) -> Reply {
-    let text = "text/plain; charset=utf-8";
+async fn webhook(shared: &Shared, limits: &Limits, req: Request<Incoming>) -> Reply {
     let Some(secret) = &shared.webhook_secret else {
         return reply(
             StatusCode::NOT_FOUND,
-            text,
+            TEXT,
             "webhook disabled: set NFCRON_WEBHOOK_SECRET\n",
         );
+    };
+    // Everything that needs no body is decided before reading any of it:
+    // an unsigned upload costs one head.
+    let expected = match proof(req.headers()) {
+        Err(Refusal::Missing) => {
+            tracing::debug!("webhook without a signature refused");
+            shared.metrics.http_refused("unsigned");
+            return reply(StatusCode::UNAUTHORIZED, TEXT, "missing signature\n");
+        }
+        Err(Refusal::Malformed) => {
+            tracing::debug!("webhook with a malformed signature header refused");
+            shared.metrics.http_refused("malformed");
+            return reply(
+                StatusCode::BAD_REQUEST,
+                TEXT,
+                "malformed signature header: expected sha256=<64 hex digits>\n",
+            );
+        }
+        Ok(Proof::Token(token)) => {
+            if !bool::from(token.as_bytes().ct_eq(secret.expose().as_bytes())) {
+                tracing::warn!("webhook with a bad token refused");
+                shared.metrics.http_refused("bad_signature");
+                return reply(StatusCode::UNAUTHORIZED, TEXT, "bad signature\n");
+            }
+            None
+        }
+        Ok(Proof::Hmac(expected)) => Some(expected),
     };
     let declared = req
         .headers()
         .get("content-length")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_WEBHOOK_BYTES) {
-        return reply(StatusCode::PAYLOAD_TOO_LARGE, text, "body over 1 MiB\n");
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_WEBHOOK_BYTES as u64) {
+        shared.metrics.http_refused("too_large");
+        return reply(StatusCode::PAYLOAD_TOO_LARGE, TEXT, "body over 1 MiB\n");
     }
-    let headers = req.headers().clone();
-    let body = match Limited::new(req.into_body(), MAX_WEBHOOK_BYTES)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return reply(StatusCode::PAYLOAD_TOO_LARGE, text, "body over 1 MiB\n"),
-    };
-    if !verify(&headers, &body, secret.expose().as_bytes()) {
-        tracing::warn!("webhook with a missing or bad signature refused");
-        return reply(StatusCode::UNAUTHORIZED, text, "bad signature\n");
+    // An authenticated GitLab delivery is still read to its end (and
+    // dropped), so that its sender sees the 202, not a reset.
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
+        .expect("HMAC takes any key length");
+    let read = stream_into(req.into_body(), MAX_WEBHOOK_BYTES, |chunk| {
+        if expected.is_some() {
+            mac.update(chunk);
+        }
+    });
+    let outcome = tokio::time::timeout(limits.body_timeout, read).await;
+    match outcome {
+        Err(_) => {
+            tracing::debug!("webhook body not received within the body timeout");
+            shared.metrics.http_refused("body_timeout");
+            reply(StatusCode::REQUEST_TIMEOUT, TEXT, "body too slow\n")
+        }
+        Ok(Err(BodyError::TooLarge)) => {
+            shared.metrics.http_refused("too_large");
+            reply(StatusCode::PAYLOAD_TOO_LARGE, TEXT, "body over 1 MiB\n")
+        }
+        Ok(Err(BodyError::Read)) => reply(StatusCode::BAD_REQUEST, TEXT, "unreadable body\n"),
+        Ok(Ok(())) => {
+            if expected.is_none_or(|expected| mac.verify_slice(&expected).is_ok()) {
+                accepted(shared)
+            } else {
+                tracing::warn!("webhook with a bad signature refused");
+                shared.metrics.http_refused("bad_signature");
+                reply(StatusCode::UNAUTHORIZED, TEXT, "bad signature\n")
+            }
+        }
     }
-    // A full queue means a fetch is already pending: bursts coalesce.
-    let _ = shared.webhook.try_send(());
-    reply(StatusCode::ACCEPTED, text, "fetch scheduled\n")
 }
 
-/// Whether the request carries a valid signature of `body` under `secret`.
-pub fn verify(headers: &HeaderMap, body: &[u8], secret: &[u8]) -> bool {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+fn accepted(shared: &Shared) -> Reply {
+    // A full queue means a fetch is already pending: bursts coalesce.
+    let _ = shared.webhook.try_send(());
+    reply(StatusCode::ACCEPTED, TEXT, "fetch scheduled\n")
+}
+
+/// What a request offers as proof, judged from its head alone.
+#[derive(Debug, PartialEq, Eq)]
+enum Proof<'a> {
+    /// An HMAC SHA-256 of the body, decoded.
+    Hmac([u8; 32]),
+    /// GitLab's shared token.
+    Token(&'a str),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    /// No signature header at all: 401.
+    Missing,
+    /// A signature header that cannot be a SHA-256 HMAC: 400.
+    Malformed,
+}
+
+fn proof(headers: &HeaderMap) -> Result<Proof<'_>, Refusal> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().map_err(|_| Refusal::Malformed))
+    };
     if let Some(sig) = header("x-hub-signature-256").or_else(|| header("x-signature")) {
-        let Some(hex) = sig.strip_prefix("sha256=") else {
-            return false;
-        };
-        let Some(expected) = decode_hex(hex.trim()) else {
-            return false;
-        };
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-        mac.update(body);
-        return mac.verify_slice(&expected).is_ok();
+        let hex = sig?
+            .trim()
+            .strip_prefix("sha256=")
+            .ok_or(Refusal::Malformed)?;
+        let bytes = decode_hex(hex).ok_or(Refusal::Malformed)?;
+        return bytes
+            .try_into()
+            .map(Proof::Hmac)
+            .map_err(|_| Refusal::Malformed);
     }
     if let Some(token) = header("x-gitlab-token") {
-        return token.as_bytes().ct_eq(secret).into();
+        return token.map(Proof::Token);
     }
-    false
+    Err(Refusal::Missing)
+}
+
+#[derive(Debug)]
+enum BodyError {
+    TooLarge,
+    Read,
+}
+
+/// Hands the body to `sink` frame by frame, up to `cap` bytes; nothing is
+/// kept.
+async fn stream_into(
+    mut body: Incoming,
+    cap: usize,
+    mut sink: impl FnMut(&[u8]),
+) -> Result<(), BodyError> {
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyError::Read)?;
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            if seen > cap {
+                return Err(BodyError::TooLarge);
+            }
+            sink(&data);
+        }
+    }
+    Ok(())
+}
+
+/// Whether a request with these headers and this body carries a valid
+/// signature under `secret` (the listener does the same, streaming).
+pub fn verify(headers: &HeaderMap, body: &[u8], secret: &[u8]) -> bool {
+    match proof(headers) {
+        Ok(Proof::Hmac(expected)) => {
+            let mut mac =
+                Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+            mac.update(body);
+            mac.verify_slice(&expected).is_ok()
+        }
+        Ok(Proof::Token(token)) => token.as_bytes().ct_eq(secret).into(),
+        Err(_) => false,
+    }
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) {
+    // from_str_radix alone would take a sign ("+f").
+    if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..hex.len())
@@ -235,6 +505,37 @@ mod tests {
             b"s3cret"
         ));
         assert!(!verify(&HeaderMap::new(), body, b"s3cret"));
+    }
+
+    #[test]
+    fn the_signature_header_is_judged_before_the_body() {
+        assert_eq!(proof(&HeaderMap::new()), Err(Refusal::Missing));
+        let hex = "ab".repeat(32);
+        assert_eq!(
+            proof(&headers(&[(
+                "x-hub-signature-256",
+                format!("sha256={hex}")
+            )])),
+            Ok(Proof::Hmac([0xab; 32]))
+        );
+        for bad in [
+            "sha1=00".to_string(),
+            format!("sha256={}", "ab".repeat(31)),
+            format!("sha256={}", "ab".repeat(33)),
+            format!("sha256=+b{}", "ab".repeat(31)),
+            format!("sha256={}zz", "ab".repeat(31)),
+            "ab".repeat(32),
+        ] {
+            assert_eq!(
+                proof(&headers(&[("x-signature", bad.clone())])),
+                Err(Refusal::Malformed),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            proof(&headers(&[("x-gitlab-token", "t".into())])),
+            Ok(Proof::Token("t"))
+        );
     }
 
     proptest::proptest! {

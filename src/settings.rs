@@ -176,6 +176,11 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
                 ),
             },
             shutdown_timeout: args.shutdown_timeout,
+            listener: crate::server::Limits {
+                max_connections: args.listen_max_connections as usize,
+                header_timeout: args.listen_header_timeout,
+                body_timeout: args.listen_body_timeout,
+            },
         }),
         Command::Reconcile(args) => Settings::Reconcile(ReconcileSettings {
             api: api(args.api)?,
