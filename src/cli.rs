@@ -93,13 +93,19 @@ pub struct ReconcileArgs {
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// Project of manifests that do not name one.
-    #[arg(long, env = "NFCRON_PROJECT", value_name = "ID")]
+    #[arg(
+        long,
+        env = "NFCRON_PROJECT",
+        hide_env_values = true,
+        value_name = "ID"
+    )]
     pub project: Option<String>,
 
     /// The last-applied state file.
     #[arg(
         long,
         env = "NFCRON_STATE",
+        hide_env_values = true,
         value_name = "PATH",
         default_value = ".nfcron/state.json"
     )]
@@ -163,6 +169,7 @@ pub struct ApiArgs {
     #[arg(
         long,
         env = "NORTHFLANK_API_URL",
+        hide_env_values = true,
         value_name = "URL",
         default_value = "https://api.northflank.com"
     )]
@@ -173,19 +180,35 @@ pub struct ApiArgs {
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
 
-    /// Time limit of each API request (500ms, 30s, 1m).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    /// Time limit of each API request (500ms, 30s, 1m); more than zero.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_request_timeout)]
     pub timeout: std::time::Duration,
 
-    /// No retry starts later than this after a request's first attempt.
+    /// No retry starts later than this after a request's first attempt
+    /// (0s: never retry).
     #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
     pub retry_max_time: std::time::Duration,
+}
+
+/// `--timeout`: a request that must answer within zero time cannot be sent.
+pub fn parse_request_timeout(s: &str) -> Result<std::time::Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!(
+            "`{s}` is zero: no request could ever complete; give a time limit such as 30s"
+        )),
+        d => Ok(d),
+    }
 }
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The project whose cron jobs to import.
-    #[arg(long, env = "NFCRON_PROJECT", value_name = "ID")]
+    #[arg(
+        long,
+        env = "NFCRON_PROJECT",
+        hide_env_values = true,
+        value_name = "ID"
+    )]
     pub project: String,
 
     /// The team, for team-scoped routes.
@@ -204,6 +227,7 @@ pub struct ImportArgs {
     #[arg(
         long,
         env = "NFCRON_STATE",
+        hide_env_values = true,
         value_name = "PATH",
         default_value = ".nfcron/state.json"
     )]
@@ -318,7 +342,12 @@ pub struct ValidateArgs {
     pub output: Output,
 
     /// Project of manifests that do not name one.
-    #[arg(long, env = "NFCRON_PROJECT", value_name = "ID")]
+    #[arg(
+        long,
+        env = "NFCRON_PROJECT",
+        hide_env_values = true,
+        value_name = "ID"
+    )]
     pub project: Option<String>,
 
     /// Treat `${VAR}` references to unset variables as errors, not warnings.
