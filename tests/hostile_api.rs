@@ -569,6 +569,31 @@ fn a_non_http_scheme_is_refused_as_unsupported_not_as_plain_http() {
 }
 
 #[test]
+fn plain_http_to_loopback_never_goes_through_a_proxy_from_the_environment() {
+    let proxy = Hostile::spawn(|_, stream| respond(stream, 502, &[], b""));
+    let server = api(put_ok);
+    let ws = workspace();
+    let run = ws.nfcron_env(
+        &["reconcile"],
+        &[
+            ("NORTHFLANK_API_URL", server.url.as_str()),
+            ("NORTHFLANK_API_TOKEN", TOKEN),
+            ("HTTP_PROXY", proxy.url.as_str()),
+            ("http_proxy", proxy.url.as_str()),
+            ("ALL_PROXY", proxy.url.as_str()),
+            ("NO_PROXY", ""),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        proxy.connections(),
+        0,
+        "the token did not travel via the proxy"
+    );
+    assert_eq!(count(&server, "PUT"), 1);
+}
+
+#[test]
 fn a_zero_request_timeout_is_refused() {
     let ws = workspace();
     for command in [

@@ -197,7 +197,13 @@ impl Client {
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, auth);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if base.scheme() == "http" {
+            // Plain http is for loopback only: an HTTP_PROXY from the
+            // environment would carry the token in clear off the machine.
+            builder = builder.no_proxy();
+        }
+        let http = builder
             .default_headers(headers)
             .user_agent(concat!("nfcron/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout)
