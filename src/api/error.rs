@@ -84,6 +84,10 @@ pub enum ApiError {
     /// stopped there, so an endless body costs bounded memory.
     #[error("{call}: the response is larger than {} MiB; stopped reading it", .limit / (1024 * 1024))]
     TooLarge { call: Call, limit: usize },
+    /// The responses being read at once together passed their cap (only a
+    /// hostile server sends that much).
+    #[error("{call}: the responses being read at once passed {} MiB together; stopped reading this one", .limit / (1024 * 1024))]
+    Crowded { call: Call, limit: usize },
 }
 
 fn wait_reason(status: u16) -> String {
@@ -124,7 +128,8 @@ impl ApiError {
             | ApiError::WaitTooLong { .. }
             | ApiError::TokenRefused { .. }
             | ApiError::BadResponse { .. }
-            | ApiError::TooLarge { .. } => false,
+            | ApiError::TooLarge { .. }
+            | ApiError::Crowded { .. } => false,
         }
     }
 

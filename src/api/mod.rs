@@ -10,7 +10,7 @@ mod error;
 mod retry;
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,9 @@ const MAX_PAGES: usize = 100;
 /// The most bytes of one response body nfcron reads; past it the call
 /// fails. The API's largest answer (a 100-job list page) is far smaller.
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
+/// The most bytes of response bodies held at once by all of a client's
+/// calls together: concurrency cannot multiply [`MAX_BODY`] past it.
+pub const MAX_IN_FLIGHT: usize = 4 * MAX_BODY;
 /// The most bytes of all a list's pages together.
 pub const MAX_LIST_BYTES: usize = 4 * MAX_BODY;
 /// The most bytes of an error response read: enough for any message,
@@ -162,6 +165,8 @@ pub struct Client {
     retry: RetryPolicy,
     budget: Arc<Mutex<RateLimit>>,
     sent: Arc<AtomicU64>,
+    /// Body bytes held right now by every call in flight.
+    in_flight: Arc<AtomicUsize>,
     /// Set by a 401: the token is bad for every call, so the rest of the
     /// run sends nothing more.
     token_refused: Arc<AtomicBool>,
@@ -219,6 +224,7 @@ impl Client {
             retry: config.retry,
             budget: Arc::new(Mutex::new(RateLimit::default())),
             sent: Arc::new(AtomicU64::new(0)),
+            in_flight: Arc::new(AtomicUsize::new(0)),
             token_refused: Arc::new(AtomicBool::new(false)),
             observer: Observer::default(),
         })
@@ -456,16 +462,29 @@ impl Client {
         } else {
             MAX_ERROR_BODY
         };
-        let (bytes, cut) = read_capped(&mut response, cap)
+        let mut held = Held {
+            total: &self.in_flight,
+            bytes: 0,
+        };
+        let (bytes, end) = read_capped(&mut response, cap, &mut held)
             .await
             .map_err(|e| self.transport(call, e))?;
         tracing::debug!(call = %call, status = status.as_u16(), ms = sent_at.elapsed().as_millis() as u64, "api");
         if status.is_success() {
-            if cut {
-                return Err(ApiError::TooLarge {
-                    call: call.clone(),
-                    limit: MAX_BODY,
-                });
+            match end {
+                BodyEnd::Whole => {}
+                BodyEnd::Cut => {
+                    return Err(ApiError::TooLarge {
+                        call: call.clone(),
+                        limit: MAX_BODY,
+                    })
+                }
+                BodyEnd::Crowded => {
+                    return Err(ApiError::Crowded {
+                        call: call.clone(),
+                        limit: MAX_IN_FLIGHT,
+                    })
+                }
             }
             if bytes.is_empty() {
                 return Ok((Json::Null, 0));
@@ -553,23 +572,67 @@ fn not_found_is_none(result: Result<Json, ApiError>) -> Result<Option<Json>, Api
     }
 }
 
-/// Reads at most `cap` bytes of the body, a chunk at a time; says whether
-/// there was more. Memory stays bounded whatever the server sends.
+/// How a capped read ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyEnd {
+    Whole,
+    /// The body went on past this call's cap.
+    Cut,
+    /// The calls in flight together reached [`MAX_IN_FLIGHT`].
+    Crowded,
+}
+
+/// Body bytes one call holds against the client's in-flight total;
+/// handed back when dropped.
+struct Held<'a> {
+    total: &'a AtomicUsize,
+    bytes: usize,
+}
+
+impl Held<'_> {
+    /// Takes `n` more bytes unless that would pass [`MAX_IN_FLIGHT`].
+    fn take(&mut self, n: usize) -> bool {
+        let before = self.total.fetch_add(n, Ordering::Relaxed);
+        if before.saturating_add(n) > MAX_IN_FLIGHT {
+            self.total.fetch_sub(n, Ordering::Relaxed);
+            return false;
+        }
+        self.bytes += n;
+        true
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// Reads at most `cap` bytes of the body, a chunk at a time, holding them
+/// against the client's in-flight total; says how it ended. Memory stays
+/// bounded whatever the server sends, however many calls run at once.
 async fn read_capped(
     response: &mut reqwest::Response,
     cap: usize,
-) -> Result<(Vec<u8>, bool), reqwest::Error> {
-    let declared = response.content_length().unwrap_or(0);
-    let mut buf = Vec::with_capacity(usize::try_from(declared).unwrap_or(cap).min(cap));
+    held: &mut Held<'_>,
+) -> Result<(Vec<u8>, BodyEnd), reqwest::Error> {
+    let mut buf: Vec<u8> = Vec::new();
     while let Some(chunk) = response.chunk().await? {
-        let room = cap - buf.len();
-        if chunk.len() > room {
-            buf.extend_from_slice(&chunk[..room]);
-            return Ok((buf, true));
+        let take = chunk.len().min(cap - buf.len());
+        if buf.capacity() - buf.len() < take {
+            // Doubling, but never past the cap; what is held is capacity.
+            let want = (buf.capacity() * 2).max(buf.len() + take).min(cap);
+            if !held.take(want - buf.capacity()) {
+                return Ok((buf, BodyEnd::Crowded));
+            }
+            buf.reserve_exact(want - buf.len());
         }
-        buf.extend_from_slice(&chunk);
+        buf.extend_from_slice(&chunk[..take]);
+        if take < chunk.len() {
+            return Ok((buf, BodyEnd::Cut));
+        }
     }
-    Ok((buf, false))
+    Ok((buf, BodyEnd::Whole))
 }
 
 /// An error response: the API's `{"error": {...}}` when it parses, else
@@ -778,6 +841,28 @@ mod tests {
             assert!(text.contains(kind), "{text}");
             assert!(!text.contains("abc"), "{text}");
         }
+    }
+
+    #[test]
+    fn body_bytes_held_at_once_are_capped_and_handed_back() {
+        let total = AtomicUsize::new(0);
+        let mut a = Held {
+            total: &total,
+            bytes: 0,
+        };
+        assert!(a.take(MAX_IN_FLIGHT - 10));
+        {
+            let mut b = Held {
+                total: &total,
+                bytes: 0,
+            };
+            assert!(!b.take(11), "past the cap together");
+            assert!(b.take(10));
+            assert_eq!(total.load(Ordering::Relaxed), MAX_IN_FLIGHT);
+        }
+        assert_eq!(total.load(Ordering::Relaxed), MAX_IN_FLIGHT - 10);
+        drop(a);
+        assert_eq!(total.load(Ordering::Relaxed), 0);
     }
 
     #[test]
