@@ -354,6 +354,35 @@ fn an_endless_response_body_fails_with_a_clear_error() {
     assert!(state_ids(&ws).is_empty());
 }
 
+#[test]
+fn endless_bodies_at_concurrency_64_stay_within_the_in_flight_cap() {
+    let server = Hostile::spawn(|_, stream| endless(stream));
+    let ws = Workspace::new();
+    for i in 0..64 {
+        ws.write(
+            &format!("jobs.d/{i:02}.yaml"),
+            MANIFEST.replace("Job A", &format!("Job {i:02}")),
+        );
+    }
+    let run = reconcile(&ws, &server, &["--output", "json", "--concurrency", "64"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = run.json();
+    let messages: Vec<&str> = report["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| j["error"]["message"].as_str().expect("every job failed"))
+        .collect();
+    assert_eq!(messages.len(), 64);
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("the responses being read at once passed 32 MiB together")),
+        "64 endless bodies at once cannot each take 8 MiB: {messages:#?}"
+    );
+    assert!(state_ids(&ws).is_empty());
+}
+
 /// A 400 whose `message` is 50 MB of text, with a control character to
 /// forge a log line.
 fn fifty_megabyte_error(stream: &mut TcpStream) -> std::io::Result<()> {
