@@ -109,6 +109,8 @@ pub enum SettingsError {
     },
     #[error("the token file {0} is empty")]
     EmptyTokenFile(PathBuf),
+    #[error("the token file {0} is larger than 16 KiB; a token is one short line. Is it the right file?")]
+    TokenFileTooLarge(PathBuf),
     #[error(transparent)]
     Token(#[from] crate::api::TokenProblem),
     #[error(transparent)]
@@ -272,10 +274,20 @@ fn token(file: Option<PathBuf>) -> Result<Option<Token>, SettingsError> {
     const ENV: &str = "NORTHFLANK_API_TOKEN";
     let token = match file {
         Some(path) => {
-            let bytes = std::fs::read(&path).map_err(|source| SettingsError::TokenFile {
-                path: path.clone(),
-                source,
-            })?;
+            // Bounded: `--token-file /dev/zero` must not read forever.
+            const MAX: u64 = 16 * 1024;
+            let mut bytes = Vec::new();
+            std::fs::File::open(&path)
+                .and_then(|f| {
+                    std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX + 1), &mut bytes)
+                })
+                .map_err(|source| SettingsError::TokenFile {
+                    path: path.clone(),
+                    source,
+                })?;
+            if bytes.len() as u64 > MAX {
+                return Err(SettingsError::TokenFileTooLarge(path));
+            }
             let from = || format!("--token-file {}", path.display());
             let raw = String::from_utf8(bytes)
                 .map_err(|_| crate::api::TokenProblem::NotUtf8 { from: from() })?;

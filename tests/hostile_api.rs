@@ -487,6 +487,19 @@ fn a_token_file_with_an_inner_nul_or_newline_is_refused_as_a_token_problem() {
 }
 
 #[test]
+fn an_endless_token_file_is_refused_not_read_forever() {
+    let ws = workspace();
+    let run = ws.nfcron_env(&["reconcile", "--token-file", "/dev/zero"], &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("the token file /dev/zero is larger than 16 KiB"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn a_token_file_with_one_trailing_newline_is_fine() {
     let server = api(put_ok);
     let ws = workspace();
