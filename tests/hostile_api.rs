@@ -377,7 +377,7 @@ fn endless_bodies_at_concurrency_64_stay_within_the_in_flight_cap() {
     assert!(
         messages
             .iter()
-            .any(|m| m.contains("the responses being read at once passed 32 MiB together")),
+            .any(|m| m.contains("the responses being read at once passed 16 MiB together")),
         "64 endless bodies at once cannot each take 8 MiB: {messages:#?}"
     );
     assert!(state_ids(&ws).is_empty());

@@ -32,7 +32,7 @@ const MAX_PAGES: usize = 100;
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
 /// The most bytes of response bodies held at once by all of a client's
 /// calls together: concurrency cannot multiply [`MAX_BODY`] past it.
-pub const MAX_IN_FLIGHT: usize = 4 * MAX_BODY;
+pub const MAX_IN_FLIGHT: usize = 2 * MAX_BODY;
 /// The most bytes of all a list's pages together.
 pub const MAX_LIST_BYTES: usize = 4 * MAX_BODY;
 /// The most bytes of an error response read: enough for any message,
