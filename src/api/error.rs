@@ -220,6 +220,35 @@ mod tests {
     }
 
     #[test]
+    fn redirects_and_long_waits_read_as_what_they_are() {
+        let call = Call {
+            method: "PUT",
+            path: "/v1/projects/p/jobs/cron".into(),
+            job: None,
+        };
+        let e = ApiError::Redirect {
+            call: call.clone(),
+            status: 308,
+            location: None,
+        };
+        assert!(e
+            .to_string()
+            .contains("HTTP 308 redirect to (no Location header)"));
+        assert!(!e.is_retryable());
+        let e = ApiError::WaitTooLong {
+            call,
+            status: 503,
+            wait: Duration::from_secs(7200),
+            max_time: Duration::from_secs(120),
+        };
+        assert_eq!(
+            e.to_string(),
+            "PUT /v1/projects/p/jobs/cron: HTTP 503: the API asks to wait 2h; beyond --retry-max-time (2m), not retried"
+        );
+        assert_eq!(e.status(), Some(503));
+    }
+
+    #[test]
     fn human_durations() {
         assert_eq!(human(Duration::from_secs(3650 * 86_400)), "3650d");
         assert_eq!(human(Duration::from_secs(86_400 + 3 * 3600 + 5)), "1d3h");
