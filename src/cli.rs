@@ -93,13 +93,19 @@ pub struct ReconcileArgs {
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// Project of manifests that do not name one.
-    #[arg(long, env = "NFCRON_PROJECT", value_name = "ID")]
+    #[arg(
+        long,
+        env = "NFCRON_PROJECT",
+        hide_env_values = true,
+        value_name = "ID"
+    )]
     pub project: Option<String>,
 
     /// The last-applied state file.
     #[arg(
         long,
         env = "NFCRON_STATE",
+        hide_env_values = true,
         value_name = "PATH",
         default_value = ".nfcron/state.json"
     )]
@@ -163,6 +169,7 @@ pub struct ApiArgs {
     #[arg(
         long,
         env = "NORTHFLANK_API_URL",
+        hide_env_values = true,
         value_name = "URL",
         default_value = "https://api.northflank.com"
     )]
@@ -173,11 +180,12 @@ pub struct ApiArgs {
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
 
-    /// Time limit of each API request (500ms, 30s, 1m).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    /// Time limit of each API request (500ms, 30s, 1m); more than zero.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_interval)]
     pub timeout: std::time::Duration,
 
-    /// No retry starts later than this after a request's first attempt.
+    /// No retry starts later than this after a request's first attempt
+    /// (0s: never retry).
     #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
     pub retry_max_time: std::time::Duration,
 }
@@ -185,7 +193,12 @@ pub struct ApiArgs {
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The project whose cron jobs to import.
-    #[arg(long, env = "NFCRON_PROJECT", value_name = "ID")]
+    #[arg(
+        long,
+        env = "NFCRON_PROJECT",
+        hide_env_values = true,
+        value_name = "ID"
+    )]
     pub project: String,
 
     /// The team, for team-scoped routes.
@@ -204,6 +217,7 @@ pub struct ImportArgs {
     #[arg(
         long,
         env = "NFCRON_STATE",
+        hide_env_values = true,
         value_name = "PATH",
         default_value = ".nfcron/state.json"
     )]
@@ -292,7 +306,8 @@ pub struct WatchArgs {
     pub api: ApiArgs,
 }
 
-/// A duration that must not be zero (a zero interval would busy-loop).
+/// A duration that must not be zero: a zero interval would busy-loop, and a
+/// zero request timeout could never let a request complete.
 pub fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
     let d = parse_duration(s)?;
     if d.is_zero() {
@@ -348,7 +363,12 @@ pub struct ValidateArgs {
     pub output: Output,
 
     /// Project of manifests that do not name one.
-    #[arg(long, env = "NFCRON_PROJECT", value_name = "ID")]
+    #[arg(
+        long,
+        env = "NFCRON_PROJECT",
+        hide_env_values = true,
+        value_name = "ID"
+    )]
     pub project: Option<String>,
 
     /// Treat `${VAR}` references to unset variables as errors, not warnings.

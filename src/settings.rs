@@ -111,6 +111,12 @@ pub enum SettingsError {
     },
     #[error("the token file {0} is empty")]
     EmptyTokenFile(PathBuf),
+    #[error("the token file {0} is larger than 16 KiB; a token is one short line. Is it the right file?")]
+    TokenFileTooLarge(PathBuf),
+    #[error(transparent)]
+    Token(#[from] crate::api::TokenProblem),
+    #[error(transparent)]
+    ApiUrl(#[from] crate::api::ConfigError),
     #[error("--listen `{0}` is not an address such as 127.0.0.1:8484 (or `off`)")]
     Listen(String),
 }
@@ -237,7 +243,10 @@ fn source(path: PathBuf, args: cli::SourceArgs) -> SourceSettings {
     }
 }
 
+/// The URL is checked here, token or not, so that a bad one is refused
+/// the same way in every command and mode.
 fn api(args: cli::ApiArgs) -> Result<ApiSettings, SettingsError> {
+    crate::api::check_base_url(&args.api_url)?;
     Ok(ApiSettings {
         url: args.api_url,
         token: token(args.token_file)?,
@@ -266,21 +275,47 @@ impl ApiSettings {
 }
 
 /// `--token-file` wins over `NORTHFLANK_API_TOKEN`. The environment is read
-/// here, not by clap, so that `--help` can never print the token.
+/// here, not by clap, so that `--help` can never print the token. Surrounding
+/// whitespace (a secret mount's trailing newline) is trimmed; anything else a
+/// header cannot carry is refused, naming the source, never the token.
 fn token(file: Option<PathBuf>) -> Result<Option<Token>, SettingsError> {
-    match file {
+    const ENV: &str = "NORTHFLANK_API_TOKEN";
+    let token = match file {
         Some(path) => {
-            let raw =
-                std::fs::read_to_string(&path).map_err(|source| SettingsError::TokenFile {
+            // Bounded: `--token-file /dev/zero` must not read forever.
+            const MAX: u64 = 16 * 1024;
+            let mut bytes = Vec::new();
+            std::fs::File::open(&path)
+                .and_then(|f| {
+                    std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX + 1), &mut bytes)
+                })
+                .map_err(|source| SettingsError::TokenFile {
                     path: path.clone(),
                     source,
                 })?;
-            Token::new(&raw)
-                .map(Some)
-                .ok_or(SettingsError::EmptyTokenFile(path))
+            if bytes.len() as u64 > MAX {
+                return Err(SettingsError::TokenFileTooLarge(path));
+            }
+            let from = || format!("--token-file {}", path.display());
+            let raw = String::from_utf8(bytes)
+                .map_err(|_| crate::api::TokenProblem::NotUtf8 { from: from() })?;
+            let token = Token::new(&raw).ok_or(SettingsError::EmptyTokenFile(path.clone()))?;
+            crate::api::check_token(token.expose(), &from())?;
+            token
         }
-        None => Ok(std::env::var("NORTHFLANK_API_TOKEN")
-            .ok()
-            .and_then(|t| Token::new(&t))),
-    }
+        None => match std::env::var(ENV) {
+            Ok(raw) => match Token::new(&raw) {
+                Some(token) => {
+                    crate::api::check_token(token.expose(), ENV)?;
+                    token
+                }
+                None => return Ok(None),
+            },
+            Err(std::env::VarError::NotPresent) => return Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(crate::api::TokenProblem::NotUtf8 { from: ENV.into() }.into())
+            }
+        },
+    };
+    Ok(Some(token))
 }

@@ -10,15 +10,15 @@ mod error;
 mod retry;
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value as Json;
 
-pub use error::{ApiError, Call};
+pub use error::{human, shown, ApiError, Call, MAX_SHOWN};
 pub use retry::RetryPolicy;
 
 use crate::manifest::JobKey;
@@ -27,15 +27,115 @@ use crate::secret::Token;
 pub const DEFAULT_URL: &str = "https://api.northflank.com";
 /// Pages a list may take before nfcron stops following the cursor.
 const MAX_PAGES: usize = 100;
+/// The most bytes of one response body nfcron reads; past it the call
+/// fails. The API's largest answer (a 100-job list page) is far smaller.
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+/// The most bytes of response bodies held at once by all of a client's
+/// calls together: concurrency cannot multiply [`MAX_BODY`] past it.
+pub const MAX_IN_FLIGHT: usize = 2 * MAX_BODY;
+/// The most bytes of all a list's pages together.
+pub const MAX_LIST_BYTES: usize = 4 * MAX_BODY;
+/// The most bytes of an error response read: enough for any message,
+/// which is shown cut to [`MAX_SHOWN`] anyway.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// The most a server-supplied wait (`Retry-After`, `x-ratelimit-reset`)
+/// counts for: any longer answer means the same (too long to wait), and
+/// nothing added to it can overflow.
+pub const MAX_SERVER_WAIT: Duration = Duration::from_secs(100 * 365 * 86_400);
+/// The most a rate-limit count (`x-ratelimit-limit`, `-remaining`) counts for.
+pub const MAX_RATE_COUNT: u64 = u32::MAX as u64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("API URL `{0}` is not a valid URL")]
     BadUrl(String),
+    #[error("API URL `{0}` holds a user name or password; nfcron authenticates with the token only (Bearer). Remove the `user:password@` part")]
+    UserInfo(String),
+    #[error("API URL `{url}` uses the unsupported scheme `{scheme}`; use https (or http to a loopback address)")]
+    UnsupportedScheme { url: String, scheme: String },
     #[error("API URL `{0}` uses plain http to a host that is not loopback; the token would travel in clear text. Use https")]
     Insecure(String),
+    #[error(transparent)]
+    Token(#[from] TokenProblem),
     #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),
+}
+
+/// Why a token cannot be sent. Never holds the token's characters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenProblem {
+    #[error("the API token from {from} holds a line break (at character {at}); a token is one line. Check the secret for a pasted newline")]
+    LineBreak { from: String, at: usize },
+    #[error("the API token from {from} holds a control character (at character {at}); a token is visible ASCII only")]
+    Control { from: String, at: usize },
+    #[error("the API token from {from} holds a space or a non-ASCII character (at character {at}); a token is visible ASCII only")]
+    NotAscii { from: String, at: usize },
+    #[error("the API token from {from} is not valid UTF-8")]
+    NotUtf8 { from: String },
+}
+
+/// Checks that a (trimmed) token can travel in an `Authorization` header:
+/// visible ASCII only. `from` names where it came from, for the message.
+pub fn check_token(token: &str, from: &str) -> Result<(), TokenProblem> {
+    for (i, c) in token.chars().enumerate() {
+        let at = i + 1;
+        let from = from.to_string();
+        match c {
+            '\n' | '\r' => return Err(TokenProblem::LineBreak { from, at }),
+            c if c.is_control() => return Err(TokenProblem::Control { from, at }),
+            c if !c.is_ascii_graphic() => return Err(TokenProblem::NotAscii { from, at }),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Parses and checks the API base URL: https, or plain http to loopback
+/// only; no userinfo (it would replace Bearer auth and be echoed in
+/// messages). Messages never show a password.
+pub fn check_base_url(raw: &str) -> Result<Url, ConfigError> {
+    let Ok(base) = Url::parse(raw) else {
+        return Err(ConfigError::BadUrl(shown(&redact_userinfo(raw), 256)));
+    };
+    if !base.username().is_empty() || base.password().is_some() {
+        return Err(ConfigError::UserInfo(without_userinfo(&base)));
+    }
+    match base.scheme() {
+        "https" => Ok(base),
+        "http" if is_loopback(&base) => Ok(base),
+        "http" => Err(ConfigError::Insecure(base.to_string())),
+        scheme => Err(ConfigError::UnsupportedScheme {
+            url: shown(base.as_str(), 256),
+            scheme: shown(scheme, 32),
+        }),
+    }
+}
+
+/// `url` with any `user:password@` replaced by `***@`.
+fn without_userinfo(url: &Url) -> String {
+    let mut clean = url.clone();
+    if clean.set_username("").is_ok() && clean.set_password(None).is_ok() {
+        let text = clean.to_string();
+        // Mark where the userinfo was, so the message points at it.
+        if let Some(i) = text.find("://") {
+            return format!("{}***@{}", &text[..i + 3], &text[i + 3..]);
+        }
+        return text;
+    }
+    redact_userinfo(url.as_str())
+}
+
+/// Text that may be a URL with anything between `//` and the last `@`
+/// of its authority replaced by `***`; for URLs that do not parse.
+fn redact_userinfo(raw: &str) -> String {
+    let start = raw.find("//").map_or(0, |i| i + 2);
+    let end = raw[start..]
+        .find(['/', '?', '#'])
+        .map_or(raw.len(), |i| start + i);
+    match raw[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &raw[..start], &raw[start + at..]),
+        None => raw.to_string(),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +153,8 @@ pub struct RateLimit {
     pub limit: Option<u64>,
     pub remaining: Option<u64>,
     pub reset_at: Option<Instant>,
+    /// The server's reset was past [`MAX_SERVER_WAIT`] (and so was capped).
+    pub reset_capped: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +165,8 @@ pub struct Client {
     retry: RetryPolicy,
     budget: Arc<Mutex<RateLimit>>,
     sent: Arc<AtomicU64>,
+    /// Body bytes held right now by every call in flight.
+    in_flight: Arc<AtomicUsize>,
     /// Set by a 401: the token is bad for every call, so the rest of the
     /// run sends nothing more.
     token_refused: Arc<AtomicBool>,
@@ -87,25 +191,30 @@ impl std::fmt::Debug for Observer {
 
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Client, ConfigError> {
-        let base = Url::parse(&config.base_url)
-            .map_err(|_| ConfigError::BadUrl(config.base_url.clone()))?;
-        match base.scheme() {
-            "https" => {}
-            "http" if is_loopback(&base) => {}
-            _ => return Err(ConfigError::Insecure(config.base_url.clone())),
-        }
+        let base = check_base_url(&config.base_url)?;
+        check_token(config.token.expose(), "the settings")?;
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.token.expose()))
-            .map_err(|_| {
-                ConfigError::BadUrl("the token holds characters a header cannot".into())
+            .map_err(|_| TokenProblem::Control {
+                from: "the settings".into(),
+                at: 0,
             })?;
         auth.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, auth);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if base.scheme() == "http" {
+            // Plain http is for loopback only: an HTTP_PROXY from the
+            // environment would carry the token in clear off the machine.
+            builder = builder.no_proxy();
+        }
+        let http = builder
             .default_headers(headers)
             .user_agent(concat!("nfcron/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout)
+            // A redirect would carry the token and the PUT body to
+            // wherever the server says, past the loopback rule: never.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(ConfigError::Client)?;
         Ok(Client {
@@ -115,6 +224,7 @@ impl Client {
             retry: config.retry,
             budget: Arc::new(Mutex::new(RateLimit::default())),
             sent: Arc::new(AtomicU64::new(0)),
+            in_flight: Arc::new(AtomicUsize::new(0)),
             token_refused: Arc::new(AtomicBool::new(false)),
             observer: Observer::default(),
         })
@@ -178,15 +288,23 @@ impl Client {
         };
         let mut jobs = Vec::new();
         let mut cursor: Option<String> = None;
+        let mut read = 0usize;
         for _ in 0..MAX_PAGES {
             let call = self.call("GET", &scope, &["jobs"], None);
             let mut query = vec![("per_page", "100".to_string())];
             if let Some(c) = &cursor {
                 query.push(("cursor", c.clone()));
             }
-            let page = self
+            let (page, size) = self
                 .send_raw(Method::GET, call.clone(), &query, None)
                 .await?;
+            read = read.saturating_add(size);
+            if read > MAX_LIST_BYTES {
+                return Err(ApiError::TooLarge {
+                    call,
+                    limit: MAX_LIST_BYTES,
+                });
+            }
             let list = page
                 .get("data")
                 .and_then(|d| d.get("jobs"))
@@ -241,18 +359,19 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&Json>,
     ) -> Result<Json, ApiError> {
-        let mut whole = self.send_raw(method, call, query, body).await?;
+        let (mut whole, _) = self.send_raw(method, call, query, body).await?;
         Ok(whole.get_mut("data").map(Json::take).unwrap_or(Json::Null))
     }
 
-    /// Sends with retries; returns the whole success body.
+    /// Sends with retries; returns the whole success body and its size in
+    /// bytes.
     async fn send_raw(
         &self,
         method: Method,
         call: Call,
         query: &[(&str, String)],
         body: Option<&Json>,
-    ) -> Result<Json, ApiError> {
+    ) -> Result<(Json, usize), ApiError> {
         let started = Instant::now();
         let mut delays = self.retry.delays();
         let mut url = self.base.clone();
@@ -270,15 +389,29 @@ impl Client {
             if !error.is_retryable() {
                 return Err(error);
             }
-            let retry_after = match &error {
-                ApiError::Status { retry_after, .. } => *retry_after,
-                _ => None,
+            let (retry_after, status) = match &error {
+                ApiError::Status {
+                    retry_after,
+                    status,
+                    ..
+                } => (*retry_after, *status),
+                _ => (None, 0),
             };
+            if let Some(wait) = retry_after {
+                if started.elapsed().saturating_add(wait) > self.retry.max_time {
+                    return Err(ApiError::WaitTooLong {
+                        call,
+                        status,
+                        wait,
+                        max_time: self.retry.max_time,
+                    });
+                }
+            }
             let Some(backoff) = delays.next() else {
                 return Err(error);
             };
             let delay = retry_after.unwrap_or(backoff);
-            if started.elapsed() + delay > self.retry.max_time {
+            if started.elapsed().saturating_add(delay) > self.retry.max_time {
                 return Err(error);
             }
             tracing::warn!(call = %call, error = %error, delay_ms = delay.as_millis() as u64, "retrying");
@@ -292,7 +425,7 @@ impl Client {
         url: &Url,
         call: &Call,
         body: Option<&Json>,
-    ) -> Result<Json, ApiError> {
+    ) -> Result<(Json, usize), ApiError> {
         if self.token_refused.load(Ordering::Relaxed) {
             return Err(ApiError::TokenRefused { call: call.clone() });
         }
@@ -302,7 +435,7 @@ impl Client {
         }
         self.sent.fetch_add(1, Ordering::Relaxed);
         let sent_at = Instant::now();
-        let response = match request.send().await {
+        let mut response = match request.send().await {
             Ok(response) => response,
             Err(e) => {
                 self.observed(method, 0);
@@ -312,20 +445,56 @@ impl Client {
         let status = response.status();
         self.observed(method, status.as_u16());
         self.observe(response.headers());
+        if status.is_redirection() {
+            // The body is not read: the connection is dropped with it.
+            return Err(ApiError::Redirect {
+                call: call.clone(),
+                status: status.as_u16(),
+                location: response
+                    .headers()
+                    .get(LOCATION)
+                    .map(|v| shown_location(url, v.as_bytes())),
+            });
+        }
         let retry_after = retry_after(response.headers());
-        let bytes = response
-            .bytes()
+        let cap = if status.is_success() {
+            MAX_BODY
+        } else {
+            MAX_ERROR_BODY
+        };
+        let mut held = Held {
+            total: &self.in_flight,
+            bytes: 0,
+        };
+        let (bytes, end) = read_capped(&mut response, cap, &mut held)
             .await
             .map_err(|e| self.transport(call, e))?;
         tracing::debug!(call = %call, status = status.as_u16(), ms = sent_at.elapsed().as_millis() as u64, "api");
         if status.is_success() {
-            if bytes.is_empty() {
-                return Ok(Json::Null);
+            match end {
+                BodyEnd::Whole => {}
+                BodyEnd::Cut => {
+                    return Err(ApiError::TooLarge {
+                        call: call.clone(),
+                        limit: MAX_BODY,
+                    })
+                }
+                BodyEnd::Crowded => {
+                    return Err(ApiError::Crowded {
+                        call: call.clone(),
+                        limit: MAX_IN_FLIGHT,
+                    })
+                }
             }
-            return serde_json::from_slice(&bytes).map_err(|source| ApiError::BadResponse {
-                call: call.clone(),
-                source,
-            });
+            if bytes.is_empty() {
+                return Ok((Json::Null, 0));
+            }
+            return serde_json::from_slice(&bytes)
+                .map(|json| (json, bytes.len()))
+                .map_err(|source| ApiError::BadResponse {
+                    call: call.clone(),
+                    source,
+                });
         }
         if status == StatusCode::UNAUTHORIZED {
             self.token_refused.store(true, Ordering::Relaxed);
@@ -347,22 +516,24 @@ impl Client {
         }
     }
 
+    /// Every number is saturated: a server cannot overflow the budget.
     fn observe(&self, headers: &HeaderMap) {
         let number = |name: &str| {
             headers
                 .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
+                .and_then(|v| saturating_number(v.as_bytes()))
         };
         let mut budget = self.budget.lock().expect("rate limit lock");
         if let Some(limit) = number("x-ratelimit-limit") {
-            budget.limit = Some(limit);
+            budget.limit = Some(limit.min(MAX_RATE_COUNT));
         }
         if let Some(remaining) = number("x-ratelimit-remaining") {
-            budget.remaining = Some(remaining);
+            budget.remaining = Some(remaining.min(MAX_RATE_COUNT));
         }
         if let Some(reset) = number("x-ratelimit-reset") {
-            budget.reset_at = Some(Instant::now() + Duration::from_secs(reset));
+            let wait = server_wait(reset);
+            budget.reset_at = Some(after(wait));
+            budget.reset_capped = wait >= MAX_SERVER_WAIT;
         }
     }
 
@@ -372,11 +543,12 @@ impl Client {
         let wait = {
             let budget = self.budget.lock().expect("rate limit lock");
             match (budget.remaining, budget.reset_at) {
+                (Some(0), Some(_)) if budget.reset_capped => MAX_SERVER_WAIT,
                 (Some(0), Some(at)) => at.saturating_duration_since(Instant::now()),
                 _ => return Ok(()),
             }
         };
-        if started.elapsed() + wait > self.retry.max_time {
+        if started.elapsed().saturating_add(wait) > self.retry.max_time {
             return Err(ApiError::RateLimited {
                 call: call.clone(),
                 reset_in: wait,
@@ -400,6 +572,72 @@ fn not_found_is_none(result: Result<Json, ApiError>) -> Result<Option<Json>, Api
     }
 }
 
+/// How a capped read ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyEnd {
+    Whole,
+    /// The body went on past this call's cap.
+    Cut,
+    /// The calls in flight together reached [`MAX_IN_FLIGHT`].
+    Crowded,
+}
+
+/// Body bytes one call holds against the client's in-flight total;
+/// handed back when dropped.
+struct Held<'a> {
+    total: &'a AtomicUsize,
+    bytes: usize,
+}
+
+impl Held<'_> {
+    /// Takes `n` more bytes unless that would pass [`MAX_IN_FLIGHT`].
+    fn take(&mut self, n: usize) -> bool {
+        let before = self.total.fetch_add(n, Ordering::Relaxed);
+        if before.saturating_add(n) > MAX_IN_FLIGHT {
+            self.total.fetch_sub(n, Ordering::Relaxed);
+            return false;
+        }
+        self.bytes += n;
+        true
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// Reads at most `cap` bytes of the body, a chunk at a time, holding them
+/// against the client's in-flight total; says how it ended. Memory stays
+/// bounded whatever the server sends, however many calls run at once.
+async fn read_capped(
+    response: &mut reqwest::Response,
+    cap: usize,
+    held: &mut Held<'_>,
+) -> Result<(Vec<u8>, BodyEnd), reqwest::Error> {
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let take = chunk.len().min(cap - buf.len());
+        if buf.capacity() - buf.len() < take {
+            // Doubling, but never past the cap; what is held is capacity.
+            let want = (buf.capacity() * 2).max(buf.len() + take).min(cap);
+            if !held.take(want - buf.capacity()) {
+                return Ok((buf, BodyEnd::Crowded));
+            }
+            buf.reserve_exact(want - buf.len());
+        }
+        buf.extend_from_slice(&chunk[..take]);
+        if take < chunk.len() {
+            return Ok((buf, BodyEnd::Cut));
+        }
+    }
+    Ok((buf, BodyEnd::Whole))
+}
+
+/// An error response: the API's `{"error": {...}}` when it parses, else
+/// what can be read of its `message` (a body cut at the cap), else the
+/// status's reason. Every text is passed through [`shown`].
 fn status_error(
     call: &Call,
     status: StatusCode,
@@ -409,30 +647,110 @@ fn status_error(
     let body: Json = serde_json::from_slice(bytes).unwrap_or(Json::Null);
     let error = body.get("error");
     let field = |k: &str| error.and_then(|e| e.get(k));
+    let message = match field("message").and_then(Json::as_str) {
+        Some(m) => shown(m, MAX_SHOWN),
+        None => match body.is_null().then(|| partial_message(bytes)).flatten() {
+            Some(m) => shown(&m, MAX_SHOWN),
+            None => status.canonical_reason().unwrap_or("error").to_string(),
+        },
+    };
     ApiError::Status {
         call: Box::new(call.clone()),
         status: status.as_u16(),
-        message: field("message")
-            .and_then(Json::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string()),
-        id: field("id").and_then(Json::as_str).map(str::to_string),
+        message,
+        id: field("id").and_then(Json::as_str).map(|id| shown(id, 128)),
         details: field("details").cloned().map(Box::new),
         retry_after,
     }
 }
 
-/// `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get("retry-after")?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+/// The start of the `"message"` string of a JSON body that does not parse
+/// (because it was cut at the cap): what the server meant to say.
+fn partial_message(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let key = text.find("\"message\"")?;
+    let rest = text[key + "\"message\"".len()..].trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    // Up to the closing quote, or the end of what was read.
+    let mut end = rest.len();
+    let mut escaped = false;
+    for (i, c) in rest.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
     }
-    let at = httpdate::parse_http_date(value).ok()?;
+    let mut raw = &rest[..end];
+    // A cut may leave half an escape; drop it and let the JSON decoder
+    // unescape the rest.
+    for _ in 0..6 {
+        match serde_json::from_str::<String>(&format!("\"{raw}\"")) {
+            Ok(message) => return Some(message),
+            Err(_) if !raw.is_empty() => {
+                let last = raw.char_indices().last().map_or(0, |(i, _)| i);
+                raw = &raw[..last];
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// A header number: digits only; past `u64` it saturates, never fails.
+fn saturating_number(value: &[u8]) -> Option<u64> {
+    let digits = std::str::from_utf8(value).ok()?.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(digits.parse::<u64>().unwrap_or(u64::MAX))
+}
+
+/// Seconds a server asks for, capped at [`MAX_SERVER_WAIT`].
+fn server_wait(secs: u64) -> Duration {
+    Duration::from_secs(secs).min(MAX_SERVER_WAIT)
+}
+
+/// `now + wait`, never overflowing: a wait past what `Instant` can hold
+/// is a wait of [`MAX_SERVER_WAIT`].
+fn after(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait.min(MAX_SERVER_WAIT))
+        .or_else(|| now.checked_add(Duration::from_secs(86_400)))
+        .unwrap_or(now)
+}
+
+/// `Retry-After` as seconds or an HTTP date, capped at [`MAX_SERVER_WAIT`].
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("retry-after")?;
+    if let Some(secs) = saturating_number(value.as_bytes()) {
+        return Some(server_wait(secs));
+    }
+    let at = httpdate::parse_http_date(value.to_str().ok()?.trim()).ok()?;
     Some(
         at.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_SERVER_WAIT),
     )
+}
+
+/// A redirect's `Location` as it may be shown: resolved against the
+/// request URL, without userinfo, escaped and cut.
+fn shown_location(request: &Url, raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let location = match request.join(text.trim()) {
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        Err(_) => redact_userinfo(&text),
+    };
+    shown(&location, 256)
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -475,6 +793,132 @@ mod tests {
         ] {
             assert!(Client::new(config(bad)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_non_http_scheme_is_unsupported_not_plain_http() {
+        for url in ["ftp://127.0.0.1/", "file:///etc/passwd", "localhost:8080"] {
+            let e = check_base_url(url).expect_err(url);
+            assert!(
+                matches!(e, ConfigError::UnsupportedScheme { .. }),
+                "{url}: {e}"
+            );
+            assert!(!e.to_string().contains("plain http"), "{e}");
+        }
+    }
+
+    #[test]
+    fn userinfo_in_the_api_url_is_refused_without_echoing_it() {
+        for url in [
+            "https://admin:hunter2@api.example.com/",
+            "http://hunter2@127.0.0.1:1",
+            "https://admin:hunter2@exa mple.com/",
+        ] {
+            let e = check_base_url(url).expect_err(url).to_string();
+            assert!(!e.contains("hunter2"), "{e}");
+            assert!(!e.contains("admin"), "{e}");
+        }
+        let e = check_base_url("https://u:p@api.example.com/v").expect_err("userinfo");
+        assert_eq!(
+            e.to_string(),
+            "API URL `https://***@api.example.com/v` holds a user name or password; nfcron authenticates with the token only (Bearer). Remove the `user:password@` part"
+        );
+    }
+
+    #[test]
+    fn tokens_a_header_cannot_carry_are_named_not_echoed() {
+        assert_eq!(check_token("nf-abc.DEF_123", "x"), Ok(()));
+        for (token, kind) in [
+            ("abc\ndef", "line break"),
+            ("abc\rdef", "line break"),
+            ("abc\0def", "control character"),
+            ("abc\tdef", "control character"),
+            ("abc def", "non-ASCII"),
+            ("abcé", "non-ASCII"),
+        ] {
+            let e = check_token(token, "NORTHFLANK_API_TOKEN").expect_err(token);
+            let text = e.to_string();
+            assert!(text.contains(kind), "{text}");
+            assert!(!text.contains("abc"), "{text}");
+        }
+    }
+
+    #[test]
+    fn body_bytes_held_at_once_are_capped_and_handed_back() {
+        let total = AtomicUsize::new(0);
+        let mut a = Held {
+            total: &total,
+            bytes: 0,
+        };
+        assert!(a.take(MAX_IN_FLIGHT - 10));
+        {
+            let mut b = Held {
+                total: &total,
+                bytes: 0,
+            };
+            assert!(!b.take(11), "past the cap together");
+            assert!(b.take(10));
+            assert_eq!(total.load(Ordering::Relaxed), MAX_IN_FLIGHT);
+        }
+        assert_eq!(total.load(Ordering::Relaxed), MAX_IN_FLIGHT - 10);
+        drop(a);
+        assert_eq!(total.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn header_numbers_saturate() {
+        assert_eq!(saturating_number(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(
+            saturating_number(b"99999999999999999999999999"),
+            Some(u64::MAX)
+        );
+        assert_eq!(saturating_number(b" 42 "), Some(42));
+        assert_eq!(saturating_number(b"-1"), None);
+        assert_eq!(saturating_number(b""), None);
+        assert_eq!(server_wait(u64::MAX), MAX_SERVER_WAIT);
+        // Far beyond anything, still an instant in the future.
+        assert!(after(Duration::MAX) > Instant::now());
+    }
+
+    #[test]
+    fn a_cut_error_body_still_yields_the_start_of_its_message() {
+        let body = br#"{"error":{"status":400,"message":"disk \"full\" \u00e9tc and more"#;
+        assert_eq!(
+            partial_message(body).as_deref(),
+            Some("disk \"full\" étc and more")
+        );
+        // Cut in the middle of an escape.
+        assert_eq!(
+            partial_message(br#"{"error":{"message":"abc\u00"#).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(partial_message(b"<html>"), None);
+        let call = Call {
+            method: "GET",
+            path: "/v1/projects/p/jobs".into(),
+            job: None,
+        };
+        let mut huge = br#"{"error":{"message":""#.to_vec();
+        huge.extend(std::iter::repeat_n(b'x', MAX_ERROR_BODY));
+        let e = status_error(&call, StatusCode::BAD_REQUEST, &huge, None).to_string();
+        assert!(e.len() < 2 * MAX_SHOWN, "{}", e.len());
+        assert!(e.contains("xxxx") && e.ends_with("[truncated]"), "{e}");
+    }
+
+    #[test]
+    fn a_location_is_shown_without_userinfo_or_control_characters() {
+        let base = Url::parse("http://127.0.0.1:1/v1/projects/p/jobs/cron").expect("url");
+        assert_eq!(
+            shown_location(&base, b"http://user:pw@127.0.0.1:2/x"),
+            "http://127.0.0.1:2/x"
+        );
+        assert_eq!(
+            shown_location(&base, b"/elsewhere"),
+            "http://127.0.0.1:1/elsewhere"
+        );
+        let long = format!("http://evil.example/{}", "a".repeat(10_000));
+        assert!(shown_location(&base, long.as_bytes()).len() < 300);
+        assert!(!shown_location(&base, b"http://h/\x1b[31m").contains('\x1b'));
     }
 
     #[test]
