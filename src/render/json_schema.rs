@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value as Json};
 use crate::manifest::schema::{self, Kind, Schema, SPEC};
 
 /// A string holding a `${VAR}` reference.
-const INTERPOLATED: &str = r"\$\{[A-Za-z_][A-Za-z0-9_]*(:?-[^}]*)?\}";
+pub const INTERPOLATED: &str = r"\$\{[A-Za-z_][A-Za-z0-9_]*(:?-[^}]*)?\}";
 
 pub fn manifest_schema() -> Json {
     json!({
