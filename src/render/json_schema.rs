@@ -24,7 +24,11 @@ pub fn manifest_schema() -> Json {
             "apiVersion": {"description": "Manifest format version.", "enum": [schema::API_VERSION]},
             "kind": {"description": "Always CronJob.", "enum": [schema::KIND]},
             "project": {"description": "Northflank project id; may come from --project or NFCRON_PROJECT instead.", "type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$", "maxLength": 64},
-            "team": {"description": "Team id, for team-scoped routes (/v1/teams/{team}/projects/...).", "type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$", "maxLength": 64},
+            // `team: null` is no team, as `validate` reads it.
+            "team": {"description": "Team id, for team-scoped routes (/v1/teams/{team}/projects/...).", "anyOf": [
+                {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$", "maxLength": 64},
+                {"type": "null"},
+            ]},
             "spec": node(&SPEC),
         }
     })
