@@ -835,4 +835,77 @@ mod tests {
         assert!(!fits_api_pattern("0 */2 * * *"));
         assert!(!fits_api_pattern("0 9 * * MON-FRI"));
     }
+
+    /// The search agrees with a plain minute-by-minute scan of robfig's
+    /// matching rule, on random schedules.
+    mod against_a_minute_scan {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn matches(f: &[u64; 5], t: jiff::civil::DateTime) -> bool {
+            let bit = |field: u64, v: i8| field & (1 << v) != 0;
+            let (day, weekday) = (
+                bit(f[2], t.day()),
+                bit(f[4], t.weekday().to_sunday_zero_offset()),
+            );
+            let days = if (f[2] | f[4]) & STAR != 0 {
+                day && weekday
+            } else {
+                day || weekday
+            };
+            bit(f[0], t.minute()) && bit(f[1], t.hour()) && bit(f[3], t.month()) && days
+        }
+
+        fn item(max: u32, min: u32) -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("*".to_string()),
+                Just("?".to_string()),
+                (min..=max).prop_map(|n| n.to_string()),
+                (min..=max, min..=max).prop_map(|(a, b)| format!("{}-{}", a.min(b), a.max(b))),
+                (min..=max, 1..=max.max(2)).prop_map(|(a, s)| format!("{a}/{s}")),
+                (1..=max.max(2)).prop_map(|s| format!("*/{s}")),
+            ]
+        }
+
+        fn field(min: u32, max: u32) -> impl Strategy<Value = String> {
+            prop::collection::vec(item(max, min), 1..3).prop_map(|v| v.join(","))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 200, rng_seed: proptest::test_runner::RngSeed::Fixed(0x6b38_7331), failure_persistence: None, ..ProptestConfig::default() })]
+            #[test]
+            fn next_is_the_first_matching_minute(
+                minute in field(0, 59),
+                hour in field(0, 23),
+                day in field(1, 31),
+                month in prop_oneof![Just("*".to_string()), field(1, 12)],
+                weekday in field(0, 6),
+                start in 0i64..(3 * 365 * 86_400),
+            ) {
+                let text = format!("{minute} {hour} {day} {month} {weekday}");
+                let schedule = parse(&text).expect("generated schedules parse");
+                let Rule::Spec(f) = schedule.0 else { unreachable!() };
+                let after = jiff::Timestamp::from_second(1_780_000_000 + start).expect("time");
+                let ours = schedule.next(after);
+                // Scan up to 40 days, minute by minute.
+                let mut t = after.to_zoned(jiff::tz::TimeZone::UTC).datetime();
+                t = t.with().second(0).build().expect("minute");
+                let mut scanned = None;
+                for _ in 0..(40 * 24 * 60) {
+                    t = t.checked_add(jiff::Span::new().minutes(1)).expect("next minute");
+                    if matches(&f, t) {
+                        scanned = Some(t.to_zoned(jiff::tz::TimeZone::UTC).expect("utc").timestamp());
+                        break;
+                    }
+                }
+                match scanned {
+                    Some(s) => prop_assert_eq!(ours, Some(s), "{}", text),
+                    None => prop_assert!(
+                        ours.is_none_or(|o| o.as_second() - after.as_second() > 40 * 86_400 - 60),
+                        "{} found {:?} that the scan missed", text, ours
+                    ),
+                }
+            }
+        }
+    }
 }
