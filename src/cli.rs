@@ -39,6 +39,35 @@ pub enum Command {
     Watch(WatchArgs),
     /// Print the JSON Schema of the manifest format (for editors).
     Schema,
+    /// Judge a cron schedule as Northflank and Kubernetes will, and list
+    /// its next run times (UTC). Exit 0 when valid, 1 when not.
+    Schedule(ScheduleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// The schedule, quoted: '0 3 * * *'.
+    #[arg(value_name = "EXPR", allow_hyphen_values = true)]
+    pub expr: String,
+
+    /// List the runs after this time (RFC 3339, such as
+    /// 2026-11-28T16:07:30Z); default: now.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_timestamp)]
+    pub after: Option<jiff::Timestamp>,
+
+    /// How many run times to list.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub count: u16,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// An RFC 3339 time such as `2026-11-28T16:07:30Z`.
+pub fn parse_timestamp(s: &str) -> Result<jiff::Timestamp, String> {
+    s.parse()
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time such as 2026-11-28T16:07:30Z ({e})"))
 }
 
 #[derive(Debug, Args)]

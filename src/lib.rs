@@ -107,6 +107,7 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitStatus {
         settings::Settings::Import(s) => commands::import::run(s, &mut out),
         settings::Settings::Watch(s) => commands::watch::run(s),
         settings::Settings::Schema => commands::schema::run(&mut out),
+        settings::Settings::Schedule(s) => commands::schedule::run(s, &mut out),
     };
     let _ = out.flush();
     match result {

@@ -86,6 +86,16 @@ pub struct ImportSettings {
     pub api: ApiSettings,
 }
 
+/// `nfcron schedule`.
+#[derive(Debug)]
+pub struct ScheduleSettings {
+    pub expr: String,
+    /// `None`: now.
+    pub after: Option<jiff::Timestamp>,
+    pub count: usize,
+    pub output: DiagnosticsFormat,
+}
+
 #[derive(Debug)]
 pub enum Settings {
     Validate(ValidateSettings),
@@ -93,6 +103,7 @@ pub enum Settings {
     Import(ImportSettings),
     Watch(crate::daemon::WatchSettings),
     Schema,
+    Schedule(ScheduleSettings),
 }
 
 #[derive(Debug)]
@@ -212,6 +223,15 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
             colour,
         }),
         Command::Schema => Settings::Schema,
+        Command::Schedule(args) => Settings::Schedule(ScheduleSettings {
+            expr: args.expr,
+            after: args.after,
+            count: usize::from(args.count),
+            output: match args.output {
+                cli::Output::Text => DiagnosticsFormat::Text,
+                cli::Output::Json => DiagnosticsFormat::Json,
+            },
+        }),
     };
     Ok((global, settings))
 }

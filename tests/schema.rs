@@ -143,6 +143,8 @@ const PATHS: &[&str] = &[
     "spec.deployment.gracePeriodSeconds",
     "spec.buildSettings",
     "spec.runtimeEnvironment",
+    "spec.buildArguments",
+    "spec.buildConfiguration",
     "spec.runtimeFiles",
     "spec.healthChecks",
     "spec.healthChecks.0",
@@ -193,6 +195,11 @@ fn values() -> impl Strategy<Value = Option<Value>> {
         Just(Some(json!({"configType": "customCommand"}))),
         Just(Some(json!({"imagePath": "nginx:1"}))),
         Just(Some(json!({"A_B": "x", "bad key": "y"}))),
+        Just(Some(json!({"PORT": 8080, "FLAG": true}))),
+        Just(Some(json!({"PORT": "8080"}))),
+        Just(Some(
+            json!({"pathIgnoreRules": ["*.md"], "ciIgnoreFlags": ["[skip ci]"]})
+        )),
         Just(Some(json!({"/etc/a": {"data": "x"}}))),
         Just(Some(json!({"external": {"imagePath": "nginx:1"}}))),
         Just(Some(

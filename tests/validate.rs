@@ -454,21 +454,173 @@ fn cron_meaning_names_the_field() {
             column: 13,
         },
     );
-    assert_eq!(d["message"], "weekday 8 is outside 0-7");
-}
-
-#[test]
-fn cron_names_fit_meaning_but_warn_about_the_published_pattern() {
+    assert_eq!(d["message"], "weekday 8 is outside 0-6");
+    // Kubernetes' weekdays are 0-6: 7 is refused although the API's
+    // pattern matches it.
     let d = assert_single(
-        &job_with(8, "  schedule: \"0 9 * * MON-FRI\""),
+        &job_with(8, "  schedule: \"0 0 * * 7\""),
         Expect {
-            code: "pattern",
+            code: "cron",
             path: "spec.schedule",
             line: 8,
             column: 13,
         },
     );
-    assert_eq!(d["severity"], "warning");
+    assert_eq!(
+        d["message"],
+        "weekday 7 is outside 0-6; Kubernetes counts Sunday as 0 only"
+    );
+}
+
+#[test]
+fn schedule_the_api_pattern_refuses_is_an_error_with_a_digits_only_rewrite() {
+    for (schedule, rewrite) in [
+        ("0 9 * * MON-FRI", "0 9 * * 1-5"),
+        ("0 */6 * * *", "0 0,6,12,18 * * *"),
+    ] {
+        let d = assert_single(
+            &job_with(8, &format!("  schedule: \"{schedule}\"")),
+            Expect {
+                code: "pattern",
+                path: "spec.schedule",
+                line: 8,
+                column: 13,
+            },
+        );
+        assert_eq!(d["severity"], "error");
+        let message = d["message"].as_str().expect("message");
+        assert!(message.contains(&format!("`{rewrite}`")), "{message}");
+    }
+}
+
+#[test]
+fn schedule_from_the_environment_is_judged_but_not_quoted() {
+    let ws = Workspace::new();
+    ws.write(
+        "jobs.d/job.yaml",
+        job_with(8, "  schedule: \"${NFCRON_TEST_SCHEDULE}\""),
+    );
+    let run = ws.nfcron_env(
+        &["validate", "--output", "json"],
+        &[("NFCRON_TEST_SCHEDULE", "0 */6 * * *")],
+    );
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let found = diagnostics(&run);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0]["code"], "pattern");
+    assert!(!run.stdout.contains("0,6,12,18"), "{}", run.stdout);
+}
+
+#[test]
+fn backoff_limit_below_zero_is_refused() {
+    let d = assert_single(
+        &job_with(7, "  backoffLimit: -1"),
+        Expect {
+            code: "range",
+            path: "spec.backoffLimit",
+            line: 7,
+            column: 17,
+        },
+    );
+    assert_eq!(d["message"], "-1 is less than the minimum 0");
+    let ws = Workspace::new();
+    ws.write("jobs.d/job.yaml", job_with(7, "  backoffLimit: 0"));
+    assert_eq!(ws.nfcron(&["validate"]).code, 0);
+}
+
+#[test]
+fn more_than_200_ignore_rules_or_flags_are_refused() {
+    let rules: String = (0..201)
+        .map(|i| format!("      - \"docs/{i}.md\"\n"))
+        .collect();
+    let d = assert_single(
+        &job(&format!(
+            "  buildConfiguration:\n    pathIgnoreRules:\n{rules}"
+        )),
+        Expect {
+            code: "length",
+            path: "spec.buildConfiguration.pathIgnoreRules",
+            line: 12,
+            column: 7,
+        },
+    );
+    assert_eq!(d["message"], "has 201 items; the API accepts at most 200");
+
+    let flags: Vec<String> = (0..201).map(|i| format!("\"[skip {i}]\"")).collect();
+    let d = assert_single(
+        &job(&format!(
+            "  buildConfiguration:\n    ciIgnoreFlags: [{}]\n",
+            flags.join(", ")
+        )),
+        Expect {
+            code: "length",
+            path: "spec.buildConfiguration.ciIgnoreFlags",
+            line: 11,
+            column: 20,
+        },
+    );
+    assert_eq!(d["message"], "has 201 items; the API accepts at most 200");
+
+    // 200 is the limit, not past it.
+    let ws = Workspace::new();
+    let rules: String = (0..200)
+        .map(|i| format!("      - \"docs/{i}.md\"\n"))
+        .collect();
+    ws.write(
+        "jobs.d/job.yaml",
+        job(&format!(
+            "  buildConfiguration:\n    pathIgnoreRules:\n{rules}"
+        )),
+    );
+    let run = ws.nfcron(&["validate"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
+
+#[test]
+fn runtime_environment_and_build_argument_values_must_be_strings() {
+    let d = assert_single(
+        &job("  runtimeEnvironment:\n    PORT: 8080\n"),
+        Expect {
+            code: "type",
+            path: "spec.runtimeEnvironment.PORT",
+            line: 11,
+            column: 11,
+        },
+    );
+    assert_eq!(
+        d["message"],
+        "expected a string, found integer; quote the value"
+    );
+    let d = assert_single(
+        &job("  buildArguments:\n    DEBUG: true\n"),
+        Expect {
+            code: "type",
+            path: "spec.buildArguments.DEBUG",
+            line: 11,
+            column: 12,
+        },
+    );
+    assert_eq!(
+        d["message"],
+        "expected a string, found boolean; quote the value"
+    );
+
+    // The text report says where and what, and still masks the secret line.
+    let ws = Workspace::new();
+    ws.write(
+        "jobs.d/job.yaml",
+        job("  runtimeEnvironment:\n    PORT: 8080\n    DEBUG: \"true\"\n"),
+    );
+    let run = ws.nfcron(&["validate"]);
+    assert_eq!(run.code, 1);
+    for expected in [
+        "error[type]: expected a string, found integer; quote the value",
+        "--> jobs.d/job.yaml:11:11",
+        "field: spec.runtimeEnvironment.PORT",
+    ] {
+        assert!(run.stdout.contains(expected), "{expected}: {}", run.stdout);
+    }
+    assert!(!run.stdout.contains("8080"), "{}", run.stdout);
 }
 
 #[test]

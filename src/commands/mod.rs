@@ -4,6 +4,7 @@
 
 pub mod import;
 pub mod reconcile;
+pub mod schedule;
 pub mod schema;
 pub mod validate;
 pub mod watch;

@@ -8,7 +8,9 @@
 //!
 //! Patterns are the page's ECMAScript patterns, rewritten only where the
 //! `regex` crate reads them differently (`\d` is ASCII here, a `[` inside a
-//! class is escaped, a trailing `-` in a class moved); each rewrite accepts
+//! class is escaped) or where ECMAScript's
+//! Unicode mode (`u` flag, which editors' validators use) refuses an
+//! escape (`\:` and `\@` are written `:` and `@`); each rewrite accepts
 //! exactly what the page's pattern accepts.
 
 use std::sync::LazyLock;
@@ -31,11 +33,9 @@ pub enum Kind {
     Object(ObjectRule),
     /// An object with free keys (runtime environment, labels, files).
     Map(MapRule),
-    Array(Box<Schema>),
+    Array(ArrayRule),
     /// Exactly one of the alternatives.
     OneOf(Vec<Alternative>),
-    /// A string, number or boolean (runtime environment values).
-    Scalar,
     /// A string or an object (annotations).
     StrOrObject,
 }
@@ -65,6 +65,11 @@ impl Pattern {
             hint: None,
         }
     }
+}
+
+pub struct ArrayRule {
+    pub items: Box<Schema>,
+    pub max_items: Option<usize>,
 }
 
 #[derive(Default)]
@@ -163,7 +168,7 @@ impl StrBuilder {
     }
     fn cron(mut self) -> Self {
         self.0.cron = true;
-        self.0.pattern = Some(Pattern::new(cron::PUBLISHED_PATTERN));
+        self.0.pattern = Some(Pattern::new(cron::API_PATTERN));
         self
     }
     fn done(self) -> Schema {
@@ -213,7 +218,20 @@ fn object_with(
 
 fn array(description: &'static str, items: Schema) -> Schema {
     Schema {
-        kind: Kind::Array(Box::new(items)),
+        kind: Kind::Array(ArrayRule {
+            items: Box::new(items),
+            max_items: None,
+        }),
+        description,
+    }
+}
+
+fn array_max(description: &'static str, items: Schema, max: usize) -> Schema {
+    Schema {
+        kind: Kind::Array(ArrayRule {
+            items: Box::new(items),
+            max_items: Some(max),
+        }),
         description,
     }
 }
@@ -272,8 +290,13 @@ fn secret(name: &'static str, schema: Schema) -> Field {
 // ---- the page ----
 
 const PLAN_ID: &str = r"^[A-Za-z0-9-]+$";
-const ABSOLUTE_FILE: &str = r"^\/([a-zA-Z0-9._-]+\/)*[a-zA-Z0-9._-]+$";
-const ABSOLUTE_DIR: &str = r"^\/([a-zA-Z0-9._-]+\/)*[a-zA-Z0-9._-]*$";
+/// The page's image path pattern with `\:` and `\@` written `:` and `@`
+/// (the same characters; ECMAScript's Unicode mode refuses the escapes).
+const IMAGE_PATH: &str = r"^(?:(?:https?:\/\/)?([a-zA-Z0-9\-]+\.[a-zA-Z0-9\.\-]+)(\/v1)?)?(?:\/)?([a-zA-Z/-9\.\-_]+)(?::([a-zA-Z/-9\.\-_:]+)|@([a-zA-Z/-9\.\-_:]+))$";
+/// As the page writes them: the `regex` crate reads `0-9-._` as ECMAScript
+/// does (`-`, `.` and `_` literally).
+const ABSOLUTE_FILE: &str = r"^\/([a-zA-Z0-9-._]+\/)*[a-zA-Z0-9-._]+$";
+const ABSOLUTE_DIR: &str = r"^\/([a-zA-Z0-9-._]+\/)*[a-zA-Z0-9-._]*$";
 /// The page: "Keys may only contain letters, numbers, hyphens, forward
 /// slashes and dots". Underscores are allowed too: the page's own examples
 /// elsewhere and every real environment (`DATABASE_URL`) use them.
@@ -286,6 +309,9 @@ const DEPLOY_STORAGE: &[i64] = &[
 ];
 const SHM_SIZES: &[i64] = &[64, 128, 256, 512, 1024, 2048, 5120, 10240];
 const BUILD_STORAGE: &[i64] = &[16384, 32768, 65536, 131072, 262144, 524288];
+/// `maxItems` of `pathIgnoreRules` and `ciIgnoreFlags` in the API's request
+/// schema (the one `@northflank/cli` ships; the page does not say).
+const MAX_IGNORE_ITEMS: usize = 200;
 
 fn gpu() -> Schema {
     object(
@@ -512,7 +538,7 @@ fn deployment() -> Schema {
                 req(
                     "imagePath",
                     s("Image to be deployed. When not deploying from Dockerhub the URL must be specified.")
-                        .pattern(r"^(?:(?:https?:\/\/)?([a-zA-Z0-9\-]+\.[a-zA-Z0-9\.\-]+)(\/v1)?)?(?:\/)?([a-zA-Z/-9\.\-_]+)(?:\:([a-zA-Z/-9\.\-_\:]+)|\@([a-zA-Z/-9\.\-_\:]+))$")
+                        .pattern(IMAGE_PATH)
                         .hint("an image reference with a tag or digest, such as `nginx:1.27` or `ghcr.io/acme/app@sha256:...`")
                         .done(),
                 ),
@@ -605,9 +631,10 @@ fn build_configuration() -> Schema {
         vec![
             opt(
                 "pathIgnoreRules",
-                array(
+                array_max(
                     "An array of path ignore rules. A commit will only be built if a file has been changed that does not match any of the ignore rules. Path ignore rules follow `.gitignore` syntax.",
                     s("A path ignore rule, following `.gitignore` syntax. For example, `*.md` will ignore all files ending with `.md`.").max_len(260).done(),
+                    MAX_IGNORE_ITEMS,
                 ),
             ),
             opt(
@@ -620,9 +647,10 @@ fn build_configuration() -> Schema {
             ),
             opt(
                 "ciIgnoreFlags",
-                array(
+                array_max(
                     "An array of commit ignore flags. If a commit message contains one or more of these flags, that commit will not be built.",
                     s("A commit ignore flag.").max_len(72).done(),
+                    MAX_IGNORE_ITEMS,
                 ),
             ),
             opt(
@@ -897,7 +925,7 @@ fn spec() -> Schema {
             ),
             req(
                 "backoffLimit",
-                int("The number of attempts to rerun a job before it is marked as failed.", None, None, &[]),
+                int("The number of attempts to rerun a job before it is marked as failed.", Some(0), None, &[]),
             ),
             opt(
                 "runOnSourceChange",
@@ -926,10 +954,7 @@ fn spec() -> Schema {
                 map(
                     "An object containing the runtime environment to set for the job. Keys may only contain letters, numbers, hyphens, forward slashes and dots.",
                     Some((ENV_KEY, ENV_KEY_WORDS)),
-                    Schema {
-                        kind: Kind::Scalar,
-                        description: "",
-                    },
+                    s("A value; the API takes strings only (quote numbers and booleans).").done(),
                 ),
             ),
             secret("runtimeFiles", files("Secret files as JSON object, encrypted at rest. File path must be absolute")),
@@ -938,10 +963,7 @@ fn spec() -> Schema {
                 map(
                     "An object containing the build arguments to set for the job. Keys may only contain letters, numbers, hyphens, forward slashes and dots.",
                     Some((ENV_KEY, ENV_KEY_WORDS)),
-                    Schema {
-                        kind: Kind::Scalar,
-                        description: "",
-                    },
+                    s("A value; the API takes strings only (quote numbers and booleans).").done(),
                 ),
             ),
             secret("buildFiles", files("Secret files as JSON object, encrypted at rest. File path must be absolute")),
@@ -974,12 +996,45 @@ mod tests {
     }
 
     #[test]
-    fn image_path_needs_a_tag_or_digest() {
-        let re = Pattern::new(
+    fn path_classes_read_hyphen_dot_and_underscore_literally() {
+        let file = Pattern::new(ABSOLUTE_FILE);
+        for ok in ["/-", "/.", "/_", "/a/b-c.d_e", "/Dockerfile"] {
+            assert!(file.regex.is_match(ok), "{ok}");
+        }
+        for bad in ["/,", "/+", "/a//b", "/", "Dockerfile"] {
+            assert!(!file.regex.is_match(bad), "{bad}");
+        }
+        assert!(Pattern::new(ABSOLUTE_DIR).regex.is_match("/"));
+    }
+
+    #[test]
+    fn image_path_needs_a_tag_or_digest_and_reads_as_the_page_does() {
+        let ours = Pattern::new(IMAGE_PATH);
+        let page = Pattern::new(
             r"^(?:(?:https?:\/\/)?([a-zA-Z0-9\-]+\.[a-zA-Z0-9\.\-]+)(\/v1)?)?(?:\/)?([a-zA-Z/-9\.\-_]+)(?:\:([a-zA-Z/-9\.\-_\:]+)|\@([a-zA-Z/-9\.\-_\:]+))$",
         );
-        assert!(re.regex.is_match("nginx:latest"));
-        assert!(re.regex.is_match("ghcr.io/acme/report:v1.2"));
-        assert!(!re.regex.is_match("nginx"));
+        assert!(ours.regex.is_match("nginx:latest"));
+        assert!(ours.regex.is_match("ghcr.io/acme/report:v1.2"));
+        assert!(!ours.regex.is_match("nginx"));
+        for image in [
+            "nginx:latest",
+            "nginx",
+            "a@b",
+            "a@b:c",
+            "a:b@c",
+            "https://r.io/v1/a/b:1",
+            "r.io/a@sha256:abc",
+            "a::",
+            ":a",
+            "@a",
+            "a:b:c",
+            "a b:c",
+        ] {
+            assert_eq!(
+                ours.regex.is_match(image),
+                page.regex.is_match(image),
+                "{image}"
+            );
+        }
     }
 }

@@ -83,26 +83,27 @@ impl<'a> Checker<'a> {
             },
             Kind::Object(rule) => self.object(node, rule, path, anchor, sensitive),
             Kind::Map(rule) => self.map(node, rule, path, sensitive),
-            Kind::Array(items) => match &node.value {
-                Value::Seq(nodes) => Json::Array(
-                    nodes
-                        .iter()
-                        .enumerate()
-                        .map(|(i, item)| {
-                            self.check(item, items, &format!("{path}[{i}]"), item.span, sensitive)
-                        })
-                        .collect(),
-                ),
+            Kind::Array(rule) => match &node.value {
+                Value::Seq(nodes) => {
+                    if let Some(max) = rule.max_items.filter(|max| nodes.len() > *max) {
+                        let message =
+                            format!("has {} items; the API accepts at most {max}", nodes.len());
+                        self.report(Code::Length, node.span, path, sensitive, message);
+                    }
+                    Json::Array(
+                        nodes
+                            .iter()
+                            .enumerate()
+                            .map(|(i, item)| {
+                                let path = format!("{path}[{i}]");
+                                self.check(item, &rule.items, &path, item.span, sensitive)
+                            })
+                            .collect(),
+                    )
+                }
                 _ => self.wrong_type(node, "an array", path, sensitive),
             },
             Kind::OneOf(alternatives) => self.one_of(node, alternatives, path, anchor, sensitive),
-            Kind::Scalar => match &node.value {
-                Value::Str(_) => self.string(node, &StrRule::default(), path, sensitive),
-                Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
-                    self.free(node, path, sensitive)
-                }
-                _ => self.wrong_type(node, "a string, number or boolean", path, sensitive),
-            },
             Kind::StrOrObject => match &node.value {
                 Value::Str(_) | Value::Map(_) => self.free(node, path, sensitive),
                 _ => self.wrong_type(node, "a string or an object", path, sensitive),
@@ -232,22 +233,10 @@ impl<'a> Checker<'a> {
             self.report(Code::Enum, node.span, path, sensitive, message);
         }
         if rule.cron {
-            match cron::parse(&value) {
-                Err(cron::CronError(why)) => {
-                    self.report(Code::Cron, node.span, path, sensitive, why)
-                }
-                Ok(_) if !cron::fits_published_pattern(&value) => {
-                    let mut d = Diagnostic::error(
-                        Code::Pattern,
-                        node.span,
-                        path,
-                        "the API's published pattern for `schedule` does not accept this form and may refuse it: \
-                         use digits instead of names (1-5 for MON-FRI), and `*/n` only in the first field (write 0-23/2 for */2)",
-                    );
-                    d.severity = Severity::Warning;
-                    self.diagnostics.push(d);
-                }
-                Ok(_) => {}
+            // One verdict: the API's pattern, Kubernetes' parser, no `TZ`.
+            for problem in cron::judge(&value).problems {
+                let message = problem.message(literal && !sensitive);
+                self.report(problem.code(), node.span, path, sensitive, message);
             }
         } else if let Some(pattern) = &rule.pattern {
             if !pattern.regex.is_match(&value) {

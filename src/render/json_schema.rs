@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value as Json};
 use crate::manifest::schema::{self, Kind, Schema, SPEC};
 
 /// A string holding a `${VAR}` reference.
-const INTERPOLATED: &str = r"\$\{[A-Za-z_][A-Za-z0-9_]*(:?-[^}]*)?\}";
+pub const INTERPOLATED: &str = r"\$\{[A-Za-z_][A-Za-z0-9_]*(:?-[^}]*)?\}";
 
 pub fn manifest_schema() -> Json {
     json!({
@@ -24,7 +24,11 @@ pub fn manifest_schema() -> Json {
             "apiVersion": {"description": "Manifest format version.", "enum": [schema::API_VERSION]},
             "kind": {"description": "Always CronJob.", "enum": [schema::KIND]},
             "project": {"description": "Northflank project id; may come from --project or NFCRON_PROJECT instead.", "type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$", "maxLength": 64},
-            "team": {"description": "Team id, for team-scoped routes (/v1/teams/{team}/projects/...).", "type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$", "maxLength": 64},
+            // `team: null` is no team, as `validate` reads it.
+            "team": {"description": "Team id, for team-scoped routes (/v1/teams/{team}/projects/...).", "anyOf": [
+                {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$", "maxLength": 64},
+                {"type": "null"},
+            ]},
             "spec": node(&SPEC),
         }
     })
@@ -92,16 +96,20 @@ fn node(schema: &Schema) -> Json {
             if !required.is_empty() {
                 out.insert("required".into(), required.into());
             }
-            if rule.fields.is_empty() {
-                out.insert("maxProperties".into(), 0.into());
-            }
             let conditions: Vec<Json> = rule
                 .conditionals
                 .iter()
                 .map(|c| {
+                    // Each `required` names properties its own subschema
+                    // declares (ajv's strictRequired).
+                    let declared: Map<String, Json> = c
+                        .require
+                        .iter()
+                        .map(|r| (r.to_string(), json!({})))
+                        .collect();
                     json!({
                         "if": {"properties": {c.when: {"enum": c.is}}, "required": [c.when]},
-                        "then": {"required": c.require},
+                        "then": {"properties": declared, "required": c.require},
                     })
                 })
                 .collect();
@@ -112,13 +120,19 @@ fn node(schema: &Schema) -> Json {
         Kind::Map(rule) => {
             out.insert("type".into(), "object".into());
             if let Some((pattern, _)) = &rule.key {
-                out.insert("propertyNames".into(), json!({"pattern": pattern.source}));
+                out.insert(
+                    "propertyNames".into(),
+                    json!({"type": "string", "pattern": pattern.source}),
+                );
             }
             out.insert("additionalProperties".into(), node(&rule.value));
         }
-        Kind::Array(items) => {
+        Kind::Array(rule) => {
             out.insert("type".into(), "array".into());
-            out.insert("items".into(), node(items));
+            out.insert("items".into(), node(&rule.items));
+            if let Some(max) = rule.max_items {
+                out.insert("maxItems".into(), max.into());
+            }
         }
         Kind::OneOf(alternatives) => {
             let options: Vec<Json> = alternatives
@@ -133,11 +147,12 @@ fn node(schema: &Schema) -> Json {
                 .collect();
             out.insert("oneOf".into(), options.into());
         }
-        Kind::Scalar => {
-            out.insert("type".into(), json!(["string", "number", "boolean"]));
-        }
         Kind::StrOrObject => {
-            out.insert("type".into(), json!(["string", "object"]));
+            // Not a union `type`: ajv's strict mode refuses those.
+            out.insert(
+                "anyOf".into(),
+                json!([{"type": "string"}, {"type": "object"}]),
+            );
         }
     }
     Json::Object(out)
