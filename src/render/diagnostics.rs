@@ -6,29 +6,59 @@ use std::collections::HashMap;
 use serde_json::json;
 
 use super::Colour;
-use crate::manifest::diagnostic::{Diagnostic, Severity};
+use crate::manifest::diagnostic::{Code, Diagnostic, Severity};
+use crate::manifest::mask::{self, LineMask};
 use crate::manifest::Catalog;
 use crate::source::SourceFile;
 
 /// The text report: every diagnostic, then the summary line.
+///
+/// Linear in the size of the files and the number of diagnostics: a file's
+/// lines (and their masks) are found once, the first time a diagnostic
+/// points into it, not once per diagnostic.
 pub fn text(catalog: &Catalog, files: &[SourceFile], colour: Colour) -> String {
-    let sources: HashMap<&str, &str> = files
+    let mut sources: HashMap<&str, Source<'_>> = files
         .iter()
         .filter_map(|f| {
             f.content
                 .as_ref()
                 .ok()
-                .map(|t| (f.path.as_str(), t.as_str()))
+                .map(|t| (f.path.as_str(), Source::new(t)))
         })
         .collect();
     let mut out = String::new();
     for d in &catalog.diagnostics {
-        block(&mut out, d, sources.get(d.file.as_str()).copied(), colour);
+        let line = sources
+            .get_mut(d.file.as_str())
+            .and_then(|s| s.line(d.pos.line));
+        block(&mut out, d, line, colour);
         out.push('\n');
     }
     out.push_str(&summary(catalog));
     out.push('\n');
     out
+}
+
+/// A file's text, its lines and their masks, indexed on first use.
+struct Source<'a> {
+    text: &'a str,
+    lines: Option<(Vec<&'a str>, Vec<LineMask>)>,
+}
+
+impl<'a> Source<'a> {
+    fn new(text: &'a str) -> Self {
+        Source { text, lines: None }
+    }
+
+    /// Line `number` (1-based) and its mask.
+    fn line(&mut self, number: u32) -> Option<(&'a str, LineMask)> {
+        let text = self.text;
+        let (lines, masks) = self
+            .lines
+            .get_or_insert_with(|| (text.lines().collect(), mask::masks(text)));
+        let i = (number as usize).checked_sub(1)?;
+        Some((*lines.get(i)?, *masks.get(i)?))
+    }
 }
 
 /// `N files, N jobs: N valid, N invalid`
@@ -42,7 +72,7 @@ pub fn summary(catalog: &Catalog) -> String {
     )
 }
 
-fn block(out: &mut String, d: &Diagnostic, source: Option<&str>, colour: Colour) {
+fn block(out: &mut String, d: &Diagnostic, source: Option<(&str, LineMask)>, colour: Colour) {
     let (label, paint) = match d.severity {
         Severity::Error => ("error", "1;31"),
         Severity::Warning => ("warning", "1;33"),
@@ -61,11 +91,14 @@ fn block(out: &mut String, d: &Diagnostic, source: Option<&str>, colour: Colour)
         d.pos.line,
         d.pos.column
     ));
-    if let Some(line) = source.and_then(|s| s.lines().nth(d.pos.line.saturating_sub(1) as usize)) {
-        let shown = if d.sensitive {
-            mask(line)
+    if let Some((line, masked)) = source {
+        // Every code, YAML syntax errors included: the line's own place
+        // decides, and a diagnostic in a secret field hides at least the
+        // value.
+        let shown = if d.sensitive || stray_entry(d) {
+            masked.secret().apply(line)
         } else {
-            line.to_string()
+            masked.mask.apply(line)
         };
         let bar = colour.paint("1;34", "|");
         let caret_at: String = shown
@@ -95,12 +128,11 @@ fn block(out: &mut String, d: &Diagnostic, source: Option<&str>, colour: Colour)
     }
 }
 
-/// A line of a secret field shows its key, never its value.
-fn mask(line: &str) -> String {
-    match line.find(':') {
-        Some(i) => format!("{}: (sensitive)", &line[..i]),
-        None => "(sensitive)".to_string(),
-    }
+/// An unknown field that is no field's misspelling (no "did you mean"):
+/// often a secret's entry indented to the wrong level. The message names
+/// the key; the value is not needed, and is hidden.
+fn stray_entry(d: &Diagnostic) -> bool {
+    d.code == Code::UnknownField && !d.message.contains("; did you mean `")
 }
 
 /// The JSON report (format_version 1).
