@@ -549,3 +549,25 @@ fn a_secret_entry_indented_out_of_its_field_is_masked() {
         run.stdout
     );
 }
+
+#[test]
+fn control_characters_in_keys_and_lines_are_printed_escaped() {
+    let ws = Workspace::new();
+    // A key spelt with a YAML escape, and a raw ESC on a line of its own.
+    ws.write(
+        "jobs.d/a.yaml",
+        "kind: CronJob\nproject: acme\nspec:\n  name: Job A\n  \"x\\e[2J\\nerror: forged\": 1\n",
+    );
+    ws.write(
+        "jobs.d/b.yaml",
+        "kind: CronJob\n# \u{1b}[2J\nspec: \u{1b}]0;title\u{7}\n",
+    );
+    for args in [&["validate"][..], &["reconcile", "--dry-run"][..]] {
+        let run = nfcron_bounded(ws.path(), args);
+        assert_eq!(run.code, 1);
+        let all = format!("{}{}", run.stdout, run.stderr);
+        assert!(!all.contains('\u{1b}') && !all.contains('\u{7}'), "{all}");
+        assert!(!all.contains("\nerror: forged"), "{all}");
+        assert!(all.contains("x\\u{1b}[2J\\nerror: forged"), "{all}");
+    }
+}

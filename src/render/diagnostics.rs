@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 
-use serde_json::json;
+use serde::Serialize;
 
 use super::Colour;
 use crate::manifest::diagnostic::{Code, Diagnostic, Severity};
 use crate::manifest::mask::{self, LineMask};
 use crate::manifest::Catalog;
-use crate::source::SourceFile;
+use crate::source::{display_text, SourceFile};
 
 /// The text report: every diagnostic, then the summary line.
 ///
@@ -80,7 +80,7 @@ fn block(out: &mut String, d: &Diagnostic, source: Option<(&str, LineMask)>, col
     out.push_str(&format!(
         "{}{}\n",
         colour.paint(paint, &format!("{label}[{}]", d.code)),
-        colour.paint("1", &format!(": {}", d.message))
+        colour.paint("1", &format!(": {}", display_text(&d.message)))
     ));
     let line_no = d.pos.line.to_string();
     let gutter = " ".repeat(line_no.len());
@@ -100,6 +100,8 @@ fn block(out: &mut String, d: &Diagnostic, source: Option<(&str, LineMask)>, col
         } else {
             masked.mask.apply(line)
         };
+        // A line may hold ESC or other controls: never sent raw.
+        let shown = display_text(&shown).into_owned();
         let bar = colour.paint("1;34", "|");
         let caret_at: String = shown
             .chars()
@@ -124,7 +126,7 @@ fn block(out: &mut String, d: &Diagnostic, source: Option<(&str, LineMask)>, col
         ));
     }
     if !d.path.is_empty() {
-        out.push_str(&format!("{gutter} = field: {}\n", d.path));
+        out.push_str(&format!("{gutter} = field: {}\n", display_text(&d.path)));
     }
 }
 
@@ -136,31 +138,50 @@ fn stray_entry(d: &Diagnostic) -> bool {
 }
 
 /// The JSON report (format_version 1).
+///
+/// Written straight from borrowed fields, with no JSON value tree in
+/// between: 30,000 diagnostics cost their text, not ten times it.
 pub fn json(catalog: &Catalog) -> String {
-    let diagnostics: Vec<_> = catalog
-        .diagnostics
-        .iter()
-        .map(|d| {
-            json!({
-                "file": d.file,
-                "line": d.pos.line,
-                "column": d.pos.column,
-                "path": d.path,
-                "severity": d.severity.as_str(),
-                "code": d.code.as_str(),
-                "message": d.message,
+    #[derive(Serialize)]
+    struct Report<'a> {
+        format_version: u32,
+        files: usize,
+        jobs: usize,
+        valid: usize,
+        invalid: usize,
+        diagnostics: Vec<Entry<'a>>,
+    }
+    #[derive(Serialize)]
+    struct Entry<'a> {
+        file: &'a str,
+        line: u32,
+        column: u32,
+        path: &'a str,
+        severity: &'static str,
+        code: &'static str,
+        message: &'a str,
+    }
+    let report = Report {
+        format_version: 1,
+        files: catalog.files,
+        jobs: catalog.jobs.len(),
+        valid: catalog.valid(),
+        invalid: catalog.invalid(),
+        diagnostics: catalog
+            .diagnostics
+            .iter()
+            .map(|d| Entry {
+                file: &d.file,
+                line: d.pos.line,
+                column: d.pos.column,
+                path: &d.path,
+                severity: d.severity.as_str(),
+                code: d.code.as_str(),
+                message: &d.message,
             })
-        })
-        .collect();
-    let report = json!({
-        "format_version": 1,
-        "files": catalog.files,
-        "jobs": catalog.jobs.len(),
-        "valid": catalog.valid(),
-        "invalid": catalog.invalid(),
-        "diagnostics": diagnostics,
-    });
-    let mut text = serde_json::to_string_pretty(&report).expect("a JSON value serialises");
+            .collect(),
+    };
+    let mut text = serde_json::to_string_pretty(&report).expect("plain data serialises");
     text.push('\n');
     text
 }

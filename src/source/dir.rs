@@ -271,4 +271,24 @@ mod tests {
         assert!(!is_manifest_name("4913"));
         assert!(!is_manifest_name("README.md"));
     }
+
+    /// The walk looks before it reads; an entry swapped for a FIFO in
+    /// between reaches the read, which must not block on it.
+    #[test]
+    fn reading_a_fifo_swapped_in_after_the_walk_does_not_block() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("a.yaml");
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("path");
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(read_file(&path)));
+        let file = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the read returned instead of blocking on the FIFO");
+        assert_eq!(
+            file.content,
+            Err(ReadProblem::Io("not a regular file but a FIFO".into()))
+        );
+    }
 }

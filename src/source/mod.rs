@@ -57,6 +57,31 @@ pub fn display_path(path: &std::path::Path) -> String {
     display_bytes(path.as_os_str().as_bytes())
 }
 
+/// Text from a manifest (a key in a message, a source line) as printed on a
+/// terminal: control characters other than tab, and bidirectional
+/// overrides, are escaped like [`display_bytes`] does; backslashes stay.
+pub fn display_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| (c.is_control() && c != '\t') || is_bidi_control(c);
+    if !text.contains(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            match c {
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                c => {
+                    let _ = write!(out, "\\u{{{:x}}}", c as u32);
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
@@ -91,5 +116,11 @@ mod tests {
         assert_eq!(display_bytes(b"\xff\xfe.yaml"), "\\xff\\xfe.yaml");
         // Distinct names stay distinct.
         assert_ne!(display_bytes(b"\\xff"), display_bytes(b"\xff"));
+    }
+
+    #[test]
+    fn text_keeps_tabs_and_backslashes_and_escapes_controls() {
+        assert_eq!(display_text("a\tb\\s"), "a\tb\\s");
+        assert_eq!(display_text("k\u{1b}[2J\nx"), "k\\u{1b}[2J\\nx");
     }
 }
