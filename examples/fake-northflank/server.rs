@@ -577,7 +577,8 @@ fn valid_name(name: &str) -> bool {
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
+            // The pattern's `\s`: a tab separates words too.
+            .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '\t' || c == '-')
         && !name.contains("  ")
         && !name.ends_with([' ', '-'])
 }

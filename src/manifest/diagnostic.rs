@@ -124,7 +124,7 @@ impl Diagnostic {
         let path = if self.path.is_empty() {
             String::new()
         } else {
-            format!(" {}", self.path)
+            format!(" {}", crate::source::display_text(&self.path))
         };
         format!(
             "{}[{}] {}:{}:{}{path}: {}",
@@ -133,7 +133,7 @@ impl Diagnostic {
             self.file,
             self.pos.line,
             self.pos.column,
-            self.message
+            crate::source::display_text(&self.message)
         )
     }
 }

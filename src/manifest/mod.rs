@@ -9,6 +9,7 @@
 pub mod cron;
 pub mod diagnostic;
 pub mod interpolate;
+pub mod mask;
 pub mod schema;
 pub mod validate;
 pub mod yaml;
@@ -41,18 +42,24 @@ impl fmt::Display for JobKey {
     }
 }
 
-/// The id Northflank gives a job called `name`: lower-cased, spaces turned
-/// into hyphens.
+/// The id Northflank gives a job called `name`, exactly as the reference
+/// page (and API_NOTES) derive it: ASCII letters lower-cased, each space
+/// (U+0020) turned into a hyphen, everything else kept as it is. The name
+/// pattern also lets a tab or another whitespace character separate words;
+/// the API keeps those in the id, and so does nfcron, so that the id it
+/// computes is the one the API returns.
 ///
 /// ```
 /// assert_eq!(nfcron::manifest::job_id("Example Job"), "example-job");
 /// // Names that differ only in case or space/hyphen collide on one id.
 /// assert_eq!(nfcron::manifest::job_id("example-job"), "example-job");
+/// // Only spaces become hyphens.
+/// assert_eq!(nfcron::manifest::job_id("Nightly\tReport"), "nightly\treport");
 /// ```
 pub fn job_id(name: &str) -> String {
     name.chars()
         .map(|c| {
-            if c.is_whitespace() {
+            if c == ' ' {
                 '-'
             } else {
                 c.to_ascii_lowercase()

@@ -6,10 +6,12 @@
 //! [`Node`]s that carry a [`Span`] each, resolving scalars with the YAML 1.2
 //! core schema (`yes`/`no` stay strings, as they do for the API's JSON).
 //!
-//! Hostile input is bounded here: nesting deeper than [`MAX_DEPTH`] and alias
-//! expansion beyond [`MAX_ALIAS_NODES`] ("billion laughs") are errors, not
-//! stack overflows or memory blow-ups. A syntax error keeps every document
-//! completed before it.
+//! Hostile input is bounded here: nesting deeper than [`MAX_DEPTH`], alias
+//! expansion beyond [`MAX_ALIAS_NODES`] nodes ("billion laughs") or beyond
+//! [`alias_byte_budget`] bytes (one large scalar aliased many times), and
+//! more than [`MAX_DOCUMENTS`] documents in a file are errors, not stack
+//! overflows or memory blow-ups. A syntax error (or a limit) keeps every
+//! document completed before it.
 
 use std::collections::HashMap;
 
@@ -20,6 +22,21 @@ use saphyr_parser::{Event, Parser, ScalarStyle, ScanError};
 pub const MAX_DEPTH: usize = 64;
 /// Nodes that alias expansion may create in one file.
 pub const MAX_ALIAS_NODES: usize = 100_000;
+/// Documents one file may hold (empty ones count: each costs memory).
+pub const MAX_DOCUMENTS: usize = 10_000;
+/// Alias expansion may copy at most this many times the file's size in
+/// scalar and key bytes, and never less than [`MIN_ALIAS_BYTES`].
+pub const ALIAS_BYTES_PER_FILE_BYTE: usize = 10;
+/// The alias byte budget of a small file, so that a short manifest may
+/// still share a block with a few documents.
+pub const MIN_ALIAS_BYTES: usize = 64 * 1024;
+
+/// How many bytes alias expansion may copy in a file of `file_bytes`.
+pub fn alias_byte_budget(file_bytes: usize) -> usize {
+    file_bytes
+        .saturating_mul(ALIAS_BYTES_PER_FILE_BYTE)
+        .max(MIN_ALIAS_BYTES)
+}
 
 /// A 1-based line and column (columns count characters, not bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -133,7 +150,10 @@ pub struct Parsed {
 
 /// Reads every document of `text`.
 pub fn parse(text: &str) -> Parsed {
-    let mut builder = Builder::default();
+    let mut builder = Builder {
+        alias_byte_budget: alias_byte_budget(text.len()),
+        ..Builder::default()
+    };
     let mut parsed = Parsed::default();
     let mut parser = Parser::new_from_str(text);
     while let Some(next) = parser.next_event() {
@@ -187,13 +207,23 @@ enum Open {
     Map(Span, usize, Vec<(Key, Node)>, Option<Key>),
 }
 
+/// An anchored node and what one copy of it costs.
+struct Anchored {
+    node: Node,
+    nodes: usize,
+    bytes: usize,
+}
+
 #[derive(Default)]
 struct Builder {
     stack: Vec<Open>,
-    anchors: HashMap<usize, Node>,
+    anchors: HashMap<usize, Anchored>,
     doc_start: Pos,
     root: Option<Node>,
+    documents: usize,
     alias_nodes: usize,
+    alias_bytes: usize,
+    alias_byte_budget: usize,
 }
 
 impl Builder {
@@ -206,6 +236,15 @@ impl Builder {
         match event {
             Event::StreamStart | Event::StreamEnd | Event::Nothing => Ok(None),
             Event::DocumentStart(_) => {
+                self.documents += 1;
+                if self.documents > MAX_DOCUMENTS {
+                    return Err(YamlError {
+                        pos: here.start,
+                        message: format!(
+                            "more than {MAX_DOCUMENTS} documents in one file; split it"
+                        ),
+                    });
+                }
                 self.doc_start = here.start;
                 self.root = None;
                 self.anchors.clear();
@@ -225,14 +264,15 @@ impl Builder {
                 }))
             }
             Event::Alias(id) => {
-                let Some(node) = self.anchors.get(&id) else {
+                let Some(anchored) = self.anchors.get(&id) else {
                     return Err(YamlError {
                         pos: here.start,
                         message: "alias refers to an unknown anchor".into(),
                     });
                 };
-                let size = count_nodes(node);
-                self.alias_nodes += size;
+                // Checked before the copy is made: the limit bounds memory.
+                self.alias_nodes = self.alias_nodes.saturating_add(anchored.nodes);
+                self.alias_bytes = self.alias_bytes.saturating_add(anchored.bytes);
                 if self.alias_nodes > MAX_ALIAS_NODES {
                     return Err(YamlError {
                         pos: here.start,
@@ -241,7 +281,16 @@ impl Builder {
                         ),
                     });
                 }
-                let node = node.clone();
+                if self.alias_bytes > self.alias_byte_budget {
+                    return Err(YamlError {
+                        pos: here.start,
+                        message: format!(
+                            "aliases expand to more than {} bytes, {ALIAS_BYTES_PER_FILE_BYTE} times the file's size (an alias bomb?)",
+                            self.alias_byte_budget
+                        ),
+                    });
+                }
+                let node = anchored.node.clone();
                 self.push(node, here.start)
             }
             Event::Scalar(text, style, anchor, tag) => {
@@ -249,7 +298,7 @@ impl Builder {
                 let value = resolve_scalar(&text, style, tag.as_deref());
                 let node = Node { span: here, value };
                 if anchor > 0 {
-                    self.anchors.insert(anchor, node.clone());
+                    self.anchor(anchor, &node);
                 }
                 self.push(node, here.start)
             }
@@ -282,11 +331,23 @@ impl Builder {
                     None => return Ok(None),
                 };
                 if anchor > 0 {
-                    self.anchors.insert(anchor, node.clone());
+                    self.anchor(anchor, &node);
                 }
                 self.push(node, here.start)
             }
         }
+    }
+
+    fn anchor(&mut self, id: usize, node: &Node) {
+        let (nodes, bytes) = measure(node);
+        self.anchors.insert(
+            id,
+            Anchored {
+                node: node.clone(),
+                nodes,
+                bytes,
+            },
+        );
     }
 
     fn open(&self, at: Pos) -> Result<(), YamlError> {
@@ -342,12 +403,28 @@ impl Builder {
     }
 }
 
-fn count_nodes(node: &Node) -> usize {
-    1 + match &node.value {
-        Value::Seq(items) => items.iter().map(count_nodes).sum(),
-        Value::Map(entries) => entries.iter().map(|(_, v)| count_nodes(v)).sum(),
-        _ => 0,
+/// Nodes in `node`, and the bytes of its keys and string scalars plus a
+/// word for each node: what a copy of it costs.
+fn measure(node: &Node) -> (usize, usize) {
+    let mut nodes = 0usize;
+    let mut bytes = 0usize;
+    let mut todo = vec![node];
+    while let Some(n) = todo.pop() {
+        nodes += 1;
+        bytes += std::mem::size_of::<usize>();
+        match &n.value {
+            Value::Str(s) => bytes += s.len(),
+            Value::Seq(items) => todo.extend(items),
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    bytes += k.name.len();
+                    todo.push(v);
+                }
+            }
+            _ => {}
+        }
     }
+    (nodes, bytes)
 }
 
 /// The YAML 1.2 core schema: what a plain scalar means.
@@ -497,6 +574,32 @@ mod tests {
         }
         let error = parse(&text).error.expect("refused");
         assert!(error.message.contains("alias bomb"), "{}", error.message);
+    }
+
+    #[test]
+    fn large_scalar_aliased_many_times_is_refused_by_bytes() {
+        let big = "x".repeat(200_000);
+        let mut text = format!("a: &big {big}\nb: [");
+        for _ in 0..60_000 {
+            text.push_str("*big,");
+        }
+        text.push_str("]\n");
+        let error = parse(&text).error.expect("refused");
+        assert!(error.message.contains("bytes"), "{}", error.message);
+        // A block shared by a few documents is fine.
+        let text = "x: &env {A: \"1\", B: \"2\"}\ny: *env\nz: *env\n";
+        assert_eq!(parse(text).error, None);
+    }
+
+    #[test]
+    fn too_many_documents_are_refused() {
+        let text = "--- ~\n".repeat(MAX_DOCUMENTS + 5);
+        let parsed = parse(&text);
+        let error = parsed.error.expect("refused");
+        assert!(error.message.contains("documents"), "{}", error.message);
+        assert_eq!(parsed.documents.len(), MAX_DOCUMENTS);
+        assert_eq!(error.pos.line as usize, MAX_DOCUMENTS + 1);
+        assert_eq!(parse(&"--- ~\n".repeat(MAX_DOCUMENTS)).error, None);
     }
 
     #[test]

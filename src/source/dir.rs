@@ -1,10 +1,18 @@
 //! Manifests in a directory tree (or a single file): `*.yaml` and `*.yml`,
 //! walked recursively in sorted order, following symlinks with loop
 //! detection, skipping hidden entries and editor leftovers.
+//!
+//! Every entry that could hold a manifest is accounted for: a directory or
+//! manifest whose name is not UTF-8, and a FIFO, socket or device named like
+//! a manifest, is yielded as unreadable (an `io` diagnostic, which blocks
+//! pruning), never skipped and never opened blocking.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::fs;
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{ReadProblem, SourceFile, MAX_FILE_BYTES};
@@ -96,65 +104,99 @@ fn walk(
     files: &mut Vec<SourceFile>,
     reader: &mut dyn FnMut(&Path) -> SourceFile,
 ) {
+    let unreadable = |path: &Path, why: String| SourceFile {
+        path: display(path),
+        content: Err(ReadProblem::Io(why)),
+    };
     let canonical = match fs::canonicalize(dir) {
         Ok(c) => c,
         Err(e) => {
-            files.push(SourceFile {
-                path: display(dir),
-                content: Err(ReadProblem::Io(io_message(&e))),
-            });
+            files.push(unreadable(dir, io_message(&e)));
             return;
         }
     };
     if !ancestors.insert(canonical.clone()) {
-        files.push(SourceFile {
-            path: display(dir),
-            content: Err(ReadProblem::Io(
-                "symlink loop: this directory contains itself".into(),
-            )),
-        });
+        files.push(unreadable(
+            dir,
+            "symlink loop: this directory contains itself".into(),
+        ));
         return;
     }
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            files.push(SourceFile {
-                path: display(dir),
-                content: Err(ReadProblem::Io(io_message(&e))),
-            });
+            files.push(unreadable(dir, io_message(&e)));
             ancestors.remove(&canonical);
             return;
         }
     };
-    let mut names: Vec<(String, PathBuf)> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().into_string().ok().map(|n| (n, e.path())))
-        .filter(|(name, _)| !name.starts_with('.'))
-        .collect();
-    names.sort();
-    for (name, path) in names {
-        match fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => walk(&path, ancestors, files, reader),
-            Ok(_) if is_manifest_name(&name) => files.push(reader(&path)),
+    let mut names: Vec<(OsString, PathBuf)> = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(e) if !e.file_name().as_bytes().starts_with(b".") => {
+                names.push((e.file_name(), e.path()))
+            }
             Ok(_) => {}
-            Err(e)
-                if is_manifest_name(&name)
-                    || fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) =>
-            {
-                let message = if e.raw_os_error() == Some(40) {
+            // An entry that cannot be listed could be a manifest: the
+            // directory is reported, never taken as complete.
+            Err(e) => files.push(unreadable(
+                dir,
+                format!("cannot list every entry: {}", io_message(&e)),
+            )),
+        }
+    }
+    names.sort();
+    for (raw, path) in names {
+        let utf8 = raw.to_str();
+        // Suffixes and prefixes are ASCII: a lossy copy answers for names
+        // that are not UTF-8 too.
+        let manifest = is_manifest_name(&raw.to_string_lossy());
+        match fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => match utf8 {
+                Some(_) => walk(&path, ancestors, files, reader),
+                None => files.push(unreadable(
+                    &path,
+                    "the directory name is not valid UTF-8, so the manifests in it are not read; rename it".into(),
+                )),
+            },
+            Ok(_) if !manifest => {}
+            Ok(_) if utf8.is_none() => files.push(unreadable(
+                &path,
+                "the file name is not valid UTF-8; rename it".into(),
+            )),
+            Ok(meta) if !meta.is_file() => {
+                // Never opened: a FIFO would block the read forever.
+                files.push(unreadable(&path, not_a_file(&meta.file_type())))
+            }
+            Ok(_) => files.push(reader(&path)),
+            Err(e) if manifest || fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) => {
+                let message = if e.raw_os_error() == Some(libc::ELOOP) {
                     "symlink loop".to_string()
                 } else {
                     io_message(&e)
                 };
-                files.push(SourceFile {
-                    path: display(&path),
-                    content: Err(ReadProblem::Io(message)),
-                });
+                files.push(unreadable(&path, message));
             }
             Err(_) => {}
         }
     }
     ancestors.remove(&canonical);
+}
+
+/// Why an entry that is not a regular file is not read.
+fn not_a_file(kind: &fs::FileType) -> String {
+    let what = if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    };
+    format!("not a regular file but {what}")
 }
 
 fn read_file(path: &Path) -> SourceFile {
@@ -165,8 +207,20 @@ fn read_file(path: &Path) -> SourceFile {
 }
 
 fn read_bounded(path: &Path) -> Result<String, ReadProblem> {
-    let file = fs::File::open(path).map_err(|e| ReadProblem::Io(io_message(&e)))?;
-    let declared = file.metadata().map(|m| m.len()).unwrap_or(0);
+    // Non-blocking, and the type checked on the open file: an entry swapped
+    // for a FIFO after the walk looked at it fails here instead of hanging.
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| ReadProblem::Io(io_message(&e)))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| ReadProblem::Io(io_message(&e)))?;
+    if !meta.is_file() {
+        return Err(ReadProblem::Io(not_a_file(&meta.file_type())));
+    }
+    let declared = meta.len();
     if declared > MAX_FILE_BYTES {
         return Err(ReadProblem::TooLarge { bytes: declared });
     }
@@ -190,7 +244,7 @@ fn read_bounded(path: &Path) -> Result<String, ReadProblem> {
 }
 
 fn display(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
+    super::display_path(path)
 }
 
 fn io_message(e: &std::io::Error) -> String {
@@ -216,5 +270,25 @@ mod tests {
         assert!(!is_manifest_name("a.yaml.swx"));
         assert!(!is_manifest_name("4913"));
         assert!(!is_manifest_name("README.md"));
+    }
+
+    /// The walk looks before it reads; an entry swapped for a FIFO in
+    /// between reaches the read, which must not block on it.
+    #[test]
+    fn reading_a_fifo_swapped_in_after_the_walk_does_not_block() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("a.yaml");
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("path");
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(read_file(&path)));
+        let file = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the read returned instead of blocking on the FIFO");
+        assert_eq!(
+            file.content,
+            Err(ReadProblem::Io("not a regular file but a FIFO".into()))
+        );
     }
 }

@@ -197,8 +197,32 @@ pub fn read_tree(
     };
     let mut files = Vec::new();
     let mut skip_prefixes: Vec<String> = Vec::new();
+    // Paths are shown escaped, like a directory source's.
+    let shown = |dir: &str, name: &[u8]| {
+        let mut path = format!("{}/{dir}", display_prefix.trim_end_matches('/')).into_bytes();
+        path.extend_from_slice(name);
+        super::display_bytes(&path)
+    };
     root.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-        let name = entry.name().unwrap_or("");
+        let is_tree = entry.kind() == Some(git2::ObjectType::Tree);
+        let Ok(name) = entry.name() else {
+            // Not UTF-8. git2 would abort the walk inside such a directory,
+            // and a skipped manifest would read as deleted: report the
+            // entry (an `io` problem blocks pruning) and go no deeper.
+            let bytes = entry.name_bytes();
+            let hidden = bytes.starts_with(b".")
+                || skip_prefixes.iter().any(|p| dir.starts_with(p.as_str()));
+            if !hidden && (is_tree || is_manifest_name(&String::from_utf8_lossy(bytes))) {
+                let what = if is_tree { "directory" } else { "file" };
+                files.push(SourceFile {
+                    path: shown(dir, bytes),
+                    content: Err(ReadProblem::Io(format!(
+                        "the {what} name is not valid UTF-8; rename it"
+                    ))),
+                });
+            }
+            return git2::TreeWalkResult::Skip;
+        };
         if name.starts_with('.') {
             if entry.kind() == Some(git2::ObjectType::Tree) {
                 skip_prefixes.push(format!("{dir}{name}/"));
@@ -211,7 +235,7 @@ pub fn read_tree(
         {
             return git2::TreeWalkResult::Ok;
         }
-        let path = format!("{}/{dir}{name}", display_prefix.trim_end_matches('/'));
+        let path = shown(dir, name.as_bytes());
         let content = match entry.to_object(repo).ok().and_then(|o| o.into_blob().ok()) {
             Some(blob) if blob.size() as u64 > MAX_FILE_BYTES => Err(ReadProblem::TooLarge {
                 bytes: blob.size() as u64,

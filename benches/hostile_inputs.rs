@@ -1,0 +1,105 @@
+//! Manifest bombs inside the file-size limit (issue 10, item 8): wall time
+//! and peak RSS of the real release binary, `nfcron validate` and
+//! `nfcron reconcile --dry-run` (offline), on
+//!
+//! - a 440 KB file: a 200 KB scalar aliased 60,000 times;
+//! - 170,000 empty documents (`--- ~`) in 1 MiB;
+//! - 149,000 empty mappings (`--- {}`, each an invalid manifest) in 1 MiB.
+//!
+//! The goal is under 100 MiB peak RSS each. Run with
+//! `cargo bench --bench hostile_inputs`; one line per figure.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 3;
+const GOAL_KIB: i64 = 100 * 1024;
+
+fn alias_file() -> String {
+    let mut text = format!("a: &a {}\nb: [", "x".repeat(200_000));
+    for _ in 0..60_000 {
+        text.push_str("*a, ");
+    }
+    text.push_str("]\n");
+    text
+}
+
+/// Runs the binary once; returns wall time, the child's peak RSS in KiB and
+/// its exit code.
+// The child is reaped by wait4 (which std cannot do: it drops rusage).
+#[allow(clippy::zombie_processes)]
+fn run_once(dir: &Path, args: &[&str]) -> (Duration, i64, i32) {
+    let start = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("NORTHFLANK_API_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nfcron");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data, zeroed is a valid value; wait4 fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet reaped.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let elapsed = start.elapsed();
+    assert_eq!(reaped, pid, "wait4");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (elapsed, usage.ru_maxrss, code)
+}
+
+fn main() {
+    let cases: [(&str, String); 3] = [
+        ("200 KB scalar aliased 60,000 times", alias_file()),
+        ("170,000 empty documents", "--- ~\n".repeat(170_000)),
+        ("149,000 empty mappings", "--- {}\n".repeat(149_000)),
+    ];
+    let commands: [(&str, &[&str]); 4] = [
+        ("validate", &["validate", "jobs.d"]),
+        (
+            "validate --output json",
+            &["validate", "--output", "json", "jobs.d"],
+        ),
+        ("reconcile --dry-run", &["reconcile", "--dry-run", "jobs.d"]),
+        (
+            "reconcile --dry-run --output json",
+            &["reconcile", "--dry-run", "--output", "json", "jobs.d"],
+        ),
+    ];
+    let mut over = Vec::new();
+    for (name, text) in &cases {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("jobs.d")).expect("mkdir");
+        std::fs::write(dir.path().join("jobs.d/bomb.yaml"), text).expect("write");
+        println!("{name} ({:.0} KB):", text.len() as f64 / 1000.0);
+        for (label, args) in commands {
+            let mut times = Vec::new();
+            let mut rss = Vec::new();
+            for _ in 0..RUNS {
+                let (t, r, code) = run_once(dir.path(), args);
+                assert_eq!(code, 1, "{label} on {name}: the file is refused, exit 1");
+                times.push(t);
+                rss.push(r);
+            }
+            times.sort();
+            rss.sort();
+            let max = rss[RUNS - 1];
+            println!(
+                "  {label:<34} wall median {:>8.1} ms  peak RSS max {:>6.1} MiB",
+                times[RUNS / 2].as_secs_f64() * 1000.0,
+                max as f64 / 1024.0
+            );
+            if max > GOAL_KIB {
+                over.push(format!("{label} on {name}"));
+            }
+        }
+    }
+    assert!(over.is_empty(), "over 100 MiB peak RSS: {over:?}");
+}
