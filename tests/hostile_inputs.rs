@@ -462,6 +462,19 @@ fn a_tab_in_a_name_gives_the_id_the_api_gives() {
     assert_eq!(run.json()["summary"]["unchanged"], 2, "{}", run.stdout);
     assert_eq!(fake.requests(), vec![]);
     assert_eq!(fake.job_ids("acme"), ["daily-report", "nightly\treport"]);
+
+    // Its id travels percent-encoded: a drift read finds it, and a prune
+    // deletes exactly it, never `nightlyreport` (the path with the tab
+    // stripped, as a URL parser does with a raw one).
+    ws.write("jobs.d/c.yaml", manifest("Nightlyreport", "0 5 * * *"));
+    assert_eq!(reconcile(&ws, &fake, &[]).code, 0);
+    let run = reconcile(&ws, &fake, &["--refresh", "--output", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["summary"]["drift"], 0, "{}", run.stdout);
+    std::fs::remove_file(ws.path().join("jobs.d/a.yaml")).expect("remove");
+    let run = reconcile(&ws, &fake, &["--prune"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(fake.job_ids("acme"), ["daily-report", "nightlyreport"]);
 }
 
 #[test]

@@ -322,7 +322,10 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Reply, Dropped> {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // Ids travel percent-encoded (a job id may hold a tab).
+    let path = percent_encoding::percent_decode_str(req.uri().path())
+        .decode_utf8_lossy()
+        .into_owned();
     let query = req.uri().query().unwrap_or("").to_string();
     let auth = req
         .headers()

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value as Json;
@@ -44,6 +45,28 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 pub const MAX_SERVER_WAIT: Duration = Duration::from_secs(100 * 365 * 86_400);
 /// The most a rate-limit count (`x-ratelimit-limit`, `-remaining`) counts for.
 pub const MAX_RATE_COUNT: u64 = u32::MAX as u64;
+
+/// What a path segment must escape: the WHATWG path-segment set plus `%`.
+/// A job id may hold a tab (the API's name pattern allows `\s`, and only
+/// spaces become hyphens); a URL parser strips a raw tab, so
+/// `nightly<TAB>report` would address `nightlyreport`, another job.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'/')
+    .add(b'%');
+
+/// One path segment, percent-encoded.
+fn segment(text: &str) -> String {
+    utf8_percent_encode(text, SEGMENT).to_string()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -337,12 +360,12 @@ impl Client {
     ) -> Call {
         let mut path = String::from("/v1");
         if let Some(team) = &key.team {
-            path.push_str(&format!("/teams/{team}"));
+            path.push_str(&format!("/teams/{}", segment(team)));
         }
-        path.push_str(&format!("/projects/{}", key.project));
+        path.push_str(&format!("/projects/{}", segment(&key.project)));
         for part in tail {
             path.push('/');
-            path.push_str(part);
+            path.push_str(&segment(part));
         }
         Call {
             method,
