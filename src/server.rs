@@ -45,7 +45,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::{AbortHandle, JoinSet};
 
-use crate::metrics::Metrics;
+use crate::metrics::{Format, Metrics};
 use crate::secret::Token;
 
 /// Webhook bodies larger than this are refused.
@@ -246,11 +246,18 @@ async fn handle(
                 )
             }
         }
-        (&Method::GET, "/metrics") => reply(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            shared.metrics.render(),
-        ),
+        (&Method::GET, "/metrics") => {
+            let accept = req
+                .headers()
+                .get(hyper::header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            let format = Format::negotiate(accept);
+            reply(
+                StatusCode::OK,
+                format.content_type(),
+                shared.metrics.render(format),
+            )
+        }
         _ if lane == Lane::Probe => {
             shared.metrics.http_refused("busy");
             let mut busy = reply(

@@ -1,0 +1,341 @@
+//! The sidecar's day-two operations, through the real binary against the
+//! fake API: both metrics formats (checked by `promtool`), coalescing
+//! triggers, and logs an operator can read. Waiting is on log events or the
+//! fake's request log, deadline-bounded, never on fixed sleeps.
+
+mod common;
+#[path = "../examples/fake-northflank/server.rs"]
+mod fake;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use common::Workspace;
+use fake::{Fake, TOKEN};
+use serde_json::Value;
+
+const SECRET: &str = "hook-s3cret";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn manifest(name: &str, schedule: &str) -> String {
+    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
+}
+
+/// One stderr line: parsed when it is JSON, kept raw always.
+struct Line {
+    raw: String,
+    json: Option<Value>,
+}
+
+/// A running `nfcron watch` and its stderr, line by line.
+struct Watch {
+    child: Child,
+    lines: Receiver<Line>,
+    addr: String,
+}
+
+/// The listener's address from the banner, plain or JSON.
+fn banner_addr(line: &Line) -> Option<String> {
+    if let Some(addr) = line.raw.strip_prefix("nfcron watch: listening on http://") {
+        return Some(addr.to_string());
+    }
+    let v = line.json.as_ref()?;
+    v["url"]
+        .as_str()?
+        .strip_prefix("http://")
+        .map(str::to_string)
+}
+
+impl Watch {
+    /// `global` goes before `watch` (`--log-format`, `--log-level`).
+    fn start(dir: &Path, fake: &Fake, global: &[&str], args: &[&str]) -> Watch {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
+            .current_dir(dir)
+            .args(global)
+            .args(["watch", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("NORTHFLANK_API_URL", &fake.url)
+            .env("NORTHFLANK_API_TOKEN", TOKEN)
+            .env("NFCRON_WEBHOOK_SECRET", SECRET)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start nfcron watch");
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for raw in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let json = serde_json::from_str::<Value>(&raw).ok();
+                if tx.send(Line { raw, json }).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no listening banner within {WAIT:?}; saw {seen:#?}"));
+            if let Some(addr) = banner_addr(&line) {
+                seen.push(line.raw);
+                break addr;
+            }
+            seen.push(line.raw);
+        };
+        let watch = Watch { child, lines, addr };
+        // Lines before the banner are checked by the tests that care.
+        drop(seen);
+        watch
+    }
+
+    /// Every line until a JSON event with this message; returns them all.
+    fn until(&self, message: &str) -> Vec<Line> {
+        let deadline = Instant::now() + WAIT;
+        let mut seen: Vec<Line> = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
+                let raw: Vec<&str> = seen.iter().map(|l| l.raw.as_str()).collect();
+                panic!("no `{message}` within {WAIT:?}; saw {raw:#?}")
+            });
+            let done = line.json.as_ref().is_some_and(|v| v["message"] == message);
+            seen.push(line);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// The next JSON event with this message.
+    fn next(&self, message: &str) -> Value {
+        self.until(message)
+            .pop()
+            .and_then(|l| l.json)
+            .expect("a JSON event")
+    }
+
+    /// Status, headers (lower-cased names) and body of one request.
+    fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> (u16, String, String) {
+        let mut stream = TcpStream::connect(&self.addr).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            request.push_str(&format!("{k}: {v}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).expect("send");
+        stream.write_all(body).expect("send body");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .unwrap_or((response.as_str(), ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status");
+        (status, head.to_ascii_lowercase(), body.to_string())
+    }
+
+    /// SIGTERM; the exit code and every line not yet read.
+    fn terminate(mut self) -> (i32, Vec<Line>) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + WAIT;
+        let mut rest = Vec::new();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                // The pipe closes with the process: drain what is left.
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+                    rest.push(line);
+                }
+                return (status.code().unwrap_or(-1), rest);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "watch did not stop within {WAIT:?} of SIGTERM"
+            );
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
+                rest.push(line);
+            }
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of one series (`name{labels}`) in exposition text.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().expect("a number"))
+        })
+        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+}
+
+/// `promtool check metrics` on `text`: its exit code and output. Missing
+/// promtool fails under CI (`.ci/run` installs it) and skips elsewhere.
+fn promtool_check(text: &str) -> Option<(i32, String)> {
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "promtool is not installed but CI=true: .ci/run installs it from Debian's `prometheus` package"
+            );
+            eprintln!("SKIPPED: promtool is not installed (apt-get install prometheus)");
+            return None;
+        }
+        Err(e) => panic!("cannot run promtool: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool");
+    Some((
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
+const JSON_INFO: [&str; 4] = ["--log-format", "json", "--log-level", "info"];
+
+#[test]
+fn promtool_accepts_the_text_004_scrape_and_openmetrics_is_served_when_asked() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    let watch = Watch::start(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
+    watch.next("reconciled");
+    // A refused listener request, so that every counter family has samples.
+    let (status, _, _) = watch.http("POST", "/hooks/git", &[], b"{}");
+    assert_eq!(status, 401);
+
+    // Prometheus text 0.0.4, as an old scraper asks for it.
+    let (status, head, text) = watch.http(
+        "GET",
+        "/metrics",
+        &[("Accept", "text/plain;version=0.0.4".into())],
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    for line in [
+        "# TYPE nfcron_reconcile_runs_total counter",
+        "# TYPE nfcron_api_requests_total counter",
+        "# TYPE nfcron_http_refused_total counter",
+        "# TYPE nfcron_token_refused gauge",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+    }
+    assert!(!text.contains("# EOF"), "{text}");
+    assert_eq!(metric(&text, "nfcron_token_refused"), 0.0);
+    assert_eq!(
+        metric(&text, "nfcron_reconcile_runs_total{result=\"success\"}"),
+        1.0
+    );
+    if let Some((code, out)) = promtool_check(&text) {
+        assert_eq!(
+            code, 0,
+            "promtool check metrics failed:\n{out}\non:\n{text}"
+        );
+    }
+    // No Accept header at all: 0.0.4 too.
+    let (_, head, plain) = watch.http("GET", "/metrics", &[], b"");
+    assert!(head.contains("version=0.0.4"), "{head}");
+    if let Some((code, out)) = promtool_check(&plain) {
+        assert_eq!(code, 0, "{out}");
+    }
+
+    // OpenMetrics, as Prometheus asks for it.
+    let (status, head, open) = watch.http(
+        "GET",
+        "/metrics",
+        &[("Accept", "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1".into())],
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    assert!(open.ends_with("# EOF\n"), "{open}");
+    assert!(
+        open.lines()
+            .any(|l| l == "# TYPE nfcron_reconcile_runs counter"),
+        "{open}"
+    );
+    // promtool (2.x) parses only the 0.0.4 text, so the OpenMetrics answer is
+    // checked against the same samples instead.
+    let samples = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| !l.starts_with("nfcron_reconcile_duration_seconds"))
+            .filter(|l| !l.starts_with("nfcron_last_success"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(samples(&open), samples(&plain));
+    let (code, _) = watch.terminate();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_401_sets_nfcron_token_refused() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    fake.set_token("another-token");
+    let watch = Watch::start(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
+    watch.next("reconciled");
+    let (_, _, text) = watch.http("GET", "/metrics", &[], b"");
+    assert_eq!(metric(&text, "nfcron_token_refused"), 1.0, "{text}");
+    assert!(
+        metric(
+            &text,
+            "nfcron_api_requests_total{method=\"GET\",status=\"401\"}"
+        ) >= 1.0,
+        "{text}"
+    );
+}
