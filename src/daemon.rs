@@ -1,7 +1,10 @@
 //! `nfcron watch`: triggers (file events, Git polls, webhooks, resync and
 //! drift timers, retries) -> the one reconcile path, one run at a time.
 //!
-//! Triggers that arrive during a run coalesce into the next. The process
+//! Triggers that arrive during a run coalesce into the next: one follow-up
+//! run however many there were. File events and webhooks are debounced by
+//! a quiet period: a run starts `--debounce` after the last of them (at
+//! most 10 x `--debounce` after the first). The process
 //! never exits because of an API or source error: it reports, keeps the
 //! last good source revision, and tries again later. SIGTERM and SIGINT stop
 //! new work, let the run in progress finish (up to `--shutdown-timeout`;
@@ -61,6 +64,44 @@ struct Pending {
     fetch: bool,
     run: bool,
     drift: bool,
+}
+
+impl Pending {
+    fn any(self) -> bool {
+        self.fetch || self.run || self.drift
+    }
+}
+
+/// A debounce window: it closes `--debounce` after the last event, and at
+/// the latest [`MAX_WAIT_FACTOR`] times `--debounce` after the first, so
+/// that a directory that never stops changing is still reconciled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Quiet {
+    first: Instant,
+    until: Instant,
+}
+
+/// The longest a burst of events can hold a run back, in `--debounce`s.
+const MAX_WAIT_FACTOR: u32 = 10;
+
+impl Quiet {
+    /// The window after an event now; `None` (run at once) for a zero
+    /// debounce.
+    fn extend(window: Option<Quiet>, debounce: Duration) -> Option<Quiet> {
+        Self::extend_at(window, debounce, Instant::now())
+    }
+
+    fn extend_at(window: Option<Quiet>, debounce: Duration, now: Instant) -> Option<Quiet> {
+        if debounce.is_zero() {
+            return None;
+        }
+        let first = window.map_or(now, |w| w.first);
+        let cap = first + debounce * MAX_WAIT_FACTOR;
+        Some(Quiet {
+            first,
+            until: (now + debounce).min(cap),
+        })
+    }
 }
 
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
@@ -143,9 +184,12 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
     let drift_slice = (settings.drift_interval / DRIFT_SLICES).max(Duration::from_secs(1));
     let mut next_drift = (!settings.drift_interval.is_zero()).then(|| now + drift_slice);
     let mut retry_at: Option<Instant> = None;
+    // Open while file events or webhooks keep arriving: no run starts
+    // until it closes.
+    let mut quiet: Option<Quiet> = None;
     let mut stop = stop_rx.clone();
     loop {
-        if pending.run || pending.fetch || pending.drift {
+        if pending.any() && quiet.is_none() {
             let work = pending;
             pending = Pending::default();
             let failed = {
@@ -173,15 +217,19 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
         }
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
+            // Editors write several events per save, `git checkout` one per
+            // file, and webhooks come in bursts: each event (or run of
+            // events queued during a run) extends the quiet period.
             Some(()) = fs_rx.recv() => {
-                // Debounce: editors write several events per save.
-                tokio::time::sleep(settings.debounce).await;
-                while fs_rx.try_recv().is_ok() {}
                 pending.run = true;
+                quiet = Quiet::extend(quiet, settings.debounce);
             }
             Some(()) = hook_rx.recv() => {
-                while hook_rx.try_recv().is_ok() {}
                 pending.fetch = true;
+                quiet = Quiet::extend(quiet, settings.debounce);
+            }
+            _ = tokio::time::sleep_until(quiet.map_or(now, |q| q.until).into()), if quiet.is_some() => {
+                quiet = None;
             }
             _ = tokio::time::sleep_until(next_resync.into()) => {
                 next_resync = Instant::now() + settings.resync;
@@ -415,4 +463,28 @@ async fn signals(stop: watch::Sender<bool>, shutdown_timeout: Duration) {
             );
             std::process::exit(0);
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quiet_period_runs_from_the_last_event_up_to_ten_debounces() {
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let d = ms(200);
+        let w = Quiet::extend_at(None, d, t0).expect("a window");
+        assert_eq!((w.first, w.until), (t0, t0 + d));
+        // Another event 150 ms later: the window moves with it.
+        let w = Quiet::extend_at(Some(w), d, t0 + ms(150)).expect("a window");
+        assert_eq!((w.first, w.until), (t0, t0 + ms(350)));
+        // Events every 150 ms for ever: the window closes 2 s after the first.
+        let mut w = Some(w);
+        for i in 2..40 {
+            w = Quiet::extend_at(w, d, t0 + ms(150 * i));
+        }
+        assert_eq!(w.expect("a window").until, t0 + ms(2000));
+        assert_eq!(Quiet::extend_at(None, Duration::ZERO, t0), None);
+    }
 }

@@ -339,3 +339,127 @@ fn a_401_sets_nfcron_token_refused() {
         "{text}"
     );
 }
+
+fn signed_hook(body: &[u8]) -> Vec<(&'static str, String)> {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    vec![("X-Hub-Signature-256", format!("sha256={hex}"))]
+}
+
+impl Watch {
+    fn webhooks(&self, n: usize) {
+        let body = br#"{"ref":"refs/heads/main"}"#;
+        for i in 0..n {
+            let (status, _, reply) = self.http("POST", "/hooks/git", &signed_hook(body), body);
+            assert_eq!(status, 202, "webhook {i}: {reply}");
+        }
+    }
+
+    /// Asserts that no run completes within `window`: the quiet period a
+    /// run would follow is a tenth of it, so a run still owed would show.
+    fn no_run_within(&self, window: Duration) {
+        let deadline = Instant::now() + window;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.lines.recv_timeout(left) {
+                Ok(line) => assert!(
+                    line.json
+                        .as_ref()
+                        .is_none_or(|v| v["message"] != "reconciled"),
+                    "an extra run: {}",
+                    line.raw
+                ),
+                Err(mpsc::RecvTimeoutError::Timeout) => return,
+                Err(e) => panic!("watch's stderr closed: {e}"),
+            }
+        }
+    }
+
+    fn successful_runs(&self) -> f64 {
+        let (_, _, text) = self.http("GET", "/metrics", &[], b"");
+        metric(&text, "nfcron_reconcile_runs_total{result=\"success\"}")
+    }
+}
+
+#[test]
+fn ten_webhooks_and_a_file_event_during_a_run_give_exactly_one_follow_up_run() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    // The first run's requests take a second each: everything below lands
+    // while it is in progress.
+    fake.set_latency(Duration::from_secs(1));
+    let debounce = Duration::from_millis(300);
+    let watch = Watch::start(
+        ws.path(),
+        &fake,
+        &JSON_INFO,
+        &[
+            "--resync",
+            "1h",
+            "--drift-interval",
+            "0",
+            "--debounce",
+            "300ms",
+        ],
+    );
+    watch.webhooks(10);
+    ws.write("jobs.d/b.yaml", manifest("Job B", "0 2 * * *"));
+    let (status, _, body) = watch.http("GET", "/readyz", &[], b"");
+    assert_eq!(
+        status, 503,
+        "the first run ended before the triggers: {body}"
+    );
+
+    let first = watch.next("reconciled");
+    fake.set_latency(Duration::ZERO);
+    let follow_up = watch.next("reconciled");
+    assert_eq!(follow_up["create"], 1, "{first}\n{follow_up}");
+    watch.no_run_within(debounce * 10);
+    assert_eq!(watch.successful_runs(), 2.0);
+    assert_eq!(fake.count("PUT"), 2);
+}
+
+#[test]
+fn a_burst_of_webhooks_while_idle_gives_one_run_after_the_quiet_period() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    let debounce = Duration::from_millis(500);
+    let watch = Watch::start(
+        ws.path(),
+        &fake,
+        &JSON_INFO,
+        &[
+            "--resync",
+            "1h",
+            "--drift-interval",
+            "0",
+            "--debounce",
+            "500ms",
+        ],
+    );
+    watch.next("reconciled");
+    assert_eq!(watch.successful_runs(), 1.0);
+    // Back to back: each one restarts the quiet period, so one run follows
+    // the last (before, the first started a run and the rest a second).
+    let sent = Instant::now();
+    watch.webhooks(10);
+    watch.next("reconciled");
+    assert!(
+        sent.elapsed() >= debounce,
+        "the run started before the quiet period ended"
+    );
+    watch.no_run_within(debounce * 10);
+    assert_eq!(watch.successful_runs(), 2.0);
+}
