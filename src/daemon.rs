@@ -56,6 +56,8 @@ pub struct WatchSettings {
     pub listener: server::Limits,
     pub shutdown_timeout: Duration,
     pub api: ApiSettings,
+    /// `--log-format json`: the banner is a JSON line too.
+    pub log_json: bool,
 }
 
 /// What the next run must do.
@@ -142,8 +144,8 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
         let bound = listener
             .local_addr()
             .map_err(|source| Error::Listen { addr, source })?;
-        tracing::info!(addr = %bound, "listening");
-        eprintln!("nfcron watch: listening on http://{bound}");
+        // Printed whatever the log level: scripts and tests wait for it.
+        eprintln!("{}", banner(bound, settings.log_json));
         tasks.spawn(server::serve(
             listener,
             shared.clone(),
@@ -416,6 +418,24 @@ impl Daemon<'_> {
         let sweep = (limit as f64) * f64::from(self.settings.drift_budget) / 100.0 * share;
         // One slice: a tenth of the sweep's budget, at least one read.
         (sweep / f64::from(DRIFT_SLICES)).floor().max(1.0) as u64
+    }
+}
+
+/// The listener's banner: plain text, or under `--log-format json` one
+/// object shaped as the log events are (`url` holds the address).
+fn banner(bound: SocketAddr, json: bool) -> String {
+    let url = format!("http://{bound}");
+    if json {
+        serde_json::json!({
+            "timestamp": jiff::Timestamp::now().to_string(),
+            "level": "INFO",
+            "message": "listening",
+            "url": url,
+            "target": "nfcron::daemon",
+        })
+        .to_string()
+    } else {
+        format!("nfcron watch: listening on {url}")
     }
 }
 

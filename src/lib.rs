@@ -98,7 +98,13 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitStatus {
             return ExitStatus::Failure;
         }
     };
-    init_logging(global.log_filter.as_deref(), global.log_json);
+    // The sidecar reports what it did at info; one-shot commands keep
+    // stderr for warnings and errors.
+    let default_level = match &settings {
+        settings::Settings::Watch(_) => "info",
+        _ => "warn",
+    };
+    init_logging(global.log_filter.as_deref(), default_level, global.log_json);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match &settings {
@@ -129,13 +135,13 @@ fn report_error(e: &dyn std::error::Error) {
     eprint!("{text}");
 }
 
-fn init_logging(filter: Option<&str>, json: bool) {
+fn init_logging(filter: Option<&str>, default_level: &str, json: bool) {
     // Other crates' logs stay at warn unless a filter names them: their
     // trace output is not ours to vouch for.
     let filter = match filter {
         Some(f) if !f.contains('=') && !f.contains(',') => format!("warn,nfcron={f}"),
         Some(f) => f.to_string(),
-        None => "warn".to_string(),
+        None => format!("warn,nfcron={default_level}"),
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));

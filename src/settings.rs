@@ -151,6 +151,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
             },
         }),
         Command::Watch(args) => Settings::Watch(crate::daemon::WatchSettings {
+            log_json: global.log_json,
             api: api(args.api)?,
             source: source(args.path, args.source),
             project: args.apply.project.filter(|p| !p.is_empty()),

@@ -36,6 +36,8 @@ struct Watch {
     child: Child,
     lines: Receiver<Line>,
     addr: String,
+    /// Every line up to and including the banner.
+    early: Vec<Line>,
 }
 
 /// The listener's address from the banner, plain or JSON.
@@ -78,22 +80,25 @@ impl Watch {
             }
         });
         let deadline = Instant::now() + WAIT;
-        let mut seen = Vec::new();
+        let mut early: Vec<Line> = Vec::new();
         let addr = loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no listening banner within {WAIT:?}; saw {seen:#?}"));
-            if let Some(addr) = banner_addr(&line) {
-                seen.push(line.raw);
+            let line = lines.recv_timeout(left).unwrap_or_else(|_| {
+                let raw: Vec<&str> = early.iter().map(|l| l.raw.as_str()).collect();
+                panic!("no listening banner within {WAIT:?}; saw {raw:#?}")
+            });
+            let addr = banner_addr(&line);
+            early.push(line);
+            if let Some(addr) = addr {
                 break addr;
             }
-            seen.push(line.raw);
         };
-        let watch = Watch { child, lines, addr };
-        // Lines before the banner are checked by the tests that care.
-        drop(seen);
-        watch
+        Watch {
+            child,
+            lines,
+            addr,
+            early,
+        }
     }
 
     /// Every line until a JSON event with this message; returns them all.
@@ -396,9 +401,9 @@ fn ten_webhooks_and_a_file_event_during_a_run_give_exactly_one_follow_up_run() {
     let ws = Workspace::new();
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
-    // The first run's requests take a second each: everything below lands
+    // The first run's requests take 1.5 s each: everything below lands
     // while it is in progress.
-    fake.set_latency(Duration::from_secs(1));
+    fake.set_latency(Duration::from_millis(1500));
     let debounce = Duration::from_millis(300);
     let watch = Watch::start(
         ws.path(),
@@ -412,6 +417,12 @@ fn ten_webhooks_and_a_file_event_during_a_run_give_exactly_one_follow_up_run() {
             "--debounce",
             "300ms",
         ],
+    );
+    // The run has read the directory once its first request (the list) is
+    // answered; its PUT then takes another 1.5 s.
+    assert!(
+        fake.wait_until(WAIT, |log| !log.is_empty()),
+        "the first run sent nothing"
     );
     watch.webhooks(10);
     ws.write("jobs.d/b.yaml", manifest("Job B", "0 2 * * *"));
@@ -462,4 +473,98 @@ fn a_burst_of_webhooks_while_idle_gives_one_run_after_the_quiet_period() {
     );
     watch.no_run_within(debounce * 10);
     assert_eq!(watch.successful_runs(), 2.0);
+}
+
+#[test]
+fn under_log_format_json_every_stderr_line_is_json_and_a_used_up_rate_limit_is_one_error() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    // No --log-level and no RUST_LOG: watch's default is info.
+    let watch = Watch::start(
+        ws.path(),
+        &fake,
+        &["--log-format", "json"],
+        &[
+            "--resync",
+            "1h",
+            "--drift-interval",
+            "0",
+            "--debounce",
+            "100ms",
+        ],
+    );
+    let mut lines = watch_early(&watch);
+    let banner = lines
+        .last()
+        .and_then(|l| l.json.clone())
+        .expect("a JSON banner");
+    assert_eq!(banner["message"], "listening", "{banner}");
+    assert_eq!(banner["level"], "INFO", "{banner}");
+    lines.extend(watch.until("reconciled"));
+    // One line per job action, at info.
+    let job = lines
+        .iter()
+        .filter_map(|l| l.json.as_ref())
+        .find(|v| v["message"] == "job")
+        .unwrap_or_else(|| panic!("no `job` event at the default level"));
+    assert_eq!(
+        (&job["level"], &job["id"], &job["action"], &job["result"]),
+        (
+            &Value::from("INFO"),
+            &Value::from("job-a"),
+            &Value::from("create"),
+            &Value::from("applied")
+        ),
+        "{job}"
+    );
+
+    // One request left in the hour: the next run's list takes it, and its
+    // three writes are refused unsent.
+    fake.set_rate_limit(1000, 1, Duration::from_secs(3600));
+    for name in ["B", "C", "D"] {
+        ws.write(
+            &format!("jobs.d/{}.yaml", name.to_lowercase()),
+            manifest(&format!("Job {name}"), "0 2 * * *"),
+        );
+    }
+    let run = watch.until("reconciled");
+    let errors: Vec<&Value> = run
+        .iter()
+        .filter_map(|l| l.json.as_ref())
+        .filter(|v| v["level"] == "ERROR")
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let message = errors[0]["message"].as_str().expect("a message");
+    assert!(
+        message.starts_with("rate limit used up: 3 jobs not attempted, resets in 59m"),
+        "{message}"
+    );
+    assert_eq!(errors[0]["jobs"], 3, "{}", errors[0]);
+    assert_eq!(fake.count("PUT"), 1, "nothing sent past the limit");
+    lines.extend(run);
+
+    let (code, rest) = watch.terminate();
+    assert_eq!(code, 0);
+    lines.extend(rest);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.json.as_ref().is_some_and(|v| v["message"] == "stopped")),
+        "the log ran to the end"
+    );
+    for line in &lines {
+        assert!(line.json.is_some(), "not JSON: {}", line.raw);
+    }
+}
+
+fn watch_early(watch: &Watch) -> Vec<Line> {
+    watch
+        .early
+        .iter()
+        .map(|l| Line {
+            raw: l.raw.clone(),
+            json: l.json.clone(),
+        })
+        .collect()
 }
