@@ -91,10 +91,11 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitStatus {
             };
         }
     };
+    let json = cli.log_format == cli::LogFormat::Json;
     let (global, settings) = match settings::resolve(cli) {
         Ok(resolved) => resolved,
         Err(e) => {
-            report_error(&Error::from(e));
+            report_error(&Error::from(e), json);
             return ExitStatus::Failure;
         }
     };
@@ -118,14 +119,33 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitStatus {
     match result {
         Ok(status) => status,
         Err(e) => {
-            report_error(&e);
+            report_error(&e, global.log_json);
             ExitStatus::Failure
         }
     }
 }
 
-/// `error: ...` then one `caused by: ...` per source.
-fn report_error(e: &dyn std::error::Error) {
+/// `error: ...` then one `caused by: ...` per source; under
+/// `--log-format json` one object shaped as the log events, with the causes
+/// in `causes`, so that every stderr line is JSON.
+fn report_error(e: &dyn std::error::Error, json: bool) {
+    if json {
+        let mut causes = Vec::new();
+        let mut source = e.source();
+        while let Some(cause) = source {
+            causes.push(cause.to_string());
+            source = cause.source();
+        }
+        let line = serde_json::json!({
+            "timestamp": jiff::Timestamp::now().to_string(),
+            "level": "ERROR",
+            "message": e.to_string(),
+            "causes": causes,
+            "target": "nfcron",
+        });
+        eprintln!("{line}");
+        return;
+    }
     let mut text = format!("error: {e}\n");
     let mut source = e.source();
     while let Some(cause) = source {

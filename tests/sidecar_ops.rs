@@ -568,3 +568,39 @@ fn watch_early(watch: &Watch) -> Vec<Line> {
         })
         .collect()
 }
+
+#[test]
+fn under_log_format_json_a_fatal_error_is_a_json_line_too() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    // The address is taken: watch cannot start.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_nfcron"))
+        .current_dir(ws.path())
+        .args(["--log-format", "json", "watch", "--listen", &addr])
+        .env("NORTHFLANK_API_URL", &fake.url)
+        .env("NORTHFLANK_API_TOKEN", TOKEN)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run nfcron watch");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let last = lines.last().expect("an error line");
+    assert_eq!(last["level"], "ERROR", "{last}");
+    assert_eq!(
+        last["message"],
+        format!("cannot listen on {addr}"),
+        "{last}"
+    );
+    assert!(
+        last["causes"][0].as_str().is_some_and(|c| !c.is_empty()),
+        "{last}"
+    );
+    assert!(!stderr.contains(TOKEN));
+}
