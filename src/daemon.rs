@@ -30,9 +30,9 @@ use crate::metrics::Metrics;
 use crate::plan::{self, DriftMode};
 use crate::reconcile::{self, Options, ReconcileError};
 use crate::secret::Token;
-use crate::server::{self, Readiness, Shared};
+use crate::server::{self, Liveness, Readiness, Shared};
 use crate::settings::{ApiSettings, SourceSettings};
-use crate::source::{self, dir::DirCache, git::Snapshot};
+use crate::source::{self, dir::DirCache, git::Snapshot, ReadProblem, SourceFile};
 use crate::Error;
 
 #[derive(Debug)]
@@ -55,6 +55,8 @@ pub struct WatchSettings {
     pub listen: Option<SocketAddr>,
     pub listener: server::Limits,
     pub shutdown_timeout: Duration,
+    /// `/healthz` fails when a run is still for longer than this.
+    pub stall_timeout: Duration,
     pub api: ApiSettings,
     /// `--log-format json`: the banner is a JSON line too.
     pub log_json: bool,
@@ -115,12 +117,24 @@ const DRIFT_SLICES: u32 = 10;
 
 pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::new());
-    let observed = metrics.clone();
+    // An API call may be silent for its timeout, and a retry or a wait for
+    // the rate limit's reset for up to --retry-max-time: a run within its
+    // own limits is never called stalled.
+    let own_limits = settings
+        .api
+        .timeout
+        .saturating_add(settings.api.retry_max_time);
+    let liveness = Arc::new(Liveness::new(settings.stall_timeout.max(own_limits)));
+    let (observed, live) = (metrics.clone(), liveness.clone());
     let client = settings
         .api
         .client()?
         .ok_or(ReconcileError::NoToken)?
-        .with_observer(move |method, status| observed.api_request(method, status));
+        .with_observer(move |method, status| {
+            observed.api_request(method, status);
+            // An answer (or a timeout) is progress: each request is bounded.
+            live.progress();
+        });
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -132,6 +146,7 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
             ready: false,
             reason: "the first reconcile has not completed".into(),
         }),
+        liveness: liveness.clone(),
         webhook_secret: std::env::var("NFCRON_WEBHOOK_SECRET")
             .ok()
             .and_then(|s| Token::new(&s)),
@@ -194,6 +209,7 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
         if pending.any() && quiet.is_none() {
             let work = pending;
             pending = Pending::default();
+            liveness.run_started();
             let failed = {
                 let run = daemon.run_once(work);
                 tokio::pin!(run);
@@ -211,6 +227,7 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
                     }
                 }
             };
+            liveness.run_ended();
             if *stop.borrow() {
                 break;
             }
@@ -365,11 +382,14 @@ impl Daemon<'_> {
                     .outcomes
                     .iter()
                     .any(|o| matches!(o, crate::apply::Outcome::Failed { .. }));
-                {
-                    // Ready before the log line says so.
-                    let mut readiness = self.shared.readiness.lock().expect("readiness lock");
-                    readiness.ready = true;
-                    readiness.reason.clear();
+                // Readiness before the log line says what happened.
+                match self.unready_reason(&files) {
+                    Some(reason) => self.not_ready(&reason),
+                    None => {
+                        let mut readiness = self.shared.readiness.lock().expect("readiness lock");
+                        readiness.ready = true;
+                        readiness.reason.clear();
+                    }
                 }
                 tracing::info!(
                     revision = run.revision.as_deref().unwrap_or(""),
@@ -390,12 +410,30 @@ impl Daemon<'_> {
                 failed
             }
             Err(e) => {
+                let reason = self
+                    .unready_reason(&files)
+                    .unwrap_or_else(|| format!("the last run failed: {}", chain(&e)));
+                self.not_ready(&reason);
                 tracing::error!(error = %chain(&e), "reconcile failed");
                 self.metrics.failed_run(started.elapsed().as_secs_f64());
                 self.failures += 1;
                 true
             }
         }
+    }
+
+    /// Why `/readyz` must say no after a run: the API refused the token,
+    /// or part of the source could not be read.
+    fn unready_reason(&self, files: &[SourceFile]) -> Option<String> {
+        if self.metrics.token_refused() {
+            return Some("token refused: the API answered 401".into());
+        }
+        files.iter().find_map(|f| match &f.content {
+            Err(ReadProblem::Io(message)) => {
+                Some(format!("source unreadable: {}: {message}", f.path))
+            }
+            _ => None,
+        })
     }
 
     fn not_ready(&self, reason: &str) {

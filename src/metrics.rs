@@ -176,6 +176,11 @@ impl Metrics {
             .inc();
     }
 
+    /// Whether the API's last answer about the token was a 401.
+    pub fn token_refused(&self) -> bool {
+        self.token_refused.get() == 1
+    }
+
     /// One API response (`status` 0: no response). A 401 sets
     /// `nfcron_token_refused`; a 2xx, the token accepted, clears it.
     pub fn api_request(&self, method: &str, status: u16) {

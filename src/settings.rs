@@ -177,6 +177,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
                 ),
             },
             shutdown_timeout: args.shutdown_timeout,
+            stall_timeout: args.stall_timeout,
             listener: crate::server::Limits {
                 max_connections: args.listen_max_connections as usize,
                 header_timeout: args.listen_header_timeout,

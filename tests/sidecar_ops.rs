@@ -604,3 +604,143 @@ fn under_log_format_json_a_fatal_error_is_a_json_line_too() {
     );
     assert!(!stderr.contains(TOKEN));
 }
+
+/// A TCP server that accepts and never answers (a silent Git server);
+/// reports each connection.
+fn black_hole() -> (String, Receiver<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().map_while(Result::ok) {
+            let _ = tx.send(());
+            held.push(stream);
+        }
+    });
+    (addr, rx)
+}
+
+impl Watch {
+    /// Polls `path` until its status is `want` or the deadline passes.
+    fn poll_until(&self, path: &str, want: u16) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (status, _, body) = self.http("GET", path, &[], b"");
+            if status == want {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} still {status} after {WAIT:?}: {body}"
+            );
+            let _ = self.lines.recv_timeout(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn healthz_fails_when_a_run_is_stuck_on_a_silent_git_server_past_the_stall_timeout() {
+    let ws = Workspace::new();
+    let (addr, connections) = black_hole();
+    let fake = Fake::spawn(0);
+    let url = format!("http://{addr}/jobs.git");
+    let started = Instant::now();
+    let watch = Watch::start(
+        ws.path(),
+        &fake,
+        &JSON_INFO,
+        &[
+            "--git",
+            &url,
+            "--stall-timeout",
+            "1s",
+            // The run's own limits: an API call may be silent this long.
+            "--timeout",
+            "300ms",
+            "--retry-max-time",
+            "300ms",
+            "--shutdown-timeout",
+            "500ms",
+        ],
+    );
+    connections.recv_timeout(WAIT).expect("a Git request");
+    let body = watch.poll_until("/healthz", 503);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "failed before --stall-timeout"
+    );
+    assert!(body.starts_with("stalled:"), "{body}");
+    let (status, _, body) = watch.http("GET", "/readyz", &[], b"");
+    assert_eq!(status, 503, "{body}");
+    // The probes still answer and SIGTERM still ends it.
+    let (code, _) = watch.terminate();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn healthz_stays_ok_across_runs_spaced_wider_than_the_stall_timeout() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    let started = Instant::now();
+    let watch = Watch::start(
+        ws.path(),
+        &fake,
+        &JSON_INFO,
+        &[
+            "--resync",
+            "600ms",
+            "--stall-timeout",
+            "500ms",
+            "--timeout",
+            "100ms",
+            "--retry-max-time",
+            "100ms",
+        ],
+    );
+    for _ in 0..3 {
+        watch.next("reconciled");
+    }
+    assert!(started.elapsed() > Duration::from_secs(1));
+    let (status, _, body) = watch.http("GET", "/healthz", &[], b"");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+}
+
+#[test]
+fn readyz_says_token_refused_after_a_401_and_names_an_unreadable_source() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    fake.set_token("another-token");
+    let watch = Watch::start(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
+    watch.next("reconciled");
+    let (status, _, body) = watch.http("GET", "/readyz", &[], b"");
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "not ready: token refused: the API answered 401\n")
+    );
+    drop(watch);
+
+    // A manifest that cannot be read (a directory's permissions are not
+    // enough for root, so a dangling symlink stands in).
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    std::os::unix::fs::symlink(
+        ws.path().join("nowhere.yaml"),
+        ws.path().join("jobs.d/b.yaml"),
+    )
+    .expect("symlink");
+    let fake = Fake::spawn(0);
+    let watch = Watch::start(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
+    watch.next("reconciled");
+    let (status, _, body) = watch.http("GET", "/readyz", &[], b"");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.starts_with("not ready: source unreadable: jobs.d/b.yaml"),
+        "{body}"
+    );
+    // Once it is gone, the next run is ready.
+    std::fs::remove_file(ws.path().join("jobs.d/b.yaml")).expect("rm");
+    watch.poll_until("/readyz", 200);
+}
