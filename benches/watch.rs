@@ -61,7 +61,13 @@ fn start(dir: &Path, fake: &fake::Fake, args: &[&str]) -> Watch {
         let line = lines
             .recv_timeout(Duration::from_secs(30))
             .expect("watch started");
-        if let Some(a) = line.strip_prefix("nfcron watch: listening on http://") {
+        // The banner is a JSON line under --log-format json.
+        let banner = serde_json::from_str::<serde_json::Value>(&line).ok();
+        if let Some(a) = banner
+            .as_ref()
+            .and_then(|v| v["url"].as_str())
+            .and_then(|u| u.strip_prefix("http://"))
+        {
             addr = a.to_string();
         }
     }

@@ -16,6 +16,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 use tokio::task::JoinSet;
@@ -99,6 +100,9 @@ impl Applier<'_> {
             broken: AtomicBool::new(false),
         });
         let mut outcomes = vec![Outcome::Skipped; plan.steps.len()];
+        // Jobs refused unsent because the rate limit is used up: one cause,
+        // so one ERROR for the run (each job at debug).
+        let rate_limited = Arc::new(Mutex::new(RateLimited::default()));
         // Creates and updates first, deletes after: a job renamed in one
         // change exists under its new name before the old one goes.
         for phase in [&[Action::Create, Action::Update][..], &[Action::Delete]] {
@@ -123,6 +127,7 @@ impl Applier<'_> {
                 let state_path = self.state_path.to_path_buf();
                 let revision = self.revision.map(str::to_string);
                 let action = step.action;
+                let rate_limited = rate_limited.clone();
                 // Taking the permit before spawning starts jobs in plan
                 // order: with --concurrency 1 the run is sequential and
                 // deterministic.
@@ -146,6 +151,10 @@ impl Applier<'_> {
                             client.put_cron_job(&key, &job.spec).await.map(|_| ())
                         }
                         _ => client.delete_job(&key).await,
+                    };
+                    let unsent_for = match &sent {
+                        Err(ApiError::RateLimited { reset_in, .. }) => Some(*reset_in),
+                        _ => None,
                     };
                     let outcome = match sent {
                         Ok(()) => {
@@ -175,13 +184,18 @@ impl Applier<'_> {
                         }
                         Err(e) => failed(&e),
                     };
-                    log(
-                        &key,
-                        action,
-                        &outcome,
-                        started.elapsed(),
-                        revision.as_deref(),
-                    );
+                    if let Some(reset_in) = unsent_for {
+                        rate_limited.lock().expect("tally lock").add(reset_in);
+                        tracing::debug!(project = %key.project, id = %key.id, action = action.as_str(), result = "failed", "job not sent: the rate limit is used up");
+                    } else {
+                        log(
+                            &key,
+                            action,
+                            &outcome,
+                            started.elapsed(),
+                            revision.as_deref(),
+                        );
+                    }
                     (i, outcome)
                 });
             }
@@ -192,6 +206,16 @@ impl Applier<'_> {
                     Err(_) => {}
                 }
             }
+        }
+        let tally = *rate_limited.lock().expect("tally lock");
+        if tally.jobs > 0 {
+            tracing::error!(
+                jobs = tally.jobs,
+                reset_in_s = tally.reset_in.as_secs(),
+                "rate limit used up: {} jobs not attempted, resets in {}",
+                tally.jobs,
+                humantime::format_duration(Duration::from_secs(tally.reset_in.as_secs()))
+            );
         }
         let not_attempted = outcomes
             .iter()
@@ -209,6 +233,21 @@ impl Applier<'_> {
             Err(shared) => shared.state.lock().expect("state lock").0.clone(),
         };
         (outcomes, state)
+    }
+}
+
+/// Jobs not sent because the rate limit was used up, and the longest wait
+/// for its reset they were told.
+#[derive(Debug, Default, Clone, Copy)]
+struct RateLimited {
+    jobs: usize,
+    reset_in: Duration,
+}
+
+impl RateLimited {
+    fn add(&mut self, reset_in: Duration) {
+        self.jobs += 1;
+        self.reset_in = self.reset_in.max(reset_in);
     }
 }
 

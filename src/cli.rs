@@ -318,6 +318,11 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: std::time::Duration,
 
+    /// /healthz fails when a run has made no progress (no API answer, no
+    /// step of its own) for this long: a hung read, a silent Git server.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_interval)]
+    pub stall_timeout: std::time::Duration,
+
     /// Connections the listener serves at once; beyond it, a small lane
     /// serves probes only.
     #[arg(long, hide = true, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]

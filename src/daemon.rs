@@ -1,7 +1,10 @@
 //! `nfcron watch`: triggers (file events, Git polls, webhooks, resync and
 //! drift timers, retries) -> the one reconcile path, one run at a time.
 //!
-//! Triggers that arrive during a run coalesce into the next. The process
+//! Triggers that arrive during a run coalesce into the next: one follow-up
+//! run however many there were. File events and webhooks are debounced by
+//! a quiet period: a run starts `--debounce` after the last of them (at
+//! most 10 x `--debounce` after the first). The process
 //! never exits because of an API or source error: it reports, keeps the
 //! last good source revision, and tries again later. SIGTERM and SIGINT stop
 //! new work, let the run in progress finish (up to `--shutdown-timeout`;
@@ -27,9 +30,9 @@ use crate::metrics::Metrics;
 use crate::plan::{self, DriftMode};
 use crate::reconcile::{self, Options, ReconcileError};
 use crate::secret::Token;
-use crate::server::{self, Readiness, Shared};
+use crate::server::{self, Liveness, Readiness, Shared};
 use crate::settings::{ApiSettings, SourceSettings};
-use crate::source::{self, dir::DirCache, git::Snapshot};
+use crate::source::{self, dir::DirCache, git::Snapshot, ReadProblem, SourceFile};
 use crate::Error;
 
 #[derive(Debug)]
@@ -52,7 +55,11 @@ pub struct WatchSettings {
     pub listen: Option<SocketAddr>,
     pub listener: server::Limits,
     pub shutdown_timeout: Duration,
+    /// `/healthz` fails when a run is still for longer than this.
+    pub stall_timeout: Duration,
     pub api: ApiSettings,
+    /// `--log-format json`: the banner is a JSON line too.
+    pub log_json: bool,
 }
 
 /// What the next run must do.
@@ -61,6 +68,44 @@ struct Pending {
     fetch: bool,
     run: bool,
     drift: bool,
+}
+
+impl Pending {
+    fn any(self) -> bool {
+        self.fetch || self.run || self.drift
+    }
+}
+
+/// A debounce window: it closes `--debounce` after the last event, and at
+/// the latest [`MAX_WAIT_FACTOR`] times `--debounce` after the first, so
+/// that a directory that never stops changing is still reconciled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Quiet {
+    first: Instant,
+    until: Instant,
+}
+
+/// The longest a burst of events can hold a run back, in `--debounce`s.
+const MAX_WAIT_FACTOR: u32 = 10;
+
+impl Quiet {
+    /// The window after an event now; `None` (run at once) for a zero
+    /// debounce.
+    fn extend(window: Option<Quiet>, debounce: Duration) -> Option<Quiet> {
+        Self::extend_at(window, debounce, Instant::now())
+    }
+
+    fn extend_at(window: Option<Quiet>, debounce: Duration, now: Instant) -> Option<Quiet> {
+        if debounce.is_zero() {
+            return None;
+        }
+        let first = window.map_or(now, |w| w.first);
+        let cap = first + debounce * MAX_WAIT_FACTOR;
+        Some(Quiet {
+            first,
+            until: (now + debounce).min(cap),
+        })
+    }
 }
 
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
@@ -72,12 +117,24 @@ const DRIFT_SLICES: u32 = 10;
 
 pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::new());
-    let observed = metrics.clone();
+    // An API call may be silent for its timeout, and a retry or a wait for
+    // the rate limit's reset for up to --retry-max-time: a run within its
+    // own limits is never called stalled.
+    let own_limits = settings
+        .api
+        .timeout
+        .saturating_add(settings.api.retry_max_time);
+    let liveness = Arc::new(Liveness::new(settings.stall_timeout.max(own_limits)));
+    let (observed, live) = (metrics.clone(), liveness.clone());
     let client = settings
         .api
         .client()?
         .ok_or(ReconcileError::NoToken)?
-        .with_observer(move |method, status| observed.api_request(method, status));
+        .with_observer(move |method, status| {
+            observed.api_request(method, status);
+            // An answer (or a timeout) is progress: each request is bounded.
+            live.progress();
+        });
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -89,6 +146,7 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
             ready: false,
             reason: "the first reconcile has not completed".into(),
         }),
+        liveness: liveness.clone(),
         webhook_secret: std::env::var("NFCRON_WEBHOOK_SECRET")
             .ok()
             .and_then(|s| Token::new(&s)),
@@ -101,8 +159,8 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
         let bound = listener
             .local_addr()
             .map_err(|source| Error::Listen { addr, source })?;
-        tracing::info!(addr = %bound, "listening");
-        eprintln!("nfcron watch: listening on http://{bound}");
+        // Printed whatever the log level: scripts and tests wait for it.
+        eprintln!("{}", banner(bound, settings.log_json));
         tasks.spawn(server::serve(
             listener,
             shared.clone(),
@@ -143,11 +201,15 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
     let drift_slice = (settings.drift_interval / DRIFT_SLICES).max(Duration::from_secs(1));
     let mut next_drift = (!settings.drift_interval.is_zero()).then(|| now + drift_slice);
     let mut retry_at: Option<Instant> = None;
+    // Open while file events or webhooks keep arriving: no run starts
+    // until it closes.
+    let mut quiet: Option<Quiet> = None;
     let mut stop = stop_rx.clone();
     loop {
-        if pending.run || pending.fetch || pending.drift {
+        if pending.any() && quiet.is_none() {
             let work = pending;
             pending = Pending::default();
+            liveness.run_started();
             let failed = {
                 let run = daemon.run_once(work);
                 tokio::pin!(run);
@@ -165,6 +227,7 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
                     }
                 }
             };
+            liveness.run_ended();
             if *stop.borrow() {
                 break;
             }
@@ -173,15 +236,19 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
         }
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
+            // Editors write several events per save, `git checkout` one per
+            // file, and webhooks come in bursts: each event (or run of
+            // events queued during a run) extends the quiet period.
             Some(()) = fs_rx.recv() => {
-                // Debounce: editors write several events per save.
-                tokio::time::sleep(settings.debounce).await;
-                while fs_rx.try_recv().is_ok() {}
                 pending.run = true;
+                quiet = Quiet::extend(quiet, settings.debounce);
             }
             Some(()) = hook_rx.recv() => {
-                while hook_rx.try_recv().is_ok() {}
                 pending.fetch = true;
+                quiet = Quiet::extend(quiet, settings.debounce);
+            }
+            _ = tokio::time::sleep_until(quiet.map_or(now, |q| q.until).into()), if quiet.is_some() => {
+                quiet = None;
             }
             _ = tokio::time::sleep_until(next_resync.into()) => {
                 next_resync = Instant::now() + settings.resync;
@@ -315,11 +382,14 @@ impl Daemon<'_> {
                     .outcomes
                     .iter()
                     .any(|o| matches!(o, crate::apply::Outcome::Failed { .. }));
-                {
-                    // Ready before the log line says so.
-                    let mut readiness = self.shared.readiness.lock().expect("readiness lock");
-                    readiness.ready = true;
-                    readiness.reason.clear();
+                // Readiness before the log line says what happened.
+                match self.unready_reason(&files) {
+                    Some(reason) => self.not_ready(&reason),
+                    None => {
+                        let mut readiness = self.shared.readiness.lock().expect("readiness lock");
+                        readiness.ready = true;
+                        readiness.reason.clear();
+                    }
                 }
                 tracing::info!(
                     revision = run.revision.as_deref().unwrap_or(""),
@@ -340,12 +410,30 @@ impl Daemon<'_> {
                 failed
             }
             Err(e) => {
+                let reason = self
+                    .unready_reason(&files)
+                    .unwrap_or_else(|| format!("the last run failed: {}", chain(&e)));
+                self.not_ready(&reason);
                 tracing::error!(error = %chain(&e), "reconcile failed");
                 self.metrics.failed_run(started.elapsed().as_secs_f64());
                 self.failures += 1;
                 true
             }
         }
+    }
+
+    /// Why `/readyz` must say no after a run: the API refused the token,
+    /// or part of the source could not be read.
+    fn unready_reason(&self, files: &[SourceFile]) -> Option<String> {
+        if self.metrics.token_refused() {
+            return Some("token refused: the API answered 401".into());
+        }
+        files.iter().find_map(|f| match &f.content {
+            Err(ReadProblem::Io(message)) => {
+                Some(format!("source unreadable: {}: {message}", f.path))
+            }
+            _ => None,
+        })
     }
 
     fn not_ready(&self, reason: &str) {
@@ -368,6 +456,24 @@ impl Daemon<'_> {
         let sweep = (limit as f64) * f64::from(self.settings.drift_budget) / 100.0 * share;
         // One slice: a tenth of the sweep's budget, at least one read.
         (sweep / f64::from(DRIFT_SLICES)).floor().max(1.0) as u64
+    }
+}
+
+/// The listener's banner: plain text, or under `--log-format json` one
+/// object shaped as the log events are (`url` holds the address).
+fn banner(bound: SocketAddr, json: bool) -> String {
+    let url = format!("http://{bound}");
+    if json {
+        serde_json::json!({
+            "timestamp": jiff::Timestamp::now().to_string(),
+            "level": "INFO",
+            "message": "listening",
+            "url": url,
+            "target": "nfcron::daemon",
+        })
+        .to_string()
+    } else {
+        format!("nfcron watch: listening on {url}")
     }
 }
 
@@ -415,4 +521,28 @@ async fn signals(stop: watch::Sender<bool>, shutdown_timeout: Duration) {
             );
             std::process::exit(0);
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quiet_period_runs_from_the_last_event_up_to_ten_debounces() {
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let d = ms(200);
+        let w = Quiet::extend_at(None, d, t0).expect("a window");
+        assert_eq!((w.first, w.until), (t0, t0 + d));
+        // Another event 150 ms later: the window moves with it.
+        let w = Quiet::extend_at(Some(w), d, t0 + ms(150)).expect("a window");
+        assert_eq!((w.first, w.until), (t0, t0 + ms(350)));
+        // Events every 150 ms for ever: the window closes 2 s after the first.
+        let mut w = Some(w);
+        for i in 2..40 {
+            w = Quiet::extend_at(w, d, t0 + ms(150 * i));
+        }
+        assert_eq!(w.expect("a window").until, t0 + ms(2000));
+        assert_eq!(Quiet::extend_at(None, Duration::ZERO, t0), None);
+    }
 }

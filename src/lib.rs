@@ -91,14 +91,21 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitStatus {
             };
         }
     };
+    let json = cli.log_format == cli::LogFormat::Json;
     let (global, settings) = match settings::resolve(cli) {
         Ok(resolved) => resolved,
         Err(e) => {
-            report_error(&Error::from(e));
+            report_error(&Error::from(e), json);
             return ExitStatus::Failure;
         }
     };
-    init_logging(global.log_filter.as_deref(), global.log_json);
+    // The sidecar reports what it did at info; one-shot commands keep
+    // stderr for warnings and errors.
+    let default_level = match &settings {
+        settings::Settings::Watch(_) => "info",
+        _ => "warn",
+    };
+    init_logging(global.log_filter.as_deref(), default_level, global.log_json);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match &settings {
@@ -113,14 +120,33 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitStatus {
     match result {
         Ok(status) => status,
         Err(e) => {
-            report_error(&e);
+            report_error(&e, global.log_json);
             ExitStatus::Failure
         }
     }
 }
 
-/// `error: ...` then one `caused by: ...` per source.
-fn report_error(e: &dyn std::error::Error) {
+/// `error: ...` then one `caused by: ...` per source; under
+/// `--log-format json` one object shaped as the log events, with the causes
+/// in `causes`, so that every stderr line is JSON.
+fn report_error(e: &dyn std::error::Error, json: bool) {
+    if json {
+        let mut causes = Vec::new();
+        let mut source = e.source();
+        while let Some(cause) = source {
+            causes.push(cause.to_string());
+            source = cause.source();
+        }
+        let line = serde_json::json!({
+            "timestamp": jiff::Timestamp::now().to_string(),
+            "level": "ERROR",
+            "message": e.to_string(),
+            "causes": causes,
+            "target": "nfcron",
+        });
+        eprintln!("{line}");
+        return;
+    }
     let mut text = format!("error: {e}\n");
     let mut source = e.source();
     while let Some(cause) = source {
@@ -130,13 +156,13 @@ fn report_error(e: &dyn std::error::Error) {
     eprint!("{text}");
 }
 
-fn init_logging(filter: Option<&str>, json: bool) {
+fn init_logging(filter: Option<&str>, default_level: &str, json: bool) {
     // Other crates' logs stay at warn unless a filter names them: their
     // trace output is not ours to vouch for.
     let filter = match filter {
         Some(f) if !f.contains('=') && !f.contains(',') => format!("warn,nfcron={f}"),
         Some(f) => f.to_string(),
-        None => "warn".to_string(),
+        None => format!("warn,nfcron={default_level}"),
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));

@@ -1,6 +1,13 @@
 //! The sidecar's Prometheus metrics (prometheus-client's registry and text
 //! exposition). Counters only ever go up; gauges are set after each
 //! reconcile from its report.
+//!
+//! Two exposition formats, chosen by the scrape's `Accept` header
+//! ([`Format::negotiate`]): OpenMetrics 1.0 when asked for, Prometheus text
+//! 0.0.4 otherwise. prometheus-client writes only OpenMetrics; the 0.0.4
+//! text is derived from it ([`to_text_004`]): a counter family is named
+//! with its `_total` suffix there (the 0.0.4 parser looks for HELP and
+//! TYPE under the sample's name), and `# UNIT` and `# EOF` do not exist.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
@@ -30,6 +37,50 @@ pub struct Metrics {
     revision: Family<Labels, Gauge>,
     current_revision: Mutex<Option<String>>,
     http_refused: Family<Labels, Counter>,
+    token_refused: Gauge,
+}
+
+/// An exposition format of `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `application/openmetrics-text; version=1.0.0`.
+    OpenMetrics,
+    /// `text/plain; version=0.0.4`, the Prometheus text format.
+    Text004,
+}
+
+impl Format {
+    /// OpenMetrics when the `Accept` header asks for it at least as much as
+    /// for `text/plain`; 0.0.4 otherwise (also without a header, or with
+    /// one that cannot be read).
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let (mut openmetrics, mut text) = (0.0f32, 0.0f32);
+        for range in accept.unwrap_or("").split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            match media.as_str() {
+                "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+                "text/plain" => text = text.max(q),
+                _ => {}
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Format::OpenMetrics
+        } else {
+            Format::Text004
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Text004 => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -50,6 +101,7 @@ impl Metrics {
         let last_success = Gauge::<f64, AtomicU64>::default();
         let revision = Family::<Labels, Gauge>::default();
         let http_refused = Family::<Labels, Counter>::default();
+        let token_refused = Gauge::default();
         registry.register(
             "nfcron_reconcile_runs",
             "Reconcile runs by result",
@@ -95,6 +147,11 @@ impl Metrics {
             "Listener requests refused, by reason",
             http_refused.clone(),
         );
+        registry.register(
+            "nfcron_token_refused",
+            "1 while the API refuses the token (its last answer to us was a 401), else 0",
+            token_refused.clone(),
+        );
         Metrics {
             registry,
             runs,
@@ -107,6 +164,7 @@ impl Metrics {
             revision,
             current_revision: Mutex::new(None),
             http_refused,
+            token_refused,
         }
     }
 
@@ -118,8 +176,23 @@ impl Metrics {
             .inc();
     }
 
-    /// One API response (`status` 0: no response).
+    /// Whether the API's last answer about the token was a 401.
+    pub fn token_refused(&self) -> bool {
+        self.token_refused.get() == 1
+    }
+
+    /// One API response (`status` 0: no response). A 401 sets
+    /// `nfcron_token_refused`; a 2xx, the token accepted, clears it.
     pub fn api_request(&self, method: &str, status: u16) {
+        match status {
+            401 => {
+                self.token_refused.set(1);
+            }
+            200..=299 => {
+                self.token_refused.set(0);
+            }
+            _ => {}
+        }
         let status = if status == 0 {
             "error".to_string()
         } else {
@@ -201,10 +274,135 @@ impl Metrics {
         }
     }
 
-    /// The text exposition format.
-    pub fn render(&self) -> String {
+    /// The exposition in `format`.
+    pub fn render(&self, format: Format) -> String {
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
-        out
+        match format {
+            Format::OpenMetrics => out,
+            Format::Text004 => to_text_004(&out),
+        }
+    }
+}
+
+/// OpenMetrics text -> Prometheus text 0.0.4: counter families take their
+/// samples' `_total` name in HELP and TYPE; types 0.0.4 lacks become
+/// `untyped`; `# UNIT` and `# EOF` lines go. Samples are the same in both.
+pub fn to_text_004(openmetrics: &str) -> String {
+    use std::collections::HashSet;
+    let counters: HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_once(' '))
+        .filter(|(_, kind)| kind.trim() == "counter")
+        .map(|(name, _)| name)
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let name = if counters.contains(name) && !name.ends_with("_total") {
+                    format!("{name}_total")
+                } else {
+                    name.to_string()
+                };
+                let tail = match (prefix, tail) {
+                    ("# TYPE ", "counter" | "gauge" | "histogram" | "summary") => tail,
+                    ("# TYPE ", _) => "untyped",
+                    _ => tail,
+                };
+                out.push_str(prefix);
+                out.push_str(&name);
+                out.push(' ');
+                out.push_str(tail);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_follows_the_accept_header() {
+        use Format::*;
+        for (accept, want) in [
+            (None, Text004),
+            (Some(""), Text004),
+            (Some("text/plain;version=0.0.4"), Text004),
+            (Some("*/*"), Text004),
+            (Some("application/openmetrics-text"), OpenMetrics),
+            (Some("Application/OpenMetrics-Text; version=1.0.0"), OpenMetrics),
+            // What Prometheus itself sends.
+            (
+                Some("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
+                OpenMetrics,
+            ),
+            (
+                Some("application/openmetrics-text;q=0.2,text/plain;version=0.0.4;q=0.9"),
+                Text004,
+            ),
+            (Some("application/openmetrics-text;q=0"), Text004),
+        ] {
+            assert_eq!(Format::negotiate(accept), want, "{accept:?}");
+        }
+    }
+
+    #[test]
+    fn text_004_names_counter_families_with_total() {
+        let m = Metrics::new();
+        m.api_request("PUT", 200);
+        m.http_refused("busy");
+        let text = m.render(Format::Text004);
+        for line in [
+            "# HELP nfcron_api_requests_total Northflank API requests sent, by method and status.",
+            "# TYPE nfcron_api_requests_total counter",
+            "nfcron_api_requests_total{method=\"PUT\",status=\"200\"} 1",
+            "# TYPE nfcron_http_refused_total counter",
+            "# TYPE nfcron_drift_detected_total counter",
+            "# TYPE nfcron_reconcile_duration_seconds histogram",
+            "# TYPE nfcron_token_refused gauge",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+        let open = m.render(Format::OpenMetrics);
+        assert!(
+            open.contains("# TYPE nfcron_api_requests counter"),
+            "{open}"
+        );
+        assert!(open.ends_with("# EOF\n"), "{open}");
+    }
+
+    #[test]
+    fn token_refused_is_set_by_a_401_and_cleared_by_a_2xx() {
+        let m = Metrics::new();
+        let value = |m: &Metrics| {
+            m.render(Format::Text004)
+                .lines()
+                .find_map(|l| l.strip_prefix("nfcron_token_refused "))
+                .map(str::to_string)
+        };
+        assert_eq!(value(&m).as_deref(), Some("0"));
+        m.api_request("PUT", 401);
+        assert_eq!(value(&m).as_deref(), Some("1"));
+        m.api_request("GET", 503);
+        assert_eq!(value(&m).as_deref(), Some("1"));
+        m.api_request("GET", 200);
+        assert_eq!(value(&m).as_deref(), Some("0"));
     }
 }

@@ -1,6 +1,12 @@
 //! The sidecar's HTTP listener: `GET /healthz`, `GET /readyz`,
 //! `GET /metrics` and `POST /hooks/git`.
 //!
+//! The probes tell different truths: `/healthz` (liveness) fails only when
+//! the reconcile loop is stuck ([`Liveness`]), which a restart can cure;
+//! `/readyz` (readiness) fails while the last run did not complete, the
+//! source could not be read or the API refuses the token ([`Readiness`]),
+//! which a restart cannot.
+//!
 //! The webhook only ever *triggers* a fetch: its payload is never trusted
 //! for content and never kept. It is verified with `NFCRON_WEBHOOK_SECRET`
 //! against GitHub's `X-Hub-Signature-256`, a generic `X-Signature:
@@ -28,6 +34,7 @@
 //!   250 ms instead of spinning.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,7 +52,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::{AbortHandle, JoinSet};
 
-use crate::metrics::Metrics;
+use crate::metrics::{Format, Metrics};
 use crate::secret::Token;
 
 /// Webhook bodies larger than this are refused.
@@ -91,10 +98,70 @@ pub struct Readiness {
     pub reason: String,
 }
 
+/// What `/healthz` reports: whether the reconcile loop is making progress.
+/// The loop waiting for a trigger is healthy; a run is healthy while
+/// something moves in it (it starts, an API request is answered, it
+/// ends) at least every `stall_timeout`. Every API request has its own
+/// timeout and retries are bounded, so a run that talks to the API keeps
+/// moving; one stuck in a read or a Git fetch that never returns does not.
+#[derive(Debug)]
+pub struct Liveness {
+    epoch: std::time::Instant,
+    stall_timeout: Duration,
+    /// Milliseconds after `epoch` of the last progress.
+    last: AtomicU64,
+    /// A run is in progress.
+    busy: AtomicBool,
+}
+
+impl Liveness {
+    pub fn new(stall_timeout: Duration) -> Liveness {
+        Liveness {
+            epoch: std::time::Instant::now(),
+            stall_timeout,
+            last: AtomicU64::new(0),
+            busy: AtomicBool::new(false),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Something moved (an API answer, a step of the loop).
+    pub fn progress(&self) {
+        self.last.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    pub fn run_started(&self) {
+        self.progress();
+        self.busy.store(true, Ordering::Relaxed);
+    }
+
+    pub fn run_ended(&self) {
+        self.busy.store(false, Ordering::Relaxed);
+        self.progress();
+    }
+
+    /// How long the run in progress has been still, when longer than the
+    /// stall timeout.
+    pub fn stalled(&self) -> Option<Duration> {
+        if !self.busy.load(Ordering::Relaxed) {
+            return None;
+        }
+        let still = Duration::from_millis(
+            self.now_ms()
+                .saturating_sub(self.last.load(Ordering::Relaxed)),
+        );
+        (still > self.stall_timeout).then_some(still)
+    }
+}
+
 /// State the listener shares with the daemon.
 pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub readiness: Mutex<Readiness>,
+    pub liveness: Arc<Liveness>,
     /// `NFCRON_WEBHOOK_SECRET`; without it the webhook is off.
     pub webhook_secret: Option<Token>,
     /// Asks the daemon for a fetch and reconcile (coalesced there).
@@ -233,7 +300,17 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Reply, std::convert::Infallible> {
     Ok(match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => reply(StatusCode::OK, TEXT, "ok\n"),
+        (&Method::GET, "/healthz") => match shared.liveness.stalled() {
+            None => reply(StatusCode::OK, TEXT, "ok\n"),
+            Some(still) => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                TEXT,
+                format!(
+                    "stalled: the run in progress has made no progress for {}s (--stall-timeout)\n",
+                    still.as_secs()
+                ),
+            ),
+        },
         (&Method::GET, "/readyz") => {
             let r = shared.readiness.lock().expect("readiness lock");
             if r.ready {
@@ -246,11 +323,18 @@ async fn handle(
                 )
             }
         }
-        (&Method::GET, "/metrics") => reply(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            shared.metrics.render(),
-        ),
+        (&Method::GET, "/metrics") => {
+            let accept = req
+                .headers()
+                .get(hyper::header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            let format = Format::negotiate(accept);
+            reply(
+                StatusCode::OK,
+                format.content_type(),
+                shared.metrics.render(format),
+            )
+        }
         _ if lane == Lane::Probe => {
             shared.metrics.http_refused("busy");
             let mut busy = reply(

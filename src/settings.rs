@@ -168,6 +168,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
             },
         }),
         Command::Watch(args) => Settings::Watch(crate::daemon::WatchSettings {
+            log_json: global.log_json,
             api: api(args.api)?,
             source: source(args.path, args.source),
             project: args.apply.project.filter(|p| !p.is_empty()),
@@ -193,6 +194,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
                 ),
             },
             shutdown_timeout: args.shutdown_timeout,
+            stall_timeout: args.stall_timeout,
             listener: crate::server::Limits {
                 max_connections: args.listen_max_connections as usize,
                 header_timeout: args.listen_header_timeout,

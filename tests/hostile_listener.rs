@@ -63,10 +63,11 @@ impl Watch {
         let stderr = child.stderr.take().expect("stderr");
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("nfcron watch: listening on http://") {
-                    let _ = addr_tx.send(addr.to_string());
-                }
                 if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    // The banner is a JSON line under --log-format json.
+                    if let Some(addr) = v["url"].as_str().and_then(|u| u.strip_prefix("http://")) {
+                        let _ = addr_tx.send(addr.to_string());
+                    }
                     let _ = tx.send(v);
                 }
             }
