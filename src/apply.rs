@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 
 use crate::api::{ApiError, Client};
 use crate::plan::{Action, Desired, Plan};
-use crate::state::{self, State, StateError};
+use crate::state::{self, Rejection, State, StateError};
 
 /// The state being applied to, with a version per change, and the version
 /// last written to disk.
@@ -61,16 +61,71 @@ impl Journal {
     }
 }
 
+/// Why a write did not land (or was not recorded), typed to the end so
+/// the caller can tell what may succeed later from what will not.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    Api(Arc<ApiError>),
+    /// The API took the write but the state file could not record it.
+    NotRecorded(Arc<StateError>),
+}
+
+impl Failure {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Failure::Api(e) => e.status(),
+            Failure::NotRecorded(_) => None,
+        }
+    }
+
+    /// The error and its causes on one line (server text already escaped
+    /// and cut to 1 KiB by `api::shown`).
+    pub fn message(&self) -> String {
+        match self {
+            Failure::Api(e) => chain(e.as_ref()),
+            Failure::NotRecorded(e) => format!("applied, but {}", chain(e.as_ref())),
+        }
+    }
+
+    /// The API's own message for a refused write (no call prefix), for
+    /// the state's rejection record.
+    fn api_message(&self) -> String {
+        match self {
+            Failure::Api(e) => match e.as_ref() {
+                ApiError::Status { message, .. } => message.clone(),
+                other => chain(other),
+            },
+            Failure::NotRecorded(_) => self.message(),
+        }
+    }
+}
+
+impl PartialEq for Failure {
+    fn eq(&self, other: &Failure) -> bool {
+        self.status() == other.status() && self.message() == other.message()
+    }
+}
+
+/// Whether the API refused the request for good: a 4xx other than 401
+/// (the token: see the client's latch), 408, 409 and 429 (those may
+/// succeed later). The same body would be refused again, so it is not
+/// re-sent until it changes.
+pub fn is_permanent(e: &ApiError) -> bool {
+    matches!(e, ApiError::Status { status, .. }
+        if (400..500).contains(status) && !matches!(status, 401 | 408 | 409 | 429))
+}
+
 /// How one step ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// The dry-run would do this.
     Planned,
     Applied,
-    Failed {
-        status: Option<u16>,
-        message: String,
-    },
+    /// May succeed later: retried by a later run (the sidecar backs off).
+    Failed(Failure),
+    /// The API refused the spec for good (see [`is_permanent`]); recorded
+    /// in state with its digest and not sent again until it changes.
+    Rejected(Failure),
     /// Nothing to send (unchanged, orphan, invalid, unverified).
     Skipped,
     /// A write the plan holds that was never sent: the state file could
@@ -158,31 +213,48 @@ impl Applier<'_> {
                     };
                     let outcome = match sent {
                         Ok(()) => {
-                            let now = jiff::Timestamp::now()
-                                .round(jiff::Unit::Second)
-                                .unwrap_or_else(|_| jiff::Timestamp::now());
+                            let now = now_rfc3339();
                             let committed = journal
-                                .commit(&state_path, |state| match &job {
-                                    Some(job) => {
-                                        state.jobs.insert(
-                                            key.clone(),
-                                            job.record(&now.to_string(), revision.as_deref()),
-                                        );
-                                    }
-                                    None => {
-                                        state.jobs.remove(&key);
+                                .commit(&state_path, |state| {
+                                    state.rejected.remove(&key);
+                                    match &job {
+                                        Some(job) => {
+                                            state.jobs.insert(
+                                                key.clone(),
+                                                job.record(&now, revision.as_deref()),
+                                            );
+                                        }
+                                        None => {
+                                            state.jobs.remove(&key);
+                                        }
                                     }
                                 })
                                 .await;
                             match committed {
                                 Ok(()) => Outcome::Applied,
-                                Err(e) => Outcome::Failed {
-                                    status: None,
-                                    message: format!("applied, but {}", chain(&e)),
-                                },
+                                Err(e) => Outcome::Failed(Failure::NotRecorded(Arc::new(e))),
                             }
                         }
-                        Err(e) => failed(&e),
+                        Err(e) if job.is_some() && is_permanent(&e) => {
+                            let failure = Failure::Api(Arc::new(e));
+                            let job = job.as_ref().expect("checked");
+                            let rejection = Rejection {
+                                digest: job.digest.clone(),
+                                status: failure.status().unwrap_or(400),
+                                message: failure.api_message(),
+                                rejected_at: now_rfc3339(),
+                            };
+                            // Recorded so that no later run sends this spec
+                            // again; if that save fails the next run sends
+                            // it once more, which is all it costs.
+                            let _ = journal
+                                .commit(&state_path, |state| {
+                                    state.rejected.insert(key.clone(), rejection);
+                                })
+                                .await;
+                            Outcome::Rejected(failure)
+                        }
+                        Err(e) => Outcome::Failed(Failure::Api(Arc::new(e))),
                     };
                     if let Some(reset_in) = unsent_for {
                         rate_limited.lock().expect("tally lock").add(reset_in);
@@ -251,11 +323,12 @@ impl RateLimited {
     }
 }
 
-fn failed(e: &ApiError) -> Outcome {
-    Outcome::Failed {
-        status: e.status(),
-        message: chain(e),
-    }
+/// Now, to the second, RFC 3339.
+fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .to_string()
 }
 
 /// An error and its causes on one line.
@@ -284,15 +357,25 @@ fn log(
         revision.unwrap_or(""),
     );
     match outcome {
-        Outcome::Failed { message, .. } => tracing::error!(
+        Outcome::Failed(failure) => tracing::error!(
             project,
             id,
             action = action.as_str(),
             result = "failed",
             revision,
             duration_ms,
-            error = %message,
+            error = %failure.message(),
             "job"
+        ),
+        Outcome::Rejected(failure) => tracing::error!(
+            project,
+            id,
+            action = action.as_str(),
+            result = "rejected",
+            revision,
+            duration_ms,
+            error = %failure.message(),
+            "job rejected by the API: not sent again until its manifest changes (or reconcile --retry-rejected)"
         ),
         _ => tracing::info!(
             project,

@@ -103,6 +103,11 @@ pub struct ReconcileArgs {
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub max_reads: u64,
 
+    /// Send again the jobs the API refused for good (a 4xx) although their
+    /// manifests have not changed since.
+    #[arg(long)]
+    pub retry_rejected: bool,
+
     /// With --dry-run, inside a Git work tree: plan the manifests at HEAD
     /// against those at REF (e.g. origin/main). Offline: no token, no state.
     #[arg(long, value_name = "REF", requires = "dry_run")]

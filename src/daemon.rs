@@ -369,6 +369,7 @@ impl Daemon<'_> {
             },
             max_reads,
             refresh_from: self.drift_cursor,
+            retry_rejected: false,
         };
         match reconcile::reconcile(&files, &options, Some(&self.client)).await {
             Ok(run) => {
@@ -381,7 +382,7 @@ impl Daemon<'_> {
                 let failed = run
                     .outcomes
                     .iter()
-                    .any(|o| matches!(o, crate::apply::Outcome::Failed { .. }));
+                    .any(|o| matches!(o, crate::apply::Outcome::Failed(_)));
                 // Readiness before the log line says what happened.
                 match self.unready_reason(&files) {
                     Some(reason) => self.not_ready(&reason),
@@ -398,6 +399,12 @@ impl Daemon<'_> {
                     delete = run.plan.count(plan::Action::Delete),
                     unchanged = run.plan.count(plan::Action::Unchanged),
                     invalid = run.plan.count(plan::Action::Invalid),
+                    rejected = run.plan.count(plan::Action::Rejected)
+                        + run
+                            .outcomes
+                            .iter()
+                            .filter(|o| matches!(o, crate::apply::Outcome::Rejected(_)))
+                            .count(),
                     drift = run.plan.drifted(),
                     api_requests = run.api_requests,
                     duration_ms = (seconds * 1000.0) as u64,

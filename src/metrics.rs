@@ -223,8 +223,14 @@ impl Metrics {
         let failed = run
             .outcomes
             .iter()
-            .filter(|o| matches!(o, Outcome::Failed { .. }))
+            .filter(|o| matches!(o, Outcome::Failed(_)))
             .count();
+        let rejected = run.plan.count(Action::Rejected)
+            + run
+                .outcomes
+                .iter()
+                .filter(|o| matches!(o, Outcome::Rejected(_)))
+                .count();
         let invalid = run.plan.count(Action::Invalid);
         let drifted = run.plan.drifted();
         let in_sync = run
@@ -243,13 +249,14 @@ impl Metrics {
             ("drifted", drifted),
             ("failed", failed),
             ("invalid", invalid),
+            ("rejected", rejected),
         ] {
             self.jobs
                 .get_or_create(&vec![("state".into(), state.into())])
                 .set(n as i64);
         }
         self.drift.inc_by(drifted as u64);
-        let result = if failed > 0 || invalid > 0 {
+        let result = if failed > 0 || invalid > 0 || rejected > 0 {
             "failure"
         } else {
             "success"

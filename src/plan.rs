@@ -101,6 +101,9 @@ pub enum Action {
     /// budget ran out before a list call could look), not read: not written
     /// until a run reads it. Pending, like a change.
     Unverified,
+    /// The API refused this very spec (same digest) for good: not sent
+    /// again until the manifest changes or `--retry-rejected`.
+    Rejected,
 }
 
 impl Action {
@@ -113,6 +116,7 @@ impl Action {
             Action::Orphan => "orphan",
             Action::Invalid => "invalid",
             Action::Unverified => "unverified",
+            Action::Rejected => "rejected",
         }
     }
 
@@ -140,8 +144,10 @@ pub struct Step {
     pub changes: Vec<Change>,
     pub renamed_from: Option<String>,
     pub next_runs: Vec<String>,
-    /// Why a job is invalid.
+    /// Why a job is invalid, or the API's message for a rejected one.
     pub reason: Option<String>,
+    /// The HTTP status the API refused a rejected job with.
+    pub status: Option<u16>,
     /// Index into `Inputs::desired` for create/update/unchanged.
     pub desired: Option<usize>,
     /// What a live read found, when one was made.
@@ -232,6 +238,13 @@ pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
             // Adopted: found live after state loss.
             (None, Some(changes)) if changes.is_empty() => new_step(Action::Unchanged),
             (None, Some(changes)) => new_step(Action::Update).with_changes(changes.clone()),
+            (r, _) if is_rejected(inputs.recorded, d) && r.is_none_or(|r| r.digest != d.digest) => {
+                let rejection = &inputs.recorded.rejected[&d.key];
+                let mut step = new_step(Action::Rejected);
+                step.reason = Some(rejection.message.clone());
+                step.status = Some(rejection.status);
+                step
+            }
             (None, None) if inputs.unverified.contains(&d.key) => new_step(Action::Unverified),
             (None, None) => new_step(Action::Create).with_changes(diff(&Json::Null, &d.shown)),
             (Some(r), _) if r.digest == d.digest => new_step(Action::Unchanged),
@@ -323,6 +336,14 @@ pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
     mark_renames(&mut result, inputs.recorded);
     result.steps.sort_by(|a, b| order(a).cmp(&order(b)));
     result
+}
+
+/// Whether the API has refused this very spec (the same digest) for good.
+pub fn is_rejected(recorded: &State, d: &Desired) -> bool {
+    recorded
+        .rejected
+        .get(&d.key)
+        .is_some_and(|r| r.digest == d.digest)
 }
 
 /// Every file that stops pruning, once, with its first problem: each
@@ -465,6 +486,7 @@ impl Step {
             renamed_from: None,
             next_runs: Vec::new(),
             reason: None,
+            status: None,
             desired: None,
             drift: None,
         }
@@ -571,6 +593,7 @@ mod tests {
                 .iter()
                 .map(|d| (d.key.clone(), d.record("t", None)))
                 .collect(),
+            ..State::default()
         }
     }
 
@@ -829,6 +852,49 @@ mod tests {
             ..Plan::default()
         };
         assert!(!only_unverified.has_changes() && only_unverified.pending());
+    }
+
+    #[test]
+    fn a_rejected_spec_is_not_planned_again_until_its_digest_changes() {
+        let rejection = |digest: &str| crate::state::Rejection {
+            digest: digest.into(),
+            status: 400,
+            message: "Validation failed".into(),
+            rejected_at: "t".into(),
+        };
+        let old = desired("u", "u.yaml", "0 1 * * *");
+        let mut recorded = state_of(&[old]);
+        recorded.rejected.insert(key("u"), rejection("u|0 2 * * *"));
+        recorded.rejected.insert(key("n"), rejection("n|0 1 * * *"));
+        // Same digests as refused: rejected, with the API's answer.
+        let p = run(
+            &[
+                desired("u", "u.yaml", "0 2 * * *"),
+                desired("n", "n.yaml", "0 1 * * *"),
+            ],
+            &recorded,
+            OPTS,
+        );
+        assert_eq!(
+            actions(&p),
+            [("n".into(), "rejected"), ("u".into(), "rejected")]
+        );
+        assert_eq!(p.steps[0].status, Some(400));
+        assert_eq!(p.steps[0].reason.as_deref(), Some("Validation failed"));
+        assert!(!p.has_changes() && !p.pending());
+        // Changed since: planned as what it is.
+        let p = run(
+            &[
+                desired("u", "u.yaml", "0 3 * * *"),
+                desired("n", "n.yaml", "0 4 * * *"),
+            ],
+            &recorded,
+            OPTS,
+        );
+        assert_eq!(
+            actions(&p),
+            [("n".into(), "create"), ("u".into(), "update")]
+        );
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct Options {
     /// a broken source, never for "all manifests gone" (no prune, even with
     /// `--allow-empty`).
     pub fetched: bool,
+    /// `--retry-rejected`: send jobs the API refused for good again, even
+    /// though their manifests have not changed.
+    pub retry_rejected: bool,
 }
 
 /// `--max-reads` when not given.
@@ -131,6 +134,11 @@ pub async fn reconcile(
         );
     }
     let mut recorded = recorded.unwrap_or_default();
+    if options.retry_rejected {
+        // Planned as what they are (creates, updates); each is recorded
+        // again (applied or rejected) when it is sent.
+        recorded.rejected.clear();
+    }
     let keyed = state::load_key(&options.state_path, !options.dry_run)?;
     let now = jiff::Timestamp::now();
     let (desired, invalid) = prepare(&catalog, &keyed, &options.sensitive);
@@ -270,6 +278,7 @@ pub fn plan_base(head: &[SourceFile], base: &[SourceFile], options: &Options) ->
             .iter()
             .map(|d| (d.key.clone(), d.record("base", None)))
             .collect(),
+        ..State::default()
     };
     let (desired, invalid) = prepare(&head_catalog, &keyed, &options.sensitive);
     let problems = file_problems(&head_catalog);
@@ -352,9 +361,11 @@ async fn adopt(
         unmanaged: 0,
         read_any: false,
     };
+    // A job the API refused with this very spec is not sent, so there is
+    // nothing to look for: no list call for it.
     let lacking: Vec<&Desired> = desired
         .iter()
-        .filter(|d| !recorded.jobs.contains_key(&d.key))
+        .filter(|d| !recorded.jobs.contains_key(&d.key) && !plan::is_rejected(recorded, d))
         .collect();
     let scopes: BTreeSet<(Option<String>, String)> = lacking
         .iter()

@@ -58,6 +58,7 @@ pub struct ReconcileSettings {
     pub refresh: bool,
     pub drift: crate::plan::DriftMode,
     pub max_reads: u64,
+    pub retry_rejected: bool,
     pub api: ApiSettings,
     pub colour: Colour,
 }
@@ -222,6 +223,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
             refresh: args.refresh,
             drift: drift_mode(args.drift),
             max_reads: args.max_reads,
+            retry_rejected: args.retry_rejected,
             colour,
         }),
         Command::Schema => Settings::Schema,

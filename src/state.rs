@@ -41,9 +41,25 @@ pub struct Record {
     pub revision: Option<String>,
 }
 
+/// A spec the API refused with a permanent error (a 4xx other than 401,
+/// 408, 409 and 429): not sent again until its digest changes or
+/// `reconcile --retry-rejected`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// Keyed digest of the refused spec.
+    pub digest: String,
+    pub status: u16,
+    /// The API's message, already escaped and cut to 1 KiB.
+    pub message: String,
+    /// RFC 3339, UTC.
+    pub rejected_at: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct State {
     pub jobs: BTreeMap<JobKey, Record>,
+    /// Jobs whose last PUT the API refused for good, keyed like `jobs`.
+    pub rejected: BTreeMap<JobKey, Rejection>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +98,21 @@ pub enum StateError {
 struct FileV1 {
     format_version: u32,
     jobs: Vec<RecordV1>,
+    /// Added without a version bump: absent in older files (an empty map),
+    /// and older readers ignore it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    rejected: Vec<RejectionV1>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RejectionV1 {
+    team: Option<String>,
+    project: String,
+    id: String,
+    digest: String,
+    status: u16,
+    message: String,
+    rejected_at: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -149,7 +180,26 @@ impl State {
                 )
             })
             .collect();
-        Ok(Some(State { jobs }))
+        let rejected = file
+            .rejected
+            .into_iter()
+            .map(|r| {
+                (
+                    JobKey {
+                        team: r.team,
+                        project: r.project,
+                        id: r.id,
+                    },
+                    Rejection {
+                        digest: r.digest,
+                        status: r.status,
+                        message: r.message,
+                        rejected_at: r.rejected_at,
+                    },
+                )
+            })
+            .collect();
+        Ok(Some(State { jobs, rejected }))
     }
 
     /// Replaces the state file atomically: a reader (or a crash) sees the
@@ -175,6 +225,19 @@ impl State {
                     spec: r.spec.clone(),
                     applied_at: r.applied_at.clone(),
                     revision: r.revision.clone(),
+                })
+                .collect(),
+            rejected: self
+                .rejected
+                .iter()
+                .map(|(k, r)| RejectionV1 {
+                    team: k.team.clone(),
+                    project: k.project.clone(),
+                    id: k.id.clone(),
+                    digest: r.digest.clone(),
+                    status: r.status,
+                    message: r.message.clone(),
+                    rejected_at: r.rejected_at.clone(),
                 })
                 .collect(),
         };

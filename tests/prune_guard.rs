@@ -392,6 +392,7 @@ proptest::proptest! {
         proptest::prop_assert!(invalid.is_empty());
         let recorded = State {
             jobs: desired.iter().map(|d| (d.key.clone(), d.record("t", None))).collect(),
+            ..State::default()
         };
         // Edit.
         let mut broken = false;

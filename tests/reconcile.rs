@@ -233,7 +233,8 @@ fn a_400_on_one_job_leaves_the_others_applied_and_its_state_untouched() {
     assert_eq!(run.code, 1);
     let report = run.json();
     let a = job(&report, "job-a");
-    assert_eq!(a["result"], "failed");
+    // A 400 is permanent: reported (and recorded) as rejected.
+    assert_eq!(a["result"], "rejected");
     assert_eq!(a["error"]["status"], 400);
     assert!(
         a["error"]["message"]
@@ -243,7 +244,7 @@ fn a_400_on_one_job_leaves_the_others_applied_and_its_state_untouched() {
         "{a}"
     );
     assert_eq!(job(&report, "job-b")["result"], "applied");
-    assert_eq!(report["summary"]["failed"], 1);
+    assert_eq!(report["summary"]["rejected"], 1);
     assert_eq!(env.fake.count("PUT"), 3 + 2, "a 400 is not retried");
     let after = env.state();
     let record = |s: &Value, id: &str| {
@@ -260,9 +261,12 @@ fn a_400_on_one_job_leaves_the_others_applied_and_its_state_untouched() {
         "failed job's state untouched"
     );
     assert_ne!(record(&after, "job-b"), record(&before, "job-b"));
-    // The next run applies what failed, and only that.
+    // The next run does not send the rejected spec again (still an
+    // error); --retry-rejected sends what was rejected, and only that.
     env.fake.clear_log();
-    assert_eq!(env.run(&[]).code, 0);
+    assert_eq!(env.run(&[]).code, 1);
+    assert_eq!(env.fake.count("PUT"), 0);
+    assert_eq!(env.run(&["--retry-rejected"]).code, 0);
     assert_eq!(env.fake.count("PUT"), 1);
 }
 

@@ -61,6 +61,7 @@ fn options_for(settings: &ReconcileSettings, revision: Option<String>) -> Option
         max_reads: settings.max_reads,
         refresh_from: 0,
         fetched: matches!(settings.source, SourceSettings::Git(_)),
+        retry_rejected: settings.retry_rejected,
     }
 }
 
@@ -87,7 +88,10 @@ fn finish(
         OutputFormat::Markdown => render::markdown(&report),
     };
     out.write_all(text.as_bytes()).map_err(Error::Output)?;
+    // A rejected job is an error the user must fix (exit 1), whether it
+    // was refused in this run or in an earlier one.
     let errors = report.failed() > 0
+        || report.rejected() > 0
         || report.not_attempted() > 0
         || run.plan.count(plan::Action::Invalid) > 0
         || run.plan.blocked_deletions.is_some()

@@ -49,8 +49,19 @@ impl Report<'_> {
     pub fn failed(&self) -> usize {
         self.outcomes
             .iter()
-            .filter(|o| matches!(o, Outcome::Failed { .. }))
+            .filter(|o| matches!(o, Outcome::Failed(_)))
             .count()
+    }
+
+    /// Jobs the API refused for good: in this run, or earlier with the
+    /// same spec (not sent again).
+    pub fn rejected(&self) -> usize {
+        self.plan.count(Action::Rejected)
+            + self
+                .outcomes
+                .iter()
+                .filter(|o| matches!(o, Outcome::Rejected(_)))
+                .count()
     }
 
     /// Writes never sent because the state file could not be written.
@@ -65,7 +76,9 @@ impl Report<'_> {
         match &self.outcomes[i] {
             Outcome::Planned => "planned",
             Outcome::Applied => "applied",
-            Outcome::Failed { .. } => "failed",
+            Outcome::Failed(_) => "failed",
+            Outcome::Rejected(_) => "rejected",
+            Outcome::Skipped if self.plan.steps[i].action == Action::Rejected => "rejected",
             Outcome::Skipped => "skipped",
             Outcome::NotAttempted => "not_attempted",
         }
@@ -96,6 +109,7 @@ fn symbol(action: Action) -> &'static str {
         Action::Invalid => "!",
         Action::Unchanged => "=",
         Action::Unverified => "*",
+        Action::Rejected => "x",
     }
 }
 
@@ -103,7 +117,7 @@ fn paint(action: Action) -> &'static str {
     match action {
         Action::Create => "32",
         Action::Update => "33",
-        Action::Delete | Action::Invalid => "31",
+        Action::Delete | Action::Invalid | Action::Rejected => "31",
         Action::Orphan | Action::Unverified => "35",
         Action::Unchanged => "2",
     }
@@ -163,6 +177,12 @@ pub fn summary_line(plan: &Plan) -> String {
             " Unverified: {unverified} job(s) possibly live and not read yet, not written; the next run continues adopting them."
         ));
     }
+    let rejected = plan.count(Action::Rejected);
+    if rejected > 0 {
+        line.push_str(&format!(
+            " Rejected: {rejected} job(s) the API refused, not sent again until their manifests change (or --retry-rejected)."
+        ));
+    }
     line
 }
 
@@ -171,6 +191,17 @@ const ORPHAN: &str = "recorded in state, no manifest; --prune deletes it";
 const ORPHAN_BLOCKED: &str = "recorded in state, no manifest; not deleted: prune is blocked";
 const UNVERIFIED: &str =
     "not in state, possibly live and not read (--max-reads reached or the read failed): not written until a run reads it";
+
+/// What the reports say of a job the API refused for good.
+const REJECTED: &str = "not sent again until its manifest changes (or reconcile --retry-rejected)";
+
+fn rejected_detail(step: &Step) -> String {
+    format!(
+        "the API refused this spec (HTTP {}: {}); {REJECTED}",
+        step.status.map_or_else(|| "?".into(), |s| s.to_string()),
+        step.reason.as_deref().unwrap_or("")
+    )
+}
 
 /// The text block that says which files stopped pruning, and why.
 fn prune_blocked_lines(blocks: &[PruneBlock]) -> Vec<String> {
@@ -237,6 +268,7 @@ pub fn text(report: &Report<'_>, colour: Colour) -> String {
             }
             Action::Orphan => out.push_str(&format!(": {ORPHAN_BLOCKED}")),
             Action::Unverified => out.push_str(&format!(": {UNVERIFIED}")),
+            Action::Rejected => out.push_str(&format!(": {}", rejected_detail(step))),
             Action::Invalid => out.push_str(&format!(
                 ": {}",
                 step.reason.as_deref().unwrap_or("invalid manifest")
@@ -282,10 +314,17 @@ pub fn text(report: &Report<'_>, colour: Colour) -> String {
                     colour.paint("32", "applied"),
                     address(s)
                 )),
-                Outcome::Failed { message, .. } => Some(format!(
-                    "  {} {}: {message}\n",
+                Outcome::Failed(failure) => Some(format!(
+                    "  {} {}: {}\n",
                     colour.paint("31", "failed"),
-                    address(s)
+                    address(s),
+                    failure.message()
+                )),
+                Outcome::Rejected(failure) => Some(format!(
+                    "  {} {}: {}; {REJECTED}\n",
+                    colour.paint("31", "rejected"),
+                    address(s),
+                    failure.message()
                 )),
                 Outcome::NotAttempted => Some(format!(
                     "  {} {}: the state file cannot be written, so the run stopped before it\n",
@@ -308,8 +347,12 @@ pub fn text(report: &Report<'_>, colour: Colour) -> String {
             0 => String::new(),
             n => format!(", {n} not attempted"),
         };
+        let rejected = match report.rejected() {
+            0 => String::new(),
+            n => format!(", {n} rejected"),
+        };
         out.push_str(&format!(
-            "Apply: {applied} applied, {} failed{not_attempted}, {} API requests.\n",
+            "Apply: {applied} applied, {} failed{rejected}{not_attempted}, {} API requests.\n",
             report.failed(),
             report.api_requests
         ));
@@ -325,7 +368,8 @@ pub fn json(report: &Report<'_>) -> String {
         .enumerate()
         .map(|(i, s)| {
             let error = match (&report.outcomes[i], s.action) {
-                (Outcome::Failed { status, message }, _) => json!({"status": status, "message": message}),
+                (Outcome::Failed(f) | Outcome::Rejected(f), _) => json!({"status": f.status(), "message": f.message()}),
+                (_, Action::Rejected) => json!({"status": s.status, "message": s.reason}),
                 (_, Action::Invalid) => json!({"status": null, "message": s.reason.as_deref().unwrap_or("invalid manifest")}),
                 _ => Json::Null,
             };
@@ -367,6 +411,7 @@ pub fn json(report: &Report<'_>) -> String {
             "unmanaged": report.unmanaged,
             "unverified": plan.count(Action::Unverified),
             "not_attempted": report.not_attempted(),
+            "rejected": report.rejected(),
         },
         "prune_blocked": plan.prune_blocked.iter().map(|b| json!({"file": b.file, "reason": b.reason})).collect::<Vec<_>>(),
         "jobs": jobs,
@@ -387,8 +432,9 @@ pub fn markdown(report: &Report<'_>) -> String {
     head.push_str(&format!("**{}**", summary_line(plan)));
     if !report.dry_run {
         head.push_str(&format!(
-            " Applied with {} failed, {} API requests.",
+            " Applied with {} failed, {} rejected, {} API requests.",
             report.failed(),
+            report.rejected(),
             report.api_requests
         ));
     }
@@ -422,8 +468,10 @@ pub fn markdown(report: &Report<'_>) -> String {
             Action::Orphan if plan.prune_blocked.is_empty() => "in state, no manifest".into(),
             Action::Orphan => "in state, no manifest; prune blocked".into(),
             Action::Unverified => UNVERIFIED.into(),
+            Action::Rejected => rejected_detail(s),
             _ => match (&report.outcomes[*i], &s.renamed_from) {
-                (Outcome::Failed { message, .. }, _) => message.clone(),
+                (Outcome::Failed(f), _) => f.message(),
+                (Outcome::Rejected(f), _) => format!("{}; {REJECTED}", f.message()),
                 (_, Some(old)) => format!("{} field(s); renamed from `{old}`", s.changes.len()),
                 _ => format!("{} field(s)", s.changes.len()),
             },
@@ -524,6 +572,7 @@ mod tests {
                 renamed_from: None,
                 next_runs: vec!["2026-11-29T03:00:00Z".into()],
                 reason: None,
+                status: None,
                 desired: None,
                 drift: None,
             })
