@@ -177,8 +177,18 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
         SourceSettings::Git(_) => None,
     };
 
+    // A rotated secret: the token file's directory is watched (Kubernetes
+    // swaps a `..data` symlink there), and a change while the token is
+    // refused starts a run at once instead of at the next backoff.
+    let (token_tx, mut token_rx) = mpsc::channel::<()>(1);
+    let _token_watcher = match settings.api.token_file.as_deref() {
+        Some(file) => watch_token_file(file, token_tx),
+        None => None,
+    };
+
     let mut daemon = Daemon {
         settings,
+        token: settings.api.token.clone(),
         client,
         metrics,
         shared,
@@ -243,6 +253,14 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
                 pending.run = true;
                 quiet = Quiet::extend(quiet, settings.debounce);
             }
+            Some(()) = token_rx.recv() => {
+                if daemon.metrics.token_refused() {
+                    tracing::info!("--token-file changed while the token is refused: trying it");
+                    pending.run = true;
+                    retry_at = None;
+                    quiet = Quiet::extend(quiet, settings.debounce);
+                }
+            }
             Some(()) = hook_rx.recv() => {
                 pending.fetch = true;
                 quiet = Quiet::extend(quiet, settings.debounce);
@@ -276,6 +294,9 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
 
 struct Daemon<'a> {
     settings: &'a WatchSettings,
+    /// The token the client sends (from `--token-file`, read again before
+    /// each run).
+    token: Option<Token>,
     client: Client,
     metrics: Arc<Metrics>,
     shared: Arc<Shared>,
@@ -293,6 +314,9 @@ impl Daemon<'_> {
     async fn run_once(&mut self, work: Pending) -> bool {
         let started = Instant::now();
         let settings = self.settings;
+        self.reread_token().await;
+        // A 401 stops the calls of one run only: this one tries again.
+        self.client.clear_token_refused();
         let (files, revision) = match &settings.source {
             SourceSettings::Dir(path) => {
                 // On the blocking pool: a read that hangs (a FIFO, a dead
@@ -379,10 +403,13 @@ impl Daemon<'_> {
                 if let Some(remaining) = self.client.rate_limit().remaining {
                     self.metrics.ratelimit_remaining(remaining);
                 }
-                let failed = run
-                    .outcomes
-                    .iter()
-                    .any(|o| matches!(o, crate::apply::Outcome::Failed(_)));
+                // Rejections are not retried (they wait for a change); a
+                // refused token is, with backoff, until the token works.
+                let failed = self.client.token_refused()
+                    || run
+                        .outcomes
+                        .iter()
+                        .any(|o| matches!(o, crate::apply::Outcome::Failed(_)));
                 // Readiness before the log line says what happened.
                 match self.unready_reason(&files) {
                     Some(reason) => self.not_ready(&reason),
@@ -425,6 +452,46 @@ impl Daemon<'_> {
                 self.metrics.failed_run(started.elapsed().as_secs_f64());
                 self.failures += 1;
                 true
+            }
+        }
+    }
+
+    /// Reads `--token-file` again; a new token replaces the client's (same
+    /// budget, counters and observer). A file that cannot be read keeps
+    /// the token in use. On the blocking pool: the file may be a FIFO or
+    /// on a slow mount.
+    async fn reread_token(&mut self) {
+        let Some(file) = self.settings.api.token_file.clone() else {
+            return;
+        };
+        let api = self.settings.api.clone();
+        let read = match tokio::task::spawn_blocking(move || api.reread_token()).await {
+            Ok(Some(read)) => read,
+            Ok(None) => return,
+            Err(panic) => std::panic::resume_unwind(panic.into_panic()),
+        };
+        let token = match read {
+            Ok(token) => token,
+            Err(e) => {
+                tracing::error!(file = %file.display(), error = %chain(&e), "cannot read --token-file again; keeping the token in use");
+                return;
+            }
+        };
+        if self
+            .token
+            .as_ref()
+            .is_some_and(|t| t.expose() == token.expose())
+        {
+            return;
+        }
+        match self.client.with_token(&token) {
+            Ok(client) => {
+                tracing::info!(file = %file.display(), "--token-file changed: using the new token");
+                self.client = client;
+                self.token = Some(token);
+            }
+            Err(e) => {
+                tracing::error!(file = %file.display(), error = %chain(&e), "the new token in --token-file cannot be sent; keeping the token in use");
             }
         }
     }
@@ -492,6 +559,33 @@ fn release_freed_memory() {
     // SAFETY: malloc_trim only releases memory malloc has already freed.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Watches the directory that holds `file` (not the file: a secret mount
+/// replaces it through a symlink swap, an editor by a rename). `None`, with
+/// a warning, when it cannot be watched: each run still reads it again.
+fn watch_token_file(
+    file: &std::path::Path,
+    changed: mpsc::Sender<()>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let dir = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let watched = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
+            let _ = changed.try_send(());
+        }
+    })
+    .and_then(|mut w| w.watch(&dir, RecursiveMode::NonRecursive).map(|()| w));
+    match watched {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the --token-file directory; a new token is read at the next run");
+            None
+        }
     }
 }
 

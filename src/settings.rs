@@ -68,6 +68,9 @@ pub struct ApiSettings {
     pub url: String,
     /// From `--token-file` or `NORTHFLANK_API_TOKEN`; `None` means offline.
     pub token: Option<Token>,
+    /// `--token-file`: `watch` reads it again before each run (and when it
+    /// changes), so that a rotated secret is picked up without a restart.
+    pub token_file: Option<PathBuf>,
     pub timeout: Duration,
     pub retry_max_time: Duration,
 }
@@ -273,13 +276,24 @@ fn api(args: cli::ApiArgs) -> Result<ApiSettings, SettingsError> {
     crate::api::check_base_url(&args.api_url)?;
     Ok(ApiSettings {
         url: args.api_url,
-        token: token(args.token_file)?,
+        token: token(args.token_file.clone())?,
+        token_file: args.token_file,
         timeout: args.timeout,
         retry_max_time: args.retry_max_time,
     })
 }
 
 impl ApiSettings {
+    /// The token `--token-file` holds now; `None` without `--token-file`.
+    pub fn reread_token(&self) -> Option<Result<Token, SettingsError>> {
+        let path = self.token_file.clone()?;
+        Some(token(Some(path)).and_then(|t| {
+            t.ok_or_else(|| {
+                SettingsError::EmptyTokenFile(self.token_file.clone().unwrap_or_default())
+            })
+        }))
+    }
+
     /// The API client, when there is a token to use.
     pub fn client(&self) -> Result<Option<crate::api::Client>, crate::api::ConfigError> {
         let Some(token) = self.token.clone() else {

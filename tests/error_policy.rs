@@ -437,3 +437,84 @@ fn watch_retries_a_run_whose_put_got_503_until_it_lands() {
     watch.poll_until("/readyz", 200);
     assert!(fake.job(None, "acme", "job-a").is_some());
 }
+
+/// Replaces `path` the way a secret mount does: a new file renamed over it.
+fn rotate(path: &Path, token: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, format!("{token}\n")).expect("write token");
+    std::fs::rename(&tmp, path).expect("rename token");
+}
+
+#[test]
+fn a_refused_token_turns_readyz_503_and_a_new_token_in_the_token_file_recovers_without_restart() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let token_file = ws.write("secret/token", format!("{TOKEN}\n"));
+    let fake = Fake::spawn(0);
+    let watch = Watch::start(
+        ws.path(),
+        &fake,
+        &[],
+        &[
+            "--token-file",
+            token_file.to_str().expect("utf-8 path"),
+            "--resync",
+            "1h",
+            "--debounce",
+            "100ms",
+        ],
+    );
+    watch.next("reconciled");
+    watch.poll_until("/readyz", 200);
+    assert_eq!(fake.count("PUT"), 1);
+
+    // The API stops taking the old token; the next run is refused.
+    fake.set_token("nf-rotated-token-2");
+    fake.clear_log();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 6 * * *"));
+    let body = watch.poll_until("/readyz", 503);
+    assert!(body.contains("token refused"), "{body}");
+    let (_, text) = watch.get("/metrics");
+    assert_eq!(metric(&text, "nfcron_token_refused"), 1.0, "{text}");
+    // One 401, then nothing more in that run.
+    let refused: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
+    assert_eq!(refused.first(), Some(&401), "{refused:?}");
+    assert!(refused.iter().all(|s| *s == 401), "{refused:?}");
+    assert!(!text.contains("nf-rotated") && !text.contains(TOKEN));
+
+    // The secret is rotated: picked up without a restart.
+    rotate(&token_file, "nf-rotated-token-2");
+    let ready = watch.poll_until("/readyz", 200);
+    assert_eq!(ready.trim(), "ready");
+    assert_eq!(
+        fake.job(None, "acme", "job-a").expect("job")["schedule"],
+        "0 6 * * *"
+    );
+    let (_, text) = watch.get("/metrics");
+    assert_eq!(metric(&text, "nfcron_token_refused"), 0.0, "{text}");
+    let pid = watch.child.id();
+    assert!(Path::new(&format!("/proc/{pid}")).exists(), "restarted?");
+}
+
+#[test]
+fn a_token_refused_in_one_run_is_tried_again_by_the_next_run() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    fake.set_token("nf-not-yet-granted");
+    let watch = Watch::start(
+        ws.path(),
+        &fake,
+        &[("NORTHFLANK_API_TOKEN", TOKEN)],
+        &["--resync", "1h"],
+    );
+    watch.next("reconciled");
+    let body = watch.poll_until("/readyz", 503);
+    assert!(body.contains("token refused"), "{body}");
+    assert_eq!(fake.job(None, "acme", "job-a"), None);
+    // Granted on the API side: the latch lasted one run, and the backoff
+    // retry (5 s later) lands the job.
+    fake.set_token(TOKEN);
+    watch.poll_until("/readyz", 200);
+    assert!(fake.job(None, "acme", "job-a").is_some());
+}

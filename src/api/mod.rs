@@ -196,6 +196,40 @@ pub struct Client {
     observer: Observer,
 }
 
+/// The HTTP client that sends `token` to `base` and nowhere else.
+fn http_client(
+    base: &Url,
+    token: &Token,
+    timeout: Duration,
+) -> Result<reqwest::Client, ConfigError> {
+    check_token(token.expose(), "the settings")?;
+    let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+        TokenProblem::Control {
+            from: "the settings".into(),
+            at: 0,
+        }
+    })?;
+    auth.set_sensitive(true);
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, auth);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut builder = reqwest::Client::builder();
+    if base.scheme() == "http" {
+        // Plain http is for loopback only: an HTTP_PROXY from the
+        // environment would carry the token in clear off the machine.
+        builder = builder.no_proxy();
+    }
+    builder
+        .default_headers(headers)
+        .user_agent(concat!("nfcron/", env!("CARGO_PKG_VERSION")))
+        .timeout(timeout)
+        // A redirect would carry the token and the PUT body to
+        // wherever the server says, past the loopback rule: never.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(ConfigError::Client)
+}
+
 /// Told of every response (method, status; 0 when none came), for metrics.
 #[derive(Clone, Default)]
 pub struct Observer(Option<Arc<ObserveFn>>);
@@ -215,31 +249,7 @@ impl std::fmt::Debug for Observer {
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Client, ConfigError> {
         let base = check_base_url(&config.base_url)?;
-        check_token(config.token.expose(), "the settings")?;
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.token.expose()))
-            .map_err(|_| TokenProblem::Control {
-                from: "the settings".into(),
-                at: 0,
-            })?;
-        auth.set_sensitive(true);
-        let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, auth);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let mut builder = reqwest::Client::builder();
-        if base.scheme() == "http" {
-            // Plain http is for loopback only: an HTTP_PROXY from the
-            // environment would carry the token in clear off the machine.
-            builder = builder.no_proxy();
-        }
-        let http = builder
-            .default_headers(headers)
-            .user_agent(concat!("nfcron/", env!("CARGO_PKG_VERSION")))
-            .timeout(config.timeout)
-            // A redirect would carry the token and the PUT body to
-            // wherever the server says, past the loopback rule: never.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(ConfigError::Client)?;
+        let http = http_client(&base, &config.token, config.timeout)?;
         Ok(Client {
             http,
             base,
@@ -251,6 +261,27 @@ impl Client {
             token_refused: Arc::new(AtomicBool::new(false)),
             observer: Observer::default(),
         })
+    }
+
+    /// The same client (rate-limit budget, request count, observer)
+    /// sending `token` from now on, with the refused-token latch clear: a
+    /// rotated secret, picked up without a restart.
+    pub fn with_token(&self, token: &Token) -> Result<Client, ConfigError> {
+        let mut next = self.clone();
+        next.http = http_client(&self.base, token, self.timeout)?;
+        next.token_refused = Arc::new(AtomicBool::new(false));
+        Ok(next)
+    }
+
+    /// The latch a 401 sets lasts one run: the next one tries the token
+    /// again (it may have been granted meanwhile).
+    pub fn clear_token_refused(&self) {
+        self.token_refused.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether a 401 has stopped this run's calls.
+    pub fn token_refused(&self) -> bool {
+        self.token_refused.load(Ordering::Relaxed)
     }
 
     /// Calls `f` with the method and status of every response.
