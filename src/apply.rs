@@ -388,3 +388,51 @@ fn log(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Call;
+
+    fn status(status: u16) -> ApiError {
+        ApiError::Status {
+            call: Box::new(Call {
+                method: "PUT",
+                path: "/v1/projects/p/jobs/cron".into(),
+                job: None,
+            }),
+            status,
+            message: "m".into(),
+            id: None,
+            details: None,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn only_a_4xx_the_same_body_would_get_again_is_permanent() {
+        for s in [400, 403, 404, 405, 410, 413, 422] {
+            assert!(is_permanent(&status(s)), "{s}");
+            assert!(!status(s).is_retryable(), "{s}");
+        }
+        // 401 is the token's (one run's latch), the rest transient.
+        for s in [401, 408, 409, 429, 500, 502, 503] {
+            assert!(!is_permanent(&status(s)), "{s}");
+        }
+        for s in [408, 409, 429, 500, 503] {
+            assert!(status(s).is_retryable(), "{s}");
+        }
+        let call = Call {
+            method: "PUT",
+            path: "/x".into(),
+            job: None,
+        };
+        assert!(!is_permanent(&ApiError::TokenRefused {
+            call: call.clone()
+        }));
+        assert!(!is_permanent(&ApiError::Timeout {
+            call,
+            timeout: Duration::from_secs(1)
+        }));
+    }
+}

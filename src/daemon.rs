@@ -516,10 +516,11 @@ impl Daemon<'_> {
         reason.clone_into(&mut readiness.reason);
     }
 
-    /// Exponential from 5 s, capped at 5 min.
+    /// Exponential from 5 s, capped at 5 min, plus up to 10% jitter so
+    /// that sidecars failing together do not retry in step.
     fn retry_delay(&self) -> Duration {
         let exp = self.failures.saturating_sub(1).min(10);
-        (Duration::from_secs(5) * 2u32.pow(exp)).min(MAX_RETRY_DELAY)
+        jittered((Duration::from_secs(5) * 2u32.pow(exp)).min(MAX_RETRY_DELAY))
     }
 
     /// A drift sweep may spend `--drift-budget` percent of the hourly limit

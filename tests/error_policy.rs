@@ -518,3 +518,20 @@ fn a_token_refused_in_one_run_is_tried_again_by_the_next_run() {
     watch.poll_until("/readyz", 200);
     assert!(fake.job(None, "acme", "job-a").is_some());
 }
+
+#[test]
+fn a_409_or_408_is_transient_retried_within_the_run_and_lands() {
+    for status in [409, 408] {
+        let ws = Workspace::new();
+        ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+        let fake = Fake::spawn(0);
+        fake.inject(put_fault(status, 1));
+        let run = reconcile(&ws, &fake, &[]);
+        assert_eq!(run.code, 0, "{status}: {}\n{}", run.stdout, run.stderr);
+        let report = run.json();
+        assert_eq!(job(&report, "job-a")["result"], "applied", "{status}");
+        assert_eq!(report["summary"]["rejected"], 0, "{status}");
+        assert_eq!(fake.count("PUT"), 2, "{status}");
+        assert!(state(&ws).get("rejected").is_none(), "{status}");
+    }
+}

@@ -117,11 +117,11 @@ fn details_suffix(details: &Option<Box<Json>>) -> String {
 }
 
 impl ApiError {
-    /// 429, 5xx, timeouts and connection errors may succeed later; any
-    /// other 4xx, a redirect, or a body past the cap will not.
+    /// 408, 409, 429, 5xx, timeouts and connection errors may succeed
+    /// later; any other 4xx, a redirect, or a body past the cap will not.
     pub fn is_retryable(&self) -> bool {
         match self {
-            ApiError::Status { status, .. } => *status == 429 || *status >= 500,
+            ApiError::Status { status, .. } => matches!(*status, 408 | 409 | 429) || *status >= 500,
             ApiError::Timeout { .. } | ApiError::Transport { .. } => true,
             ApiError::RateLimited { .. }
             | ApiError::Redirect { .. }
