@@ -142,6 +142,12 @@ pub async fn reconcile(
     let keyed = state::load_key(&options.state_path, !options.dry_run)?;
     let now = jiff::Timestamp::now();
     let (desired, invalid) = prepare(&catalog, &keyed, &options.sensitive);
+    // The rejections of jobs no valid manifest names are forgotten: there
+    // is nothing left to hold back.
+    let rejections = recorded.rejected.len();
+    let named: BTreeSet<&JobKey> = desired.iter().map(|d| &d.key).collect();
+    recorded.rejected.retain(|k, _| named.contains(k));
+    let forgotten = recorded.rejected.len() != rejections;
     let before = client.map_or(0, Client::requests_sent);
     let mut reads = Reads {
         left: options.max_reads,
@@ -227,16 +233,17 @@ pub async fn reconcile(
                 .iter()
                 .filter(|d| adopted.get(&d.key).is_some_and(Vec::is_empty))
                 .collect();
-            if !matching.is_empty() {
-                let at = jiff::Timestamp::now()
-                    .round(jiff::Unit::Second)
-                    .unwrap_or(now)
-                    .to_string();
-                for d in matching {
-                    recorded
-                        .jobs
-                        .insert(d.key.clone(), d.record(&at, options.revision.as_deref()));
-                }
+            let at = jiff::Timestamp::now()
+                .round(jiff::Unit::Second)
+                .unwrap_or(now)
+                .to_string();
+            let save = !matching.is_empty() || forgotten;
+            for d in matching {
+                recorded
+                    .jobs
+                    .insert(d.key.clone(), d.record(&at, options.revision.as_deref()));
+            }
+            if save {
                 recorded.save(&options.state_path)?;
             }
             applier.apply(&plan, &desired, recorded).await.0

@@ -160,6 +160,29 @@ fn a_rejected_job_is_sent_again_once_its_manifest_changes() {
 }
 
 #[test]
+fn the_rejection_of_a_job_whose_manifest_is_removed_is_forgotten() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    ws.write("jobs.d/b.yaml", manifest("Job B", "0 2 * * *"));
+    let fake = Fake::spawn(0);
+    fake.inject(put_fault(403, 1));
+    assert_eq!(reconcile(&ws, &fake, &["--concurrency", "1"]).code, 1);
+    assert_eq!(state(&ws)["rejected"][0]["id"], "job-a");
+    std::fs::remove_file(ws.path().join("jobs.d/a.yaml")).expect("rm");
+    fake.clear_log();
+    let run = reconcile(&ws, &fake, &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["summary"]["rejected"], 0);
+    assert_eq!(fake.requests().len(), 0);
+    assert!(state(&ws).get("rejected").is_none(), "{:#}", state(&ws));
+    // Back with the same spec: sent once more.
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let run = reconcile(&ws, &fake, &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(fake.count("PUT"), 1);
+}
+
+#[test]
 fn a_state_file_without_rejections_from_an_older_nfcron_still_loads() {
     let ws = Workspace::new();
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
