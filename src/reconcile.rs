@@ -183,7 +183,8 @@ pub async fn reconcile(
             );
         }
     }
-    let problems = file_problems(&catalog);
+    let mut problems = file_problems(&catalog);
+    problems.extend(emptied_files(files, &catalog, &recorded));
 
     let mut plan = plan::plan(
         plan::Inputs {
@@ -288,7 +289,8 @@ pub fn plan_base(head: &[SourceFile], base: &[SourceFile], options: &Options) ->
         ..State::default()
     };
     let (desired, invalid) = prepare(&head_catalog, &keyed, &options.sensitive);
-    let problems = file_problems(&head_catalog);
+    let mut problems = file_problems(&head_catalog);
+    problems.extend(emptied_files(head, &head_catalog, &recorded));
     // What the change deletes is shown as deleted: the plan is of the change.
     let plan_options = plan::Options {
         prune: true,
@@ -337,6 +339,28 @@ pub fn file_problems(catalog: &Catalog) -> Vec<PruneBlock> {
         .map(|d| PruneBlock {
             file: d.file.clone(),
             reason: d.one_line(),
+        })
+        .collect()
+}
+
+/// Files that are still there but hold no job document while the state
+/// records jobs applied from them: an emptied file, or an editor's save
+/// caught half-way (truncate, then write). Their jobs are not deleted:
+/// deleting them takes deleting the file (or removing their documents from
+/// a file that still holds another).
+pub fn emptied_files(files: &[SourceFile], catalog: &Catalog, recorded: &State) -> Vec<PruneBlock> {
+    let with_documents: BTreeSet<&str> = catalog.jobs.iter().map(|j| j.file.as_str()).collect();
+    let present: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let mut seen = BTreeSet::new();
+    recorded
+        .jobs
+        .values()
+        .map(|r| r.file.as_str())
+        .filter(|f| present.contains(f) && !with_documents.contains(f))
+        .filter(|f| seen.insert(*f))
+        .map(|f| PruneBlock {
+            file: f.to_string(),
+            reason: "holds no job document now, but jobs were applied from it (an emptied file, or a save caught half-way?); delete the file to delete its jobs".into(),
         })
         .collect()
 }

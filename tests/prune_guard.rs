@@ -183,6 +183,35 @@ fn an_unreadable_entry_blocks_pruning() {
     assert_eq!(run.json()["prune_blocked"], serde_json::json!([]));
 }
 
+/// An editor that truncates a file before writing it (or a user who empties
+/// it) leaves a file with no document: its jobs are not deleted; deleting
+/// them takes deleting the file.
+#[test]
+fn an_emptied_manifest_file_blocks_pruning_until_it_is_deleted() {
+    for empty in ["", "# nothing yet\n", "---\n"] {
+        let env = Env::applied();
+        env.ws.write("jobs.d/c.yaml", empty);
+        let run = env.run(&["--prune", "--output", "json"]);
+        assert_eq!(run.code, 1, "{empty:?}: {}", run.stderr);
+        assert_eq!(env.fake.count("DELETE"), 0, "{empty:?}");
+        let report = run.json();
+        assert_eq!(
+            report["prune_blocked"][0]["file"], "jobs.d/c.yaml",
+            "{report:#}"
+        );
+        assert!(
+            report["prune_blocked"][0]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("no job document")),
+            "{report:#}"
+        );
+        std::fs::remove_file(env.ws.path().join("jobs.d/c.yaml")).expect("rm");
+        let run = env.run(&["--prune", "--output", "json"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(env.fake.count("DELETE"), 1, "{empty:?}");
+    }
+}
+
 /// `watch --prune` shares the reconcile path: an editor saving a typo
 /// sends no DELETE.
 #[test]
@@ -283,6 +312,9 @@ enum Edit {
     Remove,
     /// Moved to another name: its jobs stay.
     Rename,
+    /// Emptied (0 bytes, a comment, a lone `---`): an editor's save caught
+    /// half-way looks like this; its jobs stay.
+    Empty(usize),
     /// An invalid edit to one of its documents (index `doc % len`).
     Break {
         how: usize,
@@ -311,14 +343,18 @@ fn break_document(doc: &str, how: usize) -> String {
     }
 }
 
-fn load(files: &BTreeMap<String, Vec<String>>) -> nfcron::manifest::Catalog {
-    let sources: Vec<SourceFile> = files
+fn sources(files: &BTreeMap<String, Vec<String>>) -> Vec<SourceFile> {
+    files
         .iter()
         .map(|(path, docs)| SourceFile {
             path: path.clone(),
             content: Ok(docs.join("---\n")),
         })
-        .collect();
+        .collect()
+}
+
+fn load(files: &BTreeMap<String, Vec<String>>) -> nfcron::manifest::Catalog {
+    let sources = sources(files);
     let lookup = |_: &str| None;
     manifest::load(
         &sources,
@@ -338,7 +374,12 @@ fn prune_plan(
 ) -> plan::Plan {
     let catalog = load(files);
     let (desired, invalid) = reconcile::prepare(&catalog, keyed, &[]);
-    let problems = reconcile::file_problems(&catalog);
+    let mut problems = reconcile::file_problems(&catalog);
+    problems.extend(reconcile::emptied_files(
+        &sources(files),
+        &catalog,
+        recorded,
+    ));
     plan::plan(
         plan::Inputs {
             desired: &desired,
@@ -362,6 +403,7 @@ fn edit_strategy() -> impl proptest::strategy::Strategy<Value = Edit> {
         2 => Just(Edit::Keep),
         2 => Just(Edit::Remove),
         1 => Just(Edit::Rename),
+        1 => (0usize..3).prop_map(Edit::Empty),
         3 => (0usize..9, 0usize..3).prop_map(|(how, doc)| Edit::Break { how, doc }),
     ]
 }
@@ -410,6 +452,11 @@ proptest::proptest! {
                 Edit::Rename => {
                     let docs = files.remove(&path).expect("file");
                     files.insert(format!("jobs.d/{f}-renamed.yaml"), docs);
+                }
+                Edit::Empty(how) => {
+                    let empty = ["", "# nothing here yet\n", "---\n"][how % 3];
+                    files.insert(path, vec![empty.to_string()]);
+                    broken = true;
                 }
                 Edit::Break { how, doc } => {
                     let docs = files.get_mut(&path).expect("file");
