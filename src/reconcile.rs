@@ -157,6 +157,7 @@ pub async fn reconcile(
     // `.nfcron/`) are looked for live before anything is PUT.
     let mut adopted = BTreeMap::new();
     let mut unverified = BTreeSet::new();
+    let mut list_failed = BTreeMap::new();
     let mut unmanaged = 0;
     let mut baseline = baseline;
     if let Some(client) = client {
@@ -174,6 +175,7 @@ pub async fn reconcile(
         }
         adopted = adoption.live;
         unverified = adoption.unverified;
+        list_failed = adoption.list_failed;
         unmanaged = adoption.unmanaged;
         if !unverified.is_empty() {
             tracing::warn!(
@@ -220,7 +222,7 @@ pub async fn reconcile(
         plan::apply_drift(&mut plan, drifts, options.drift, &desired);
     }
     fill_next_runs(&mut plan, &desired, now);
-    let outcomes = match (options.dry_run, client) {
+    let mut outcomes = match (options.dry_run, client) {
         (false, Some(client)) => {
             let applier = Applier {
                 client,
@@ -251,6 +253,11 @@ pub async fn reconcile(
         }
         _ => planned(&plan),
     };
+    for (step, outcome) in plan.steps.iter().zip(outcomes.iter_mut()) {
+        if let Some(e) = step.key.as_ref().and_then(|k| list_failed.get(k)) {
+            *outcome = Outcome::Failed(crate::apply::Failure::Api(e.clone()));
+        }
+    }
     Ok(RunReport {
         api_requests: client.map_or(0, Client::requests_sent) - before,
         catalog,
@@ -371,6 +378,9 @@ struct Adoption {
     /// Jobs the list call showed live (or that no list call could look
     /// for) that were not read: they are not written blind.
     unverified: BTreeSet<JobKey>,
+    /// Of those, the jobs whose project could not be listed: reported as
+    /// failed with the list call's error (the run fails; nothing is PUT).
+    list_failed: BTreeMap<JobKey, std::sync::Arc<crate::api::ApiError>>,
     unmanaged: usize,
     read_any: bool,
 }
@@ -389,6 +399,7 @@ async fn adopt(
     let mut adoption = Adoption {
         live: BTreeMap::new(),
         unverified: BTreeSet::new(),
+        list_failed: BTreeMap::new(),
         unmanaged: 0,
         read_any: false,
     };
@@ -425,7 +436,16 @@ async fn adopt(
         let listed = match listed {
             Ok(listed) => listed,
             Err(e) => {
-                tracing::warn!(project = %project, error = %crate::apply::chain(&e), "cannot list live jobs; planning these jobs as creates");
+                // Whether these jobs are live is unknown: a PUT could
+                // overwrite a live one blind (a mass re-PUT after a lost
+                // `.nfcron/`). They fail with the list's error; a later run
+                // lists again.
+                tracing::warn!(project = %project, error = %crate::apply::chain(&e), "cannot list live jobs; not writing the jobs the state lacks until a list succeeds");
+                let e = std::sync::Arc::new(e);
+                for d in lacking.iter().filter(|d| in_scope(d, &team, &project)) {
+                    adoption.unverified.insert(d.key.clone());
+                    adoption.list_failed.insert(d.key.clone(), e.clone());
+                }
                 continue;
             }
         };

@@ -7,7 +7,7 @@ mod common;
 mod fake;
 
 use common::{Run, Workspace};
-use fake::{Fake, TOKEN};
+use fake::{Fake, Fault, FaultRule, TOKEN};
 use serde_json::{json, Value};
 
 /// A job with no runtime environment: one GET reads all it sets.
@@ -279,6 +279,37 @@ fn losing_the_state_directory_causes_no_re_put() {
     env.fake.clear_log();
     assert_eq!(env.run(&[]).json()["summary"]["api_requests"], 0);
     assert_eq!(env.fake.requests(), vec![]);
+}
+
+/// A lost `.nfcron/` and a list call that keeps failing: whether the jobs
+/// are live is unknown, so none is PUT blind; they fail with the list's
+/// error (exit 1) and the next run, with the list back, adopts them.
+#[test]
+fn a_failed_list_call_after_state_loss_puts_nothing_blind() {
+    let env = Env::new(&[("a", plain("Job A")), ("b", plain("Job B"))]).applied();
+    std::fs::remove_dir_all(env.ws.path().join(".nfcron")).expect("rm .nfcron");
+    env.fake.clear_log();
+    env.fake.inject(FaultRule {
+        method: Some(hyper::Method::GET),
+        fault: Fault::Status {
+            status: 500,
+            retry_after: None,
+        },
+        times: 1000,
+        after: 0,
+    });
+    let run = env.run(&["--retry-max-time", "1s"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(env.fake.count("PUT"), 0, "no blind PUT");
+    let report = run.json();
+    assert_eq!(report["summary"]["failed"], 2, "{report:#}");
+    assert_eq!(job(&report, "job-a")["error"]["status"], 500, "{report:#}");
+    // The list is back: adopted, still without a PUT.
+    env.fake.clear_faults();
+    let run = env.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["summary"]["unchanged"], 2);
+    assert_eq!(env.fake.count("PUT"), 0);
 }
 
 #[test]

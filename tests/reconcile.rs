@@ -746,9 +746,13 @@ fn a_refused_token_stops_the_run_after_one_request() {
     assert_eq!(report["summary"]["failed"], 5);
     assert_eq!(env.fake.requests()[0].status, 401);
     assert!(run.stderr.contains("HTTP 401"), "{}", run.stderr);
+    // The first request is the list call that looks for the jobs live
+    // (no state yet): each job fails with its 401, and none is PUT blind.
+    assert_eq!(job(&report, "job-b")["error"]["status"], 401, "{report:#}");
     assert!(job(&report, "job-b")["error"]["message"]
         .as_str()
         .expect("message")
-        .contains("refused the token"));
+        .contains("HTTP 401"));
+    assert_eq!(env.fake.count("PUT"), 0);
     assert!(!env.ws.path().join(".nfcron/state.json").exists());
 }
