@@ -55,11 +55,22 @@ fn run_once(dir: &Path, args: &[&str]) -> (Duration, i64, i32) {
     (elapsed, usage.ru_maxrss, code)
 }
 
+/// One job whose runtime environment holds `n` keys (just under 1 MiB at
+/// 60,000): the duplicate-key check must stay linear.
+fn many_keys(n: usize) -> String {
+    let mut text = String::from("kind: CronJob\nproject: acme\nspec:\n  name: Job A\n  billing: {deploymentPlan: nf-compute-20}\n  backoffLimit: 1\n  schedule: \"0 3 * * *\"\n  concurrencyPolicy: forbid\n  runtimeEnvironment:\n");
+    for i in 0..n {
+        text.push_str(&format!("    K{i}: \"v\"\n"));
+    }
+    text
+}
+
 fn main() {
-    let cases: [(&str, String); 3] = [
+    let cases: [(&str, String); 4] = [
         ("200 KB scalar aliased 60,000 times", alias_file()),
         ("170,000 empty documents", "--- ~\n".repeat(170_000)),
         ("149,000 empty mappings", "--- {}\n".repeat(149_000)),
+        ("60,000 keys in one mapping", many_keys(60_000)),
     ];
     let commands: [(&str, &[&str]); 4] = [
         ("validate", &["validate", "jobs.d"]),

@@ -203,8 +203,16 @@ fn span(span: saphyr_parser::Span) -> Span {
 /// A collection under construction.
 enum Open {
     Seq(Span, usize, Vec<Node>),
-    /// A mapping and, when a key has been read, the key awaiting its value.
-    Map(Span, usize, Vec<(Key, Node)>, Option<Key>),
+    /// A mapping, the index of its keys (entry positions: a duplicate is
+    /// found in constant time, so a file of many keys stays linear), and,
+    /// when a key has been read, the key awaiting its value.
+    Map(
+        Span,
+        usize,
+        Vec<(Key, Node)>,
+        HashMap<String, usize>,
+        Option<Key>,
+    ),
 }
 
 /// An anchored node and what one copy of it costs.
@@ -309,7 +317,8 @@ impl Builder {
             }
             Event::MappingStart(anchor, _) => {
                 self.open(here.start)?;
-                self.stack.push(Open::Map(here, anchor, Vec::new(), None));
+                self.stack
+                    .push(Open::Map(here, anchor, Vec::new(), HashMap::new(), None));
                 Ok(None)
             }
             Event::SequenceEnd | Event::MappingEnd => {
@@ -321,7 +330,7 @@ impl Builder {
                         },
                         anchor,
                     ),
-                    Some(Open::Map(span, anchor, entries, _)) => (
+                    Some(Open::Map(span, anchor, entries, _, _)) => (
                         Node {
                             span,
                             value: Value::Map(entries),
@@ -365,9 +374,9 @@ impl Builder {
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Open::Seq(_, _, items)) => items.push(node),
-            Some(Open::Map(_, _, entries, pending)) => match pending.take() {
+            Some(Open::Map(_, _, entries, index, pending)) => match pending.take() {
                 Some(key) => {
-                    if let Some((first, _)) = entries.iter().find(|(k, _)| k.name == key.name) {
+                    if let Some((first, _)) = index.get(&key.name).map(|&i| &entries[i]) {
                         return Err(YamlError {
                             pos: key.span.start,
                             message: format!(
@@ -376,6 +385,7 @@ impl Builder {
                             ),
                         });
                     }
+                    index.insert(key.name.clone(), entries.len());
                     entries.push((key, node));
                 }
                 None => {
@@ -558,6 +568,23 @@ mod tests {
         assert_eq!(error.pos, Pos { line: 3, column: 1 });
         assert!(
             error.message.contains("duplicate key `a`"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn a_duplicate_among_many_keys_is_found_and_named() {
+        let mut text = String::from("m:\n");
+        for i in 0..5_000 {
+            text.push_str(&format!("  k{i}: 1\n"));
+        }
+        text.push_str("  k42: 2\n");
+        let error = parse(&text).error.expect("duplicate");
+        assert!(
+            error
+                .message
+                .contains("duplicate key `k42` (first at line 44)"),
             "{}",
             error.message
         );
