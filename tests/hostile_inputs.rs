@@ -584,3 +584,37 @@ fn control_characters_in_keys_and_lines_are_printed_escaped() {
         assert!(all.contains("x\\u{1b}[2J\\nerror: forged"), "{all}");
     }
 }
+
+/// The name pattern's `\s` lets a newline or a carriage return into a name
+/// and so into the id: printed raw it would forge a plan or log line.
+#[test]
+fn a_newline_in_a_job_name_cannot_forge_a_plan_or_log_line() {
+    let ws = Workspace::new();
+    ws.write(
+        "jobs.d/a.yaml",
+        manifest("\"Line\\nApplied\\rFake\"", "0 3 * * *"),
+    );
+    for output in ["text", "markdown"] {
+        let run = ws.nfcron(&[
+            "reconcile",
+            "--dry-run",
+            "--output",
+            output,
+            "--log-level",
+            "debug",
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            run.stdout.contains("line\\napplied\\rfake"),
+            "{}",
+            run.stdout
+        );
+        for text in [&run.stdout, &run.stderr] {
+            assert!(!text.contains('\r'), "{text}");
+            assert!(
+                !text.lines().any(|l| l.starts_with("applied")),
+                "a forged line: {text}"
+            );
+        }
+    }
+}

@@ -33,12 +33,16 @@ pub struct JobKey {
     pub id: String,
 }
 
+/// `team/project/id` as shown in text plans and logs, with control
+/// characters escaped: the name pattern's `\s` lets a newline or a carriage
+/// return into an id, which printed raw would forge a log or plan line.
 impl fmt::Display for JobKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.team {
-            Some(team) => write!(f, "{team}/{}/{}", self.project, self.id),
-            None => write!(f, "{}/{}", self.project, self.id),
+        let shown = |part: &str| crate::source::display_bytes(part.as_bytes());
+        if let Some(team) = &self.team {
+            write!(f, "{}/", shown(team))?;
         }
+        write!(f, "{}/{}", shown(&self.project), shown(&self.id))
     }
 }
 

@@ -152,11 +152,26 @@ fn change_lines(change: &Change) -> Vec<String> {
                     similar::ChangeTag::Insert => "+",
                     similar::ChangeTag::Equal => " ",
                 };
-                lines.push(format!("    {sign} {}", op.value().trim_end_matches('\n')));
+                lines.push(format!(
+                    "    {sign} {}",
+                    escape_controls(op.value().trim_end_matches('\n'))
+                ));
             }
             lines
         }
     }
+}
+
+/// One line of a multi-line value with its control characters (a carriage
+/// return, ESC) escaped: raw, they would rewrite the terminal or forge a line.
+fn escape_controls(line: &str) -> String {
+    line.chars()
+        .map(|c| match c {
+            '\t' => c.to_string(),
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 pub fn summary_line(plan: &Plan) -> String {
