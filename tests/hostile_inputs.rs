@@ -618,3 +618,36 @@ fn a_newline_in_a_job_name_cannot_forge_a_plan_or_log_line() {
         }
     }
 }
+
+/// An anchor in a secret field aliased into a shown one would print the
+/// secret in the plan as that field's value: refused, and never shown.
+#[test]
+fn an_alias_out_of_a_secret_field_is_refused_and_never_shown() {
+    let ws = Workspace::new();
+    ws.write(
+        "jobs.d/a.yaml",
+        format!(
+            "{}  runtimeEnvironment:\n    DB_PASSWORD: &a \"hunter2-alias\"\n  description: *a\n",
+            manifest("Job A", "0 3 * * *")
+        ),
+    );
+    for args in [
+        &["validate", "--output", "json"][..],
+        &["validate"][..],
+        &["reconcile", "--dry-run"][..],
+        &["reconcile", "--dry-run", "--output", "json"][..],
+    ] {
+        let run = ws.nfcron(args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        for text in [&run.stdout, &run.stderr] {
+            assert!(!text.contains("hunter2-alias"), "{args:?}: {text}");
+        }
+        assert!(
+            run.stdout.contains("out of a secret field")
+                || run.stderr.contains("out of a secret field"),
+            "{args:?}: {} {}",
+            run.stdout,
+            run.stderr
+        );
+    }
+}

@@ -15,6 +15,8 @@
 
 use std::collections::HashMap;
 
+use super::schema::SENSITIVE_FIELDS;
+
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError};
 
 /// Collections nested deeper than this are refused. Real manifests nest
@@ -220,6 +222,9 @@ struct Anchored {
     node: Node,
     nodes: usize,
     bytes: usize,
+    /// Anchored inside a secret field: an alias may copy it only into
+    /// another secret field, never into one that is shown.
+    secret: bool,
 }
 
 #[derive(Default)]
@@ -278,6 +283,12 @@ impl Builder {
                         message: "alias refers to an unknown anchor".into(),
                     });
                 };
+                if anchored.secret && !self.in_secret_field() {
+                    return Err(YamlError {
+                        pos: here.start,
+                        message: "this alias copies a value out of a secret field (runtimeEnvironment, runtimeFiles, buildArguments, buildFiles) into one that is shown and sent in clear; write the value out instead".into(),
+                    });
+                }
                 // Checked before the copy is made: the limit bounds memory.
                 self.alias_nodes = self.alias_nodes.saturating_add(anchored.nodes);
                 self.alias_bytes = self.alias_bytes.saturating_add(anchored.bytes);
@@ -349,14 +360,26 @@ impl Builder {
 
     fn anchor(&mut self, id: usize, node: &Node) {
         let (nodes, bytes) = measure(node);
+        let secret = self.in_secret_field();
         self.anchors.insert(
             id,
             Anchored {
                 node: node.clone(),
                 nodes,
                 bytes,
+                secret,
             },
         );
+    }
+
+    /// Whether the node being built sits under a secret field's key
+    /// (`runtimeEnvironment`, `runtimeFiles`, `buildArguments`,
+    /// `buildFiles`), at any depth.
+    fn in_secret_field(&self) -> bool {
+        self.stack.iter().any(|open| match open {
+            Open::Map(_, _, _, _, Some(key)) => SENSITIVE_FIELDS.contains(&key.name.as_str()),
+            _ => false,
+        })
     }
 
     fn open(&self, at: Pos) -> Result<(), YamlError> {
@@ -588,6 +611,23 @@ mod tests {
             "{}",
             error.message
         );
+    }
+
+    #[test]
+    fn an_alias_may_not_copy_a_secret_into_a_shown_field() {
+        let text =
+            "spec:\n  runtimeEnvironment:\n    DB_PASSWORD: &a \"hunter2\"\n  description: *a\n";
+        let error = parse(text).error.expect("refused");
+        assert!(
+            error.message.contains("out of a secret field"),
+            "{}",
+            error.message
+        );
+        assert!(!error.message.contains("hunter2"));
+        // Into another secret field it is fine.
+        let text =
+            "spec:\n  runtimeEnvironment:\n    A: &a \"hunter2\"\n  buildArguments:\n    B: *a\n";
+        assert!(parse(text).error.is_none());
     }
 
     #[test]
