@@ -28,7 +28,7 @@ use crate::api::Client;
 use crate::apply::chain;
 use crate::metrics::Metrics;
 use crate::plan::{self, DriftMode};
-use crate::reconcile::{self, Options, ReconcileError};
+use crate::reconcile::{self, off_runtime, Options, ReconcileError};
 use crate::secret::Token;
 use crate::server::{self, Liveness, Readiness, Shared};
 use crate::settings::{ApiSettings, SourceSettings};
@@ -172,8 +172,16 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
     // File events arrive on notify's thread; a bounded channel of one is
     // enough, since any number of events means "look again".
     let (fs_tx, mut fs_rx) = mpsc::channel::<()>(1);
+    // Setting the watches walks the directory: on the blocking pool.
     let _watcher = match &settings.source {
-        SourceSettings::Dir(path) => Some(source::dir::watch(path, fs_tx).map_err(Error::Watch)?),
+        SourceSettings::Dir(path) => {
+            let path = path.clone();
+            Some(
+                off_runtime(move || source::dir::watch(&path, fs_tx))
+                    .await
+                    .map_err(Error::Watch)?,
+            )
+        }
         SourceSettings::Git(_) => None,
     };
 
@@ -181,8 +189,8 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
     // swaps a `..data` symlink there), and a change while the token is
     // refused starts a run at once instead of at the next backoff.
     let (token_tx, mut token_rx) = mpsc::channel::<()>(1);
-    let _token_watcher = match settings.api.token_file.as_deref() {
-        Some(file) => watch_token_file(file, token_tx),
+    let _token_watcher = match settings.api.token_file.clone() {
+        Some(file) => off_runtime(move || watch_token_file(&file, token_tx)).await,
         None => None,
     };
 
@@ -324,23 +332,19 @@ impl Daemon<'_> {
                 // SIGTERM.
                 let mut cache = std::mem::take(&mut self.cache);
                 let path = path.clone();
-                let read = tokio::task::spawn_blocking(move || {
+                let (cache, files) = off_runtime(move || {
                     let files = cache.read(&path);
                     (cache, files)
-                });
-                match read.await {
-                    Ok((cache, files)) => {
-                        self.cache = cache;
-                        (files, None)
-                    }
-                    Err(panic) => std::panic::resume_unwind(panic.into_panic()),
-                }
+                })
+                .await;
+                self.cache = cache;
+                (files, None)
             }
             SourceSettings::Git(git) => {
                 if work.fetch || self.snapshot.is_none() {
                     let git = git.clone();
-                    match tokio::task::spawn_blocking(move || git.sync()).await {
-                        Ok(Ok(snapshot)) => {
+                    match off_runtime(move || git.sync()).await {
+                        Ok(snapshot) => {
                             if self.snapshot.as_ref().map(|s| &s.revision)
                                 != Some(&snapshot.revision)
                             {
@@ -348,7 +352,7 @@ impl Daemon<'_> {
                             }
                             self.snapshot = Some(snapshot);
                         }
-                        Ok(Err(e)) => {
+                        Err(e) => {
                             // Readiness first: whoever reads the log line
                             // then sees the same state on /readyz.
                             self.not_ready(&format!("source unreachable: {}", chain(&e)));
@@ -358,7 +362,6 @@ impl Daemon<'_> {
                             // prune can follow from it.
                             return true;
                         }
-                        Err(panic) => std::panic::resume_unwind(panic.into_panic()),
                     }
                 }
                 let snapshot = self
@@ -395,7 +398,8 @@ impl Daemon<'_> {
             refresh_from: self.drift_cursor,
             retry_rejected: false,
         };
-        match reconcile::reconcile(&files, &options, Some(&self.client)).await {
+        let files: Arc<[SourceFile]> = files.into();
+        match reconcile::reconcile(files.clone(), &options, Some(&self.client)).await {
             Ok(run) => {
                 let seconds = started.elapsed().as_secs_f64();
                 self.metrics.record(&run, seconds);
@@ -465,10 +469,8 @@ impl Daemon<'_> {
             return;
         };
         let api = self.settings.api.clone();
-        let read = match tokio::task::spawn_blocking(move || api.reread_token()).await {
-            Ok(Some(read)) => read,
-            Ok(None) => return,
-            Err(panic) => std::panic::resume_unwind(panic.into_panic()),
+        let Some(read) = off_runtime(move || api.reread_token()).await else {
+            return;
         };
         let token = match read {
             Ok(token) => token,
