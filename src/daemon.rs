@@ -28,12 +28,30 @@ use crate::api::Client;
 use crate::apply::chain;
 use crate::metrics::Metrics;
 use crate::plan::{self, DriftMode};
-use crate::reconcile::{self, off_runtime, Options, ReconcileError};
+use crate::reconcile::{self, off_runtime, Options};
 use crate::secret::Token;
 use crate::server::{self, Liveness, Readiness, Shared};
 use crate::settings::{ApiSettings, SourceSettings};
 use crate::source::{self, dir::DirCache, git::Snapshot, ReadProblem, SourceFile};
-use crate::Error;
+
+/// Why the sidecar could not start. Once it runs, nothing ends it but a
+/// signal: API, source and state errors are reported, shown on `/readyz`
+/// and retried (see the error policy in ARCHITECTURE.md).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot watch the manifests directory")]
+    Watch(#[source] notify::Error),
+    #[error(transparent)]
+    ApiConfig(#[from] crate::api::ConfigError),
+    #[error("watch needs an API token: set NORTHFLANK_API_TOKEN or pass --token-file")]
+    NoToken,
+}
 
 #[derive(Debug)]
 pub struct WatchSettings {
@@ -115,7 +133,7 @@ pub const EXIT_MARGIN: Duration = Duration::from_secs(1);
 /// Slices a drift sweep is spread over.
 const DRIFT_SLICES: u32 = 10;
 
-pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
+pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
     let metrics = Arc::new(Metrics::new());
     // An API call may be silent for its timeout, and a retry or a wait for
     // the rate limit's reset for up to --retry-max-time: a run within its
@@ -129,7 +147,7 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
     let client = settings
         .api
         .client()?
-        .ok_or(ReconcileError::NoToken)?
+        .ok_or(DaemonError::NoToken)?
         .with_observer(move |method, status| {
             observed.api_request(method, status);
             // An answer (or a timeout) is progress: each request is bounded.
@@ -155,10 +173,10 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
     if let Some(addr) = settings.listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| Error::Listen { addr, source })?;
+            .map_err(|source| DaemonError::Listen { addr, source })?;
         let bound = listener
             .local_addr()
-            .map_err(|source| Error::Listen { addr, source })?;
+            .map_err(|source| DaemonError::Listen { addr, source })?;
         // Printed whatever the log level: scripts and tests wait for it.
         eprintln!("{}", banner(bound, settings.log_json));
         tasks.spawn(server::serve(
@@ -179,7 +197,7 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
             Some(
                 off_runtime(move || source::dir::watch(&path, fs_tx))
                     .await
-                    .map_err(Error::Watch)?,
+                    .map_err(DaemonError::Watch)?,
             )
         }
         SourceSettings::Git(_) => None,
