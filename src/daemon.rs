@@ -31,7 +31,7 @@ use crate::plan::{self, DriftMode};
 use crate::reconcile::{self, off_runtime, Options};
 use crate::secret::Token;
 use crate::server::{self, Liveness, Readiness, Shared};
-use crate::settings::{ApiSettings, SourceSettings};
+use crate::settings::{SourceSettings, WatchSettings};
 use crate::source::{self, dir::DirCache, git::Snapshot, ReadProblem, SourceFile};
 
 /// Why the sidecar could not start. Once it runs, nothing ends it but a
@@ -51,33 +51,6 @@ pub enum DaemonError {
     ApiConfig(#[from] crate::api::ConfigError),
     #[error("watch needs an API token: set NORTHFLANK_API_TOKEN or pass --token-file")]
     NoToken,
-}
-
-#[derive(Debug)]
-pub struct WatchSettings {
-    pub source: SourceSettings,
-    pub project: Option<String>,
-    pub state_path: PathBuf,
-    pub concurrency: usize,
-    pub sensitive: Vec<String>,
-    pub plan: plan::Options,
-    pub debounce: Duration,
-    /// Git poll interval (plus up to 10% jitter).
-    pub interval: Duration,
-    pub resync: Duration,
-    /// Zero: no drift sweeps.
-    pub drift_interval: Duration,
-    /// Percent of the hourly request limit drift sweeps may spend.
-    pub drift_budget: u8,
-    pub drift: DriftMode,
-    pub listen: Option<SocketAddr>,
-    pub listener: server::Limits,
-    pub shutdown_timeout: Duration,
-    /// `/healthz` fails when a run is still for longer than this.
-    pub stall_timeout: Duration,
-    pub api: ApiSettings,
-    /// `--log-format json`: the banner is a JSON line too.
-    pub log_json: bool,
 }
 
 /// What the next run must do.
