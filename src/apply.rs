@@ -179,7 +179,7 @@ impl Applier<'_> {
                 .steps
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| phase.contains(&s.action))
+                .filter(|(_, s)| phase.contains(&s.action()))
             {
                 let Some(key) = step.key.clone() else {
                     continue;
@@ -188,12 +188,12 @@ impl Applier<'_> {
                     outcomes[i] = Outcome::NotAttempted;
                     continue;
                 }
-                let job = step.desired.map(|d| desired[d].clone());
+                let job = step.write().map(|w| desired[w.desired].clone());
                 let client = self.client.clone();
                 let journal = journal.clone();
                 let state_path = self.state_path.to_path_buf();
                 let revision = self.revision.map(str::to_string);
-                let action = step.action;
+                let action = step.action();
                 let rate_limited = rate_limited.clone();
                 // Taking the permit before spawning starts jobs in plan
                 // order: with --concurrency 1 the run is sequential and

@@ -524,7 +524,7 @@ async fn refresh(
     let mut managed: Vec<(&JobKey, &crate::state::Record)> = plan
         .steps
         .iter()
-        .filter(|s| s.action == Action::Unchanged)
+        .filter(|s| s.action() == Action::Unchanged)
         .filter_map(|s| s.key.as_ref())
         .filter_map(|k| recorded.jobs.get(k).map(|r| (k, r)))
         .collect();
@@ -577,9 +577,11 @@ async fn refresh(
 /// The next three run times of every job the plan writes. Only those: on
 /// a plan of thousands of unchanged jobs this is work nobody reads.
 fn fill_next_runs(plan: &mut Plan, desired: &[Desired], now: jiff::Timestamp) {
-    for step in plan.steps.iter_mut().filter(|s| s.action.writes()) {
-        let Some(i) = step.desired else { continue };
-        step.next_runs = desired[i]
+    for step in &mut plan.steps {
+        let Some(i) = step.write().map(|w| w.desired) else {
+            continue;
+        };
+        let runs = desired[i]
             .spec
             .get("schedule")
             .and_then(Json::as_str)
@@ -591,6 +593,7 @@ fn fill_next_runs(plan: &mut Plan, desired: &[Desired], now: jiff::Timestamp) {
                     .collect()
             })
             .unwrap_or_default();
+        step.set_next_runs(runs);
     }
 }
 
@@ -599,7 +602,7 @@ fn planned(plan: &Plan) -> Vec<Outcome> {
     plan.steps
         .iter()
         .map(|s| {
-            if s.action.writes() {
+            if s.action().writes() {
                 Outcome::Planned
             } else {
                 Outcome::Skipped
