@@ -134,15 +134,24 @@ fn healthz_answers_within_100ms_while_a_state_fsync_is_held_for_2s() {
             "the job was not recorded within {WAIT:?} of the held fsync"
         );
         probes.push(healthz(&addr));
-        if let Some(applied) = watch
-            .lines
-            .try_iter()
-            .find(|l| l["message"] == "job" || l["message"] == "reconciled")
-        {
-            break applied;
+        // Waits for the next log line at most 20 ms: paces the probes
+        // without sleeping past the event.
+        match watch.lines.recv_timeout(Duration::from_millis(20)) {
+            Ok(line) if line["message"] == "job" || line["message"] == "reconciled" => break line,
+            Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("nfcron watch exited"),
         }
     };
     let during = held.elapsed();
+    let slowest = probes
+        .iter()
+        .map(|(_, took)| *took)
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "{} /healthz probes during the {during:?} hold; slowest {slowest:?}",
+        probes.len()
+    );
     assert!(
         during >= HOLD - Duration::from_millis(200),
         "the fsync was not held: the job was recorded {during:?} after the hold began ({applied})"
