@@ -28,7 +28,7 @@ use crate::state::{self, Rejection, State, StateError};
 /// The state being applied to, with a version per change, and the version
 /// last written to disk.
 struct Journal {
-    state: Mutex<(State, u64)>,
+    state: Arc<Mutex<(State, u64)>>,
     saved: AsyncMutex<u64>,
     /// A save failed: no further write is started.
     broken: AtomicBool,
@@ -36,7 +36,9 @@ struct Journal {
 
 impl Journal {
     /// Applies `change` in memory, then returns once a file that holds it
-    /// is on disk (written by this call or by a concurrent one).
+    /// is on disk (written by this call or by a concurrent one). The file
+    /// is serialised, written and fsynced on the blocking pool: a slow disk
+    /// holds this job, never the runtime.
     async fn commit(&self, path: &Path, change: impl FnOnce(&mut State)) -> Result<(), StateError> {
         let version = {
             let mut guard = self.state.lock().expect("state lock");
@@ -48,16 +50,26 @@ impl Journal {
         if *saved >= version {
             return Ok(());
         }
-        let (bytes, latest) = {
-            let guard = self.state.lock().expect("state lock");
-            (guard.0.to_bytes(), guard.1)
-        };
-        if let Err(e) = state::write_atomic(path, &bytes) {
-            self.broken.store(true, Ordering::SeqCst);
-            return Err(e);
+        let (shared, path) = (self.state.clone(), path.to_path_buf());
+        let written = tokio::task::spawn_blocking(move || {
+            let (bytes, latest) = {
+                let guard = shared.lock().expect("state lock");
+                (guard.0.to_bytes(), guard.1)
+            };
+            state::write_atomic(&path, &bytes).map(|()| latest)
+        })
+        .await
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+        match written {
+            Ok(latest) => {
+                *saved = latest;
+                Ok(())
+            }
+            Err(e) => {
+                self.broken.store(true, Ordering::SeqCst);
+                Err(e)
+            }
         }
-        *saved = latest;
-        Ok(())
     }
 }
 
@@ -150,7 +162,7 @@ impl Applier<'_> {
         state: State,
     ) -> (Vec<Outcome>, State) {
         let journal = Arc::new(Journal {
-            state: Mutex::new((state, 0)),
+            state: Arc::new(Mutex::new((state, 0))),
             saved: AsyncMutex::new(0),
             broken: AtomicBool::new(false),
         });
@@ -167,7 +179,7 @@ impl Applier<'_> {
                 .steps
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| phase.contains(&s.action))
+                .filter(|(_, s)| phase.contains(&s.action()))
             {
                 let Some(key) = step.key.clone() else {
                     continue;
@@ -176,12 +188,12 @@ impl Applier<'_> {
                     outcomes[i] = Outcome::NotAttempted;
                     continue;
                 }
-                let job = step.desired.map(|d| desired[d].clone());
+                let job = step.write().map(|w| desired[w.desired].clone());
                 let client = self.client.clone();
                 let journal = journal.clone();
                 let state_path = self.state_path.to_path_buf();
                 let revision = self.revision.map(str::to_string);
-                let action = step.action;
+                let action = step.action();
                 let rate_limited = rate_limited.clone();
                 // Taking the permit before spawning starts jobs in plan
                 // order: with --concurrency 1 the run is sequential and
@@ -300,9 +312,10 @@ impl Applier<'_> {
                 "the state file cannot be written: stopped; jobs not attempted are left for a run that can record them"
             );
         }
-        let state = match Arc::try_unwrap(journal) {
-            Ok(journal) => journal.state.into_inner().expect("state lock").0,
-            Err(shared) => shared.state.lock().expect("state lock").0.clone(),
+        let state = match Arc::try_unwrap(journal).map(|j| Arc::try_unwrap(j.state)) {
+            Ok(Ok(state)) => state.into_inner().expect("state lock").0,
+            Ok(Err(shared)) => shared.lock().expect("state lock").0.clone(),
+            Err(journal) => journal.state.lock().expect("state lock").0.clone(),
         };
         (outcomes, state)
     }

@@ -28,38 +28,29 @@ use crate::api::Client;
 use crate::apply::chain;
 use crate::metrics::Metrics;
 use crate::plan::{self, DriftMode};
-use crate::reconcile::{self, Options, ReconcileError};
+use crate::reconcile::{self, off_runtime, Options};
 use crate::secret::Token;
 use crate::server::{self, Liveness, Readiness, Shared};
-use crate::settings::{ApiSettings, SourceSettings};
+use crate::settings::{SourceSettings, WatchSettings};
 use crate::source::{self, dir::DirCache, git::Snapshot, ReadProblem, SourceFile};
-use crate::Error;
 
-#[derive(Debug)]
-pub struct WatchSettings {
-    pub source: SourceSettings,
-    pub project: Option<String>,
-    pub state_path: PathBuf,
-    pub concurrency: usize,
-    pub sensitive: Vec<String>,
-    pub plan: plan::Options,
-    pub debounce: Duration,
-    /// Git poll interval (plus up to 10% jitter).
-    pub interval: Duration,
-    pub resync: Duration,
-    /// Zero: no drift sweeps.
-    pub drift_interval: Duration,
-    /// Percent of the hourly request limit drift sweeps may spend.
-    pub drift_budget: u8,
-    pub drift: DriftMode,
-    pub listen: Option<SocketAddr>,
-    pub listener: server::Limits,
-    pub shutdown_timeout: Duration,
-    /// `/healthz` fails when a run is still for longer than this.
-    pub stall_timeout: Duration,
-    pub api: ApiSettings,
-    /// `--log-format json`: the banner is a JSON line too.
-    pub log_json: bool,
+/// Why the sidecar could not start. Once it runs, nothing ends it but a
+/// signal: API, source and state errors are reported, shown on `/readyz`
+/// and retried (see the error policy in ARCHITECTURE.md).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot watch the manifests directory")]
+    Watch(#[source] notify::Error),
+    #[error(transparent)]
+    ApiConfig(#[from] crate::api::ConfigError),
+    #[error("watch needs an API token: set NORTHFLANK_API_TOKEN or pass --token-file")]
+    NoToken,
 }
 
 /// What the next run must do.
@@ -115,7 +106,7 @@ pub const EXIT_MARGIN: Duration = Duration::from_secs(1);
 /// Slices a drift sweep is spread over.
 const DRIFT_SLICES: u32 = 10;
 
-pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
+pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
     let metrics = Arc::new(Metrics::new());
     // An API call may be silent for its timeout, and a retry or a wait for
     // the rate limit's reset for up to --retry-max-time: a run within its
@@ -129,7 +120,7 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
     let client = settings
         .api
         .client()?
-        .ok_or(ReconcileError::NoToken)?
+        .ok_or(DaemonError::NoToken)?
         .with_observer(move |method, status| {
             observed.api_request(method, status);
             // An answer (or a timeout) is progress: each request is bounded.
@@ -155,10 +146,10 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
     if let Some(addr) = settings.listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| Error::Listen { addr, source })?;
+            .map_err(|source| DaemonError::Listen { addr, source })?;
         let bound = listener
             .local_addr()
-            .map_err(|source| Error::Listen { addr, source })?;
+            .map_err(|source| DaemonError::Listen { addr, source })?;
         // Printed whatever the log level: scripts and tests wait for it.
         eprintln!("{}", banner(bound, settings.log_json));
         tasks.spawn(server::serve(
@@ -172,8 +163,16 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
     // File events arrive on notify's thread; a bounded channel of one is
     // enough, since any number of events means "look again".
     let (fs_tx, mut fs_rx) = mpsc::channel::<()>(1);
+    // Setting the watches walks the directory: on the blocking pool.
     let _watcher = match &settings.source {
-        SourceSettings::Dir(path) => Some(source::dir::watch(path, fs_tx).map_err(Error::Watch)?),
+        SourceSettings::Dir(path) => {
+            let path = path.clone();
+            Some(
+                off_runtime(move || source::dir::watch(&path, fs_tx))
+                    .await
+                    .map_err(DaemonError::Watch)?,
+            )
+        }
         SourceSettings::Git(_) => None,
     };
 
@@ -181,8 +180,8 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), Error> {
     // swaps a `..data` symlink there), and a change while the token is
     // refused starts a run at once instead of at the next backoff.
     let (token_tx, mut token_rx) = mpsc::channel::<()>(1);
-    let _token_watcher = match settings.api.token_file.as_deref() {
-        Some(file) => watch_token_file(file, token_tx),
+    let _token_watcher = match settings.api.token_file.clone() {
+        Some(file) => off_runtime(move || watch_token_file(&file, token_tx)).await,
         None => None,
     };
 
@@ -324,23 +323,19 @@ impl Daemon<'_> {
                 // SIGTERM.
                 let mut cache = std::mem::take(&mut self.cache);
                 let path = path.clone();
-                let read = tokio::task::spawn_blocking(move || {
+                let (cache, files) = off_runtime(move || {
                     let files = cache.read(&path);
                     (cache, files)
-                });
-                match read.await {
-                    Ok((cache, files)) => {
-                        self.cache = cache;
-                        (files, None)
-                    }
-                    Err(panic) => std::panic::resume_unwind(panic.into_panic()),
-                }
+                })
+                .await;
+                self.cache = cache;
+                (files, None)
             }
             SourceSettings::Git(git) => {
                 if work.fetch || self.snapshot.is_none() {
                     let git = git.clone();
-                    match tokio::task::spawn_blocking(move || git.sync()).await {
-                        Ok(Ok(snapshot)) => {
+                    match off_runtime(move || git.sync()).await {
+                        Ok(snapshot) => {
                             if self.snapshot.as_ref().map(|s| &s.revision)
                                 != Some(&snapshot.revision)
                             {
@@ -348,7 +343,7 @@ impl Daemon<'_> {
                             }
                             self.snapshot = Some(snapshot);
                         }
-                        Ok(Err(e)) => {
+                        Err(e) => {
                             // Readiness first: whoever reads the log line
                             // then sees the same state on /readyz.
                             self.not_ready(&format!("source unreachable: {}", chain(&e)));
@@ -358,7 +353,6 @@ impl Daemon<'_> {
                             // prune can follow from it.
                             return true;
                         }
-                        Err(panic) => std::panic::resume_unwind(panic.into_panic()),
                     }
                 }
                 let snapshot = self
@@ -395,7 +389,8 @@ impl Daemon<'_> {
             refresh_from: self.drift_cursor,
             retry_rejected: false,
         };
-        match reconcile::reconcile(&files, &options, Some(&self.client)).await {
+        let files: Arc<[SourceFile]> = files.into();
+        match reconcile::reconcile(files.clone(), &options, Some(&self.client)).await {
             Ok(run) => {
                 let seconds = started.elapsed().as_secs_f64();
                 self.metrics.record(&run, seconds);
@@ -465,10 +460,8 @@ impl Daemon<'_> {
             return;
         };
         let api = self.settings.api.clone();
-        let read = match tokio::task::spawn_blocking(move || api.reread_token()).await {
-            Ok(Some(read)) => read,
-            Ok(None) => return,
-            Err(panic) => std::panic::resume_unwind(panic.into_panic()),
+        let Some(read) = off_runtime(move || api.reread_token()).await else {
+            return;
         };
         let token = match read {
             Ok(token) => token,

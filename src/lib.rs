@@ -60,14 +60,8 @@ pub enum Error {
     Git(#[from] source::git::GitError),
     #[error("{0}")]
     Usage(String),
-    #[error("cannot listen on {addr}")]
-    Listen {
-        addr: std::net::SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot watch the manifests directory")]
-    Watch(#[source] notify::Error),
+    #[error(transparent)]
+    Daemon(#[from] daemon::DaemonError),
     #[error("cannot write {path}")]
     Write {
         path: String,

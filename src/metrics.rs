@@ -240,8 +240,7 @@ impl Metrics {
             .zip(&run.outcomes)
             .filter(|(s, o)| {
                 matches!(o, Outcome::Applied)
-                    || (s.action == Action::Unchanged
-                        && !s.drift.as_ref().is_some_and(Drift::found))
+                    || (s.action() == Action::Unchanged && !s.drift().is_some_and(Drift::found))
             })
             .count();
         for (state, n) in [

@@ -135,23 +135,144 @@ pub struct Change {
     pub after: Option<Json>,
 }
 
+/// One job in a plan: which job, and what is done about it ([`Kind`]).
 #[derive(Debug, Clone)]
 pub struct Step {
+    /// `None` only for an invalid document whose key cannot be derived.
     pub key: Option<JobKey>,
     pub name: Option<String>,
     pub file: Option<String>,
-    pub action: Action,
+    pub kind: Kind,
+}
+
+/// What a plan does about one job: one variant per action, each holding
+/// only what that action has.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// PUT a job that is not there (a new manifest, or a job deleted
+    /// outside nfcron under `--drift correct`).
+    Create(Write),
+    /// PUT a changed manifest (or the manifest back over drift).
+    Update(Write),
+    /// Nothing to send: the state, or an adoption read, matches.
+    Unchanged {
+        desired: usize,
+        /// What a live read found, when one was made.
+        drift: Option<Drift>,
+    },
+    /// DELETE a managed job no manifest names (`--prune`).
+    Delete { changes: Vec<Change> },
+    /// A managed job no manifest names, kept.
+    Orphan,
+    /// A manifest that does not validate.
+    Invalid { reason: String },
+    /// Possibly live, not read yet: not written until a run reads it.
+    Unverified { desired: usize },
+    /// The API refused this very spec for good.
+    Rejected {
+        desired: usize,
+        status: u16,
+        message: String,
+    },
+}
+
+/// A PUT: the manifest (`desired`, an index into [`Inputs::desired`]) and
+/// what it changes.
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub desired: usize,
     pub changes: Vec<Change>,
+    /// A create that most likely renames a job of the same file.
     pub renamed_from: Option<String>,
     pub next_runs: Vec<String>,
-    /// Why a job is invalid, or the API's message for a rejected one.
-    pub reason: Option<String>,
-    /// The HTTP status the API refused a rejected job with.
-    pub status: Option<u16>,
-    /// Index into `Inputs::desired` for create/update/unchanged.
-    pub desired: Option<usize>,
-    /// What a live read found, when one was made.
+    /// The drift this write corrects (`--drift correct`).
     pub drift: Option<Drift>,
+}
+
+impl Write {
+    fn of(desired: usize, changes: Vec<Change>) -> Write {
+        Write {
+            desired,
+            changes,
+            renamed_from: None,
+            next_runs: Vec::new(),
+            drift: None,
+        }
+    }
+}
+
+impl Step {
+    pub fn action(&self) -> Action {
+        match self.kind {
+            Kind::Create(_) => Action::Create,
+            Kind::Update(_) => Action::Update,
+            Kind::Unchanged { .. } => Action::Unchanged,
+            Kind::Delete { .. } => Action::Delete,
+            Kind::Orphan => Action::Orphan,
+            Kind::Invalid { .. } => Action::Invalid,
+            Kind::Unverified { .. } => Action::Unverified,
+            Kind::Rejected { .. } => Action::Rejected,
+        }
+    }
+
+    /// The PUT this step sends, if it sends one.
+    pub fn write(&self) -> Option<&Write> {
+        match &self.kind {
+            Kind::Create(w) | Kind::Update(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    fn write_mut(&mut self) -> Option<&mut Write> {
+        match &mut self.kind {
+            Kind::Create(w) | Kind::Update(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// The manifest the step is about (index into [`Inputs::desired`]).
+    pub fn desired(&self) -> Option<usize> {
+        match &self.kind {
+            Kind::Create(w) | Kind::Update(w) => Some(w.desired),
+            Kind::Unchanged { desired, .. }
+            | Kind::Unverified { desired }
+            | Kind::Rejected { desired, .. } => Some(*desired),
+            Kind::Delete { .. } | Kind::Orphan | Kind::Invalid { .. } => None,
+        }
+    }
+
+    /// Fields a write or delete changes.
+    pub fn changes(&self) -> &[Change] {
+        match &self.kind {
+            Kind::Create(w) | Kind::Update(w) => &w.changes,
+            Kind::Delete { changes } => changes,
+            _ => &[],
+        }
+    }
+
+    /// What a live read found (an unchanged job) or what a write corrects.
+    pub fn drift(&self) -> Option<&Drift> {
+        match &self.kind {
+            Kind::Create(w) | Kind::Update(w) => w.drift.as_ref(),
+            Kind::Unchanged { drift, .. } => drift.as_ref(),
+            _ => None,
+        }
+    }
+
+    pub fn renamed_from(&self) -> Option<&str> {
+        self.write().and_then(|w| w.renamed_from.as_deref())
+    }
+
+    pub fn next_runs(&self) -> &[String] {
+        self.write().map_or(&[], |w| &w.next_runs)
+    }
+
+    /// Fills in the next runs of a write (nothing for other steps).
+    pub fn set_next_runs(&mut self, runs: Vec<String>) {
+        if let Some(w) = self.write_mut() {
+            w.next_runs = runs;
+        }
+    }
 }
 
 /// What a live read of a managed job found.
@@ -207,12 +328,12 @@ pub struct Plan {
 
 impl Plan {
     pub fn count(&self, action: Action) -> usize {
-        self.steps.iter().filter(|s| s.action == action).count()
+        self.steps.iter().filter(|s| s.action() == action).count()
     }
 
     /// Whether the plan changes anything in Northflank.
     pub fn has_changes(&self) -> bool {
-        self.steps.iter().any(|s| s.action.writes())
+        self.steps.iter().any(|s| s.action().writes())
     }
 
     /// Whether something is left to do: a change, or a live job still to
@@ -232,22 +353,27 @@ pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
         .collect();
 
     for (i, d) in inputs.desired.iter().enumerate() {
-        let new_step =
-            |action| Step::new(Some(d.key.clone()), Some(&d.name), Some(&d.file), action);
-        let step = match (inputs.recorded.jobs.get(&d.key), inputs.live.get(&d.key)) {
+        let kind = match (inputs.recorded.jobs.get(&d.key), inputs.live.get(&d.key)) {
             // Adopted: found live after state loss.
-            (None, Some(changes)) if changes.is_empty() => new_step(Action::Unchanged),
-            (None, Some(changes)) => new_step(Action::Update).with_changes(changes.clone()),
+            (None, Some(changes)) if changes.is_empty() => Kind::Unchanged {
+                desired: i,
+                drift: None,
+            },
+            (None, Some(changes)) => Kind::Update(Write::of(i, changes.clone())),
             (r, _) if is_rejected(inputs.recorded, d) && r.is_none_or(|r| r.digest != d.digest) => {
                 let rejection = &inputs.recorded.rejected[&d.key];
-                let mut step = new_step(Action::Rejected);
-                step.reason = Some(rejection.message.clone());
-                step.status = Some(rejection.status);
-                step
+                Kind::Rejected {
+                    desired: i,
+                    status: rejection.status,
+                    message: rejection.message.clone(),
+                }
             }
-            (None, None) if inputs.unverified.contains(&d.key) => new_step(Action::Unverified),
-            (None, None) => new_step(Action::Create).with_changes(diff(&Json::Null, &d.shown)),
-            (Some(r), _) if r.digest == d.digest => new_step(Action::Unchanged),
+            (None, None) if inputs.unverified.contains(&d.key) => Kind::Unverified { desired: i },
+            (None, None) => Kind::Create(Write::of(i, diff(&Json::Null, &d.shown))),
+            (Some(r), _) if r.digest == d.digest => Kind::Unchanged {
+                desired: i,
+                drift: None,
+            },
             (Some(r), _) => {
                 let mut changes = diff(&r.spec, &d.shown);
                 if changes.is_empty() {
@@ -259,29 +385,26 @@ pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
                         after: None,
                     });
                 }
-                Step::new(
-                    Some(d.key.clone()),
-                    Some(&d.name),
-                    Some(&d.file),
-                    Action::Update,
-                )
-                .with_changes(changes)
+                Kind::Update(Write::of(i, changes))
             }
         };
-        let mut step = step;
-        step.desired = Some(i);
-        result.steps.push(step);
+        result.steps.push(Step::new(
+            Some(d.key.clone()),
+            Some(&d.name),
+            Some(&d.file),
+            kind,
+        ));
     }
 
     for inv in inputs.invalid {
-        let mut step = Step::new(
+        result.steps.push(Step::new(
             inv.key.clone(),
             inv.name.as_deref(),
             Some(&inv.file),
-            Action::Invalid,
-        );
-        step.reason = Some(inv.reason.clone());
-        result.steps.push(step);
+            Kind::Invalid {
+                reason: inv.reason.clone(),
+            },
+        ));
     }
 
     // Recorded jobs no manifest names any more.
@@ -316,21 +439,19 @@ pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
     let delete = options.prune && guard.is_none();
     result.warnings.extend(guard);
     for (key, record) in &gone {
-        let action = if delete {
-            Action::Delete
+        let kind = if delete {
+            Kind::Delete {
+                changes: diff(&record.spec, &Json::Null),
+            }
         } else {
-            Action::Orphan
+            Kind::Orphan
         };
-        let mut step = Step::new(
+        result.steps.push(Step::new(
             Some((*key).clone()),
             Some(&record.name),
             Some(&record.file),
-            action,
-        );
-        if delete {
-            step.changes = diff(&record.spec, &Json::Null);
-        }
-        result.steps.push(step);
+            kind,
+        ));
     }
 
     mark_renames(&mut result, inputs.recorded);
@@ -392,26 +513,24 @@ pub fn apply_drift(
         let Some(drift) = step.key.as_ref().and_then(|k| drifts.get(k)) else {
             continue;
         };
-        if step.action != Action::Unchanged {
+        let Kind::Unchanged { desired: i, .. } = step.kind else {
             continue;
-        }
-        if mode == DriftMode::Correct {
-            match drift {
-                Drift::Changed(changes) => {
-                    step.action = Action::Update;
-                    step.changes = changes.clone();
-                }
-                Drift::Missing => {
-                    step.action = Action::Create;
-                    step.changes = step
-                        .desired
-                        .map(|i| diff(&Json::Null, &desired[i].shown))
-                        .unwrap_or_default();
-                }
-                Drift::Unknown => {}
-            }
-        }
-        step.drift = Some(drift.clone());
+        };
+        let found = Some(drift.clone());
+        step.kind = match (mode, drift) {
+            (DriftMode::Correct, Drift::Changed(changes)) => Kind::Update(Write {
+                drift: found,
+                ..Write::of(i, changes.clone())
+            }),
+            (DriftMode::Correct, Drift::Missing) => Kind::Create(Write {
+                drift: found,
+                ..Write::of(i, diff(&Json::Null, &desired[i].shown))
+            }),
+            _ => Kind::Unchanged {
+                desired: i,
+                drift: found,
+            },
+        };
     }
 }
 
@@ -420,7 +539,7 @@ impl Plan {
     pub fn drifted(&self) -> usize {
         self.steps
             .iter()
-            .filter(|s| s.drift.as_ref().is_some_and(Drift::found))
+            .filter(|s| s.drift().is_some_and(Drift::found))
             .count()
     }
 }
@@ -435,7 +554,7 @@ fn mark_renames(plan: &mut Plan, recorded: &State) {
         let Some(file) = step.file.as_deref() else {
             continue;
         };
-        match step.action {
+        match step.action() {
             Action::Create => creates.entry(file).or_default().push(i),
             Action::Delete | Action::Orphan => {
                 if let Some(key) = &step.key {
@@ -462,39 +581,29 @@ fn mark_renames(plan: &mut Plan, recorded: &State) {
         )
         .collect();
     for (i, old) in renames {
-        plan.steps[i].renamed_from = Some(old);
+        if let Some(w) = plan.steps[i].write_mut() {
+            w.renamed_from = Some(old);
+        }
     }
 }
 
 /// Creates, updates and the rest by job; deletes and orphans last.
 fn order(step: &Step) -> (bool, Option<&JobKey>, Option<&str>) {
     (
-        matches!(step.action, Action::Delete | Action::Orphan),
+        matches!(step.kind, Kind::Delete { .. } | Kind::Orphan),
         step.key.as_ref(),
         step.file.as_deref(),
     )
 }
 
 impl Step {
-    fn new(key: Option<JobKey>, name: Option<&str>, file: Option<&str>, action: Action) -> Step {
+    fn new(key: Option<JobKey>, name: Option<&str>, file: Option<&str>, kind: Kind) -> Step {
         Step {
             key,
             name: name.map(str::to_string),
             file: file.map(str::to_string),
-            action,
-            changes: Vec::new(),
-            renamed_from: None,
-            next_runs: Vec::new(),
-            reason: None,
-            status: None,
-            desired: None,
-            drift: None,
+            kind,
         }
-    }
-
-    fn with_changes(mut self, changes: Vec<Change>) -> Step {
-        self.changes = changes;
-        self
     }
 }
 
@@ -623,7 +732,7 @@ mod tests {
             .map(|s| {
                 (
                     s.key.as_ref().map(|k| k.id.clone()).unwrap_or_default(),
-                    s.action.as_str(),
+                    s.action().as_str(),
                 )
             })
             .collect()
@@ -653,7 +762,7 @@ mod tests {
         );
         let update = &p.steps[1];
         assert_eq!(
-            update.changes,
+            update.changes(),
             [Change {
                 path: "schedule".into(),
                 before: Some(json!("0 1 * * *")),
@@ -879,8 +988,11 @@ mod tests {
             actions(&p),
             [("n".into(), "rejected"), ("u".into(), "rejected")]
         );
-        assert_eq!(p.steps[0].status, Some(400));
-        assert_eq!(p.steps[0].reason.as_deref(), Some("Validation failed"));
+        assert!(
+            matches!(&p.steps[0].kind, Kind::Rejected { status: 400, message, .. } if message == "Validation failed"),
+            "{:?}",
+            p.steps[0]
+        );
         assert!(!p.has_changes() && !p.pending());
         // Changed since: planned as what it is.
         let p = run(
@@ -905,13 +1017,13 @@ mod tests {
             actions(&p),
             [("new".into(), "create"), ("old".into(), "orphan")]
         );
-        assert_eq!(p.steps[0].renamed_from.as_deref(), Some("old"));
+        assert_eq!(p.steps[0].renamed_from(), Some("old"));
     }
 
     /// Carries a plan out as a fully successful apply would.
     fn apply(p: &Plan, desired: &[Desired], state: &mut State) {
         for step in &p.steps {
-            match (step.action, step.desired) {
+            match (step.action(), step.desired()) {
                 (Action::Create | Action::Update, Some(i)) => {
                     state
                         .jobs
@@ -953,7 +1065,7 @@ mod tests {
             // stay orphans (they are never touched).
             for step in &second.steps {
                 proptest::prop_assert!(
-                    step.action == Action::Unchanged || (!prune && step.action == Action::Orphan),
+                    step.action() == Action::Unchanged || (!prune && step.action() == Action::Orphan),
                     "{:?} after applying {:?}", step, actions(&first)
                 );
             }
@@ -1001,7 +1113,7 @@ mod tests {
                 ("c".into(), "unchanged")
             ]
         );
-        assert_eq!(correct.steps[0].changes, [change]);
+        assert_eq!(correct.steps[0].changes(), [change]);
     }
 
     #[test]

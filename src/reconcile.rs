@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::Value as Json;
 
@@ -94,23 +95,27 @@ impl Reads {
     }
 }
 
-/// Plans `files` against the state and, unless `dry_run`, applies the plan
-/// through `client`.
-pub async fn reconcile(
-    files: &[SourceFile],
-    options: &Options,
-    client: Option<&Client>,
-) -> Result<RunReport, ReconcileError> {
+/// What an applying run reads from disk before it plans: the lock, the
+/// manifests, the state and the key, and the manifests prepared for
+/// sending (digests, secret fingerprints).
+struct Loaded {
+    lock: Option<StateLock>,
+    catalog: Catalog,
+    recorded: Option<State>,
+    keyed: Keyed,
+    desired: Vec<Desired>,
+    invalid: Vec<Invalid>,
+}
+
+/// Takes the lock (an applying run), parses the manifests, and reads state
+/// and key: file I/O, fsyncs and parsing, run on the blocking pool by
+/// [`reconcile`].
+fn load(files: &[SourceFile], options: &Options) -> Result<Loaded, ReconcileError> {
     // An applying run holds the lock from before it reads the state until
     // after its last write.
-    let _lock = match options.dry_run {
+    let lock = match options.dry_run {
         true => None,
-        false => {
-            if client.is_none() {
-                return Err(ReconcileError::NoToken);
-            }
-            Some(StateLock::acquire(&options.state_path)?)
-        }
+        false => Some(StateLock::acquire(&options.state_path)?),
     };
     let lookup = |name: &str| std::env::var(name).ok();
     let catalog = manifest::load(
@@ -122,6 +127,48 @@ pub async fn reconcile(
         },
     );
     let recorded = State::load(&options.state_path)?;
+    let keyed = state::load_key(&options.state_path, !options.dry_run)?;
+    let (desired, invalid) = prepare(&catalog, &keyed, &options.sensitive);
+    Ok(Loaded {
+        lock,
+        catalog,
+        recorded,
+        keyed,
+        desired,
+        invalid,
+    })
+}
+
+/// Runs `work` on tokio's blocking pool: a slow disk holds this run, never
+/// the runtime's workers (the listener, probes, other requests).
+pub async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
+}
+
+/// Plans `files` against the state and, unless `dry_run`, applies the plan
+/// through `client`. Disk work (lock, manifests, state, key, saves) runs
+/// on the blocking pool.
+pub async fn reconcile(
+    files: Arc<[SourceFile]>,
+    options: &Options,
+    client: Option<&Client>,
+) -> Result<RunReport, ReconcileError> {
+    if !options.dry_run && client.is_none() {
+        return Err(ReconcileError::NoToken);
+    }
+    let Loaded {
+        lock: _lock,
+        catalog,
+        recorded,
+        keyed,
+        desired,
+        invalid,
+    } = {
+        let (files, options) = (files.clone(), options.clone());
+        off_runtime(move || load(&files, &options)).await?
+    };
     let baseline = if recorded.is_some() {
         Baseline::State
     } else {
@@ -139,9 +186,7 @@ pub async fn reconcile(
         // again (applied or rejected) when it is sent.
         recorded.rejected.clear();
     }
-    let keyed = state::load_key(&options.state_path, !options.dry_run)?;
     let now = jiff::Timestamp::now();
-    let (desired, invalid) = prepare(&catalog, &keyed, &options.sensitive);
     // The rejections of jobs no valid manifest names are forgotten: there
     // is nothing left to hold back.
     let rejections = recorded.rejected.len();
@@ -247,7 +292,8 @@ pub async fn reconcile(
                     .insert(d.key.clone(), d.record(&at, options.revision.as_deref()));
             }
             if save {
-                recorded.save(&options.state_path)?;
+                let path = options.state_path.clone();
+                recorded = off_runtime(move || recorded.save(&path).map(|()| recorded)).await?;
             }
             applier.apply(&plan, &desired, recorded).await.0
         }
@@ -522,7 +568,7 @@ async fn refresh(
     let mut managed: Vec<(&JobKey, &crate::state::Record)> = plan
         .steps
         .iter()
-        .filter(|s| s.action == Action::Unchanged)
+        .filter(|s| s.action() == Action::Unchanged)
         .filter_map(|s| s.key.as_ref())
         .filter_map(|k| recorded.jobs.get(k).map(|r| (k, r)))
         .collect();
@@ -575,9 +621,11 @@ async fn refresh(
 /// The next three run times of every job the plan writes. Only those: on
 /// a plan of thousands of unchanged jobs this is work nobody reads.
 fn fill_next_runs(plan: &mut Plan, desired: &[Desired], now: jiff::Timestamp) {
-    for step in plan.steps.iter_mut().filter(|s| s.action.writes()) {
-        let Some(i) = step.desired else { continue };
-        step.next_runs = desired[i]
+    for step in &mut plan.steps {
+        let Some(i) = step.write().map(|w| w.desired) else {
+            continue;
+        };
+        let runs = desired[i]
             .spec
             .get("schedule")
             .and_then(Json::as_str)
@@ -589,6 +637,7 @@ fn fill_next_runs(plan: &mut Plan, desired: &[Desired], now: jiff::Timestamp) {
                     .collect()
             })
             .unwrap_or_default();
+        step.set_next_runs(runs);
     }
 }
 
@@ -597,7 +646,7 @@ fn planned(plan: &Plan) -> Vec<Outcome> {
     plan.steps
         .iter()
         .map(|s| {
-            if s.action.writes() {
+            if s.action().writes() {
                 Outcome::Planned
             } else {
                 Outcome::Skipped

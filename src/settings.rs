@@ -40,6 +40,34 @@ pub enum SourceSettings {
     Git(crate::source::git::GitSource),
 }
 
+/// `nfcron watch`, resolved.
+#[derive(Debug)]
+pub struct WatchSettings {
+    pub source: SourceSettings,
+    pub project: Option<String>,
+    pub state_path: std::path::PathBuf,
+    pub concurrency: usize,
+    pub sensitive: Vec<String>,
+    pub plan: crate::plan::Options,
+    pub debounce: Duration,
+    /// Git poll interval (plus up to 10% jitter).
+    pub interval: Duration,
+    pub resync: Duration,
+    /// Zero: no drift sweeps.
+    pub drift_interval: Duration,
+    /// Percent of the hourly request limit drift sweeps may spend.
+    pub drift_budget: u8,
+    pub drift: crate::plan::DriftMode,
+    pub listen: Option<std::net::SocketAddr>,
+    pub listener: crate::server::Limits,
+    pub shutdown_timeout: Duration,
+    /// `/healthz` fails when a run is still for longer than this.
+    pub stall_timeout: Duration,
+    pub api: ApiSettings,
+    /// `--log-format json`: the banner is a JSON line too.
+    pub log_json: bool,
+}
+
 #[derive(Debug)]
 pub struct ReconcileSettings {
     pub source: SourceSettings,
@@ -105,7 +133,7 @@ pub enum Settings {
     Validate(ValidateSettings),
     Reconcile(ReconcileSettings),
     Import(ImportSettings),
-    Watch(crate::daemon::WatchSettings),
+    Watch(WatchSettings),
     Schema,
     Schedule(ScheduleSettings),
 }
@@ -171,7 +199,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
                 cli::Output::Json => DiagnosticsFormat::Json,
             },
         }),
-        Command::Watch(args) => Settings::Watch(crate::daemon::WatchSettings {
+        Command::Watch(args) => Settings::Watch(WatchSettings {
             log_json: global.log_json,
             api: api(args.api)?,
             source: source(args.path, args.source),

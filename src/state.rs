@@ -330,11 +330,36 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
         .map_err(write_err)?;
     tmp.write_all(bytes).map_err(write_err)?;
     tmp.as_file().sync_all().map_err(write_err)?;
+    hold_fsync();
     tmp.persist(path).map_err(|e| write_err(e.error))?;
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(write_err)?;
     Ok(())
+}
+
+/// Test-only: `NFCRON_TEST_FSYNC_DELAY` (a duration such as `2s`, read
+/// once per process) makes each state fsync take that much longer, a
+/// stand-in for a slow volume. Unset in production: no delay.
+fn test_fsync_delay() -> std::time::Duration {
+    static DELAY: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| {
+        std::env::var("NFCRON_TEST_FSYNC_DELAY")
+            .ok()
+            .and_then(|v| humantime::parse_duration(&v).ok())
+            .unwrap_or_default()
+    })
+}
+
+fn hold_fsync() {
+    let delay = test_fsync_delay();
+    if !delay.is_zero() {
+        tracing::info!(
+            hold_ms = delay.as_millis() as u64,
+            "NFCRON_TEST_FSYNC_DELAY: holding the state fsync"
+        );
+        std::thread::sleep(delay);
+    }
 }
 
 fn parent(path: &Path) -> &Path {

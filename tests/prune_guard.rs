@@ -467,7 +467,7 @@ proptest::proptest! {
             }
         }
         let p = prune_plan(&files, &recorded, &keyed, allow_empty);
-        for step in p.steps.iter().filter(|s| s.action == Action::Delete) {
+        for step in p.steps.iter().filter(|s| s.action() == Action::Delete) {
             let key = step.key.as_ref().expect("deletes have keys");
             let file = &recorded.jobs[key].file;
             proptest::prop_assert!(
@@ -484,7 +484,7 @@ proptest::proptest! {
             let deleted: BTreeSet<_> = p
                 .steps
                 .iter()
-                .filter(|s| s.action == Action::Delete)
+                .filter(|s| s.action() == Action::Delete)
                 .filter_map(|s| s.key.clone())
                 .collect();
             if files.is_empty() && !allow_empty {

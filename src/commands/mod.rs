@@ -10,10 +10,17 @@ pub mod validate;
 pub mod watch;
 
 /// The async runtime of the commands that talk to the network: two workers,
-/// matching the machines this runs on; requests are I/O bound.
+/// matching the machines this runs on; requests are I/O bound. File and
+/// Git I/O run on the blocking pool, so fewer workers never wait on a
+/// disk. `TOKIO_WORKER_THREADS` (tokio's own variable) overrides the two.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, crate::Error> {
+    let workers = std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(2);
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .map_err(crate::Error::Runtime)

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use crate::plan;
-use crate::reconcile::{self, Options};
+use crate::reconcile::{self, off_runtime, Options};
 use crate::render::plan::{self as render, Report};
 use crate::settings::{OutputFormat, ReconcileSettings, SourceSettings};
 use crate::source;
@@ -24,22 +24,30 @@ async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<
                 "--base plans a local work tree; it does not combine with --git".into(),
             ));
         };
-        let (head, base_files, revision) = git_base::files(path, base)?;
-        let run = reconcile::plan_base(&head, &base_files, &options_for(settings, Some(revision)));
+        // Git tree reads and parsing: on the blocking pool.
+        let (path, base) = (path.clone(), base.clone());
+        let mut options = options_for(settings, None);
+        let run = off_runtime(move || {
+            let (head, base_files, revision) = git_base::files(&path, &base)?;
+            options.revision = Some(revision);
+            Ok::<_, Error>(reconcile::plan_base(&head, &base_files, &options))
+        })
+        .await?;
         return finish(settings, run, out);
     }
     let (files, revision) = match &settings.source {
-        SourceSettings::Dir(path) => (source::dir::read(path), None),
+        SourceSettings::Dir(path) => {
+            let path = path.clone();
+            (off_runtime(move || source::dir::read(&path)).await, None)
+        }
         SourceSettings::Git(git) => {
             let git = git.clone();
-            let snapshot = tokio::task::spawn_blocking(move || git.sync())
-                .await
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))?;
+            let snapshot = off_runtime(move || git.sync()).await?;
             (snapshot.files, Some(snapshot.revision))
         }
     };
     let options = options_for(settings, revision);
-    let run = reconcile::reconcile(&files, &options, client.as_ref()).await?;
+    let run = reconcile::reconcile(files.into(), &options, client.as_ref()).await?;
     finish(settings, run, out)
 }
 

@@ -1,6 +1,7 @@
 //! `nfcron watch`: the long-running sidecar (see `daemon`).
 
-use crate::daemon::{self, WatchSettings};
+use crate::daemon;
+use crate::settings::WatchSettings;
 use crate::{Error, ExitStatus};
 
 pub fn run(settings: &WatchSettings) -> Result<ExitStatus, Error> {

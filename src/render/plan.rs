@@ -8,7 +8,7 @@ use serde_json::{json, Value as Json};
 
 use super::Colour;
 use crate::apply::Outcome;
-use crate::plan::{Action, Change, Drift, Plan, PruneBlock, Step};
+use crate::plan::{Action, Change, Drift, Kind, Plan, PruneBlock, Step};
 
 /// Where the "before" side of the plan came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,7 @@ impl Report<'_> {
             Outcome::Applied => "applied",
             Outcome::Failed(_) => "failed",
             Outcome::Rejected(_) => "rejected",
-            Outcome::Skipped if self.plan.steps[i].action == Action::Rejected => "rejected",
+            Outcome::Skipped if self.plan.steps[i].action() == Action::Rejected => "rejected",
             Outcome::Skipped => "skipped",
             Outcome::NotAttempted => "not_attempted",
         }
@@ -183,7 +183,7 @@ pub fn summary_line(plan: &Plan) -> String {
         plan.count(Action::Unchanged),
         plan.count(Action::Invalid)
     );
-    if plan.steps.iter().any(|s| s.drift.is_some()) {
+    if plan.steps.iter().any(|s| s.drift().is_some()) {
         line.push_str(&format!(" Drift: {} job(s).", plan.drifted()));
     }
     let unverified = plan.count(Action::Unverified);
@@ -211,11 +211,20 @@ const UNVERIFIED: &str =
 const REJECTED: &str = "not sent again until its manifest changes (or reconcile --retry-rejected)";
 
 fn rejected_detail(step: &Step) -> String {
-    format!(
-        "the API refused this spec (HTTP {}: {}); {REJECTED}",
-        step.status.map_or_else(|| "?".into(), |s| s.to_string()),
-        step.reason.as_deref().unwrap_or("")
-    )
+    match &step.kind {
+        Kind::Rejected {
+            status, message, ..
+        } => format!("the API refused this spec (HTTP {status}: {message}); {REJECTED}"),
+        _ => String::new(),
+    }
+}
+
+/// Why an invalid manifest is invalid (empty for other steps).
+fn invalid_reason(step: &Step) -> &str {
+    match &step.kind {
+        Kind::Invalid { reason } => reason,
+        _ => "",
+    }
 }
 
 /// The text block that says which files stopped pruning, and why.
@@ -230,7 +239,7 @@ fn prune_blocked_lines(blocks: &[PruneBlock]) -> Vec<String> {
 
 /// Drift lines for a job: what the live read found.
 fn drift_lines(step: &Step) -> Vec<String> {
-    match &step.drift {
+    match step.drift() {
         None => Vec::new(),
         Some(Drift::Missing) => vec!["drift: missing (deleted outside nfcron)".to_string()],
         Some(Drift::Unknown) => vec!["drift: unknown (--max-reads reached)".to_string()],
@@ -252,9 +261,9 @@ fn drift_lines(step: &Step) -> Vec<String> {
 pub fn text(report: &Report<'_>, colour: Colour) -> String {
     let mut out = String::new();
     for step in &report.plan.steps {
-        if step.action == Action::Unchanged {
+        if step.action() == Action::Unchanged {
             // An unchanged job is shown only when a live read says something.
-            if step.drift.is_some() {
+            if step.drift().is_some() {
                 out.push_str(&colour.paint("35", "~ drift"));
                 out.push_str(&format!(" {}", address(step)));
                 if let Some(file) = &step.file {
@@ -267,40 +276,37 @@ pub fn text(report: &Report<'_>, colour: Colour) -> String {
             }
             continue;
         }
-        let head = format!("{} {}", symbol(step.action), step.action.as_str());
-        out.push_str(&colour.paint(paint(step.action), &head));
+        let head = format!("{} {}", symbol(step.action()), step.action().as_str());
+        out.push_str(&colour.paint(paint(step.action()), &head));
         out.push(' ');
         out.push_str(&address(step));
         if let Some(file) = &step.file {
             out.push_str(&format!(" ({file})"));
         }
-        if let Some(old) = &step.renamed_from {
+        if let Some(old) = step.renamed_from() {
             out.push_str(&format!(" (renamed from {old})"));
         }
-        match step.action {
+        match step.action() {
             Action::Orphan if report.plan.prune_blocked.is_empty() => {
                 out.push_str(&format!(": {ORPHAN}"));
             }
             Action::Orphan => out.push_str(&format!(": {ORPHAN_BLOCKED}")),
             Action::Unverified => out.push_str(&format!(": {UNVERIFIED}")),
             Action::Rejected => out.push_str(&format!(": {}", rejected_detail(step))),
-            Action::Invalid => out.push_str(&format!(
-                ": {}",
-                step.reason.as_deref().unwrap_or("invalid manifest")
-            )),
+            Action::Invalid => out.push_str(&format!(": {}", invalid_reason(step))),
             _ => {}
         }
         out.push('\n');
-        for change in &step.changes {
+        for change in step.changes() {
             for line in change_lines(change) {
                 out.push_str(&format!("    {line}\n"));
             }
         }
-        if step.drift.is_some() {
+        if step.drift().is_some() {
             out.push_str("    (corrects drift)\n");
         }
-        if !step.next_runs.is_empty() {
-            out.push_str(&format!("    next runs: {}\n", step.next_runs.join(", ")));
+        if !step.next_runs().is_empty() {
+            out.push_str(&format!("    next runs: {}\n", step.next_runs().join(", ")));
         }
     }
     if !report.plan.prune_blocked.is_empty() {
@@ -382,10 +388,10 @@ pub fn json(report: &Report<'_>) -> String {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let error = match (&report.outcomes[i], s.action) {
+            let error = match (&report.outcomes[i], &s.kind) {
                 (Outcome::Failed(f) | Outcome::Rejected(f), _) => json!({"status": f.status(), "message": f.message()}),
-                (_, Action::Rejected) => json!({"status": s.status, "message": s.reason}),
-                (_, Action::Invalid) => json!({"status": null, "message": s.reason.as_deref().unwrap_or("invalid manifest")}),
+                (_, Kind::Rejected { status, message, .. }) => json!({"status": status, "message": message}),
+                (_, Kind::Invalid { reason }) => json!({"status": null, "message": reason}),
                 _ => Json::Null,
             };
             json!({
@@ -394,13 +400,13 @@ pub fn json(report: &Report<'_>) -> String {
                 "id": s.key.as_ref().map(|k| k.id.clone()),
                 "name": s.name,
                 "file": s.file,
-                "action": s.action.as_str(),
+                "action": s.action().as_str(),
                 "result": report.result(i),
-                "changes": s.changes.iter().map(|c| json!({"path": c.path, "before": c.before, "after": c.after})).collect::<Vec<_>>(),
-                "renamed_from": s.renamed_from,
-                "next_runs": s.next_runs,
+                "changes": s.changes().iter().map(|c| json!({"path": c.path, "before": c.before, "after": c.after})).collect::<Vec<_>>(),
+                "renamed_from": s.renamed_from(),
+                "next_runs": s.next_runs(),
                 "error": error,
-                "drift": match &s.drift {
+                "drift": match s.drift() {
                     None => Json::Null,
                     Some(Drift::Changed(changes)) => json!({"kind": "changed", "fields": changes.iter().map(|c| json!({"path": c.path, "recorded": c.after, "live": c.before})).collect::<Vec<_>>()}),
                     Some(d) => json!({"kind": d.kind(), "fields": []}),
@@ -468,7 +474,7 @@ pub fn markdown(report: &Report<'_>) -> String {
         .steps
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.action != Action::Unchanged)
+        .filter(|(_, s)| s.action() != Action::Unchanged)
         .collect();
     if shown.is_empty() {
         head.push_str("No changes.\n");
@@ -477,24 +483,24 @@ pub fn markdown(report: &Report<'_>) -> String {
     let mut rows =
         String::from("| action | job | file | result | detail |\n|---|---|---|---|---|\n");
     for (i, s) in &shown {
-        let detail = match s.action {
+        let detail = match s.action() {
             Action::Unchanged => format!("drift: {}", drift_lines(s).join("; ")),
-            Action::Invalid => s.reason.clone().unwrap_or_default(),
+            Action::Invalid => invalid_reason(s).to_string(),
             Action::Orphan if plan.prune_blocked.is_empty() => "in state, no manifest".into(),
             Action::Orphan => "in state, no manifest; prune blocked".into(),
             Action::Unverified => UNVERIFIED.into(),
             Action::Rejected => rejected_detail(s),
-            _ => match (&report.outcomes[*i], &s.renamed_from) {
+            _ => match (&report.outcomes[*i], s.renamed_from()) {
                 (Outcome::Failed(f), _) => f.message(),
                 (Outcome::Rejected(f), _) => format!("{}; {REJECTED}", f.message()),
-                (_, Some(old)) => format!("{} field(s); renamed from `{old}`", s.changes.len()),
-                _ => format!("{} field(s)", s.changes.len()),
+                (_, Some(old)) => format!("{} field(s); renamed from `{old}`", s.changes().len()),
+                _ => format!("{} field(s)", s.changes().len()),
             },
         };
         rows.push_str(&format!(
             "| {} {} | `{}` | `{}` | {} | {} |\n",
-            symbol(s.action),
-            s.action.as_str(),
+            symbol(s.action()),
+            s.action().as_str(),
             cell(&address(s)),
             cell(s.file.as_deref().unwrap_or("")),
             report.result(*i),
@@ -502,22 +508,22 @@ pub fn markdown(report: &Report<'_>) -> String {
         ));
     }
     let mut details = Vec::new();
-    for (_, s) in shown.iter().filter(|(_, s)| !s.changes.is_empty()) {
+    for (_, s) in shown.iter().filter(|(_, s)| !s.changes().is_empty()) {
         let mut d = format!(
             "<details><summary>{} {} <code>{}</code></summary>\n\n```diff\n",
-            symbol(s.action),
-            s.action.as_str(),
+            symbol(s.action()),
+            s.action().as_str(),
             address(s)
         );
-        for change in &s.changes {
+        for change in s.changes() {
             for line in change_lines(change) {
                 let line = line.replacen("~ ", "! ", 1);
                 d.push_str(&line);
                 d.push('\n');
             }
         }
-        if !s.next_runs.is_empty() {
-            d.push_str(&format!("# next runs: {}\n", s.next_runs.join(", ")));
+        if !s.next_runs().is_empty() {
+            d.push_str(&format!("# next runs: {}\n", s.next_runs().join(", ")));
         }
         d.push_str("```\n\n</details>\n\n");
         details.push(d);
@@ -566,7 +572,7 @@ pub fn markdown(report: &Report<'_>) -> String {
 mod tests {
     use super::*;
     use crate::manifest::JobKey;
-    use crate::plan::Step;
+    use crate::plan::{Step, Write};
 
     fn big_plan(jobs: usize) -> Plan {
         let steps = (0..jobs)
@@ -578,18 +584,17 @@ mod tests {
                 }),
                 name: Some(format!("Job {i:05}")),
                 file: Some(format!("jobs.d/{i:05}.yaml")),
-                action: Action::Update,
-                changes: vec![Change {
-                    path: "description".into(),
-                    before: Some(json!("x".repeat(200))),
-                    after: Some(json!("y".repeat(200))),
-                }],
-                renamed_from: None,
-                next_runs: vec!["2026-11-29T03:00:00Z".into()],
-                reason: None,
-                status: None,
-                desired: None,
-                drift: None,
+                kind: Kind::Update(Write {
+                    desired: i,
+                    changes: vec![Change {
+                        path: "description".into(),
+                        before: Some(json!("x".repeat(200))),
+                        after: Some(json!("y".repeat(200))),
+                    }],
+                    renamed_from: None,
+                    next_runs: vec!["2026-11-29T03:00:00Z".into()],
+                    drift: None,
+                }),
             })
             .collect();
         Plan {
