@@ -231,7 +231,7 @@ pub async fn reconcile(
         }
     }
     let mut problems = file_problems(&catalog);
-    problems.extend(emptied_files(files, &catalog, &recorded));
+    problems.extend(emptied_files(&files, &catalog, &recorded));
 
     let mut plan = plan::plan(
         plan::Inputs {
