@@ -162,6 +162,8 @@ pub enum SettingsError {
     ApiUrl(#[from] crate::api::ConfigError),
     #[error("--listen `{0}` is not an address such as 127.0.0.1:8484 (or `off`)")]
     Listen(String),
+    #[error(transparent)]
+    GitUrl(#[from] crate::source::git::GitUrlError),
 }
 
 pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
@@ -202,7 +204,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
         Command::Watch(args) => Settings::Watch(WatchSettings {
             log_json: global.log_json,
             api: api(args.api)?,
-            source: source(args.path, args.source),
+            source: source(args.path, args.source)?,
             project: args.apply.project.filter(|p| !p.is_empty()),
             state_path: args.apply.state,
             concurrency: usize::from(args.apply.concurrency),
@@ -235,7 +237,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
         }),
         Command::Reconcile(args) => Settings::Reconcile(ReconcileSettings {
             api: api(args.api)?,
-            source: source(args.path, args.source),
+            source: source(args.path, args.source)?,
             base: args.base,
             output: match args.output {
                 cli::PlanOutput::Text => OutputFormat::Text,
@@ -279,11 +281,12 @@ fn drift_mode(arg: cli::DriftArg) -> crate::plan::DriftMode {
     }
 }
 
-fn source(path: PathBuf, args: cli::SourceArgs) -> SourceSettings {
-    match args.git {
+fn source(path: PathBuf, args: cli::SourceArgs) -> Result<SourceSettings, SettingsError> {
+    Ok(match args.git {
         None => SourceSettings::Dir(path),
         Some(url) => SourceSettings::Git(crate::source::git::GitSource {
-            url,
+            // Refused here, like the API URL, in every command and mode.
+            url: crate::source::git::check_url(&url).map(|()| url)?,
             branch: args.branch,
             subdir: args.git_path,
             cache: args.git_cache,
@@ -295,7 +298,7 @@ fn source(path: PathBuf, args: cli::SourceArgs) -> SourceSettings {
                 known_hosts: args.known_hosts,
             },
         }),
-    }
+    })
 }
 
 /// The URL is checked here, token or not, so that a bad one is refused

@@ -807,7 +807,8 @@ fn shown_location(request: &Url, raw: &[u8]) -> String {
     shown(&location, 256)
 }
 
-fn is_loopback(url: &Url) -> bool {
+/// Whether `url`'s host is loopback (`localhost`, 127.0.0.0/8, `::1`).
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d == "localhost",
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),

@@ -18,6 +18,8 @@ use crate::secret::Token;
 pub enum GitError {
     #[error("git: {0}")]
     Git(#[from] git2::Error),
+    #[error(transparent)]
+    Url(#[from] GitUrlError),
     #[error("branch `{0}` not found in the remote")]
     NoBranch(String),
     #[error("cannot read the known-hosts file {path}")]
@@ -26,6 +28,78 @@ pub enum GitError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A `--git` URL nfcron refuses before touching the network.
+#[derive(Debug, thiserror::Error)]
+pub enum GitUrlError {
+    #[error("--git `{0}` is not a valid URL")]
+    BadUrl(String),
+    #[error("--git `{0}` uses plain http to a host that is not loopback; a token would travel in clear text. Use https or ssh")]
+    Insecure(String),
+    #[error("--git `{url}` uses the unsupported scheme `{scheme}`; use https, ssh, file, a local path (or http to a loopback address)")]
+    UnsupportedScheme { url: String, scheme: String },
+}
+
+/// How a `--git` remote is spelled.
+enum Remote {
+    /// `scheme://...`
+    Url(url::Url),
+    /// `[user@]host:path`, SSH in scp syntax.
+    Scp,
+    /// A path on this machine.
+    Local,
+}
+
+fn parse_remote(raw: &str) -> Result<Remote, GitUrlError> {
+    if raw.contains("://") {
+        return url::Url::parse(raw)
+            .map(Remote::Url)
+            .map_err(|_| GitUrlError::BadUrl(redact(raw)));
+    }
+    // Git's rule: a colon before any slash makes it scp syntax.
+    match raw.split_once(':') {
+        Some((before, _)) if !before.contains('/') && before.len() > 1 => Ok(Remote::Scp),
+        _ => Ok(Remote::Local),
+    }
+}
+
+/// `raw` with any `user[:password]@` shown as `***@`: a token may be
+/// written there.
+fn redact(raw: &str) -> String {
+    let (scheme, rest) = raw.split_once("://").unwrap_or(("", raw));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let shown = match rest[..authority_end].rfind('@') {
+        Some(at) => format!("***@{}", &rest[at + 1..]),
+        None => rest.to_string(),
+    };
+    let shown = if scheme.is_empty() {
+        shown
+    } else {
+        format!("{scheme}://{shown}")
+    };
+    super::display_bytes(shown.as_bytes())
+        .chars()
+        .take(256)
+        .collect()
+}
+
+/// Refuses a `--git` remote nfcron will not use: plain http to a host that
+/// is not loopback (the token would go out in clear), and any scheme but
+/// https, ssh and file. scp-style `host:path` and local paths are fine.
+pub fn check_url(raw: &str) -> Result<(), GitUrlError> {
+    let Remote::Url(url) = parse_remote(raw)? else {
+        return Ok(());
+    };
+    match url.scheme() {
+        "https" | "ssh" | "git+ssh" | "ssh+git" | "file" => Ok(()),
+        "http" if crate::api::is_loopback(&url) => Ok(()),
+        "http" => Err(GitUrlError::Insecure(redact(raw))),
+        scheme => Err(GitUrlError::UnsupportedScheme {
+            url: redact(raw),
+            scheme: scheme.chars().take(32).collect(),
+        }),
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -61,6 +135,7 @@ impl GitSource {
     /// Clones (once) or fetches, then reads the branch tip. Blocking: run
     /// it off the async runtime.
     pub fn sync(&self) -> Result<Snapshot, GitError> {
+        check_url(&self.url)?;
         let repo = match Repository::open_bare(&self.cache) {
             Ok(repo) => repo,
             Err(_) => {

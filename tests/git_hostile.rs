@@ -1,0 +1,99 @@
+//! Git sources against hostile or surprising remotes (issue 12): real
+//! git2 repositories and small servers on 127.0.0.1 made in the test, the
+//! real binary.
+
+mod common;
+
+use common::{git_commit, git_init, Workspace};
+
+fn manifest(name: &str, schedule: &str) -> String {
+    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
+}
+
+/// `reconcile --dry-run --output json` from `url`, offline (no API token:
+/// nothing here may reach the API).
+fn dry_run(ws: &Workspace, url: &str, extra: &[&str]) -> common::Run {
+    let mut args = vec!["reconcile", "--dry-run", "--output", "json", "--git", url];
+    args.extend_from_slice(extra);
+    ws.nfcron_env(&args, &[("NFCRON_GIT_TOKEN", "s3cret-git-token")])
+}
+
+#[test]
+fn plain_http_git_remote_to_a_non_loopback_host_is_refused_before_any_network() {
+    let ws = Workspace::new();
+    // A token in the URL is not echoed back.
+    let run = dry_run(&ws, "http://tok3n@git.example.com/acme/jobs.git", &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("plain http to a host that is not loopback"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("tok3n"), "{}", run.stderr);
+    assert!(!run.stderr.contains("s3cret-git-token"), "{}", run.stderr);
+    assert!(!ws.path().join(".nfcron").exists(), "no cache was made");
+}
+
+#[test]
+fn unsupported_git_schemes_are_refused_by_name() {
+    let ws = Workspace::new();
+    for (url, scheme) in [
+        ("ftp://127.0.0.1/repo.git", "ftp"),
+        ("git://127.0.0.1/repo.git", "git"),
+        ("gopher://example.com/repo", "gopher"),
+    ] {
+        let run = dry_run(&ws, url, &[]);
+        assert_eq!(run.code, 1, "{url}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains(&format!("uses the unsupported scheme `{scheme}`")),
+            "{url}: {}",
+            run.stderr
+        );
+    }
+    assert!(!ws.path().join(".nfcron").exists(), "no cache was made");
+}
+
+#[test]
+fn plain_http_git_remote_on_loopback_is_allowed() {
+    // A listener that answers every request with 404: reaching it proves
+    // the URL was accepted and contacted.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut buf = [0u8; 4096];
+        let n = conn.read(&mut buf).expect("read");
+        let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let _ = conn
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        request
+    });
+    let ws = Workspace::new();
+    let run = dry_run(&ws, &format!("http://127.0.0.1:{port}/repo.git"), &[]);
+    let request = server.join().expect("server");
+    assert!(request.starts_with("GET /repo.git/info/refs"), "{request}");
+    assert_eq!(run.code, 1, "the 404 fails the run: {}", run.stderr);
+    assert!(!run.stderr.contains("not loopback"), "{}", run.stderr);
+}
+
+#[test]
+fn file_urls_and_local_paths_still_work() {
+    let origin = tempfile::tempdir().expect("origin");
+    let repo = git_init(origin.path());
+    let rev = git_commit(
+        &repo,
+        &[("jobs/a.yaml", Some(&manifest("Job A", "0 1 * * *")))],
+        "one job",
+    );
+    let ws = Workspace::new();
+    let file_url = format!("file://{}", origin.path().display());
+    let local = origin.path().display().to_string();
+    for url in [file_url.as_str(), local.as_str()] {
+        let run = dry_run(&ws, url, &["--git-path", "jobs"]);
+        assert_eq!(run.code, 0, "{url}: {}", run.stderr);
+        assert_eq!(run.json()["source"]["revision"], rev, "{url}");
+    }
+}
