@@ -192,7 +192,15 @@ fn an_empty_fetch_prunes_nothing_even_with_allow_empty() {
         ],
         &env,
     );
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.json()["jobs"][0]["action"], "orphan");
+    // A manifests directory that is gone is an error naming it (issue 12),
+    // never an empty source: nothing is planned, nothing deleted.
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--git-path `jobs.d` does not exist at revision"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
     assert_eq!(fake.count("DELETE"), 0);
 }

@@ -97,3 +97,98 @@ fn file_urls_and_local_paths_still_work() {
         assert_eq!(run.json()["source"]["revision"], rev, "{url}");
     }
 }
+
+/// A repository with `deploy/jobs/a.yaml` and a file `README`.
+fn origin_with_jobs() -> (tempfile::TempDir, String) {
+    let origin = tempfile::tempdir().expect("origin");
+    let repo = git_init(origin.path());
+    let rev = git_commit(
+        &repo,
+        &[
+            ("deploy/jobs/a.yaml", Some(&manifest("Job A", "0 1 * * *"))),
+            ("README", Some("read me\n")),
+        ],
+        "one job",
+    );
+    (origin, rev)
+}
+
+#[test]
+fn git_path_spellings_of_one_directory_give_the_same_clean_file_paths() {
+    let (origin, rev) = origin_with_jobs();
+    let url = origin.path().display().to_string();
+    let ws = Workspace::new();
+    for path in [
+        "deploy/jobs",
+        "./deploy/jobs",
+        "deploy/jobs/",
+        "/deploy/jobs",
+        "deploy//jobs",
+        "deploy/x/../jobs",
+    ] {
+        let run = dry_run(&ws, &url, &["--git-path", path]);
+        assert_eq!(run.code, 0, "{path}: {}", run.stderr);
+        let report = run.json();
+        assert_eq!(report["source"]["revision"], rev, "{path}");
+        assert_eq!(report["jobs"][0]["file"], "deploy/jobs/a.yaml", "{path}");
+    }
+    // The root, spelled `.` or `/`: paths without `./` or a leading `/`.
+    for path in [".", "/", "./"] {
+        let run = dry_run(&ws, &url, &["--git-path", path]);
+        assert_eq!(run.code, 0, "{path}: {}", run.stderr);
+        assert_eq!(
+            run.json()["jobs"][0]["file"],
+            "deploy/jobs/a.yaml",
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn missing_git_path_is_an_error_naming_path_and_revision_not_zero_manifests() {
+    let (origin, rev) = origin_with_jobs();
+    let url = origin.path().display().to_string();
+    let ws = Workspace::new();
+    let run = dry_run(&ws, &url, &["--git-path", "./deploy/jbos"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "--git-path `deploy/jbos` does not exist at revision {rev}"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "no plan: {}", run.stdout);
+}
+
+#[test]
+fn git_path_naming_a_file_is_an_error_not_a_libgit2_peel_message() {
+    let (origin, rev) = origin_with_jobs();
+    let url = origin.path().display().to_string();
+    let ws = Workspace::new();
+    let run = dry_run(&ws, &url, &["--git-path", "README"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "--git-path `README` is not a directory at revision {rev}"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("peeled"), "{}", run.stderr);
+}
+
+#[test]
+fn git_path_climbing_out_of_the_repository_is_refused() {
+    let (origin, _) = origin_with_jobs();
+    let url = origin.path().display().to_string();
+    let ws = Workspace::new();
+    let run = dry_run(&ws, &url, &["--git-path", "deploy/../../etc"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--git-path `deploy/../../etc` leads out of the repository"),
+        "{}",
+        run.stderr
+    );
+}

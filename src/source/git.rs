@@ -20,6 +20,12 @@ pub enum GitError {
     Git(#[from] git2::Error),
     #[error(transparent)]
     Url(#[from] GitUrlError),
+    #[error("--git-path `{0}` leads out of the repository")]
+    PathEscapes(String),
+    #[error("--git-path `{path}` does not exist at revision {revision}")]
+    PathNotFound { path: String, revision: String },
+    #[error("--git-path `{path}` is not a directory at revision {revision}")]
+    PathNotADirectory { path: String, revision: String },
     #[error("branch `{0}` not found in the remote")]
     NoBranch(String),
     #[error("cannot read the known-hosts file {path}")]
@@ -171,7 +177,8 @@ impl GitSource {
             .find_reference(&format!("refs/remotes/origin/{branch}"))
             .map_err(|_| GitError::NoBranch(branch.clone()))?;
         let commit = reference.peel_to_commit()?;
-        let files = read_tree(&repo, &commit, &self.subdir, &self.subdir)?;
+        let subdir = normalize_git_path(&self.subdir)?;
+        let files = read_tree(&repo, &commit, &subdir, &subdir)?;
         Ok(Snapshot {
             revision: commit.id().to_string(),
             files,
@@ -251,8 +258,29 @@ pub fn known_hosts_allow(known: &str, host: &str, key: &[u8]) -> bool {
         })
 }
 
-/// The manifests under `subdir` of a commit's tree, shown as
-/// `display_prefix/relative/path`.
+/// `--git-path` as a path inside the tree: `./`, empty parts and a
+/// trailing `/` dropped, `a/../b` resolved; `""` for the root. A `..` that
+/// climbs out of the repository is refused.
+pub fn normalize_git_path(raw: &str) -> Result<String, GitError> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in raw.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(GitError::PathEscapes(raw.to_string()));
+                }
+            }
+            part => parts.push(part),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// The manifests under `subdir` (normalised, see [`normalize_git_path`];
+/// `""` for the root) of a commit's tree, shown as
+/// `display_prefix/relative/path`. A `subdir` that is missing or not a
+/// directory at this commit is an error naming it and the commit.
 pub fn read_tree(
     repo: &Repository,
     commit: &git2::Commit<'_>,
@@ -260,21 +288,36 @@ pub fn read_tree(
     display_prefix: &str,
 ) -> Result<Vec<SourceFile>, GitError> {
     let tree = commit.tree()?;
-    let subdir = subdir.trim_matches('/');
-    let root = if subdir.is_empty() || subdir == "." {
+    let root = if subdir.is_empty() {
         tree
     } else {
-        match tree.get_path(Path::new(subdir)) {
-            Ok(entry) => entry.to_object(repo)?.peel_to_tree()?,
-            // No manifests directory at this commit: no manifests.
-            Err(_) => return Ok(Vec::new()),
+        let entry = tree
+            .get_path(Path::new(subdir))
+            .map_err(|e| match e.code() {
+                git2::ErrorCode::NotFound => GitError::PathNotFound {
+                    path: subdir.to_string(),
+                    revision: commit.id().to_string(),
+                },
+                _ => GitError::Git(e),
+            })?;
+        if entry.kind() != Some(git2::ObjectType::Tree) {
+            return Err(GitError::PathNotADirectory {
+                path: subdir.to_string(),
+                revision: commit.id().to_string(),
+            });
         }
+        entry.to_object(repo)?.peel_to_tree()?
     };
     let mut files = Vec::new();
     let mut skip_prefixes: Vec<String> = Vec::new();
     // Paths are shown escaped, like a directory source's.
+    let prefix = display_prefix.trim_end_matches('/');
     let shown = |dir: &str, name: &[u8]| {
-        let mut path = format!("{}/{dir}", display_prefix.trim_end_matches('/')).into_bytes();
+        let mut path = if prefix.is_empty() {
+            dir.as_bytes().to_vec()
+        } else {
+            format!("{prefix}/{dir}").into_bytes()
+        };
         path.extend_from_slice(name);
         super::display_bytes(&path)
     };

@@ -29,6 +29,7 @@ pub fn files(
         .map_err(|_| git2::Error::from_str("the manifests path is outside the Git work tree"))?
         .to_string_lossy()
         .into_owned();
+    let subdir = super::git::normalize_git_path(&subdir)?;
     let display = path.to_string_lossy();
     let head = repo.head()?.peel_to_commit()?;
     let base = repo
@@ -36,8 +37,22 @@ pub fn files(
         .map_err(|e| git2::Error::from_str(&format!("--base {base}: {}", e.message())))?
         .peel_to_commit()?;
     Ok((
-        read_tree(&repo, &head, &subdir, &display)?,
-        read_tree(&repo, &base, &subdir, &display)?,
+        read_or_none(&repo, &head, &subdir, &display)?,
+        read_or_none(&repo, &base, &subdir, &display)?,
         head.id().to_string(),
     ))
+}
+
+/// Under `--base` a manifests directory that a commit lacks (added by the
+/// change, say) holds no manifests at that commit.
+fn read_or_none(
+    repo: &Repository,
+    commit: &git2::Commit<'_>,
+    subdir: &str,
+    display: &str,
+) -> Result<Vec<SourceFile>, GitError> {
+    match read_tree(repo, commit, subdir, display) {
+        Err(GitError::PathNotFound { .. }) => Ok(Vec::new()),
+        other => other,
+    }
 }
