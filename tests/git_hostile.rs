@@ -3,8 +3,18 @@
 //! real binary.
 
 mod common;
+#[path = "../examples/fake-northflank/server.rs"]
+mod fake;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use common::{git_commit, git_init, Workspace};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(20);
 
 fn manifest(name: &str, schedule: &str) -> String {
     format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
@@ -191,4 +201,171 @@ fn git_path_climbing_out_of_the_repository_is_refused() {
         "{}",
         run.stderr
     );
+}
+
+/// A bare repository served as a remote, with branch `release` at the
+/// one commit (returned) of a work repository holding `jobs.d/a.yaml`.
+fn bare_remote_with_release() -> (tempfile::TempDir, tempfile::TempDir, String) {
+    let origin = tempfile::tempdir().expect("origin");
+    let repo = git_init(origin.path());
+    let rev = git_commit(
+        &repo,
+        &[("jobs.d/a.yaml", Some(&manifest("Job A", "0 1 * * *")))],
+        "one job",
+    );
+    let bare = tempfile::tempdir().expect("bare");
+    let bare_repo = git2::build::RepoBuilder::new()
+        .bare(true)
+        .clone(&format!("file://{}", origin.path().display()), bare.path())
+        .expect("bare clone");
+    bare_repo
+        .reference(
+            "refs/heads/release",
+            rev.parse().expect("oid"),
+            true,
+            "release",
+        )
+        .expect("release in the bare repo");
+    (origin, bare, rev)
+}
+
+fn delete_release(bare: &std::path::Path) {
+    git2::Repository::open_bare(bare)
+        .expect("open bare")
+        .find_reference("refs/heads/release")
+        .expect("ref")
+        .delete()
+        .expect("delete the branch on the remote");
+}
+
+#[test]
+fn a_branch_deleted_on_the_remote_is_an_error_not_the_stale_cached_tip() {
+    let (_origin, bare, rev) = bare_remote_with_release();
+    let url = format!("file://{}", bare.path().display());
+    let ws = Workspace::new();
+    let first = dry_run(&ws, &url, &["--branch", "release"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.json()["source"]["revision"], rev);
+
+    delete_release(bare.path());
+    let second = dry_run(&ws, &url, &["--branch", "release"]);
+    assert_eq!(second.code, 1, "{}\n{}", second.stdout, second.stderr);
+    assert!(
+        second.stdout.is_empty(),
+        "nothing planned: {}",
+        second.stdout
+    );
+
+    // The same words as a fresh cache asking for a missing branch.
+    let fresh = Workspace::new();
+    let missing = dry_run(&fresh, &url, &["--branch", "release"]);
+    assert_eq!(missing.code, 1, "{}", missing.stderr);
+    let message = "branch `release` not found in the remote";
+    assert!(second.stderr.contains(message), "{}", second.stderr);
+    assert!(missing.stderr.contains(message), "{}", missing.stderr);
+}
+
+#[test]
+fn a_branch_deleted_on_the_remote_makes_the_sidecar_unready_and_plans_nothing() {
+    let (_origin, bare, _rev) = bare_remote_with_release();
+    let url = format!("file://{}", bare.path().display());
+    let ws = Workspace::new();
+    let api = fake::Fake::spawn(0);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
+        .current_dir(ws.path())
+        .args(["--log-format", "json", "--log-level", "info", "watch"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--git",
+            &url,
+            "--branch",
+            "release",
+        ])
+        .args([
+            "--interval",
+            "1h",
+            "--resync",
+            "1h",
+            "--prune",
+            "--allow-empty",
+        ])
+        .env("NORTHFLANK_API_URL", &api.url)
+        .env("NORTHFLANK_API_TOKEN", fake::TOKEN)
+        .env("NFCRON_WEBHOOK_SECRET", "hook-s3cret")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start nfcron watch");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stderr = child.stderr.take().expect("stderr");
+    let _child = Kill(child);
+    let (tx, events) = mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let deadline = Instant::now() + WAIT;
+    let mut addr = None;
+    let next = |message: &str, addr: &mut Option<String>| loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let v = events
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no `{message}` event within {WAIT:?}"));
+        if let Some(a) = v["url"].as_str().and_then(|u| u.strip_prefix("http://")) {
+            *addr = Some(a.to_string());
+        }
+        if v["message"] == message {
+            return v;
+        }
+    };
+    assert_eq!(next("reconciled", &mut addr)["create"], 1);
+    let addr = addr.expect("the listener's address was logged");
+    let http = |method: &str, path: &str, headers: &str| {
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n{headers}\r\n{{}}"
+        );
+        stream.write_all(request.as_bytes()).expect("send");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        let status: u16 = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status");
+        (status, response)
+    };
+    assert_eq!(http("GET", "/readyz", "").0, 200);
+
+    delete_release(bare.path());
+    let (status, _) = http("POST", "/hooks/git", "X-Gitlab-Token: hook-s3cret\r\n");
+    assert_eq!(status, 202);
+    let mut failed_addr = None;
+    let failed = next(
+        "fetch failed; keeping the last good revision",
+        &mut failed_addr,
+    );
+    assert_eq!(failed["level"], "ERROR");
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("branch `release` not found in the remote")),
+        "{failed}"
+    );
+    let (status, response) = http("GET", "/readyz", "");
+    assert_eq!(status, 503, "{response}");
+    assert_eq!(api.count("DELETE"), 0, "nothing planned from the stale tip");
+    assert_eq!(api.job_ids("acme"), ["job-a"]);
 }

@@ -173,6 +173,13 @@ impl GitSource {
         options.remote_callbacks(self.callbacks()?);
         let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
         remote.fetch(&[refspec.as_str()], Some(&mut options), None)?;
+        // A branch the remote no longer has leaves the cached
+        // `refs/remotes/origin/<branch>` behind: never plan from it. What
+        // the remote advertised in this fetch decides, as on a fresh cache.
+        let wanted = format!("refs/heads/{branch}");
+        if !remote.list()?.iter().any(|head| head.name() == wanted) {
+            return Err(GitError::NoBranch(branch));
+        }
         let reference = repo
             .find_reference(&format!("refs/remotes/origin/{branch}"))
             .map_err(|_| GitError::NoBranch(branch.clone()))?;
