@@ -369,3 +369,93 @@ fn a_branch_deleted_on_the_remote_makes_the_sidecar_unready_and_plans_nothing() 
     assert_eq!(api.count("DELETE"), 0, "nothing planned from the stale tip");
     assert_eq!(api.job_ids("acme"), ["job-a"]);
 }
+
+/// A plain HTTP server on 127.0.0.1 that records each request's head and
+/// answers with `respond(port, request head)`; it serves until the test
+/// process ends.
+fn http_server(
+    respond: impl Fn(u16, &str) -> String + Send + 'static,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(WAIT));
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let response = respond(port, &head);
+            log.lock().expect("log").push(head);
+            let _ = conn.write_all(response.as_bytes());
+        }
+    });
+    (port, seen)
+}
+
+const UNAUTHORIZED: &str = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+fn has_authorization(head: &str) -> bool {
+    head.lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+}
+
+#[test]
+fn a_redirect_to_another_origin_gets_no_token() {
+    // The other origin: asks for credentials and records what it gets.
+    let (other, other_seen) = http_server(|_, _| UNAUTHORIZED.to_string());
+    // The configured origin redirects everything there.
+    let (configured, configured_seen) = http_server(move |_, head| {
+        let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+        format!("HTTP/1.1 301 Moved Permanently\r\nLocation: http://127.0.0.1:{other}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    });
+    let ws = Workspace::new();
+    let run = dry_run(
+        &ws,
+        &format!("http://127.0.0.1:{configured}/acme/jobs.git"),
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!configured_seen.lock().expect("log").is_empty());
+    let seen = other_seen.lock().expect("log").clone();
+    assert!(!seen.is_empty(), "the redirect was followed");
+    assert!(
+        !seen.iter().any(|h| has_authorization(h)),
+        "the other origin got credentials: {seen:#?}"
+    );
+    assert!(
+        run.stderr.contains("credentials withheld")
+            && run.stderr.contains(&format!("127.0.0.1:{other}")),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("s3cret-git-token"), "{}", run.stderr);
+}
+
+#[test]
+fn the_configured_origin_still_gets_the_token() {
+    let (port, seen) = http_server(|_, _| UNAUTHORIZED.to_string());
+    let ws = Workspace::new();
+    let run = dry_run(&ws, &format!("http://127.0.0.1:{port}/acme/jobs.git"), &[]);
+    assert_eq!(run.code, 1, "the server refuses the token: {}", run.stderr);
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode("x-access-token:s3cret-git-token");
+    let seen = seen.lock().expect("log").clone();
+    assert!(
+        seen.iter().any(|h| h.contains(&format!("Basic {basic}"))),
+        "{seen:#?}"
+    );
+    assert!(
+        !run.stderr.contains("credentials withheld"),
+        "{}",
+        run.stderr
+    );
+}

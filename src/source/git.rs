@@ -52,7 +52,7 @@ enum Remote {
     /// `scheme://...`
     Url(url::Url),
     /// `[user@]host:path`, SSH in scp syntax.
-    Scp,
+    Scp { host: String },
     /// A path on this machine.
     Local,
 }
@@ -65,7 +65,12 @@ fn parse_remote(raw: &str) -> Result<Remote, GitUrlError> {
     }
     // Git's rule: a colon before any slash makes it scp syntax.
     match raw.split_once(':') {
-        Some((before, _)) if !before.contains('/') && before.len() > 1 => Ok(Remote::Scp),
+        Some((before, _)) if !before.contains('/') && before.len() > 1 => {
+            let host = before.rsplit_once('@').map_or(before, |(_, h)| h);
+            Ok(Remote::Scp {
+                host: host.trim_matches(['[', ']']).to_ascii_lowercase(),
+            })
+        }
         _ => Ok(Remote::Local),
     }
 }
@@ -88,6 +93,38 @@ fn redact(raw: &str) -> String {
         .chars()
         .take(256)
         .collect()
+}
+
+/// Scheme, host and port of a remote URL (`ssh` for its variants and scp
+/// syntax, default ports filled in); `None` for local paths and URLs
+/// without a host. Credentials go only to the configured remote's origin.
+pub fn origin(raw: &str) -> Option<(String, String, u16)> {
+    match parse_remote(raw).ok()? {
+        Remote::Url(url) => {
+            let scheme = match url.scheme() {
+                "git+ssh" | "ssh+git" => "ssh",
+                other => other,
+            };
+            let host = url.host_str()?.to_ascii_lowercase();
+            let port =
+                url.port_or_known_default()
+                    .or(if scheme == "ssh" { Some(22) } else { None })?;
+            Some((scheme.to_string(), host, port))
+        }
+        // scp syntax has no port: always 22.
+        Remote::Scp { host } => Some(("ssh".into(), host, 22)),
+        Remote::Local => None,
+    }
+}
+
+/// Whether credentials for the remote configured as `configured` may be
+/// given to `asked` (the URL libgit2 is talking to, after any redirect):
+/// the same scheme, host and port only.
+pub fn same_origin(configured: &str, asked: &str) -> bool {
+    match (origin(configured), origin(asked)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// Refuses a `--git` remote nfcron will not use: plain http to a host that
@@ -195,7 +232,17 @@ impl GitSource {
     fn callbacks(&self) -> Result<RemoteCallbacks<'static>, GitError> {
         let mut callbacks = RemoteCallbacks::new();
         let auth = self.auth.clone();
-        callbacks.credentials(move |_url, user, allowed| {
+        let configured = self.url.clone();
+        callbacks.credentials(move |url, user, allowed| {
+            // A redirect may take libgit2 to another host: the token and
+            // key are for the configured origin only.
+            if !same_origin(&configured, url) {
+                let (configured, asked) = (redact(&configured), redact(url));
+                tracing::warn!(%configured, %asked, "credentials withheld from another origin");
+                return Err(git2::Error::from_str(&format!(
+                    "credentials withheld: `{asked}` is not the origin of --git `{configured}` (a redirect to another host?)"
+                )));
+            }
             if allowed.contains(CredentialType::SSH_KEY) {
                 if let Some(key) = &auth.ssh_key {
                     return Cred::ssh_key(user.unwrap_or("git"), None, key, None);
@@ -379,6 +426,36 @@ pub fn read_tree(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_only_for_the_configured_scheme_host_and_port() {
+        let https = "https://git.example.com/acme/jobs.git";
+        assert!(same_origin(
+            https,
+            "https://x-access-token@GIT.example.com:443/acme/jobs.git"
+        ));
+        assert!(!same_origin(
+            https,
+            "https://evil.example.com/acme/jobs.git"
+        ));
+        assert!(!same_origin(
+            https,
+            "https://git.example.com:8443/acme/jobs.git"
+        ));
+        assert!(!same_origin(https, "http://git.example.com/acme/jobs.git"));
+        let loopback = "http://127.0.0.1:8080/r.git";
+        assert!(same_origin(loopback, "http://127.0.0.1:8080/other.git"));
+        assert!(!same_origin(loopback, "http://127.0.0.1:8081/r.git"));
+        let scp = "git@github.com:acme/jobs.git";
+        assert!(same_origin(scp, scp));
+        assert!(same_origin(scp, "ssh://git@github.com/acme/jobs.git"));
+        assert!(same_origin(
+            "ssh://git@h:2222/r.git",
+            "git+ssh://git@h:2222/r.git"
+        ));
+        assert!(!same_origin("ssh://git@h:2222/r.git", scp));
+        assert!(!same_origin("/srv/repo", "/srv/repo"));
+    }
 
     #[test]
     fn known_hosts_match_host_and_key() {
