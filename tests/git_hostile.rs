@@ -459,3 +459,18 @@ fn the_configured_origin_still_gets_the_token() {
         run.stderr
     );
 }
+
+#[test]
+fn a_libgit2_error_is_printed_once_not_repeated_as_its_own_cause() {
+    let ws = Workspace::new();
+    let missing = ws.path().join("no-such-repo");
+    let run = dry_run(&ws, &format!("file://{}", missing.display()), &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("no-such-repo").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.starts_with("error: git: "), "{}", run.stderr);
+}

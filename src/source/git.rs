@@ -16,8 +16,10 @@ use crate::secret::Token;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
-    #[error("git: {0}")]
-    Git(#[from] git2::Error),
+    /// libgit2's message once: as the error's text, not again as its
+    /// cause (a `#[source]` would print it twice).
+    #[error("git: {}", .0.message())]
+    Git(git2::Error),
     #[error(transparent)]
     Url(#[from] GitUrlError),
     #[error("--git-path `{0}` leads out of the repository")]
@@ -34,6 +36,12 @@ pub enum GitError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<git2::Error> for GitError {
+    fn from(e: git2::Error) -> Self {
+        GitError::Git(e)
+    }
 }
 
 /// A `--git` URL nfcron refuses before touching the network.
