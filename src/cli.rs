@@ -171,7 +171,7 @@ pub struct ApplyArgs {
 #[derive(Debug, Args)]
 pub struct SourceArgs {
     /// Read manifests from this Git repository (https://, ssh://, file://
-    /// or a local path) instead of PATH.
+    /// or a local path; http:// only to a loopback address) instead of PATH.
     #[arg(long, value_name = "URL")]
     pub git: Option<String>,
 
@@ -179,7 +179,8 @@ pub struct SourceArgs {
     #[arg(long, value_name = "BRANCH", requires = "git")]
     pub branch: Option<String>,
 
-    /// Where the manifests are in the repository.
+    /// Where the manifests are in the repository (`./`, a trailing `/` and
+    /// `a/../b` are normalised); must be a directory at the fetched revision.
     #[arg(long, value_name = "DIR", default_value = "jobs.d")]
     pub git_path: String,
 
