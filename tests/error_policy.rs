@@ -336,7 +336,9 @@ impl Watch {
                 Instant::now() < deadline,
                 "{path} still {status} after {WAIT:?}: {body}"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            // Readiness changes as a run ends, which the sidecar logs: wake
+            // on its next line (or after 50 ms), then ask again.
+            let _ = self.lines.recv_timeout(Duration::from_millis(50));
         }
     }
 }
