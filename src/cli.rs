@@ -195,6 +195,11 @@ pub struct SourceArgs {
     /// Host keys SSH remotes must present (no trust on first use).
     #[arg(long, value_name = "PATH")]
     pub known_hosts: Option<PathBuf>,
+
+    /// Time limit to connect to the Git remote, and for each read or write
+    /// of a transfer that has stalled (HTTP and SSH); more than zero.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
+    pub git_timeout: std::time::Duration,
 }
 
 /// How to reach the Northflank API (shared by every command that does).

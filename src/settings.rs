@@ -290,6 +290,7 @@ fn source(path: PathBuf, args: cli::SourceArgs) -> Result<SourceSettings, Settin
             branch: args.branch,
             subdir: args.git_path,
             cache: args.git_cache,
+            timeout: args.git_timeout,
             auth: crate::source::git::GitAuth {
                 token: std::env::var("NFCRON_GIT_TOKEN")
                     .ok()

@@ -461,16 +461,32 @@ fn the_configured_origin_still_gets_the_token() {
 }
 
 #[test]
-fn a_libgit2_error_is_printed_once_not_repeated_as_its_own_cause() {
+fn a_libgit2_error_is_wrapped_in_what_nfcron_was_doing_and_not_repeated() {
     let ws = Workspace::new();
     let missing = ws.path().join("no-such-repo");
-    let run = dry_run(&ws, &format!("file://{}", missing.display()), &[]);
+    let url = format!("file://{}", missing.display());
+    let run = dry_run(&ws, &url, &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", run.stderr);
     assert_eq!(
-        run.stderr.matches("no-such-repo").count(),
-        1,
+        lines[0],
+        format!("error: cannot list the branches of `{url}`"),
         "{}",
         run.stderr
     );
-    assert!(run.stderr.starts_with("error: git: "), "{}", run.stderr);
+    let cause = lines[1]
+        .strip_prefix("  caused by: ")
+        .unwrap_or_else(|| panic!("{}", run.stderr));
+    assert!(cause.contains("no-such-repo"), "libgit2's words: {cause}");
+    assert!(!lines[0].contains(cause), "{}", run.stderr);
+    // And with --branch: the fetch is named.
+    let run = dry_run(&ws, &url, &["--branch", "main"]);
+    assert!(
+        run.stderr.starts_with(&format!(
+            "error: cannot clone branch `main` of `{url}`\n  caused by: "
+        )),
+        "{}",
+        run.stderr
+    );
 }

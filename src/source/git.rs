@@ -7,6 +7,8 @@
 //! taken for "all manifests gone".
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use git2::{Cred, CredentialType, FetchOptions, RemoteCallbacks, Repository};
 
@@ -20,6 +22,27 @@ pub enum GitError {
     /// cause (a `#[source]` would print it twice).
     #[error("git: {}", .0.message())]
     Git(git2::Error),
+    /// A network operation on the remote failed: what nfcron was doing,
+    /// then why.
+    #[error("{doing}")]
+    Remote {
+        doing: String,
+        #[source]
+        cause: RemoteCause,
+    },
+    /// Reading the fetched tree failed.
+    #[error("cannot read `{path}` at revision {revision}: {}", .error.message())]
+    Read {
+        path: String,
+        revision: String,
+        error: git2::Error,
+    },
+    #[error(transparent)]
+    Cache(#[from] super::git_cache::CacheError),
+    #[error("the remote `{0}` has no branches (an empty repository?): push a first commit, or name a branch with --branch")]
+    EmptyRemote(String),
+    #[error("the remote `{0}` names no default branch (its HEAD): name one with --branch")]
+    NoDefaultBranch(String),
     #[error(transparent)]
     Url(#[from] GitUrlError),
     #[error("--git-path `{0}` leads out of the repository")]
@@ -42,6 +65,21 @@ impl From<git2::Error> for GitError {
     fn from(e: git2::Error) -> Self {
         GitError::Git(e)
     }
+}
+
+/// Why talking to the remote failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteCause {
+    /// libgit2's own words, once.
+    #[error("{}", .0.message())]
+    Git(git2::Error),
+    /// `timeout` as the user wrote it (`60s`).
+    #[error("{host} did not answer within {timeout} (--git-timeout)")]
+    Timeout { host: String, timeout: String },
+    #[error("{host} refused the token (HTTP 401 Unauthorized, user `{user}`); it was sent once and is not tried again: check NFCRON_GIT_TOKEN")]
+    TokenRefused { host: String, user: String },
+    #[error("credentials withheld: `{asked}` is not the origin of --git `{configured}` (a redirect to another host?)")]
+    Withheld { asked: String, configured: String },
 }
 
 /// A `--git` URL nfcron refuses before touching the network.
@@ -173,6 +211,8 @@ pub struct GitSource {
     pub subdir: String,
     pub cache: PathBuf,
     pub auth: GitAuth,
+    /// `--git-timeout`: connecting, and each read or write of a transfer.
+    pub timeout: Duration,
 }
 
 /// The manifests of one commit.
@@ -184,69 +224,191 @@ pub struct Snapshot {
 
 impl GitSource {
     /// Clones (once) or fetches, then reads the branch tip. Blocking: run
-    /// it off the async runtime.
+    /// it off the async runtime. Runs on one cache are serialised by a
+    /// lock; a cache that cannot be trusted is cloned afresh, once.
     pub fn sync(&self) -> Result<Snapshot, GitError> {
         check_url(&self.url)?;
-        let repo = match Repository::open_bare(&self.cache) {
-            Ok(repo) => repo,
-            Err(_) => {
-                std::fs::create_dir_all(&self.cache)
-                    .map_err(|e| git2::Error::from_str(&e.to_string()))?;
-                let repo = Repository::init_bare(&self.cache)?;
-                repo.remote("origin", &self.url)?;
-                repo
+        set_timeouts(self.timeout);
+        let cache = super::git_cache::Cache::lock(&self.cache)?;
+        let recorded = recorded_url(&self.url);
+        let found = match cache.open(&recorded) {
+            Ok(repo) => match self.update(&repo, false) {
+                Ok((branch, tip)) => Ok((repo, branch, tip)),
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Cache(why)) => Err(Some(why)),
+            },
+            Err(why) => Err(why),
+        };
+        let (repo, branch, tip) = match found {
+            Ok(found) => found,
+            Err(why) => {
+                if let Some(why) = why {
+                    tracing::warn!(
+                        cache = %super::display_path(cache.path()),
+                        reason = %why,
+                        "the Git cache is unusable; cloning it afresh"
+                    );
+                }
+                let fresh = cache.fresh(&recorded)?;
+                let (branch, tip) = self.update(&fresh.repo, true).map_err(|e| match e {
+                    Failure::Fatal(e) => e,
+                    // A fresh clone that is not whole: the remote's fault.
+                    Failure::Cache(why) => GitError::Remote {
+                        doing: format!("cannot clone `{}`", redact(&self.url)),
+                        cause: RemoteCause::Git(git2::Error::from_str(&why)),
+                    },
+                })?;
+                (cache.swap_in(fresh)?, branch, tip)
             }
         };
-        let mut remote = repo.find_remote("origin")?;
-        if remote.url().ok() != Some(self.url.as_str()) {
-            repo.remote_set_url("origin", &self.url)?;
-            remote = repo.find_remote("origin")?;
+        let packs = super::git_cache::packs(&repo).len();
+        if packs > super::git_cache::MAX_PACKS {
+            match super::git_cache::repack(&repo) {
+                Ok(removed) => tracing::info!(packs, removed, "repacked the Git cache"),
+                Err(e) => {
+                    tracing::warn!(error = %e.message(), "cannot repack the Git cache; it still works")
+                }
+            }
         }
+        let commit = repo.find_commit(tip).map_err(|error| GitError::Read {
+            path: format!("refs/remotes/origin/{branch}"),
+            revision: tip.to_string(),
+            error,
+        })?;
+        let subdir = normalize_git_path(&self.subdir)?;
+        let files = read_tree(&repo, &commit, &subdir, &subdir).map_err(|e| match e {
+            GitError::Git(error) => GitError::Read {
+                path: if subdir.is_empty() {
+                    "/".into()
+                } else {
+                    subdir.clone()
+                },
+                revision: tip.to_string(),
+                error,
+            },
+            e => e,
+        })?;
+        Ok(Snapshot {
+            revision: tip.to_string(),
+            files,
+        })
+    }
+
+    /// Fetches the followed branch into `repo` and checks that its tip can
+    /// be read. A failure that says the cache is damaged (not the remote,
+    /// the network or the credentials) is [`Failure::Cache`].
+    fn update(&self, repo: &Repository, fresh: bool) -> Result<(String, git2::Oid), Failure> {
+        let url = redact(&self.url);
+        // Fetched through an anonymous remote: the URL (and any password
+        // in it) is used, never written into the cache's config.
+        let mut remote = repo
+            .remote_anonymous(&self.url)
+            .map_err(|e| Failure::Fatal(GitError::Git(e)))?;
         let branch = match &self.branch {
             Some(b) => b.clone(),
             None => {
-                let mut connection =
-                    remote.connect_auth(git2::Direction::Fetch, Some(self.callbacks()?), None)?;
-                let head = connection.remote().default_branch()?;
-                let head = head.as_str().unwrap_or("refs/heads/main").to_string();
+                let seen = Seen::default();
+                let callbacks = self.callbacks(&seen).map_err(Failure::Fatal)?;
+                let doing = format!("cannot list the branches of `{url}`");
+                let connection = remote
+                    .connect_auth(git2::Direction::Fetch, Some(callbacks), None)
+                    .map_err(|e| Failure::Fatal(self.remote_error(doing.clone(), e, &seen)))?;
+                let heads = connection
+                    .list()
+                    .map_err(|e| Failure::Fatal(self.remote_error(doing.clone(), e, &seen)))?;
+                if !heads.iter().any(|h| h.name().starts_with("refs/heads/")) {
+                    return Err(Failure::Fatal(GitError::EmptyRemote(url)));
+                }
+                let head = connection
+                    .default_branch()
+                    .map_err(|_| Failure::Fatal(GitError::NoDefaultBranch(url.clone())))?;
+                let head = head
+                    .as_str()
+                    .map_err(|_| Failure::Fatal(GitError::NoDefaultBranch(url.clone())))?
+                    .to_string();
                 head.strip_prefix("refs/heads/")
                     .unwrap_or(&head)
                     .to_string()
             }
         };
+        let seen = Seen::default();
         let mut options = FetchOptions::new();
-        options.remote_callbacks(self.callbacks()?);
+        options.remote_callbacks(self.callbacks(&seen).map_err(Failure::Fatal)?);
         let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
-        remote.fetch(&[refspec.as_str()], Some(&mut options), None)?;
+        if let Err(e) = remote.fetch(&[refspec.as_str()], Some(&mut options), None) {
+            if !fresh && is_cache_damage(&e) {
+                return Err(Failure::Cache(e.message().to_string()));
+            }
+            let doing = if fresh {
+                format!("cannot clone branch `{branch}` of `{url}`")
+            } else {
+                format!("cannot fetch branch `{branch}` from `{url}`")
+            };
+            return Err(Failure::Fatal(self.remote_error(doing, e, &seen)));
+        }
         // A branch the remote no longer has leaves the cached
         // `refs/remotes/origin/<branch>` behind: never plan from it. What
         // the remote advertised in this fetch decides, as on a fresh cache.
         let wanted = format!("refs/heads/{branch}");
-        if !remote.list()?.iter().any(|head| head.name() == wanted) {
-            return Err(GitError::NoBranch(branch));
+        let advertised = remote
+            .list()
+            .map_err(|e| Failure::Fatal(GitError::Git(e)))?
+            .iter()
+            .any(|head| head.name() == wanted);
+        if !advertised {
+            return Err(Failure::Fatal(GitError::NoBranch(branch)));
         }
-        let reference = repo
+        let tip = repo
             .find_reference(&format!("refs/remotes/origin/{branch}"))
-            .map_err(|_| GitError::NoBranch(branch.clone()))?;
-        let commit = reference.peel_to_commit()?;
-        let subdir = normalize_git_path(&self.subdir)?;
-        let files = read_tree(&repo, &commit, &subdir, &subdir)?;
-        Ok(Snapshot {
-            revision: commit.id().to_string(),
-            files,
-        })
+            .and_then(|r| r.peel_to_commit())
+            .map(|c| c.id())
+            .map_err(|e| {
+                Failure::Cache(format!(
+                    "the fetched tip of `{branch}` cannot be read: {}",
+                    e.message()
+                ))
+            })?;
+        super::git_cache::check_tip(repo, tip).map_err(|e| {
+            Failure::Cache(format!(
+                "an object of revision {tip} cannot be read: {}",
+                e.message()
+            ))
+        })?;
+        Ok((branch, tip))
     }
 
-    fn callbacks(&self) -> Result<RemoteCallbacks<'static>, GitError> {
+    /// `e` from a network operation, in nfcron's words: a refused token,
+    /// withheld credentials and a timeout are named as such.
+    fn remote_error(&self, doing: String, e: git2::Error, seen: &Seen) -> GitError {
+        let seen = seen.lock().expect("credentials state");
+        let cause = if let Some((host, user)) = seen.refused.clone() {
+            RemoteCause::TokenRefused { host, user }
+        } else if let Some((asked, configured)) = seen.withheld.clone() {
+            RemoteCause::Withheld { asked, configured }
+        } else if is_timeout(&e) {
+            RemoteCause::Timeout {
+                host: host_of(&self.url),
+                timeout: humantime::format_duration(self.timeout).to_string(),
+            }
+        } else {
+            RemoteCause::Git(e)
+        };
+        GitError::Remote { doing, cause }
+    }
+
+    fn callbacks(&self, seen: &Seen) -> Result<RemoteCallbacks<'static>, GitError> {
         let mut callbacks = RemoteCallbacks::new();
         let auth = self.auth.clone();
         let configured = self.url.clone();
+        let seen = seen.clone();
         callbacks.credentials(move |url, user, allowed| {
             // A redirect may take libgit2 to another host: the token and
             // key are for the configured origin only.
             if !same_origin(&configured, url) {
                 let (configured, asked) = (redact(&configured), redact(url));
                 tracing::warn!(%configured, %asked, "credentials withheld from another origin");
+                seen.lock().expect("credentials state").withheld =
+                    Some((asked.clone(), configured.clone()));
                 return Err(git2::Error::from_str(&format!(
                     "credentials withheld: `{asked}` is not the origin of --git `{configured}` (a redirect to another host?)"
                 )));
@@ -258,7 +420,20 @@ impl GitSource {
             }
             if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
                 if let Some(token) = &auth.token {
-                    return Cred::userpass_plaintext("x-access-token", token.expose());
+                    // A user named in the URL is honoured.
+                    let user = user.unwrap_or("x-access-token");
+                    let mut seen = seen.lock().expect("credentials state");
+                    // Asked again: the server answered the token with 401.
+                    // Replaying it only delays the same answer.
+                    if seen.token_sent {
+                        let host = host_of(url);
+                        seen.refused = Some((host.clone(), user.to_string()));
+                        return Err(git2::Error::from_str(&format!(
+                            "{host} refused the token"
+                        )));
+                    }
+                    seen.token_sent = true;
+                    return Cred::userpass_plaintext(user, token.expose());
                 }
             }
             Err(git2::Error::from_str(
@@ -296,6 +471,76 @@ impl GitSource {
             }
         });
         Ok(callbacks)
+    }
+}
+
+/// How an update of the cache failed.
+enum Failure {
+    /// The cache is damaged (why): clone afresh.
+    Cache(String),
+    /// Anything else ends the run.
+    Fatal(GitError),
+}
+
+/// What the credentials callback saw during one operation.
+#[derive(Debug, Default)]
+struct AuthSeen {
+    /// The token went out once.
+    token_sent: bool,
+    /// Host and user the token was refused for.
+    refused: Option<(String, String)>,
+    /// A redirect asked for credentials from another origin.
+    withheld: Option<(String, String)>,
+}
+
+type Seen = Arc<Mutex<AuthSeen>>;
+
+/// libgit2's socket timeouts (process-wide), for HTTP(S) and SSH alike:
+/// connecting, and each read or write once connected.
+fn set_timeouts(timeout: Duration) {
+    let ms = i32::try_from(timeout.as_millis())
+        .unwrap_or(i32::MAX)
+        .max(1);
+    // SAFETY: libgit2 stores two integers under its settings lock.
+    unsafe {
+        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms);
+        let _ = git2::opts::set_server_timeout_in_milliseconds(ms);
+    }
+}
+
+fn is_timeout(e: &git2::Error) -> bool {
+    e.code() == git2::ErrorCode::Timeout || e.message().to_ascii_lowercase().contains("timed out")
+}
+
+/// Errors of a fetch that say the cache's objects or refs are damaged,
+/// not that the remote or the network failed.
+fn is_cache_damage(e: &git2::Error) -> bool {
+    use git2::ErrorClass as C;
+    !is_timeout(e)
+        && matches!(
+            e.class(),
+            C::Odb | C::Indexer | C::Object | C::Zlib | C::Reference | C::Tree
+        )
+}
+
+/// `host:port` of a remote, for messages (the URL, redacted, for a local
+/// path).
+fn host_of(raw: &str) -> String {
+    match origin(raw) {
+        Some((_, host, port)) => format!("{host}:{port}"),
+        None => redact(raw),
+    }
+}
+
+/// The remote as recorded in the cache's config: without any password
+/// (a token may be written there).
+pub fn recorded_url(raw: &str) -> String {
+    match parse_remote(raw) {
+        Ok(Remote::Url(mut url)) if url.password().is_some() => {
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        _ => raw.to_string(),
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod dir;
 pub mod git;
 pub mod git_base;
+pub mod git_cache;
 
 use std::fmt::Write as _;
 
