@@ -195,6 +195,11 @@ pub struct SourceArgs {
     /// Host keys SSH remotes must present (no trust on first use).
     #[arg(long, value_name = "PATH")]
     pub known_hosts: Option<PathBuf>,
+
+    /// File holding the --ssh-key's passphrase (one trailing newline is
+    /// ignored; never logged).
+    #[arg(long, value_name = "PATH", requires = "ssh_key")]
+    pub ssh_key_passphrase_file: Option<PathBuf>,
 }
 
 /// How to reach the Northflank API (shared by every command that does).
