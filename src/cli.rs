@@ -200,6 +200,10 @@ pub struct SourceArgs {
     /// of a transfer that has stalled (HTTP and SSH); more than zero.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
     pub git_timeout: std::time::Duration,
+    /// File holding the --ssh-key's passphrase (one trailing newline is
+    /// ignored; never logged).
+    #[arg(long, value_name = "PATH", requires = "ssh_key")]
+    pub ssh_key_passphrase_file: Option<PathBuf>,
 }
 
 /// How to reach the Northflank API (shared by every command that does).

@@ -297,6 +297,7 @@ fn source(path: PathBuf, args: cli::SourceArgs) -> Result<SourceSettings, Settin
                     .and_then(|t| Token::new(&t)),
                 ssh_key: args.ssh_key,
                 known_hosts: args.known_hosts,
+                ssh_key_passphrase_file: args.ssh_key_passphrase_file,
             },
         }),
     })

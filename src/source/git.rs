@@ -6,14 +6,14 @@
 //! A failed fetch keeps the last good revision and says so: it is never
 //! taken for "all manifests gone".
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use git2::{Cred, CredentialType, FetchOptions, RemoteCallbacks, Repository};
 
-use super::dir::is_manifest_name;
-use super::{ReadProblem, SourceFile, MAX_FILE_BYTES};
+pub use super::git_tree::read_tree;
+use super::SourceFile;
 use crate::secret::Token;
 
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +51,26 @@ pub enum GitError {
     PathNotFound { path: String, revision: String },
     #[error("--git-path `{path}` is not a directory at revision {revision}")]
     PathNotADirectory { path: String, revision: String },
+    #[error("--git-path `{path}` at revision {revision} is {why}")]
+    PathLink {
+        path: String,
+        revision: String,
+        why: String,
+    },
+    /// A blob the tree names is not in the local object store: a partial
+    /// clone, or a damaged cache.
+    #[error(
+        "`{path}` at revision {revision} is not in the local repository (its blob is missing)"
+    )]
+    MissingBlob { path: String, revision: String },
+    /// `--base` in a partial clone (`--filter=blob:none`) that lacks a
+    /// blob it needs: planning without it would be wrong.
+    #[error("--base: `{path}` at revision {revision} is not in the local repository (a partial clone, `--filter=blob:none`?), and a plan without it would be wrong; fetch without a filter first: `git fetch --refetch --no-filter origin` (or clone without `--filter`)")]
+    BaseBlobMissing { path: String, revision: String },
     #[error("branch `{0}` not found in the remote")]
     NoBranch(String),
+    #[error(transparent)]
+    HostKey(super::known_hosts::HostKeyRefused),
     #[error("cannot read the known-hosts file {path}")]
     KnownHosts {
         path: PathBuf,
@@ -63,6 +81,10 @@ pub enum GitError {
 
 impl From<git2::Error> for GitError {
     fn from(e: git2::Error) -> Self {
+        // libgit2 replaces a refused host key's message with its own.
+        if let Some(refused) = super::known_hosts::take_refusal(&e) {
+            return GitError::HostKey(refused);
+        }
         GitError::Git(e)
     }
 }
@@ -200,6 +222,9 @@ pub struct GitAuth {
     /// Host keys SSH servers must present (`--known-hosts`); no
     /// trust-on-first-use.
     pub known_hosts: Option<PathBuf>,
+    /// The `--ssh-key`'s passphrase, in a file
+    /// (`--ssh-key-passphrase-file`); read at each fetch, never logged.
+    pub ssh_key_passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -401,6 +426,10 @@ impl GitSource {
         let auth = self.auth.clone();
         let configured = self.url.clone();
         let seen = seen.clone();
+        let mut ssh = super::git_ssh::SshCredentials::new(
+            auth.ssh_key.as_deref(),
+            auth.ssh_key_passphrase_file.as_deref(),
+        )?;
         callbacks.credentials(move |url, user, allowed| {
             // A redirect may take libgit2 to another host: the token and
             // key are for the configured origin only.
@@ -413,10 +442,8 @@ impl GitSource {
                     "credentials withheld: `{asked}` is not the origin of --git `{configured}` (a redirect to another host?)"
                 )));
             }
-            if allowed.contains(CredentialType::SSH_KEY) {
-                if let Some(key) = &auth.ssh_key {
-                    return Cred::ssh_key(user.unwrap_or("git"), None, key, None);
-                }
+            if let Some(answer) = ssh.answer(url, user, allowed) {
+                return answer;
             }
             if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
                 if let Some(token) = &auth.token {
@@ -440,35 +467,41 @@ impl GitSource {
                 "the remote asks for credentials nfcron was not given",
             ))
         });
-        let known = match &self.auth.known_hosts {
-            Some(path) => {
-                Some(
-                    std::fs::read_to_string(path).map_err(|source| GitError::KnownHosts {
+        let known =
+            match &self.auth.known_hosts {
+                Some(path) => Some(super::known_hosts::KnownHosts::load(path).map_err(
+                    |source| GitError::KnownHosts {
                         path: path.clone(),
                         source,
-                    })?,
-                )
+                    },
+                )?),
+                None => None,
+            };
+        let (scheme, host, port) = origin(&self.url).unwrap_or_default();
+        // libgit2 negotiates a host key type the file lists for the host;
+        // the guard lives as long as the callbacks.
+        let home = match (&known, scheme.as_str()) {
+            (Some(known), "ssh") => {
+                match super::known_hosts::prefer_listed_key_types(known, &host, port) {
+                    Ok(home) => Some(home),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot steer the SSH host key type; the server's preferred one is checked");
+                        None
+                    }
+                }
             }
-            None => None,
+            _ => None,
         };
+        super::known_hosts::clear_refusal();
         callbacks.certificate_check(move |cert, host| {
+            let _home = &home;
             // TLS certificates are checked by libgit2 against the system
             // store; SSH host keys must be in --known-hosts.
             let Some(hostkey) = cert.as_hostkey() else {
                 return Ok(git2::CertificateCheckStatus::CertificatePassthrough);
             };
-            let (Some(known), Some(raw)) = (&known, hostkey.hostkey()) else {
-                return Err(git2::Error::from_str(
-                    "SSH host keys are checked against --known-hosts, which was not given",
-                ));
-            };
-            if known_hosts_allow(known, host, raw) {
-                Ok(git2::CertificateCheckStatus::CertificateOk)
-            } else {
-                Err(git2::Error::from_str(&format!(
-                    "the host key of {host} is not in --known-hosts"
-                )))
-            }
+            super::known_hosts::check_certificate(known.as_ref(), host, port, hostkey.hostkey())
+                .map(|()| git2::CertificateCheckStatus::CertificateOk)
         });
         Ok(callbacks)
     }
@@ -544,27 +577,6 @@ pub fn recorded_url(raw: &str) -> String {
     }
 }
 
-/// Whether an OpenSSH `known_hosts` text lists `host` with `key` (raw
-/// bytes). Plain host patterns only; hashed entries are not matched.
-pub fn known_hosts_allow(known: &str, host: &str, key: &[u8]) -> bool {
-    use base64::Engine;
-    let decode = |blob: &str| base64::engine::general_purpose::STANDARD.decode(blob).ok();
-    known
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .any(|line| {
-            let mut parts = line.split_whitespace();
-            let (Some(hosts), Some(_kind), Some(blob)) = (parts.next(), parts.next(), parts.next())
-            else {
-                return false;
-            };
-            hosts
-                .split(',')
-                .any(|h| h == host || h == format!("[{host}]:22"))
-                && decode(blob).as_deref() == Some(key)
-        })
-}
-
 /// `--git-path` as a path inside the tree: `./`, empty parts and a
 /// trailing `/` dropped, `a/../b` resolved; `""` for the root. A `..` that
 /// climbs out of the repository is refused.
@@ -582,98 +594,6 @@ pub fn normalize_git_path(raw: &str) -> Result<String, GitError> {
         }
     }
     Ok(parts.join("/"))
-}
-
-/// The manifests under `subdir` (normalised, see [`normalize_git_path`];
-/// `""` for the root) of a commit's tree, shown as
-/// `display_prefix/relative/path`. A `subdir` that is missing or not a
-/// directory at this commit is an error naming it and the commit.
-pub fn read_tree(
-    repo: &Repository,
-    commit: &git2::Commit<'_>,
-    subdir: &str,
-    display_prefix: &str,
-) -> Result<Vec<SourceFile>, GitError> {
-    let tree = commit.tree()?;
-    let root = if subdir.is_empty() {
-        tree
-    } else {
-        let entry = tree
-            .get_path(Path::new(subdir))
-            .map_err(|e| match e.code() {
-                git2::ErrorCode::NotFound => GitError::PathNotFound {
-                    path: subdir.to_string(),
-                    revision: commit.id().to_string(),
-                },
-                _ => GitError::Git(e),
-            })?;
-        if entry.kind() != Some(git2::ObjectType::Tree) {
-            return Err(GitError::PathNotADirectory {
-                path: subdir.to_string(),
-                revision: commit.id().to_string(),
-            });
-        }
-        entry.to_object(repo)?.peel_to_tree()?
-    };
-    let mut files = Vec::new();
-    let mut skip_prefixes: Vec<String> = Vec::new();
-    // Paths are shown escaped, like a directory source's.
-    let prefix = display_prefix.trim_end_matches('/');
-    let shown = |dir: &str, name: &[u8]| {
-        let mut path = if prefix.is_empty() {
-            dir.as_bytes().to_vec()
-        } else {
-            format!("{prefix}/{dir}").into_bytes()
-        };
-        path.extend_from_slice(name);
-        super::display_bytes(&path)
-    };
-    root.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-        let is_tree = entry.kind() == Some(git2::ObjectType::Tree);
-        let Ok(name) = entry.name() else {
-            // Not UTF-8. git2 would abort the walk inside such a directory,
-            // and a skipped manifest would read as deleted: report the
-            // entry (an `io` problem blocks pruning) and go no deeper.
-            let bytes = entry.name_bytes();
-            let hidden = bytes.starts_with(b".")
-                || skip_prefixes.iter().any(|p| dir.starts_with(p.as_str()));
-            if !hidden && (is_tree || is_manifest_name(&String::from_utf8_lossy(bytes))) {
-                let what = if is_tree { "directory" } else { "file" };
-                files.push(SourceFile {
-                    path: shown(dir, bytes),
-                    content: Err(ReadProblem::Io(format!(
-                        "the {what} name is not valid UTF-8; rename it"
-                    ))),
-                });
-            }
-            return git2::TreeWalkResult::Skip;
-        };
-        if name.starts_with('.') {
-            if entry.kind() == Some(git2::ObjectType::Tree) {
-                skip_prefixes.push(format!("{dir}{name}/"));
-            }
-            return git2::TreeWalkResult::Skip;
-        }
-        if skip_prefixes.iter().any(|p| dir.starts_with(p.as_str()))
-            || entry.kind() != Some(git2::ObjectType::Blob)
-            || !is_manifest_name(name)
-        {
-            return git2::TreeWalkResult::Ok;
-        }
-        let path = shown(dir, name.as_bytes());
-        let content = match entry.to_object(repo).ok().and_then(|o| o.into_blob().ok()) {
-            Some(blob) if blob.size() as u64 > MAX_FILE_BYTES => Err(ReadProblem::TooLarge {
-                bytes: blob.size() as u64,
-            }),
-            Some(blob) => String::from_utf8(blob.content().to_vec())
-                .map_err(|_| ReadProblem::Io("not valid UTF-8".into())),
-            None => Err(ReadProblem::Io("cannot read the blob".into())),
-        };
-        files.push(SourceFile { path, content });
-        git2::TreeWalkResult::Ok
-    })?;
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(files)
 }
 
 #[cfg(test)]
@@ -708,13 +628,5 @@ mod tests {
         ));
         assert!(!same_origin("ssh://git@h:2222/r.git", scp));
         assert!(!same_origin("/srv/repo", "/srv/repo"));
-    }
-
-    #[test]
-    fn known_hosts_match_host_and_key() {
-        let known = "# comment\ngit.example.com,10.0.0.1 ssh-ed25519 aGVsbG8=\n";
-        assert!(known_hosts_allow(known, "git.example.com", b"hello"));
-        assert!(!known_hosts_allow(known, "git.example.com", b"other"));
-        assert!(!known_hosts_allow(known, "evil.example.com", b"hello"));
     }
 }

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use git2::Repository;
 
-use super::git::{read_tree, GitError};
+use super::git::GitError;
+use super::git_tree::read_tree;
 use super::SourceFile;
 
 /// (files at HEAD, files at REF, HEAD's commit id) for the manifests under
@@ -44,7 +45,8 @@ pub fn files(
 }
 
 /// Under `--base` a manifests directory that a commit lacks (added by the
-/// change, say) holds no manifests at that commit.
+/// change, say) holds no manifests at that commit. A blob missing from a
+/// partial clone stops the plan, naming the fix.
 fn read_or_none(
     repo: &Repository,
     commit: &git2::Commit<'_>,
@@ -53,6 +55,9 @@ fn read_or_none(
 ) -> Result<Vec<SourceFile>, GitError> {
     match read_tree(repo, commit, subdir, display) {
         Err(GitError::PathNotFound { .. }) => Ok(Vec::new()),
+        Err(GitError::MissingBlob { path, revision }) => {
+            Err(GitError::BaseBlobMissing { path, revision })
+        }
         other => other,
     }
 }

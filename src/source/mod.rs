@@ -7,6 +7,9 @@ pub mod dir;
 pub mod git;
 pub mod git_base;
 pub mod git_cache;
+pub mod git_ssh;
+pub mod git_tree;
+pub mod known_hosts;
 
 use std::fmt::Write as _;
 
