@@ -106,17 +106,23 @@ fn run_json(ws: &Workspace, fake: &Fake, args: &[&str]) -> (i32, Value, String) 
     (run.code, json, run.stderr)
 }
 
-/// (file, code, message) of every diagnostic in a report.
+/// (file, reason) of every file that blocks pruning (with `--prune`): the
+/// reconcile report's view of file problems (`reconcile::file_problems`).
 fn diagnostics(report: &Value) -> Vec<(String, String, String)> {
-    report["diagnostics"]
+    report["prune_blocked"]
         .as_array()
-        .unwrap_or(&Vec::new())
+        .expect("prune_blocked")
         .iter()
         .map(|d| {
+            let reason = d["reason"].as_str().unwrap_or_default().to_string();
             (
                 d["file"].as_str().unwrap_or_default().to_string(),
-                d["code"].as_str().unwrap_or_default().to_string(),
-                d["message"].as_str().unwrap_or_default().to_string(),
+                if reason.contains("cannot read") {
+                    "io".to_string()
+                } else {
+                    reason.clone()
+                },
+                reason,
             )
         })
         .collect()
@@ -158,7 +164,7 @@ fn symlinks_to_files_and_directories_inside_the_repository_are_read() {
     let ws = Workspace::new();
     let fake = Fake::spawn(0);
     let url = origin.url();
-    let (code, report, stderr) = run_json(&ws, &fake, &["--dry-run", "--git", &url]);
+    let (code, report, stderr) = run_json(&ws, &fake, &["--dry-run", "--prune", "--git", &url]);
     assert_eq!(code, 0, "{report:#}\n{stderr}");
     assert_eq!(diagnostics(&report), vec![], "{report:#}");
     let mut planned = jobs(&report);
