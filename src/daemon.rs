@@ -33,6 +33,7 @@ use crate::secret::Token;
 use crate::server::{self, Liveness, Readiness, Shared};
 use crate::settings::{SourceSettings, WatchSettings};
 use crate::source::{self, dir::DirCache, git::Snapshot, ReadProblem, SourceFile};
+use crate::status;
 
 /// Why the sidecar could not start. Once it runs, nothing ends it but a
 /// signal: API, source and state errors are reported, shown on `/readyz`
@@ -142,6 +143,7 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
             .ok()
             .and_then(|s| Token::new(&s)),
         webhook: hook_tx,
+        status: Mutex::new(status::Board::new(status_source(&settings.source))),
     });
     if let Some(addr) = settings.listen {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -349,6 +351,7 @@ impl Daemon<'_> {
                             self.not_ready(&format!("source unreachable: {}", chain(&e)));
                             tracing::error!(error = %chain(&e), "fetch failed; keeping the last good revision");
                             self.metrics.failed_run(started.elapsed().as_secs_f64());
+                            self.status_failed(format!("fetch failed: {}", chain(&e)), started);
                             // Nothing is planned from a failed fetch: no
                             // prune can follow from it.
                             return true;
@@ -394,6 +397,11 @@ impl Daemon<'_> {
             Ok(run) => {
                 let seconds = started.elapsed().as_secs_f64();
                 self.metrics.record(&run, seconds);
+                self.shared.status.lock().expect("status lock").ran(
+                    &run,
+                    started.elapsed(),
+                    &self.client.rate_limit(),
+                );
                 self.drift_cursor = self.drift_cursor.wrapping_add(run.refreshed);
                 if let Some(remaining) = self.client.rate_limit().remaining {
                     self.metrics.ratelimit_remaining(remaining);
@@ -445,6 +453,7 @@ impl Daemon<'_> {
                 self.not_ready(&reason);
                 tracing::error!(error = %chain(&e), "reconcile failed");
                 self.metrics.failed_run(started.elapsed().as_secs_f64());
+                self.status_failed(chain(&e), started);
                 self.failures += 1;
                 true
             }
@@ -503,6 +512,15 @@ impl Daemon<'_> {
         })
     }
 
+    /// The status page's "last run" for a run that could not plan.
+    fn status_failed(&self, reason: String, started: Instant) {
+        self.shared.status.lock().expect("status lock").failed(
+            reason,
+            started.elapsed(),
+            &self.client.rate_limit(),
+        );
+    }
+
     fn not_ready(&self, reason: &str) {
         let mut readiness = self.shared.readiness.lock().expect("readiness lock");
         readiness.ready = false;
@@ -524,6 +542,18 @@ impl Daemon<'_> {
         let sweep = (limit as f64) * f64::from(self.settings.drift_budget) / 100.0 * share;
         // One slice: a tenth of the sweep's budget, at least one read.
         (sweep / f64::from(DRIFT_SLICES)).floor().max(1.0) as u64
+    }
+}
+
+/// Where manifests come from, as the status page names it (never the URL,
+/// which may carry a user name).
+fn status_source(source: &SourceSettings) -> status::Source {
+    match source {
+        SourceSettings::Dir(path) => status::Source::Dir(source::display_path(path)),
+        SourceSettings::Git(git) => status::Source::Git {
+            branch: git.branch.clone(),
+            path: git.subdir.clone(),
+        },
     }
 }
 

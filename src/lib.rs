@@ -22,6 +22,7 @@ pub mod server;
 pub mod settings;
 pub mod source;
 pub mod state;
+pub mod status;
 
 use std::ffi::OsString;
 use std::io::Write;

@@ -65,6 +65,9 @@ pub struct RunReport {
     pub revision: Option<String>,
     /// Jobs whose live state this run read for drift.
     pub refreshed: usize,
+    /// The last-applied state as the run left it (the sidecar's status
+    /// page shows when and from which revision each job was applied).
+    pub state: State,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -267,7 +270,7 @@ pub async fn reconcile(
         plan::apply_drift(&mut plan, drifts, options.drift, &desired);
     }
     fill_next_runs(&mut plan, &desired, now);
-    let mut outcomes = match (options.dry_run, client) {
+    let (mut outcomes, state) = match (options.dry_run, client) {
         (false, Some(client)) => {
             let applier = Applier {
                 client,
@@ -295,9 +298,9 @@ pub async fn reconcile(
                 let path = options.state_path.clone();
                 recorded = off_runtime(move || recorded.save(&path).map(|()| recorded)).await?;
             }
-            applier.apply(&plan, &desired, recorded).await.0
+            applier.apply(&plan, &desired, recorded).await
         }
-        _ => planned(&plan),
+        _ => (planned(&plan), recorded),
     };
     for (step, outcome) in plan.steps.iter().zip(outcomes.iter_mut()) {
         if let Some(e) = step.key.as_ref().and_then(|k| list_failed.get(k)) {
@@ -313,6 +316,7 @@ pub async fn reconcile(
         unmanaged,
         revision: options.revision.clone(),
         refreshed,
+        state,
     })
 }
 
@@ -374,6 +378,7 @@ pub fn plan_base(head: &[SourceFile], base: &[SourceFile], options: &Options) ->
         unmanaged: 0,
         revision: options.revision.clone(),
         refreshed: 0,
+        state: recorded,
     }
 }
 

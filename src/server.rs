@@ -1,5 +1,12 @@
 //! The sidecar's HTTP listener: `GET /healthz`, `GET /readyz`,
-//! `GET /metrics` and `POST /hooks/git`.
+//! `GET /metrics`, `POST /hooks/git` and the status page, `GET /`.
+//!
+//! The status page is drawn from what the daemon gathered at the end of
+//! its last run (`status::Board`): drawing it sends no API request and
+//! reads no file. It is served like any other route (connection cap,
+//! header timeout; not on the probe lane) with `Cache-Control: no-store`
+//! and a `Content-Security-Policy` that lets no script run and nothing
+//! load: only the page's inline style applies.
 //!
 //! The probes tell different truths: `/healthz` (liveness) fails only when
 //! the reconcile loop is stuck ([`Liveness`]), which a restart can cure;
@@ -54,6 +61,7 @@ use tokio::task::{AbortHandle, JoinSet};
 
 use crate::metrics::{Format, Metrics};
 use crate::secret::Token;
+use crate::status::Board;
 
 /// Webhook bodies larger than this are refused.
 pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
@@ -166,6 +174,8 @@ pub struct Shared {
     pub webhook_secret: Option<Token>,
     /// Asks the daemon for a fetch and reconcile (coalesced there).
     pub webhook: mpsc::Sender<()>,
+    /// What the status page shows, updated after each run.
+    pub status: Mutex<Board>,
 }
 
 /// Which budget a connection is served from.
@@ -347,6 +357,21 @@ async fn handle(
             busy
         }
         (&Method::POST, "/hooks/git") => webhook(&shared, &limits, req).await,
+        // hyper sends a HEAD's headers (Content-Length included) without
+        // the body.
+        (&Method::GET | &Method::HEAD, "/") => status_page(&shared),
+        (_, "/") => {
+            let mut refused = reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                TEXT,
+                "method not allowed: the status page takes GET and HEAD\n",
+            );
+            refused.headers_mut().insert(
+                hyper::header::ALLOW,
+                hyper::header::HeaderValue::from_static("GET, HEAD"),
+            );
+            refused
+        }
         _ => reply(StatusCode::NOT_FOUND, TEXT, "not found\n"),
     })
 }
@@ -426,6 +451,34 @@ async fn webhook(shared: &Shared, limits: &Limits, req: Request<Incoming>) -> Re
             }
         }
     }
+}
+
+/// What the status page may do in a browser: show itself with its inline
+/// style; no script, frame, image, font or connection.
+pub const STATUS_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'";
+
+/// `GET /`: drawn from the board's latest view; no API call, no file read.
+fn status_page(shared: &Shared) -> Reply {
+    use hyper::header::{self, HeaderValue};
+    let view = shared.status.lock().expect("status lock").view();
+    let html = crate::render::status::page(&view, jiff::Timestamp::now());
+    let mut page = reply(StatusCode::OK, "text/html; charset=utf-8", html);
+    let headers = page.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(STATUS_CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    page
 }
 
 fn accepted(shared: &Shared) -> Reply {

@@ -5,6 +5,7 @@
 pub mod diagnostics;
 pub mod json_schema;
 pub mod plan;
+pub mod status;
 
 /// Whether to colour text output: only on a terminal, never with `NO_COLOR`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
