@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "nfcron",
-    version,
+    // `0.1.0 (commit <sha>)`: build.rs records the commit.
+    version = env!("NFCRON_VERSION"),
     about = "Keeps Northflank cron jobs in step with manifests kept in Git",
     propagate_version = true
 )]
@@ -42,6 +43,25 @@ pub enum Command {
     /// Judge a cron schedule as Northflank and Kubernetes will, and list
     /// its next run times (UTC). Exit 0 when valid, 1 when not.
     Schedule(ScheduleArgs),
+    /// Print a shell completion script: `nfcron completions bash >
+    /// /etc/bash_completion.d/nfcron`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff): `nfcron man | man -l -`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: ShellArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Args)]
@@ -393,6 +413,8 @@ pub enum PlanOutput {
     Text,
     Json,
     Markdown,
+    /// GitHub Actions workflow commands (annotations), then the text plan.
+    Github,
 }
 
 /// `500ms`, `90s`, `10m`, `1h`.
@@ -407,9 +429,10 @@ pub struct ValidateArgs {
     #[arg(default_value = "jobs.d")]
     pub path: PathBuf,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
-    pub output: Output,
+    /// Output format (github: one workflow command per diagnostic, for
+    /// annotations on a pull request).
+    #[arg(long, value_enum, default_value_t = ValidateOutput::Text)]
+    pub output: ValidateOutput,
 
     /// Project of manifests that do not name one.
     #[arg(
@@ -429,4 +452,13 @@ pub struct ValidateArgs {
 pub enum Output {
     Text,
     Json,
+}
+
+/// `validate --output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValidateOutput {
+    Text,
+    Json,
+    /// GitHub Actions workflow commands (annotations).
+    Github,
 }

@@ -406,6 +406,9 @@ impl Daemon<'_> {
                 if let Some(remaining) = self.client.rate_limit().remaining {
                     self.metrics.ratelimit_remaining(remaining);
                 }
+                if let Some(limit) = self.client.rate_limit().limit {
+                    self.metrics.ratelimit_limit(limit);
+                }
                 // Rejections are not retried (they wait for a change); a
                 // refused token is, with backoff, until the token works.
                 let failed = self.client.token_refused()

@@ -110,6 +110,8 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitStatus {
         settings::Settings::Watch(s) => commands::watch::run(s),
         settings::Settings::Schema => commands::schema::run(&mut out),
         settings::Settings::Schedule(s) => commands::schedule::run(s, &mut out),
+        settings::Settings::Completions(shell) => commands::completions::run(*shell, &mut out),
+        settings::Settings::Man => commands::man::run(&mut out),
     };
     let _ = out.flush();
     match result {

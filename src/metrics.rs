@@ -33,6 +33,7 @@ pub struct Metrics {
     drift: Counter,
     api_requests: Family<Labels, Counter>,
     ratelimit_remaining: Gauge,
+    ratelimit_limit: Gauge,
     last_success: Gauge<f64, AtomicU64>,
     revision: Family<Labels, Gauge>,
     current_revision: Mutex<Option<String>>,
@@ -98,6 +99,7 @@ impl Metrics {
         let drift = Counter::default();
         let api_requests = Family::<Labels, Counter>::default();
         let ratelimit_remaining = Gauge::default();
+        let ratelimit_limit = Gauge::default();
         let last_success = Gauge::<f64, AtomicU64>::default();
         let revision = Family::<Labels, Gauge>::default();
         let http_refused = Family::<Labels, Counter>::default();
@@ -133,6 +135,11 @@ impl Metrics {
             ratelimit_remaining.clone(),
         );
         registry.register(
+            "nfcron_api_ratelimit_limit",
+            "x-ratelimit-limit of the last API response (the budget of a window; alert on remaining below a share of it)",
+            ratelimit_limit.clone(),
+        );
+        registry.register(
             "nfcron_last_success_timestamp_seconds",
             "Unix time of the last successful reconcile",
             last_success.clone(),
@@ -160,6 +167,7 @@ impl Metrics {
             drift,
             api_requests,
             ratelimit_remaining,
+            ratelimit_limit,
             last_success,
             revision,
             current_revision: Mutex::new(None),
@@ -208,6 +216,10 @@ impl Metrics {
 
     pub fn ratelimit_remaining(&self, remaining: u64) {
         self.ratelimit_remaining.set(remaining as i64);
+    }
+
+    pub fn ratelimit_limit(&self, limit: u64) {
+        self.ratelimit_limit.set(limit as i64);
     }
 
     /// A run that could not reconcile (the source failed).

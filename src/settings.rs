@@ -15,19 +15,30 @@ pub enum OutputFormat {
     Text,
     Json,
     Markdown,
+    /// GitHub Actions workflow commands, then the text plan.
+    Github,
 }
 
-/// How `validate` prints its diagnostics.
+/// How `import` and `schedule` print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiagnosticsFormat {
     Text,
     Json,
 }
 
+/// How `validate` prints its diagnostics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValidateFormat {
+    Text,
+    Json,
+    /// GitHub Actions workflow commands.
+    Github,
+}
+
 #[derive(Debug)]
 pub struct ValidateSettings {
     pub path: PathBuf,
-    pub output: DiagnosticsFormat,
+    pub output: ValidateFormat,
     pub project: Option<String>,
     pub require_env: bool,
     pub colour: Colour,
@@ -136,6 +147,16 @@ pub enum Settings {
     Watch(WatchSettings),
     Schema,
     Schedule(ScheduleSettings),
+    Completions(Shell),
+    Man,
+}
+
+/// The shell `nfcron completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug)]
@@ -179,8 +200,9 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
         Command::Validate(args) => Settings::Validate(ValidateSettings {
             path: args.path,
             output: match args.output {
-                cli::Output::Text => DiagnosticsFormat::Text,
-                cli::Output::Json => DiagnosticsFormat::Json,
+                cli::ValidateOutput::Text => ValidateFormat::Text,
+                cli::ValidateOutput::Json => ValidateFormat::Json,
+                cli::ValidateOutput::Github => ValidateFormat::Github,
             },
             project: args.project.filter(|p| !p.is_empty()),
             require_env: args.require_env,
@@ -243,6 +265,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
                 cli::PlanOutput::Text => OutputFormat::Text,
                 cli::PlanOutput::Json => OutputFormat::Json,
                 cli::PlanOutput::Markdown => OutputFormat::Markdown,
+                cli::PlanOutput::Github => OutputFormat::Github,
             },
             dry_run: args.dry_run,
             prune: args.apply.prune,
@@ -260,6 +283,12 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
             colour,
         }),
         Command::Schema => Settings::Schema,
+        Command::Completions(args) => Settings::Completions(match args.shell {
+            cli::ShellArg::Bash => Shell::Bash,
+            cli::ShellArg::Zsh => Shell::Zsh,
+            cli::ShellArg::Fish => Shell::Fish,
+        }),
+        Command::Man => Settings::Man,
         Command::Schedule(args) => Settings::Schedule(ScheduleSettings {
             expr: args.expr,
             after: args.after,

@@ -2,7 +2,9 @@
 //! through the pipeline modules, writes its data to the given writer and
 //! returns an exit status.
 
+pub mod completions;
 pub mod import;
+pub mod man;
 pub mod reconcile;
 pub mod schedule;
 pub mod schema;

@@ -78,8 +78,11 @@ fn finish(
     run: reconcile::RunReport,
     out: &mut dyn Write,
 ) -> Result<ExitStatus, Error> {
-    for d in &run.catalog.diagnostics {
-        eprintln!("{}", d.one_line());
+    // With --output github the diagnostics are annotations on stdout.
+    if settings.output != OutputFormat::Github {
+        for d in &run.catalog.diagnostics {
+            eprintln!("{}", d.one_line());
+        }
     }
     let report = Report {
         plan: &run.plan,
@@ -94,6 +97,7 @@ fn finish(
         OutputFormat::Text => render::text(&report, settings.colour),
         OutputFormat::Json => render::json(&report),
         OutputFormat::Markdown => render::markdown(&report),
+        OutputFormat::Github => crate::render::github::plan(&report, &run.catalog.diagnostics),
     };
     out.write_all(text.as_bytes()).map_err(Error::Output)?;
     // A rejected job is an error the user must fix (exit 1), whether it

@@ -3,8 +3,8 @@
 use std::io::Write;
 
 use crate::manifest::{self, LoadOptions};
-use crate::render::diagnostics;
-use crate::settings::{DiagnosticsFormat, ValidateSettings};
+use crate::render::{diagnostics, github};
+use crate::settings::{ValidateFormat, ValidateSettings};
 use crate::source;
 use crate::{Error, ExitStatus};
 
@@ -25,8 +25,9 @@ pub fn run(settings: &ValidateSettings, out: &mut dyn Write) -> Result<ExitStatu
         "validated"
     );
     let report = match settings.output {
-        DiagnosticsFormat::Text => diagnostics::text(&catalog, &files, settings.colour),
-        DiagnosticsFormat::Json => diagnostics::json(&catalog),
+        ValidateFormat::Text => diagnostics::text(&catalog, &files, settings.colour),
+        ValidateFormat::Json => diagnostics::json(&catalog),
+        ValidateFormat::Github => github::diagnostics(&catalog),
     };
     out.write_all(report.as_bytes()).map_err(Error::Output)?;
     Ok(if catalog.has_errors() {

@@ -1,8 +1,10 @@
-//! Everything nfcron prints as data: diagnostics (text and JSON) and the
+//! Everything nfcron prints as data: diagnostics (text, JSON and GitHub
+//! workflow commands), plans, and the
 //! JSON Schema of the manifest format. Renderers take plain data and return
 //! strings; the commands decide where they go.
 
 pub mod diagnostics;
+pub mod github;
 pub mod json_schema;
 pub mod plan;
 pub mod status;

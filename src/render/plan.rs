@@ -93,7 +93,7 @@ fn value(v: &Option<Json>) -> String {
     }
 }
 
-fn address(step: &Step) -> String {
+pub(super) fn address(step: &Step) -> String {
     match &step.key {
         Some(key) => key.to_string(),
         None => step.name.clone().unwrap_or_else(|| "(unknown job)".into()),
