@@ -70,7 +70,7 @@ pub enum GitError {
     #[error("branch `{0}` not found in the remote")]
     NoBranch(String),
     #[error(transparent)]
-    HostKey(super::known_hosts::HostKeyRefused),
+    HostKey(Box<super::known_hosts::HostKeyRefused>),
     #[error("cannot read the known-hosts file {path}")]
     KnownHosts {
         path: PathBuf,
@@ -83,7 +83,7 @@ impl From<git2::Error> for GitError {
     fn from(e: git2::Error) -> Self {
         // libgit2 replaces a refused host key's message with its own.
         if let Some(refused) = super::known_hosts::take_refusal(&e) {
-            return GitError::HostKey(refused);
+            return GitError::HostKey(Box::new(refused));
         }
         GitError::Git(e)
     }

@@ -19,6 +19,10 @@
 //! Every refusal names the host, port, the offered key's type and SHA256
 //! fingerprint (as OpenSSH prints it) and the file.
 
+// A refusal ends the connection once: its size costs nothing, and a
+// boxed error would only make the callers noisier.
+#![allow(clippy::result_large_err)]
+
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
