@@ -154,7 +154,12 @@ fn an_unreachable_repository_is_an_error_not_an_empty_source() {
         &env,
     );
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("git"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("cannot list the branches of `file:///nonexistent/repo`"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(fake.requests(), vec![]);
 }
 

@@ -68,7 +68,15 @@ pub fn diagnostic(d: &Diagnostic) -> String {
         &[
             ("file", d.file.clone()),
             ("line", known(d.pos.line)),
-            ("col", known(d.pos.column)),
+            // A column means nothing without its line.
+            (
+                "col",
+                if d.pos.line == 0 {
+                    String::new()
+                } else {
+                    known(d.pos.column)
+                },
+            ),
             ("title", format!("nfcron {}", d.code)),
         ],
         &d.message,

@@ -102,6 +102,9 @@ pub enum RemoteCause {
     TokenRefused { host: String, user: String },
     #[error("credentials withheld: `{asked}` is not the origin of --git `{configured}` (a redirect to another host?)")]
     Withheld { asked: String, configured: String },
+    /// libgit2 replaces a refused host key's message with its own.
+    #[error(transparent)]
+    HostKey(Box<super::known_hosts::HostKeyRefused>),
 }
 
 /// A `--git` URL nfcron refuses before touching the network.
@@ -410,6 +413,8 @@ impl GitSource {
             RemoteCause::TokenRefused { host, user }
         } else if let Some((asked, configured)) = seen.withheld.clone() {
             RemoteCause::Withheld { asked, configured }
+        } else if let Some(refused) = super::known_hosts::take_refusal(&e) {
+            RemoteCause::HostKey(Box::new(refused))
         } else if is_timeout(&e) {
             RemoteCause::Timeout {
                 host: host_of(&self.url),
