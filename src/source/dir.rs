@@ -247,7 +247,7 @@ fn display(path: &Path) -> String {
     super::display_path(path)
 }
 
-fn io_message(e: &std::io::Error) -> String {
+pub(crate) fn io_message(e: &std::io::Error) -> String {
     // The OS's words without the "(os error N)" suffix.
     let text = e.to_string();
     match text.find(" (os error") {

@@ -172,13 +172,7 @@ fn text_is_encrypted(text: &str) -> bool {
         .is_some_and(|cipher| cipher != b"none")
 }
 
-fn io_message(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
-}
+use super::dir::io_message;
 
 #[cfg(test)]
 mod tests {
