@@ -620,3 +620,75 @@ fn packs_piling_up_are_folded_into_one() {
     assert_eq!(run.json()["source"]["revision"], rev.as_str());
     assert_eq!(run.json()["jobs"].as_array().map(Vec::len), Some(11));
 }
+
+/// HTTPS to a server whose certificate a private CA signed: refused against
+/// the system's trust store, accepted once `SSL_CERT_FILE` names the CA;
+/// a certificate for another name is refused naming the mismatch.
+#[test]
+fn https_with_a_private_ca_is_trusted_through_ssl_cert_file() {
+    let (origin_dir, _repo, rev) = origin();
+    let root = tempfile::tempdir().expect("repos");
+    bare_copy(origin_dir.path(), root.path(), "jobs.git");
+    let pki = tempfile::tempdir().expect("pki");
+    let ca = servers::PrivateCa::new(pki.path());
+    let cert = ca.issue("localhost", "DNS:localhost, IP:127.0.0.1");
+    let Some(server) = Lighttpd::start_tls(root.path(), &[], &cert) else {
+        return;
+    };
+    let url = server.url("jobs.git");
+    let ca_file = ca.cert.to_str().expect("utf-8");
+
+    let untrusted = dry_run(
+        &Workspace::new(),
+        &url,
+        &["--git-path", "jobs.d"],
+        &[("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")],
+    );
+    assert_eq!(untrusted.code, 1, "{}", untrusted.stderr);
+    let port = server.port;
+    assert!(
+        untrusted.stderr.contains(&format!(
+            "caused by: the TLS certificate of localhost:{port} is not trusted"
+        )) && untrusted.stderr.contains("set SSL_CERT_FILE"),
+        "{}",
+        untrusted.stderr
+    );
+
+    let trusted = dry_run(
+        &Workspace::new(),
+        &url,
+        &["--git-path", "jobs.d"],
+        &[("SSL_CERT_FILE", ca_file)],
+    );
+    assert_eq!(trusted.code, 0, "{}", trusted.stderr);
+    let plan = trusted.json();
+    assert_eq!(plan["source"]["revision"], rev.as_str(), "{plan}");
+
+    let other = ca.issue("other", "DNS:git.example.test");
+    let Some(server) = Lighttpd::start_tls(root.path(), &[], &other) else {
+        return;
+    };
+    let mismatched = dry_run(
+        &Workspace::new(),
+        &server.url("jobs.git"),
+        &["--git-path", "jobs.d"],
+        &[("SSL_CERT_FILE", ca_file)],
+    );
+    assert_eq!(mismatched.code, 1, "{}", mismatched.stderr);
+    assert!(
+        mismatched.stderr.contains(&format!(
+            "caused by: the TLS certificate of localhost:{} is not valid for the host name `localhost`",
+            server.port
+        )),
+        "{}",
+        mismatched.stderr
+    );
+    // Said once, in nfcron's words.
+    assert!(
+        !mismatched
+            .stderr
+            .contains("hostname does not match certificate"),
+        "{}",
+        mismatched.stderr
+    );
+}

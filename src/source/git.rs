@@ -105,6 +105,10 @@ pub enum RemoteCause {
     /// libgit2 replaces a refused host key's message with its own.
     #[error(transparent)]
     HostKey(Box<super::known_hosts::HostKeyRefused>),
+    #[error("the TLS certificate of {host} is not trusted: no certificate authority in the trust store signed it, or it has expired (for a private CA, set SSL_CERT_FILE to its PEM certificate)")]
+    CertificateUntrusted { host: String },
+    #[error("the TLS certificate of {host} is not valid for the host name `{name}`: it was issued for other names (use the name the certificate carries in --git)")]
+    CertificateNameMismatch { host: String, name: String },
 }
 
 /// A `--git` URL nfcron refuses before touching the network.
@@ -415,6 +419,23 @@ impl GitSource {
             RemoteCause::Withheld { asked, configured }
         } else if let Some(refused) = super::known_hosts::take_refusal(&e) {
             RemoteCause::HostKey(Box::new(refused))
+        } else if e.class() == git2::ErrorClass::Ssl && e.message().contains("does not match") {
+            // libgit2 (OpenSSL): "hostname does not match certificate".
+            let name = origin(&self.url)
+                .map(|(_, name, _)| name)
+                .unwrap_or_default();
+            RemoteCause::CertificateNameMismatch {
+                host: host_of(&self.url),
+                name,
+            }
+        } else if e.class() == git2::ErrorClass::Ssl
+            && e.message().contains("certificate is invalid")
+        {
+            // libgit2 (OpenSSL): "the SSL certificate is invalid", any
+            // failed chain verification.
+            RemoteCause::CertificateUntrusted {
+                host: host_of(&self.url),
+            }
         } else if is_timeout(&e) {
             RemoteCause::Timeout {
                 host: host_of(&self.url),

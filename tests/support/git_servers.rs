@@ -1,5 +1,6 @@
 //! Real Git servers on 127.0.0.1 for tests: lighttpd running `git
-//! http-backend` (CGI) behind basic auth, a listener that accepts and
+//! http-backend` (CGI) behind basic auth, over plain HTTP or over TLS with
+//! a certificate from a private CA made here, a listener that accepts and
 //! never answers, and a switch that stalls every connection until it is
 //! flipped, then forwards them to a real server.
 #![allow(dead_code)]
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant};
 
 /// Where Debian puts `git http-backend`.
 const HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
+/// lighttpd's TLS module (Debian's lighttpd-mod-openssl).
+const MOD_OPENSSL: &str = "/usr/lib/lighttpd/mod_openssl.so";
 
 /// `lighttpd -D` serving the bare repositories under `root` at
 /// `http://127.0.0.1:PORT/git/<name>`; killed (SIGTERM, so that its
@@ -21,6 +24,13 @@ pub struct Lighttpd {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    tls: bool,
+}
+
+/// lighttpd's TLS: the server certificate and its key, PEM files.
+pub struct ServerCert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Lighttpd {
@@ -28,19 +38,37 @@ impl Lighttpd {
     /// missing outside CI; under `CI=true` that is a failure: `.ci/run`
     /// installs lighttpd.
     pub fn start(root: &Path, users: &[(&str, &str)]) -> Option<Lighttpd> {
+        Lighttpd::start_with(root, users, None)
+    }
+
+    /// The same over TLS with `cert` (`https://localhost:PORT/git/<name>`);
+    /// `None` also when lighttpd's TLS module is missing.
+    pub fn start_tls(root: &Path, users: &[(&str, &str)], cert: &ServerCert) -> Option<Lighttpd> {
+        Lighttpd::start_with(root, users, Some(cert))
+    }
+
+    fn start_with(
+        root: &Path,
+        users: &[(&str, &str)],
+        tls: Option<&ServerCert>,
+    ) -> Option<Lighttpd> {
         let missing = if Command::new("lighttpd").arg("-v").output().is_err() {
             Some("lighttpd")
         } else if !Path::new(HTTP_BACKEND).exists() {
             Some(HTTP_BACKEND)
+        } else if tls.is_some() && !Path::new(MOD_OPENSSL).exists() {
+            Some(MOD_OPENSSL)
         } else {
             None
         };
         if let Some(what) = missing {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
-                "{what} is not installed but CI=true: .ci/run installs lighttpd (and git)"
+                "{what} is not installed but CI=true: .ci/run installs lighttpd, lighttpd-mod-openssl and git"
             );
-            eprintln!("SKIPPED: {what} is not installed (apt-get install lighttpd git)");
+            eprintln!(
+                "SKIPPED: {what} is not installed (apt-get install lighttpd lighttpd-mod-openssl git)"
+            );
             return None;
         }
         let dir = tempfile::tempdir().expect("lighttpd dir");
@@ -62,6 +90,14 @@ impl Lighttpd {
                 users_file.display()
             )
         };
+        let ssl = match tls {
+            None => String::new(),
+            Some(cert) => format!(
+                "server.modules += ( \"mod_openssl\" )\nssl.engine = \"enable\"\nssl.pemfile = \"{}\"\nssl.privkey = \"{}\"\n",
+                cert.cert.display(),
+                cert.key.display()
+            ),
+        };
         let conf = format!(
             r#"server.document-root = "{www}"
 server.bind = "127.0.0.1"
@@ -74,7 +110,7 @@ $HTTP["url"] =~ "^/git" {{
   cgi.assign = ( "" => "" )
   setenv.set-environment = ( "GIT_PROJECT_ROOT" => "{root}", "GIT_HTTP_EXPORT_ALL" => "" )
 }}
-{auth}"#,
+{auth}{ssl}"#,
             www = dir.path().join("www").display(),
             log = dir.path().join("access.log").display(),
             backend = HTTP_BACKEND,
@@ -116,12 +152,18 @@ $HTTP["url"] =~ "^/git" {{
             port,
             dir,
             child: Some(child),
+            tls: tls.is_some(),
         })
     }
 
-    /// `http://127.0.0.1:PORT/git/<name>`
+    /// `http://127.0.0.1:PORT/git/<name>`, or over TLS
+    /// `https://localhost:PORT/git/<name>`.
     pub fn url(&self, name: &str) -> String {
-        format!("http://127.0.0.1:{}/git/{name}", self.port)
+        if self.tls {
+            format!("https://localhost:{}/git/{name}", self.port)
+        } else {
+            format!("http://127.0.0.1:{}/git/{name}", self.port)
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -244,4 +286,101 @@ fn relay(client: TcpStream, upstream: SocketAddr) {
     };
     pipe(client, server);
     pipe(s2, c2);
+}
+
+/// A private certificate authority made with the `openssl` command line
+/// (Debian's `openssl`, which `ca-certificates` depends on) in `dir`.
+pub struct PrivateCa {
+    dir: PathBuf,
+    /// The CA's certificate: what `SSL_CERT_FILE` names to trust it.
+    pub cert: PathBuf,
+    key: PathBuf,
+}
+
+impl PrivateCa {
+    pub fn new(dir: &Path) -> PrivateCa {
+        let cert = dir.join("ca.pem");
+        let key = dir.join("ca.key");
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=nfcron test CA",
+            "-keyout",
+            path_str(&key),
+            "-out",
+            path_str(&cert),
+        ]);
+        PrivateCa {
+            dir: dir.to_path_buf(),
+            cert,
+            key,
+        }
+    }
+
+    /// A server certificate signed by this CA for `names` (subjectAltName
+    /// entries such as `DNS:localhost`, `IP:127.0.0.1`).
+    pub fn issue(&self, file_stem: &str, names: &str) -> ServerCert {
+        let key = self.dir.join(format!("{file_stem}.key"));
+        let csr = self.dir.join(format!("{file_stem}.csr"));
+        let cert = self.dir.join(format!("{file_stem}.pem"));
+        let ext = self.dir.join(format!("{file_stem}.ext"));
+        std::fs::write(&ext, format!("subjectAltName = {names}\n")).expect("extensions file");
+        openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=nfcron test server",
+            "-keyout",
+            path_str(&key),
+            "-out",
+            path_str(&csr),
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            path_str(&csr),
+            "-CA",
+            path_str(&self.cert),
+            "-CAkey",
+            path_str(&self.key),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            path_str(&ext),
+            "-out",
+            path_str(&cert),
+        ]);
+        ServerCert { cert, key }
+    }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 temp path")
+}
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("run openssl (Debian's openssl package)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
