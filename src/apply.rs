@@ -4,16 +4,16 @@
 //! Each job's result is its own: a 400 on one job is reported and the others
 //! still apply. The state file is rewritten (atomically) after each
 //! successful write, never before and never on failure, so it is always
-//! true of what the API has. A job counts as applied only once a state file
-//! holding it is on disk; writes that finish while a save is under way are
-//! saved together in the next one (group commit).
+//! true of what the API has. A job counts as applied only once the store
+//! (`store::Store::commit`) has made its record durable; writes that finish
+//! while a commit is under way are committed together in the next one
+//! (group commit).
 //!
 //! A state file that cannot be written (a read-only directory, a full disk)
 //! stops the run at the first failed save: a PUT whose record cannot be
 //! kept would be sent again by every later run, and deleted jobs would come
 //! back as creates. Jobs not started by then are `NotAttempted`.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,28 +21,34 @@ use std::time::Duration;
 use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::api::{ApiError, Client};
+use crate::api::ApiError;
 use crate::plan::{Action, Desired, Plan};
-use crate::state::{self, Rejection, State, StateError};
+use crate::remote::Api;
+use crate::state::{Rejection, StateError};
+use crate::store::{Change, Store};
 
-/// The state being applied to, with a version per change, and the version
-/// last written to disk.
+/// Changes made since the last commit, with a version per change, and the
+/// version last made durable (group commit: writes that finish while a
+/// commit is under way go together in the next one).
 struct Journal {
-    state: Arc<Mutex<(State, u64)>>,
+    store: Arc<dyn Store>,
+    pending: Mutex<(Vec<Change>, u64)>,
     saved: AsyncMutex<u64>,
-    /// A save failed: no further write is started.
+    /// Every change made durable, in commit order.
+    durable: Mutex<Vec<Change>>,
+    /// A commit failed: no further write is started.
     broken: AtomicBool,
 }
 
 impl Journal {
-    /// Applies `change` in memory, then returns once a file that holds it
-    /// is on disk (written by this call or by a concurrent one). The file
-    /// is serialised, written and fsynced on the blocking pool: a slow disk
-    /// holds this job, never the runtime.
-    async fn commit(&self, path: &Path, change: impl FnOnce(&mut State)) -> Result<(), StateError> {
+    /// Queues `change`, then returns once a commit that holds it has
+    /// returned (made by this call or by a concurrent one). The store is
+    /// called on the blocking pool: a slow disk holds this job, never the
+    /// runtime.
+    async fn commit(&self, change: Change) -> Result<(), StateError> {
         let version = {
-            let mut guard = self.state.lock().expect("state lock");
-            change(&mut guard.0);
+            let mut guard = self.pending.lock().expect("journal lock");
+            guard.0.push(change);
             guard.1 += 1;
             guard.1
         };
@@ -50,22 +56,29 @@ impl Journal {
         if *saved >= version {
             return Ok(());
         }
-        let (shared, path) = (self.state.clone(), path.to_path_buf());
-        let written = tokio::task::spawn_blocking(move || {
-            let (bytes, latest) = {
-                let guard = shared.lock().expect("state lock");
-                (guard.0.to_bytes(), guard.1)
-            };
-            state::write_atomic(&path, &bytes).map(|()| latest)
+        let (batch, latest) = {
+            let mut guard = self.pending.lock().expect("journal lock");
+            (std::mem::take(&mut guard.0), guard.1)
+        };
+        let store = self.store.clone();
+        let (written, batch) = tokio::task::spawn_blocking(move || {
+            let written = store.commit(&batch);
+            (written, batch)
         })
         .await
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
         match written {
-            Ok(latest) => {
+            Ok(()) => {
                 *saved = latest;
+                self.durable.lock().expect("journal lock").extend(batch);
                 Ok(())
             }
             Err(e) => {
+                // Not durable: kept for the next commit, so a waiter whose
+                // change was in this batch never counts it as recorded.
+                let mut guard = self.pending.lock().expect("journal lock");
+                let newer = std::mem::replace(&mut guard.0, batch);
+                guard.0.extend(newer);
                 self.broken.store(true, Ordering::SeqCst);
                 Err(e)
             }
@@ -145,25 +158,30 @@ pub enum Outcome {
     NotAttempted,
 }
 
-pub struct Applier<'a> {
-    pub client: &'a Client,
-    pub state_path: &'a Path,
+pub struct Applier<'a, A: Api> {
+    pub client: &'a A,
+    pub store: Arc<dyn Store>,
     pub concurrency: usize,
     /// The source revision to record with each job.
     pub revision: Option<&'a str>,
 }
 
-impl Applier<'_> {
-    /// Applies `plan`; returns one outcome per step and updates `state`.
+impl<A: Api> Applier<'_, A> {
+    /// Applies `plan`; returns one outcome per step and every change the
+    /// store made durable, in order. `unsaved` (changes the run made
+    /// before applying, such as rejections it forgot) go with the first
+    /// commit.
     pub async fn apply(
         &self,
         plan: &Plan,
         desired: &[Desired],
-        state: State,
-    ) -> (Vec<Outcome>, State) {
+        unsaved: Vec<Change>,
+    ) -> (Vec<Outcome>, Vec<Change>) {
         let journal = Arc::new(Journal {
-            state: Arc::new(Mutex::new((state, 0))),
+            store: self.store.clone(),
+            pending: Mutex::new((unsaved, 0)),
             saved: AsyncMutex::new(0),
+            durable: Mutex::new(Vec::new()),
             broken: AtomicBool::new(false),
         });
         let mut outcomes = vec![Outcome::Skipped; plan.steps.len()];
@@ -191,7 +209,6 @@ impl Applier<'_> {
                 let job = step.write().map(|w| desired[w.desired].clone());
                 let client = self.client.clone();
                 let journal = journal.clone();
-                let state_path = self.state_path.to_path_buf();
                 let revision = self.revision.map(str::to_string);
                 let action = step.action();
                 let rate_limited = rate_limited.clone();
@@ -215,7 +232,7 @@ impl Applier<'_> {
                     let started = std::time::Instant::now();
                     let sent = match (&job, action) {
                         (Some(job), Action::Create | Action::Update) => {
-                            client.put_cron_job(&key, &job.spec).await.map(|_| ())
+                            client.put_cron_job(&key, &job.spec).await
                         }
                         _ => client.delete_job(&key).await,
                     };
@@ -226,22 +243,14 @@ impl Applier<'_> {
                     let outcome = match sent {
                         Ok(()) => {
                             let now = now_rfc3339();
-                            let committed = journal
-                                .commit(&state_path, |state| {
-                                    state.rejected.remove(&key);
-                                    match &job {
-                                        Some(job) => {
-                                            state.jobs.insert(
-                                                key.clone(),
-                                                job.record(&now, revision.as_deref()),
-                                            );
-                                        }
-                                        None => {
-                                            state.jobs.remove(&key);
-                                        }
-                                    }
-                                })
-                                .await;
+                            let change = match &job {
+                                Some(job) => Change::Applied(
+                                    key.clone(),
+                                    job.record(&now, revision.as_deref()),
+                                ),
+                                None => Change::Deleted(key.clone()),
+                            };
+                            let committed = journal.commit(change).await;
                             match committed {
                                 Ok(()) => Outcome::Applied,
                                 Err(e) => Outcome::Failed(Failure::NotRecorded(Arc::new(e))),
@@ -260,9 +269,7 @@ impl Applier<'_> {
                             // again; if that save fails the next run sends
                             // it once more, which is all it costs.
                             let _ = journal
-                                .commit(&state_path, |state| {
-                                    state.rejected.insert(key.clone(), rejection);
-                                })
+                                .commit(Change::Rejected(key.clone(), rejection))
                                 .await;
                             Outcome::Rejected(failure)
                         }
@@ -308,16 +315,12 @@ impl Applier<'_> {
         if not_attempted > 0 {
             tracing::error!(
                 not_attempted,
-                state = %self.state_path.display(),
+                state = %self.store.location(),
                 "the state file cannot be written: stopped; jobs not attempted are left for a run that can record them"
             );
         }
-        let state = match Arc::try_unwrap(journal).map(|j| Arc::try_unwrap(j.state)) {
-            Ok(Ok(state)) => state.into_inner().expect("state lock").0,
-            Ok(Err(shared)) => shared.lock().expect("state lock").0.clone(),
-            Err(journal) => journal.state.lock().expect("state lock").0.clone(),
-        };
-        (outcomes, state)
+        let durable = std::mem::take(&mut *journal.durable.lock().expect("journal lock"));
+        (outcomes, durable)
     }
 }
 

@@ -48,6 +48,9 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page (roff): `nfcron man | man -l -`.
     Man,
+    /// List, move or unlock the last-applied state.
+    #[command(subcommand)]
+    State(StateCommand),
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +65,80 @@ pub enum ShellArg {
     Bash,
     Zsh,
     Fish,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// The recorded jobs (applied time, revision) and the specs the API
+    /// refused.
+    List(StateListArgs),
+    /// Copy records, rejections and the key (so fingerprints stay) from one
+    /// state to another that holds none.
+    Migrate(StateMigrateArgs),
+    /// Remove a state file's lock whose holder is gone.
+    Unlock(StateUnlockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StateAt {
+    /// The last-applied state: a file, or a PostgreSQL URL.
+    #[arg(
+        long,
+        env = "NFCRON_STATE",
+        hide_env_values = true,
+        value_name = "PATH|URL",
+        default_value = ".nfcron/state.json"
+    )]
+    pub state: PathBuf,
+
+    /// With a `postgres://` state: the namespace.
+    #[arg(
+        long,
+        env = "NFCRON_STATE_NAMESPACE",
+        value_name = "NAME",
+        default_value = "default"
+    )]
+    pub state_namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StateListArgs {
+    #[command(flatten)]
+    pub at: StateAt,
+
+    /// text, or json.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct StateMigrateArgs {
+    /// The state to copy: a file, or a PostgreSQL URL.
+    #[arg(long, value_name = "PATH|URL")]
+    pub from: PathBuf,
+
+    /// Where to copy it: a file, or a PostgreSQL URL; must hold no state.
+    #[arg(long, value_name = "PATH|URL")]
+    pub to: PathBuf,
+
+    /// The namespace, for a `postgres://` side.
+    #[arg(
+        long,
+        env = "NFCRON_STATE_NAMESPACE",
+        value_name = "NAME",
+        default_value = "default"
+    )]
+    pub state_namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StateUnlockArgs {
+    #[command(flatten)]
+    pub at: StateAt,
+
+    /// Required: removing a lock is for when its holder is gone.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -155,15 +232,26 @@ pub struct ApplyArgs {
     )]
     pub project: Option<String>,
 
-    /// The last-applied state file.
+    /// The last-applied state: a file, or a PostgreSQL URL
+    /// (postgres://user@host/db?sslmode=verify-full).
     #[arg(
         long,
         env = "NFCRON_STATE",
         hide_env_values = true,
-        value_name = "PATH",
+        value_name = "PATH|URL",
         default_value = ".nfcron/state.json"
     )]
     pub state: PathBuf,
+
+    /// With a `postgres://` --state: which namespace of the database holds
+    /// this repository's (or environment's) state.
+    #[arg(
+        long,
+        env = "NFCRON_STATE_NAMESPACE",
+        value_name = "NAME",
+        default_value = "default"
+    )]
+    pub state_namespace: String,
 
     /// Jobs applied at once.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -277,15 +365,26 @@ pub struct ImportArgs {
     #[arg(long = "job", value_name = "ID")]
     pub jobs: Vec<String>,
 
-    /// The last-applied state file to record the imported jobs in.
+    /// The last-applied state to record the imported jobs in: a file, or
+    /// a PostgreSQL URL.
     #[arg(
         long,
         env = "NFCRON_STATE",
         hide_env_values = true,
-        value_name = "PATH",
+        value_name = "PATH|URL",
         default_value = ".nfcron/state.json"
     )]
     pub state: PathBuf,
+
+    /// With a `postgres://` --state: which namespace of the database holds
+    /// this repository's (or environment's) state.
+    #[arg(
+        long,
+        env = "NFCRON_STATE_NAMESPACE",
+        value_name = "NAME",
+        default_value = "default"
+    )]
+    pub state_namespace: String,
 
     /// Overwrite manifest files that exist.
     #[arg(long)]

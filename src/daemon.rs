@@ -379,6 +379,7 @@ impl Daemon<'_> {
             fetched: git_source,
             default_project: settings.project.clone(),
             state_path: settings.state_path.clone(),
+            state_namespace: settings.state_namespace.clone(),
             concurrency: settings.concurrency,
             sensitive: settings.sensitive.clone(),
             revision,

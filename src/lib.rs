@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
+pub mod remote;
 pub mod render;
 pub mod secret;
 pub mod server;
@@ -23,6 +24,7 @@ pub mod settings;
 pub mod source;
 pub mod state;
 pub mod status;
+pub mod store;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -112,6 +114,7 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitStatus {
         settings::Settings::Schedule(s) => commands::schedule::run(s, &mut out),
         settings::Settings::Completions(shell) => commands::completions::run(*shell, &mut out),
         settings::Settings::Man => commands::man::run(&mut out),
+        settings::Settings::State(s) => commands::state::run(s, &mut out),
     };
     let _ = out.flush();
     match result {

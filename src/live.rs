@@ -13,9 +13,10 @@
 
 use serde_json::{json, Map, Value as Json};
 
-use crate::api::{ApiError, Client};
+use crate::api::ApiError;
 use crate::manifest::JobKey;
 use crate::plan;
+use crate::remote::Api;
 use crate::secret::{self, Keyed};
 
 /// Spec paths no GET returns (API_NOTES.md). Prefix match.
@@ -104,7 +105,7 @@ pub struct Raw {
 }
 
 /// Reads a job and the parts asked for; `None` when the job is gone (404).
-pub async fn read(client: &Client, key: &JobKey, parts: Parts) -> Result<Option<Raw>, ApiError> {
+pub async fn read(client: &impl Api, key: &JobKey, parts: Parts) -> Result<Option<Raw>, ApiError> {
     let Some(job) = client.get_job(key).await? else {
         return Ok(None);
     };

@@ -14,10 +14,12 @@ use crate::apply::{Applier, Outcome};
 use crate::live::{self, Parts};
 use crate::manifest::{self, cron, Catalog, JobKey, LoadOptions};
 use crate::plan::{self, Action, Change, Desired, Drift, DriftMode, Invalid, Plan, PruneBlock};
+use crate::remote::Api;
 use crate::render::plan::Baseline;
 use crate::secret::{self, Keyed};
 use crate::source::SourceFile;
-use crate::state::{self, State, StateError, StateLock};
+use crate::state::{State, StateError};
+use crate::store::{self, memory::MemoryStore, Held, Store};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -25,6 +27,8 @@ pub struct Options {
     pub plan: plan::Options,
     pub default_project: Option<String>,
     pub state_path: PathBuf,
+    /// `--state-namespace` (a database store's).
+    pub state_namespace: String,
     pub concurrency: usize,
     /// Extra spec paths to treat as secrets.
     pub sensitive: Vec<String>,
@@ -102,7 +106,7 @@ impl Reads {
 /// manifests, the state and the key, and the manifests prepared for
 /// sending (digests, secret fingerprints).
 struct Loaded {
-    lock: Option<StateLock>,
+    lock: Option<Held>,
     catalog: Catalog,
     recorded: Option<State>,
     keyed: Keyed,
@@ -113,12 +117,16 @@ struct Loaded {
 /// Takes the lock (an applying run), parses the manifests, and reads state
 /// and key: file I/O, fsyncs and parsing, run on the blocking pool by
 /// [`reconcile`].
-fn load(files: &[SourceFile], options: &Options) -> Result<Loaded, ReconcileError> {
+fn load(
+    files: &[SourceFile],
+    options: &Options,
+    store: &dyn Store,
+) -> Result<Loaded, ReconcileError> {
     // An applying run holds the lock from before it reads the state until
     // after its last write.
     let lock = match options.dry_run {
         true => None,
-        false => Some(StateLock::acquire(&options.state_path)?),
+        false => Some(store.lock()?),
     };
     let lookup = |name: &str| std::env::var(name).ok();
     let catalog = manifest::load(
@@ -129,8 +137,8 @@ fn load(files: &[SourceFile], options: &Options) -> Result<Loaded, ReconcileErro
             lookup: &lookup,
         },
     );
-    let recorded = State::load(&options.state_path)?;
-    let keyed = state::load_key(&options.state_path, !options.dry_run)?;
+    let recorded = store.load()?;
+    let keyed = store.key(!options.dry_run)?;
     let (desired, invalid) = prepare(&catalog, &keyed, &options.sensitive);
     Ok(Loaded {
         lock,
@@ -150,13 +158,26 @@ pub async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 's
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
 }
 
-/// Plans `files` against the state and, unless `dry_run`, applies the plan
-/// through `client`. Disk work (lock, manifests, state, key, saves) runs
-/// on the blocking pool.
+/// Plans `files` against the state `options.state_path` names and, unless
+/// `dry_run`, applies the plan through `client`.
 pub async fn reconcile(
     files: Arc<[SourceFile]>,
     options: &Options,
     client: Option<&Client>,
+) -> Result<RunReport, ReconcileError> {
+    let store = store::open(&options.state_path, &options.state_namespace)?;
+    reconcile_in(store, files, options, client).await
+}
+
+/// Plans `files` against the state in `store` and, unless `dry_run`,
+/// applies the plan through `client`, committing each write to `store`.
+/// Disk work (lock, manifests, state, key, commits) runs on the blocking
+/// pool.
+pub async fn reconcile_in<A: Api>(
+    store: Arc<dyn Store>,
+    files: Arc<[SourceFile]>,
+    options: &Options,
+    client: Option<&A>,
 ) -> Result<RunReport, ReconcileError> {
     if !options.dry_run && client.is_none() {
         return Err(ReconcileError::NoToken);
@@ -169,8 +190,8 @@ pub async fn reconcile(
         desired,
         invalid,
     } = {
-        let (files, options) = (files.clone(), options.clone());
-        off_runtime(move || load(&files, &options)).await?
+        let (files, options, store) = (files.clone(), options.clone(), store.clone());
+        off_runtime(move || load(&files, &options, store.as_ref())).await?
     };
     let baseline = if recorded.is_some() {
         Baseline::State
@@ -179,24 +200,41 @@ pub async fn reconcile(
     };
     if recorded.is_none() {
         tracing::warn!(
-            state = %options.state_path.display(),
+            state = %store.location(),
             "no state file: planning against an empty baseline (every job shows as create)"
         );
     }
     let mut recorded = recorded.unwrap_or_default();
+    // Rejections dropped here are committed with the run's first commit.
+    let mut forget: Vec<store::Change> = Vec::new();
     if options.retry_rejected {
         // Planned as what they are (creates, updates); each is recorded
         // again (applied or rejected) when it is sent.
+        forget.extend(
+            recorded
+                .rejected
+                .keys()
+                .cloned()
+                .map(store::Change::Forgotten),
+        );
         recorded.rejected.clear();
     }
     let now = jiff::Timestamp::now();
     // The rejections of jobs no valid manifest names are forgotten: there
     // is nothing left to hold back.
-    let rejections = recorded.rejected.len();
     let named: BTreeSet<&JobKey> = desired.iter().map(|d| &d.key).collect();
-    recorded.rejected.retain(|k, _| named.contains(k));
-    let forgotten = recorded.rejected.len() != rejections;
-    let before = client.map_or(0, Client::requests_sent);
+    let unnamed: Vec<JobKey> = recorded
+        .rejected
+        .keys()
+        .filter(|k| !named.contains(k))
+        .cloned()
+        .collect();
+    let forgotten = !unnamed.is_empty();
+    for key in unnamed {
+        recorded.rejected.remove(&key);
+        forget.push(store::Change::Forgotten(key));
+    }
+    let before = client.map_or(0, A::requests_sent);
     let mut reads = Reads {
         left: options.max_reads,
     };
@@ -274,7 +312,7 @@ pub async fn reconcile(
         (false, Some(client)) => {
             let applier = Applier {
                 client,
-                state_path: &options.state_path,
+                store: store.clone(),
                 concurrency: options.concurrency,
                 revision: options.revision.as_deref(),
             };
@@ -289,16 +327,25 @@ pub async fn reconcile(
                 .unwrap_or(now)
                 .to_string();
             let save = !matching.is_empty() || forgotten;
-            for d in matching {
-                recorded
-                    .jobs
-                    .insert(d.key.clone(), d.record(&at, options.revision.as_deref()));
-            }
+            let mut changes = forget;
+            changes.extend(matching.into_iter().map(|d| {
+                store::Change::Applied(d.key.clone(), d.record(&at, options.revision.as_deref()))
+            }));
+            let mut state = recorded;
             if save {
-                let path = options.state_path.clone();
-                recorded = off_runtime(move || recorded.save(&path).map(|()| recorded)).await?;
+                let store = store.clone();
+                let committed =
+                    off_runtime(move || store.commit(&changes).map(|()| changes)).await?;
+                for change in &committed {
+                    change.apply_to(&mut state);
+                }
+                changes = Vec::new();
             }
-            applier.apply(&plan, &desired, recorded).await
+            let (outcomes, durable) = applier.apply(&plan, &desired, changes).await;
+            for change in &durable {
+                change.apply_to(&mut state);
+            }
+            (outcomes, state)
         }
         _ => (planned(&plan), recorded),
     };
@@ -308,7 +355,7 @@ pub async fn reconcile(
         }
     }
     Ok(RunReport {
-        api_requests: client.map_or(0, Client::requests_sent) - before,
+        api_requests: client.map_or(0, A::requests_sent) - before,
         catalog,
         plan,
         outcomes,
@@ -321,22 +368,23 @@ pub async fn reconcile(
 }
 
 /// `--base REF`: the manifests at HEAD planned against those at REF, as if
-/// REF's had been applied. Offline and pure but for the throwaway key.
-pub fn plan_base(head: &[SourceFile], base: &[SourceFile], options: &Options) -> RunReport {
+/// REF's had been applied: the same path as a dry-run, on a store in memory
+/// holding REF's jobs. Offline: no client, no state, a throwaway key.
+pub async fn plan_base(
+    head: Arc<[SourceFile]>,
+    base: &[SourceFile],
+    options: &Options,
+) -> Result<RunReport, ReconcileError> {
     let lookup = |name: &str| std::env::var(name).ok();
-    let load = |files: &[SourceFile]| {
-        manifest::load(
-            files,
-            &LoadOptions {
-                default_project: options.default_project.as_deref(),
-                require_env: false,
-                lookup: &lookup,
-            },
-        )
-    };
-    let (head_catalog, base_catalog) = (load(head), load(base));
+    let base_catalog = manifest::load(
+        base,
+        &LoadOptions {
+            default_project: options.default_project.as_deref(),
+            require_env: false,
+            lookup: &lookup,
+        },
+    );
     let keyed = Keyed::generate().unwrap_or_else(|_| Keyed::new([0; crate::secret::KEY_LEN]));
-    let now = jiff::Timestamp::now();
     let (base_desired, _) = prepare(&base_catalog, &keyed, &options.sensitive);
     let recorded = State {
         jobs: base_desired
@@ -345,41 +393,21 @@ pub fn plan_base(head: &[SourceFile], base: &[SourceFile], options: &Options) ->
             .collect(),
         ..State::default()
     };
-    let (desired, invalid) = prepare(&head_catalog, &keyed, &options.sensitive);
-    let mut problems = file_problems(&head_catalog);
-    problems.extend(emptied_files(head, &head_catalog, &recorded));
+    let store = Arc::new(MemoryStore::new(Some(recorded), keyed));
     // What the change deletes is shown as deleted: the plan is of the change.
-    let plan_options = plan::Options {
-        prune: true,
-        ..options.plan
-    };
-    let mut plan = plan::plan(
-        plan::Inputs {
-            desired: &desired,
-            invalid: &invalid,
-            recorded: &recorded,
-            problems: &problems,
-            live: &BTreeMap::new(),
-            unverified: &BTreeSet::new(),
+    let options = Options {
+        dry_run: true,
+        plan: plan::Options {
+            prune: true,
+            ..options.plan
         },
-        plan_options,
-    );
-    for warning in &plan.warnings {
-        tracing::warn!("{warning}");
-    }
-    fill_next_runs(&mut plan, &desired, now);
-    let outcomes = planned(&plan);
-    RunReport {
-        catalog: head_catalog,
-        plan,
-        outcomes,
-        baseline: Baseline::Base,
-        api_requests: 0,
-        unmanaged: 0,
-        revision: options.revision.clone(),
-        refreshed: 0,
-        state: recorded,
-    }
+        refresh: false,
+        retry_rejected: false,
+        ..options.clone()
+    };
+    let mut run = reconcile_in::<Client>(store, head, &options, None).await?;
+    run.baseline = Baseline::Base;
+    Ok(run)
 }
 
 /// Every file with an error diagnostic (or an `io`, `yaml` or
@@ -440,7 +468,7 @@ struct Adoption {
 /// serves every job in it), reads the jobs found, and compares them with
 /// their manifests on the fields the manifests set.
 async fn adopt(
-    client: &Client,
+    client: &impl Api,
     desired: &[Desired],
     recorded: &State,
     keyed: &Keyed,
@@ -561,7 +589,7 @@ async fn adopt(
 /// Reads the unchanged managed jobs of `plan` and compares each with what
 /// was last applied. Jobs past the read budget are `Drift::Unknown`.
 async fn refresh(
-    client: &Client,
+    client: &impl Api,
     plan: &Plan,
     recorded: &State,
     keyed: &Keyed,
@@ -716,6 +744,7 @@ mod tests {
     use super::*;
     use crate::manifest::diagnostic::{Code, Diagnostic, Severity};
     use crate::manifest::yaml::Span;
+    use crate::store::Store;
 
     fn diagnostic(file: &str, code: Code, severity: Severity) -> Diagnostic {
         Diagnostic {
@@ -723,6 +752,342 @@ mod tests {
             severity,
             ..Diagnostic::error(code, Span::file_start(), "", "m")
         }
+    }
+
+    /// The API in memory: jobs by key, every call logged, some ids refused
+    /// with a 422. No HTTP.
+    #[derive(Clone, Default)]
+    struct FakeApi {
+        inner: Arc<std::sync::Mutex<FakeInner>>,
+    }
+
+    #[derive(Default)]
+    struct FakeInner {
+        jobs: BTreeMap<JobKey, Json>,
+        calls: Vec<String>,
+        refuse: BTreeSet<String>,
+    }
+
+    impl FakeApi {
+        fn calls(&self) -> Vec<String> {
+            self.inner.lock().expect("fake").calls.clone()
+        }
+
+        fn log(&self, call: String) {
+            self.inner.lock().expect("fake").calls.push(call);
+        }
+    }
+
+    impl Api for FakeApi {
+        fn requests_sent(&self) -> u64 {
+            self.inner.lock().expect("fake").calls.len() as u64
+        }
+
+        async fn put_cron_job(
+            &self,
+            key: &JobKey,
+            spec: &Json,
+        ) -> Result<(), crate::api::ApiError> {
+            self.log(format!("PUT {}", key.id));
+            let mut inner = self.inner.lock().expect("fake");
+            if inner.refuse.contains(&key.id) {
+                return Err(crate::api::ApiError::Status {
+                    call: Box::new(crate::api::Call {
+                        method: "PUT",
+                        path: format!("/v1/projects/{}/jobs/cron", key.project),
+                        job: Some(key.id.clone()),
+                    }),
+                    status: 422,
+                    message: "refused".into(),
+                    id: None,
+                    details: None,
+                    retry_after: None,
+                });
+            }
+            inner.jobs.insert(key.clone(), spec.clone());
+            Ok(())
+        }
+
+        async fn get_job(&self, key: &JobKey) -> Result<Option<Json>, crate::api::ApiError> {
+            self.log(format!("GET {}", key.id));
+            Ok(self.inner.lock().expect("fake").jobs.get(key).cloned())
+        }
+
+        async fn get_job_part(
+            &self,
+            key: &JobKey,
+            what: &str,
+        ) -> Result<Option<Json>, crate::api::ApiError> {
+            self.log(format!("GET {}/{what}", key.id));
+            Ok(None)
+        }
+
+        async fn delete_job(&self, key: &JobKey) -> Result<(), crate::api::ApiError> {
+            self.log(format!("DELETE {}", key.id));
+            self.inner.lock().expect("fake").jobs.remove(key);
+            Ok(())
+        }
+
+        async fn list_jobs(
+            &self,
+            _team: Option<&str>,
+            project: &str,
+        ) -> Result<Vec<Json>, crate::api::ApiError> {
+            self.log(format!("LIST {project}"));
+            let inner = self.inner.lock().expect("fake");
+            Ok(inner
+                .jobs
+                .keys()
+                .filter(|k| k.project == project)
+                .map(|k| serde_json::json!({"id": k.id, "jobType": "cron"}))
+                .collect())
+        }
+    }
+
+    fn manifests(names: &[&str]) -> Arc<[SourceFile]> {
+        let docs: Vec<String> = names
+            .iter()
+            .map(|n| format!("kind: CronJob\nproject: acme\nspec:\n  name: {n}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"5 3 * * *\"\n  concurrencyPolicy: forbid\n"))
+            .collect();
+        vec![SourceFile {
+            path: "jobs.d/a.yaml".into(),
+            content: Ok(docs.join("---\n")),
+        }]
+        .into()
+    }
+
+    fn options(dry_run: bool) -> Options {
+        Options {
+            dry_run,
+            plan: plan::Options {
+                prune: false,
+                allow_empty: false,
+                max_deletions: 10,
+            },
+            default_project: None,
+            state_path: PathBuf::from("unused"),
+            state_namespace: store::DEFAULT_NAMESPACE.into(),
+            concurrency: 1,
+            sensitive: Vec::new(),
+            revision: None,
+            refresh: false,
+            drift: DriftMode::Off,
+            max_reads: DEFAULT_MAX_READS,
+            refresh_from: 0,
+            fetched: false,
+            retry_rejected: false,
+        }
+    }
+
+    fn store() -> Arc<MemoryStore> {
+        Arc::new(MemoryStore::new(
+            None,
+            Keyed::new([7; crate::secret::KEY_LEN]),
+        ))
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    fn actions(run: &RunReport) -> Vec<Action> {
+        run.plan.steps.iter().map(|s| s.action()).collect()
+    }
+
+    #[test]
+    fn a_first_apply_commits_each_put_and_the_next_run_sends_nothing() {
+        let (api, store, files) = (
+            FakeApi::default(),
+            store(),
+            manifests(&["job-a", "job-b", "job-c"]),
+        );
+        let rt = runtime();
+        let run = rt
+            .block_on(reconcile_in(
+                store.clone(),
+                files.clone(),
+                &options(false),
+                Some(&api),
+            ))
+            .expect("first run");
+        assert_eq!(run.outcomes, vec![Outcome::Applied; 3]);
+        assert_eq!(
+            api.calls(),
+            ["LIST acme", "PUT job-a", "PUT job-b", "PUT job-c"]
+        );
+        assert_eq!(run.api_requests, 4);
+        // One commit per PUT (sequential: nothing to group), one record each.
+        let commits = store.commits();
+        assert_eq!(commits.len(), 3);
+        assert!(commits
+            .iter()
+            .all(|c| matches!(c.as_slice(), [store::Change::Applied(..)])));
+        assert_eq!(store.state().expect("state").jobs.len(), 3);
+        assert!(!store.is_locked(), "the lock is released at the end");
+
+        let again = rt
+            .block_on(reconcile_in(
+                store.clone(),
+                files,
+                &options(false),
+                Some(&api),
+            ))
+            .expect("second run");
+        assert_eq!(actions(&again), vec![Action::Unchanged; 3]);
+        assert_eq!(again.api_requests, 0);
+        assert_eq!(api.calls().len(), 4);
+        assert_eq!(store.commits().len(), 3, "a no-op commits nothing");
+    }
+
+    #[test]
+    fn an_applying_run_fails_fast_on_a_held_lock_and_a_dry_run_does_not_wait() {
+        let (api, store, files) = (FakeApi::default(), store(), manifests(&["job-a"]));
+        let rt = runtime();
+        let held = store.lock().expect("lock");
+        let refused = rt.block_on(reconcile_in(
+            store.clone(),
+            files.clone(),
+            &options(false),
+            Some(&api),
+        ));
+        assert!(
+            matches!(
+                refused,
+                Err(ReconcileError::State(StateError::Locked { .. }))
+            ),
+            "{refused:?}"
+        );
+        assert!(api.calls().is_empty(), "nothing is sent without the lock");
+        let dry = rt
+            .block_on(reconcile_in(
+                store.clone(),
+                files,
+                &options(true),
+                None::<&FakeApi>,
+            ))
+            .expect("a dry-run takes no lock");
+        assert_eq!(actions(&dry), [Action::Create]);
+        assert_eq!(dry.outcomes, [Outcome::Planned]);
+        assert!(store.commits().is_empty() && store.state().is_none());
+        drop(held);
+    }
+
+    #[test]
+    fn a_permanent_refusal_is_committed_and_that_spec_is_not_sent_again() {
+        let (api, store, files) = (
+            FakeApi::default(),
+            store(),
+            manifests(&["job-a", "job-bad"]),
+        );
+        api.inner
+            .lock()
+            .expect("fake")
+            .refuse
+            .insert("job-bad".into());
+        let rt = runtime();
+        let run = rt
+            .block_on(reconcile_in(
+                store.clone(),
+                files.clone(),
+                &options(false),
+                Some(&api),
+            ))
+            .expect("run");
+        assert!(
+            matches!(run.outcomes[1], Outcome::Rejected(_)),
+            "{:?}",
+            run.outcomes
+        );
+        let state = store.state().expect("state");
+        assert_eq!(state.rejected.len(), 1);
+        assert_eq!(state.rejected.values().next().expect("one").status, 422);
+        let sent = api.calls().len();
+        let again = rt
+            .block_on(reconcile_in(
+                store.clone(),
+                files.clone(),
+                &options(false),
+                Some(&api),
+            ))
+            .expect("run");
+        assert_eq!(actions(&again), [Action::Unchanged, Action::Rejected]);
+        assert_eq!(
+            api.calls().len(),
+            sent,
+            "no list, no PUT for a refused spec"
+        );
+
+        // The manifest gone: its rejection is forgotten, in the store too.
+        let rt2 = rt
+            .block_on(reconcile_in(
+                store.clone(),
+                manifests(&["job-a"]),
+                &options(false),
+                Some(&api),
+            ))
+            .expect("run");
+        assert_eq!(actions(&rt2), [Action::Unchanged]);
+        assert!(store.state().expect("state").rejected.is_empty());
+    }
+
+    #[test]
+    fn a_commit_that_fails_stops_the_run_and_the_next_run_adopts_the_write() {
+        let (api, store, files) = (
+            FakeApi::default(),
+            store(),
+            manifests(&["job-a", "job-b", "job-c"]),
+        );
+        store.fail_commits(1);
+        let rt = runtime();
+        let run = rt
+            .block_on(reconcile_in(
+                store.clone(),
+                files.clone(),
+                &options(false),
+                Some(&api),
+            ))
+            .expect("run");
+        assert!(
+            matches!(
+                run.outcomes[0],
+                Outcome::Failed(crate::apply::Failure::NotRecorded(_))
+            ),
+            "{:?}",
+            run.outcomes
+        );
+        assert_eq!(
+            run.outcomes[1..],
+            [Outcome::NotAttempted, Outcome::NotAttempted]
+        );
+        assert_eq!(api.calls(), ["LIST acme", "PUT job-a"]);
+        assert!(store.state().is_none(), "nothing was recorded");
+
+        // Job a is live but unrecorded: read before anything is written
+        // (adoption), never PUT blind.
+        let next = rt
+            .block_on(reconcile_in(
+                store.clone(),
+                files,
+                &options(false),
+                Some(&api),
+            ))
+            .expect("run");
+        let calls = api.calls();
+        assert_eq!(
+            calls[2..4],
+            ["LIST acme".to_string(), "GET job-a".to_string()]
+        );
+        // Adopted on what it read: recorded (or re-PUT if it differs),
+        // after the read.
+        assert!(matches!(
+            next.outcomes[0],
+            Outcome::Applied | Outcome::Skipped
+        ));
+        assert_eq!(next.outcomes[1..], [Outcome::Applied, Outcome::Applied]);
+        assert_eq!(store.state().expect("state").jobs.len(), 3);
     }
 
     #[test]

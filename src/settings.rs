@@ -57,6 +57,8 @@ pub struct WatchSettings {
     pub source: SourceSettings,
     pub project: Option<String>,
     pub state_path: std::path::PathBuf,
+    /// `--state-namespace`.
+    pub state_namespace: String,
     pub concurrency: usize,
     pub sensitive: Vec<String>,
     pub plan: crate::plan::Options,
@@ -92,6 +94,8 @@ pub struct ReconcileSettings {
     pub detailed_exitcode: bool,
     pub project: Option<String>,
     pub state_path: PathBuf,
+    /// `--state-namespace`.
+    pub state_namespace: String,
     pub concurrency: usize,
     pub sensitive: Vec<String>,
     pub refresh: bool,
@@ -121,6 +125,8 @@ pub struct ImportSettings {
     pub out: PathBuf,
     pub jobs: Vec<String>,
     pub state_path: PathBuf,
+    /// `--state-namespace`.
+    pub state_namespace: String,
     pub force: bool,
     pub all_fields: bool,
     /// Extra spec paths kept out of the state in clear (`--sensitive`).
@@ -149,6 +155,7 @@ pub enum Settings {
     Schedule(ScheduleSettings),
     Completions(Shell),
     Man,
+    State(StateSettings),
 }
 
 /// The shell `nfcron completions` writes for.
@@ -157,6 +164,26 @@ pub enum Shell {
     Bash,
     Zsh,
     Fish,
+}
+
+/// `nfcron state ...`, resolved.
+#[derive(Debug)]
+pub enum StateSettings {
+    List {
+        state: PathBuf,
+        namespace: String,
+        output: DiagnosticsFormat,
+    },
+    Migrate {
+        from: PathBuf,
+        to: PathBuf,
+        namespace: String,
+    },
+    Unlock {
+        state: PathBuf,
+        namespace: String,
+        force: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -215,6 +242,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
             out: args.out,
             jobs: args.jobs,
             state_path: args.state,
+            state_namespace: args.state_namespace,
             force: args.force,
             all_fields: args.all_fields,
             sensitive: args.sensitive,
@@ -229,6 +257,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
             source: source(args.path, args.source)?,
             project: args.apply.project.filter(|p| !p.is_empty()),
             state_path: args.apply.state,
+            state_namespace: args.apply.state_namespace,
             concurrency: usize::from(args.apply.concurrency),
             sensitive: args.apply.sensitive,
             plan: crate::plan::Options {
@@ -274,6 +303,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
             detailed_exitcode: args.detailed_exitcode,
             project: args.apply.project.filter(|p| !p.is_empty()),
             state_path: args.apply.state,
+            state_namespace: args.apply.state_namespace,
             concurrency: usize::from(args.apply.concurrency),
             sensitive: args.apply.sensitive,
             refresh: args.refresh,
@@ -289,6 +319,26 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
             cli::ShellArg::Fish => Shell::Fish,
         }),
         Command::Man => Settings::Man,
+        Command::State(command) => Settings::State(match command {
+            cli::StateCommand::List(args) => StateSettings::List {
+                state: args.at.state,
+                namespace: args.at.state_namespace,
+                output: match args.output {
+                    cli::Output::Text => DiagnosticsFormat::Text,
+                    cli::Output::Json => DiagnosticsFormat::Json,
+                },
+            },
+            cli::StateCommand::Migrate(args) => StateSettings::Migrate {
+                from: args.from,
+                to: args.to,
+                namespace: args.state_namespace,
+            },
+            cli::StateCommand::Unlock(args) => StateSettings::Unlock {
+                state: args.at.state,
+                namespace: args.at.state_namespace,
+                force: args.force,
+            },
+        }),
         Command::Schedule(args) => Settings::Schedule(ScheduleSettings {
             expr: args.expr,
             after: args.after,

@@ -80,6 +80,17 @@ pub enum StateError {
     },
     #[error("another nfcron run (pid {pid}) is applying with this state; lock file {path}")]
     Locked { path: PathBuf, pid: String },
+    #[error("another nfcron run is applying with the state {location}: {holder}")]
+    HeldBy { location: String, holder: String },
+    #[error("state database URL {shown} is not valid: {why}")]
+    BadUrl { shown: String, why: String },
+    #[error("state database {shown}: cannot {doing}")]
+    Database {
+        shown: String,
+        doing: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
     #[error("cannot take the state lock {path}")]
     Lock {
         path: PathBuf,
@@ -453,7 +464,72 @@ pub fn load_key(state_path: &Path, create: bool) -> Result<Keyed, StateError> {
     }
 }
 
-fn parse_key(hex: &str) -> Option<Keyed> {
+/// Replaces the key beside `state_path` atomically (mode 0600, as the
+/// temp file is made): `state migrate` brings a key along.
+pub fn replace_key(state_path: &Path, keyed: &Keyed) -> Result<(), StateError> {
+    let hex: String = keyed.bytes().iter().map(|b| format!("{b:02x}")).collect();
+    write_atomic(
+        &parent(state_path).join("key"),
+        format!("{hex}\n").as_bytes(),
+    )
+}
+
+/// Whether no process `pid` runs on this host (a positive pid that
+/// `kill(pid, 0)` reports as absent).
+pub fn pid_gone(pid: i32) -> bool {
+    // SAFETY: signal 0 sends nothing; it only checks that the process exists.
+    pid > 0
+        && unsafe { libc::kill(pid, 0) } != 0
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+/// What `state unlock --force` did.
+#[derive(Debug, PartialEq)]
+pub enum Unlocked {
+    /// The lock file was removed; the pid it named, if any.
+    Removed { path: PathBuf, pid: Option<String> },
+    /// There was no lock file.
+    Absent { path: PathBuf },
+}
+
+/// Removes the lock file beside `state_path` when no live process holds
+/// it: a lock whose holder is gone. A lock a running nfcron holds is
+/// refused (`Locked`): stop that run first.
+pub fn force_unlock(state_path: &Path) -> Result<Unlocked, StateError> {
+    let path = parent(state_path).join("state.lock");
+    let lock_err = |source| StateError::Lock {
+        path: path.clone(),
+        source,
+    };
+    let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Unlocked::Absent { path }),
+        Err(e) => return Err(lock_err(e)),
+    };
+    let mut pid = String::new();
+    let _ = file.read_to_string(&mut pid);
+    let pid = Some(pid.trim().to_string()).filter(|p| !p.is_empty());
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let alive = pid
+                .as_deref()
+                .and_then(|p| p.parse::<i32>().ok())
+                .is_none_or(|p| !pid_gone(p));
+            if alive {
+                return Err(StateError::Locked {
+                    path,
+                    pid: pid.unwrap_or_else(|| "unknown".into()),
+                });
+            }
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(lock_err(e)),
+    }
+    fs::remove_file(&path).map_err(lock_err)?;
+    Ok(Unlocked::Removed { path, pid })
+}
+
+pub(crate) fn parse_key(hex: &str) -> Option<Keyed> {
     if hex.len() != KEY_LEN * 2 {
         return None;
     }

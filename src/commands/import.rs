@@ -14,7 +14,8 @@ use crate::manifest::{self, JobKey, LoadOptions};
 use crate::reconcile::{self, ReconcileError};
 use crate::settings::{DiagnosticsFormat, ImportSettings};
 use crate::source::SourceFile;
-use crate::state::{self, State, StateLock};
+use crate::state;
+use crate::store::{self, Change};
 use crate::{Error, ExitStatus};
 
 struct Done {
@@ -37,11 +38,20 @@ pub fn run(settings: &ImportSettings, out: &mut dyn Write) -> Result<ExitStatus,
 
 async fn run_async(settings: &ImportSettings, out: &mut dyn Write) -> Result<ExitStatus, Error> {
     let client = settings.api.client()?.ok_or(ReconcileError::NoToken)?;
-    let _lock = StateLock::acquire(&settings.state_path).map_err(ReconcileError::from)?;
-    let mut recorded = State::load(&settings.state_path)
-        .map_err(ReconcileError::from)?
-        .unwrap_or_default();
-    let keyed = state::load_key(&settings.state_path, true).map_err(ReconcileError::from)?;
+    // Lock, state and key: the same store calls as an applying reconcile,
+    // on the blocking pool.
+    let store = store::open(&settings.state_path, &settings.state_namespace)
+        .map_err(ReconcileError::from)?;
+    let (_lock, keyed) = {
+        let store = store.clone();
+        reconcile::off_runtime(move || {
+            let lock = store.lock()?;
+            store.load()?;
+            Ok::<_, ReconcileError>((lock, store.key(true)?))
+        })
+        .await?
+    };
+    let mut changes = Vec::new();
     let team = settings.team.as_deref();
     let project = settings.project.as_str();
     let listed = client.list_jobs(team, project).await.map_err(Error::from)?;
@@ -117,7 +127,7 @@ async fn run_async(settings: &ImportSettings, out: &mut dyn Write) -> Result<Exi
         })?;
         match verify(&display, &manifest, &keyed, &settings.sensitive, now) {
             Ok(record) => {
-                recorded.jobs.insert(key, record);
+                changes.push(Change::Applied(key, record));
             }
             Err(problem) => {
                 eprintln!("warning: {display}: {problem}; it is written but not recorded in state");
@@ -140,8 +150,9 @@ async fn run_async(settings: &ImportSettings, out: &mut dyn Write) -> Result<Exi
         failed = true;
     }
     if !imported.is_empty() {
-        recorded
-            .save(&settings.state_path)
+        let store = store.clone();
+        reconcile::off_runtime(move || store.commit(&changes))
+            .await
             .map_err(ReconcileError::from)?;
         let names: Vec<&str> = imported
             .iter()

@@ -8,6 +8,7 @@ pub mod man;
 pub mod reconcile;
 pub mod schedule;
 pub mod schema;
+pub mod state;
 pub mod validate;
 pub mod watch;
 

@@ -26,13 +26,10 @@ async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<
         };
         // Git tree reads and parsing: on the blocking pool.
         let (path, base) = (path.clone(), base.clone());
-        let mut options = options_for(settings, None);
-        let run = off_runtime(move || {
-            let (head, base_files, revision) = git_base::files(&path, &base)?;
-            options.revision = Some(revision);
-            Ok::<_, Error>(reconcile::plan_base(&head, &base_files, &options))
-        })
-        .await?;
+        let (head, base_files, revision) =
+            off_runtime(move || git_base::files(&path, &base)).await?;
+        let options = options_for(settings, Some(revision));
+        let run = reconcile::plan_base(head.into(), &base_files, &options).await?;
         return finish(settings, run, out);
     }
     let (files, revision) = match &settings.source {
@@ -61,6 +58,7 @@ fn options_for(settings: &ReconcileSettings, revision: Option<String>) -> Option
         },
         default_project: settings.project.clone(),
         state_path: settings.state_path.clone(),
+        state_namespace: settings.state_namespace.clone(),
         concurrency: settings.concurrency,
         sensitive: settings.sensitive.clone(),
         revision,

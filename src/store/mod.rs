@@ -1,0 +1,111 @@
+//! The seam between the reconcile core and where state is kept.
+//!
+//! The core (`reconcile`, `apply`, `commands::import`) sees a [`Store`]:
+//! take the lock, load the records, read (or create) the HMAC key, commit
+//! changes one record at a time. It never opens a state file itself.
+//!
+//! - [`file::FileStore`]: `.nfcron/state.json` beside its key and lock
+//!   file, the default (see `state.rs` for the format).
+//! - [`postgres::PostgresStore`]: `--state postgres://...`, rows per job
+//!   in a namespace, a session-level advisory lock.
+//! - [`memory::MemoryStore`]: records in memory, for unit tests of the
+//!   core and for `reconcile --base`, which plans against records made from
+//!   another revision's manifests.
+//!
+//! Every method is blocking (file I/O, fsyncs): callers run them on the
+//! blocking pool (`reconcile::off_runtime`).
+
+pub mod file;
+pub mod memory;
+pub mod postgres;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::manifest::JobKey;
+use crate::secret::Keyed;
+use crate::state::{Record, Rejection, State, StateError};
+
+/// One change to the recorded state, committed after the API took (or
+/// refused for good) a write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// The job was PUT (or adopted as it is live): its record, and no
+    /// rejection any more.
+    Applied(JobKey, Record),
+    /// The job was deleted: neither record nor rejection.
+    Deleted(JobKey),
+    /// The API refused this spec for good.
+    Rejected(JobKey, Rejection),
+    /// A rejection no longer held back (the manifest is gone, or
+    /// `--retry-rejected`).
+    Forgotten(JobKey),
+}
+
+impl Change {
+    /// Applies the change to an in-memory state.
+    pub fn apply_to(&self, state: &mut State) {
+        match self {
+            Change::Applied(key, record) => {
+                state.rejected.remove(key);
+                state.jobs.insert(key.clone(), record.clone());
+            }
+            Change::Deleted(key) => {
+                state.rejected.remove(key);
+                state.jobs.remove(key);
+            }
+            Change::Rejected(key, rejection) => {
+                state.rejected.insert(key.clone(), rejection.clone());
+            }
+            Change::Forgotten(key) => {
+                state.rejected.remove(key);
+            }
+        }
+    }
+}
+
+/// The lock of an applying run, held until dropped.
+pub type Held = Box<dyn Send + Sync>;
+
+/// Where the last-applied state lives.
+pub trait Store: Send + Sync {
+    /// Where, for messages: a path (a URL would have its password removed).
+    fn location(&self) -> String;
+
+    /// Takes the lock an applying run holds from before it loads the state
+    /// until after its last commit, or fails at once naming its holder.
+    fn lock(&self) -> Result<Held, StateError>;
+
+    /// The recorded state; `None` when there is none yet (the first run).
+    /// State that cannot be read as written is an error, never `None`.
+    fn load(&self) -> Result<Option<State>, StateError>;
+
+    /// The HMAC key of this state. When there is none: with `create`, one is
+    /// made and kept; without (a dry-run writes nothing), a throwaway one.
+    fn key(&self, create: bool) -> Result<Keyed, StateError>;
+
+    /// Replaces the key (`state migrate`, into a store that holds no
+    /// state yet), so that fingerprints made with it stay valid.
+    fn set_key(&self, key: &Keyed) -> Result<(), StateError>;
+
+    /// Makes `changes` durable, in order, before it returns: a change
+    /// counts only once this returned `Ok`. Called with the lock held, one
+    /// call at a time.
+    fn commit(&self, changes: &[Change]) -> Result<(), StateError>;
+}
+
+/// The store `--state` names: a `postgres://` URL (with `namespace`), or a
+/// file path.
+pub fn open(state: &Path, namespace: &str) -> Result<Arc<dyn Store>, StateError> {
+    match state.to_str().filter(|s| postgres::is_url(s)) {
+        Some(url) => {
+            let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+            let target = postgres::Target::parse(url, &env)?;
+            Ok(Arc::new(postgres::PostgresStore::new(target, namespace)))
+        }
+        None => Ok(Arc::new(file::FileStore::new(state))),
+    }
+}
+
+/// `--state-namespace` when not given.
+pub const DEFAULT_NAMESPACE: &str = "default";

@@ -1,0 +1,847 @@
+//! The PostgreSQL store: `--state postgres://...`, one namespace
+//! (`--state-namespace`) per repository or environment in one database.
+//!
+//! - **Tables** are made and migrated on connect: versioned, idempotent,
+//!   under a transaction-level advisory lock, so two processes starting at
+//!   once migrate once (`migrate`).
+//! - **Commits** write only the rows that changed, in one transaction per
+//!   commit: no whole-state rewrite.
+//! - **The key** is made once per namespace (`INSERT ... ON CONFLICT DO
+//!   NOTHING`, then read back: two first runs agree on one key).
+//! - **The lock** is a session-level advisory lock on the namespace, held
+//!   on the connection every commit goes through: when that session is
+//!   lost, so is the lock, and the next commit fails (the run stops). Its
+//!   holder (host, pid, since) is a row written under the lock, so a second
+//!   applier can name it.
+//! - **Loads** read in one REPEATABLE READ, read-only transaction: a
+//!   consistent snapshot, even while another run commits.
+//!
+//! The URL's password is never shown: [`Target::shown`] drops it, and
+//! errors name the target through it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use postgres::config::SslMode;
+use postgres::{Client, Config, IsolationLevel};
+
+use super::{Change, Held, Store};
+use crate::manifest::JobKey;
+use crate::secret::{Keyed, KEY_LEN};
+use crate::state::{Record, Rejection, State, StateError};
+
+/// Whether `--state` names a PostgreSQL database rather than a file.
+pub fn is_url(state: &str) -> bool {
+    state.starts_with("postgres://") || state.starts_with("postgresql://")
+}
+
+/// The migrations, in order: version `i + 1` is `MIGRATIONS[i]`. Only
+/// ever appended to.
+const MIGRATIONS: &[&str] = &[
+    // 1: namespaces with their key, records, rejections, lock holders.
+    "CREATE TABLE nfcron_namespaces (
+        namespace text PRIMARY KEY,
+        key text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE nfcron_jobs (
+        namespace text NOT NULL,
+        team text NOT NULL,
+        project text NOT NULL,
+        id text NOT NULL,
+        name text NOT NULL,
+        file text NOT NULL,
+        digest text NOT NULL,
+        spec text NOT NULL,
+        applied_at text NOT NULL,
+        revision text,
+        PRIMARY KEY (namespace, team, project, id)
+    );
+    CREATE TABLE nfcron_rejections (
+        namespace text NOT NULL,
+        team text NOT NULL,
+        project text NOT NULL,
+        id text NOT NULL,
+        digest text NOT NULL,
+        status integer NOT NULL,
+        message text NOT NULL,
+        rejected_at text NOT NULL,
+        PRIMARY KEY (namespace, team, project, id)
+    );
+    CREATE TABLE nfcron_locks (
+        namespace text PRIMARY KEY,
+        host text NOT NULL,
+        pid bigint NOT NULL,
+        since timestamptz NOT NULL
+    );",
+];
+
+/// The schema version this nfcron writes.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// Where to connect, resolved from the URL and libpq's environment
+/// variables, and how it is shown.
+#[derive(Clone)]
+pub struct Target {
+    config: Config,
+    tls: Tls,
+    shown: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Tls {
+    Off,
+    /// TLS required; the server's certificate verified against these
+    /// roots (`sslrootcert`, else the system's), its name too for
+    /// `verify-full`.
+    On {
+        root: Option<String>,
+        verify_name: bool,
+    },
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl Target {
+    /// Parses `url` (`postgres://user:password@host:port/db?sslmode=...`),
+    /// filling what it leaves out from `PGHOST`, `PGPORT`, `PGUSER`,
+    /// `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`, `PGSSLROOTCERT` and
+    /// `PGCONNECT_TIMEOUT`, as libpq does.
+    pub fn parse(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target, StateError> {
+        let bad = |why: String| StateError::BadUrl {
+            shown: redact_url(url),
+            why,
+        };
+        let mut parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+        // sslmode and sslrootcert are read here (libpq's values, which the
+        // driver's own parser does not all know) and removed before it.
+        let mut sslmode = env("PGSSLMODE");
+        let mut sslrootcert = env("PGSSLROOTCERT");
+        let kept: Vec<(String, String)> = parsed
+            .query_pairs()
+            .filter_map(|(k, v)| match k.as_ref() {
+                "sslmode" => {
+                    sslmode = Some(v.into_owned());
+                    None
+                }
+                "sslrootcert" => {
+                    sslrootcert = Some(v.into_owned());
+                    None
+                }
+                _ => Some((k.into_owned(), v.into_owned())),
+            })
+            .collect();
+        if kept.is_empty() {
+            parsed.set_query(None);
+        } else {
+            parsed.query_pairs_mut().clear().extend_pairs(kept);
+        }
+        let mut config: Config = parsed
+            .as_str()
+            .parse()
+            .map_err(|e: postgres::Error| bad(e.to_string()))?;
+        if config.get_hosts().is_empty() {
+            config.host(&env("PGHOST").unwrap_or_else(|| "localhost".into()));
+        }
+        if config.get_ports().is_empty() {
+            if let Some(port) = env("PGPORT") {
+                config.port(
+                    port.parse()
+                        .map_err(|_| bad(format!("PGPORT {port:?} is not a port")))?,
+                );
+            }
+        }
+        if config.get_user().is_none() {
+            let user = env("PGUSER")
+                .or_else(|| env("USER"))
+                .unwrap_or_else(|| "postgres".into());
+            config.user(&user);
+        }
+        if config.get_password().is_none() {
+            if let Some(password) = env("PGPASSWORD") {
+                config.password(password);
+            }
+        }
+        if config.get_dbname().is_none() {
+            if let Some(db) = env("PGDATABASE") {
+                config.dbname(&db);
+            }
+        }
+        if config.get_connect_timeout().is_none() {
+            let seconds = env("PGCONNECT_TIMEOUT")
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(10);
+            config.connect_timeout(Duration::from_secs(seconds.max(2)));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("nfcron");
+        }
+        let tls = match sslmode.as_deref().unwrap_or("disable") {
+            "disable" | "allow" | "prefer" => Tls::Off,
+            "require" | "verify-ca" => Tls::On {
+                root: sslrootcert,
+                verify_name: false,
+            },
+            "verify-full" => Tls::On {
+                root: sslrootcert,
+                verify_name: true,
+            },
+            other => {
+                return Err(bad(format!(
+                    "sslmode {other:?} is not one of disable, allow, prefer, require, verify-ca, verify-full"
+                )))
+            }
+        };
+        config.ssl_mode(match tls {
+            Tls::Off => SslMode::Disable,
+            Tls::On { .. } => SslMode::Require,
+        });
+        let shown = redact_url(parsed.as_str());
+        Ok(Target { config, tls, shown })
+    }
+
+    /// The URL without its password.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    fn connect(&self) -> Result<Client, StateError> {
+        let connected = match &self.tls {
+            Tls::Off => self.config.connect(postgres::NoTls),
+            Tls::On { root, verify_name } => {
+                let tls = tls::connector(root.as_deref(), *verify_name).map_err(|why| {
+                    StateError::BadUrl {
+                        shown: self.shown.clone(),
+                        why,
+                    }
+                })?;
+                self.config.connect(tls)
+            }
+        };
+        connected.map_err(|source| self.error("connect", source))
+    }
+
+    fn error(&self, doing: &'static str, source: postgres::Error) -> StateError {
+        StateError::Database {
+            shown: self.shown.clone(),
+            doing,
+            source,
+        }
+    }
+}
+
+/// `url` with its password replaced by `***` (and kept unparsed when it
+/// does not parse: then only what precedes `@` is cut).
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => match url.rsplit_once('@') {
+            Some((_, host)) => format!("postgres://***@{host}"),
+            None => url.to_string(),
+        },
+    }
+}
+
+/// TLS with rustls: the roots of `sslrootcert` (PEM) or the system's, and
+/// for `require`/`verify-ca` a chain check without the name check (libpq's
+/// `verify-ca`; libpq's `require` checks nothing, which nfcron does not
+/// offer: a certificate that does not chain to a root is refused).
+mod tls {
+    use std::sync::Arc;
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+    use tokio_postgres_rustls::MakeRustlsConnect;
+
+    pub fn connector(root: Option<&str>, verify_name: bool) -> Result<MakeRustlsConnect, String> {
+        let mut roots = RootCertStore::empty();
+        match root {
+            Some(path) => {
+                let certs = CertificateDer::pem_file_iter(path)
+                    .map_err(|e| format!("cannot read sslrootcert {path}: {e}"))?;
+                for cert in certs {
+                    let cert = cert.map_err(|e| format!("cannot read sslrootcert {path}: {e}"))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("sslrootcert {path}: {e}"))?;
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(found.certs);
+            }
+        }
+        if roots.is_empty() {
+            return Err("no root certificate to verify the server with (set sslrootcert)".into());
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| e.to_string())?;
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Verifier {
+                inner: webpki,
+                verify_name,
+            }))
+            .with_no_client_auth();
+        Ok(MakeRustlsConnect::new(config))
+    }
+
+    /// WebPKI's verifier; without `verify_name`, a certificate for another
+    /// name is accepted when its chain is good (`verify-ca`).
+    #[derive(Debug)]
+    struct Verifier {
+        inner: Arc<WebPkiServerVerifier>,
+        verify_name: bool,
+    }
+
+    impl ServerCertVerifier for Verifier {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            server_name: &ServerName<'_>,
+            ocsp_response: &[u8],
+            now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            match self.inner.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ) {
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName
+                    | CertificateError::NotValidForNameContext { .. },
+                )) if !self.verify_name => Ok(ServerCertVerified::assertion()),
+                other => other,
+            }
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.inner.verify_tls12_signature(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.inner.verify_tls13_signature(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.inner.supported_verify_schemes()
+        }
+    }
+}
+
+/// A `postgres::Client` closes its connection on drop by blocking on its
+/// own runtime, which panics on a thread that drives async tasks: this
+/// drops it on a thread of its own.
+struct Conn(Option<Client>);
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            let _ = std::thread::spawn(move || drop(client)).join();
+        }
+    }
+}
+
+/// Runs `work` on a thread of its own when called from an async context
+/// (see [`Conn`]), else here.
+fn blocking<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| s.spawn(work).join())
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    } else {
+        work()
+    }
+}
+
+/// `--state postgres://...` with `--state-namespace`.
+pub struct PostgresStore {
+    target: Target,
+    namespace: String,
+    /// One connection, made on first use: the lock's session and every
+    /// commit's (fencing: a commit cannot outlive the lock).
+    conn: Arc<Mutex<Conn>>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "PostgresStore({}, {})",
+            self.target.shown, self.namespace
+        )
+    }
+}
+
+impl PostgresStore {
+    pub fn new(target: Target, namespace: &str) -> PostgresStore {
+        PostgresStore {
+            target,
+            namespace: namespace.to_string(),
+            conn: Arc::new(Mutex::new(Conn(None))),
+        }
+    }
+
+    /// Runs `work` on the connection, connecting (and migrating) first
+    /// when there is none.
+    fn with<T: Send>(
+        &self,
+        work: impl FnOnce(&mut Client) -> Result<T, StateError> + Send,
+    ) -> Result<T, StateError> {
+        blocking(|| {
+            let mut conn = self.conn.lock().expect("connection lock");
+            if conn.0.is_none() {
+                let mut client = self.target.connect()?;
+                let found =
+                    migrate(&mut client).map_err(|e| self.target.error("migrate the tables", e))?;
+                if found > SCHEMA_VERSION {
+                    return Err(StateError::Corrupt {
+                        path: self.location().into(),
+                        why: format!("its tables are at version {found}, newer than {SCHEMA_VERSION}, the version this nfcron knows; a newer nfcron migrated them"),
+                    });
+                }
+                conn.0 = Some(client);
+            }
+            work(conn.0.as_mut().expect("connected above"))
+        })
+    }
+
+    fn err(&self, doing: &'static str) -> impl Fn(postgres::Error) -> StateError + '_ {
+        move |source| self.target.error(doing, source)
+    }
+}
+
+/// Applies the migrations this database lacks, under a transaction-level
+/// advisory lock: a second process starting at once waits, then finds
+/// them applied. Returns the version found before.
+fn migrate(client: &mut Client) -> Result<i32, postgres::Error> {
+    let mut tx = client.transaction()?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(coalesce(current_schema(), '') || '/nfcron/migrate', 0))",
+        &[],
+    )?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS nfcron_schema_version (
+            version integer PRIMARY KEY,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )",
+    )?;
+    let current: i32 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM nfcron_schema_version",
+            &[],
+        )?
+        .get(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i as i32 + 1;
+        if version <= current {
+            continue;
+        }
+        tx.batch_execute(sql)?;
+        tx.execute(
+            "INSERT INTO nfcron_schema_version (version) VALUES ($1)",
+            &[&version],
+        )?;
+        tracing::info!(version, "state database migrated");
+    }
+    tx.commit()?;
+    Ok(current)
+}
+
+/// The advisory lock key of a namespace (per schema: tests and tenants
+/// that share a database by schema do not share locks).
+const LOCK_KEY: &str =
+    "hashtextextended(coalesce(current_schema(), '') || '/nfcron/lock/' || $1, 0)";
+
+/// The lock of an applying run: unlocked (and its holder row removed) when
+/// dropped; lost with the session.
+struct PgLock {
+    conn: Arc<Mutex<Conn>>,
+    namespace: String,
+}
+
+impl Drop for PgLock {
+    fn drop(&mut self) {
+        let (conn, namespace) = (self.conn.clone(), self.namespace.clone());
+        blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(client) = conn.0.as_mut() {
+                let _ = client.execute(
+                    "DELETE FROM nfcron_locks WHERE namespace = $1 AND pid = $2",
+                    &[&namespace, &i64::from(std::process::id())],
+                );
+                let _ = client.execute(
+                    format!("SELECT pg_advisory_unlock({LOCK_KEY})").as_str(),
+                    &[&namespace],
+                );
+            }
+        });
+    }
+}
+
+fn team_column(key: &JobKey) -> &str {
+    key.team.as_deref().unwrap_or("")
+}
+
+fn team_of(column: String) -> Option<String> {
+    (!column.is_empty()).then_some(column)
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `len` bytes into `buf`.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+impl Store for PostgresStore {
+    fn location(&self) -> String {
+        format!("{} (namespace {})", self.target.shown, self.namespace)
+    }
+
+    fn lock(&self) -> Result<Held, StateError> {
+        let namespace = self.namespace.clone();
+        let host = hostname();
+        self.with(|client| {
+            // A holder on this host whose process is gone (killed) has a
+            // session the server has not reaped yet: wait for it, briefly.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            let got = loop {
+                let got: bool = client
+                    .query_one(format!("SELECT pg_try_advisory_lock({LOCK_KEY})").as_str(), &[&namespace])
+                    .map_err(self.err("take the lock"))?
+                    .get(0);
+                if got || std::time::Instant::now() > deadline {
+                    break got;
+                }
+                let holder = client
+                    .query_opt("SELECT host, pid FROM nfcron_locks WHERE namespace = $1", &[&namespace])
+                    .map_err(self.err("read the lock's holder"))?;
+                let dead_here = holder.is_some_and(|row| {
+                    let pid = i32::try_from(row.get::<_, i64>(1)).unwrap_or(0);
+                    row.get::<_, String>(0) == host && crate::state::pid_gone(pid)
+                });
+                if !dead_here {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            if !got {
+                let holder = client
+                    .query_opt(
+                        "SELECT host, pid, to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM nfcron_locks WHERE namespace = $1",
+                        &[&namespace],
+                    )
+                    .map_err(self.err("read the lock's holder"))?;
+                let holder = match holder {
+                    Some(row) => format!(
+                        "host {}, pid {}, since {}",
+                        row.get::<_, String>(0),
+                        row.get::<_, i64>(1),
+                        row.get::<_, String>(2)
+                    ),
+                    None => "holder not yet recorded".into(),
+                };
+                return Err(StateError::HeldBy {
+                    location: self.location(),
+                    holder,
+                });
+            }
+            client
+                .execute(
+                    "INSERT INTO nfcron_locks (namespace, host, pid, since) VALUES ($1, $2, $3, now())
+                     ON CONFLICT (namespace) DO UPDATE SET host = $2, pid = $3, since = now()",
+                    &[&namespace, &host, &i64::from(std::process::id())],
+                )
+                .map_err(self.err("record the lock's holder"))?;
+            Ok(())
+        })?;
+        Ok(Box::new(PgLock {
+            conn: self.conn.clone(),
+            namespace: self.namespace.clone(),
+        }))
+    }
+
+    fn load(&self) -> Result<Option<State>, StateError> {
+        let namespace = self.namespace.clone();
+        self.with(|client| {
+            let mut tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(self.err("read the state"))?;
+            let known = tx
+                .query_opt("SELECT 1 FROM nfcron_namespaces WHERE namespace = $1", &[&namespace])
+                .map_err(self.err("read the state"))?
+                .is_some();
+            let mut state = State::default();
+            for row in tx
+                .query(
+                    "SELECT team, project, id, name, file, digest, spec, applied_at, revision FROM nfcron_jobs WHERE namespace = $1",
+                    &[&namespace],
+                )
+                .map_err(self.err("read the state"))?
+            {
+                let key = JobKey {
+                    team: team_of(row.get(0)),
+                    project: row.get(1),
+                    id: row.get(2),
+                };
+                let spec: String = row.get(6);
+                let spec = serde_json::from_str(&spec).map_err(|e| StateError::Corrupt {
+                    path: self.location().into(),
+                    why: format!("the spec of {key} is not JSON: {e}"),
+                })?;
+                state.jobs.insert(
+                    key,
+                    Record {
+                        name: row.get(3),
+                        file: row.get(4),
+                        digest: row.get(5),
+                        spec,
+                        applied_at: row.get(7),
+                        revision: row.get(8),
+                    },
+                );
+            }
+            for row in tx
+                .query(
+                    "SELECT team, project, id, digest, status, message, rejected_at FROM nfcron_rejections WHERE namespace = $1",
+                    &[&namespace],
+                )
+                .map_err(self.err("read the state"))?
+            {
+                let key = JobKey {
+                    team: team_of(row.get(0)),
+                    project: row.get(1),
+                    id: row.get(2),
+                };
+                let status: i32 = row.get(4);
+                state.rejected.insert(
+                    key,
+                    Rejection {
+                        digest: row.get(3),
+                        status: u16::try_from(status).unwrap_or(0),
+                        message: row.get(5),
+                        rejected_at: row.get(6),
+                    },
+                );
+            }
+            tx.commit().map_err(self.err("read the state"))?;
+            let empty = state.jobs.is_empty() && state.rejected.is_empty();
+            Ok((known || !empty).then_some(state))
+        })
+    }
+
+    fn key(&self, create: bool) -> Result<Keyed, StateError> {
+        let namespace = self.namespace.clone();
+        let hex: Option<String> = self.with(|client| {
+            if create {
+                let fresh = Keyed::generate().map_err(StateError::Random)?;
+                let hex: String = fresh.bytes().iter().map(|b| format!("{b:02x}")).collect();
+                client
+                    .execute(
+                        "INSERT INTO nfcron_namespaces (namespace, key) VALUES ($1, $2) ON CONFLICT (namespace) DO NOTHING",
+                        &[&namespace, &hex],
+                    )
+                    .map_err(self.err("create the key"))?;
+            }
+            Ok(client
+                .query_opt("SELECT key FROM nfcron_namespaces WHERE namespace = $1", &[&namespace])
+                .map_err(self.err("read the key"))?
+                .map(|row| row.get(0)))
+        })?;
+        match hex {
+            Some(hex) => crate::state::parse_key(&hex).ok_or_else(|| StateError::Corrupt {
+                path: self.location().into(),
+                why: format!("the key is not {KEY_LEN} bytes in hex"),
+            }),
+            // A dry-run on a namespace never applied: a throwaway key.
+            None => Keyed::generate().map_err(StateError::Random),
+        }
+    }
+
+    fn set_key(&self, key: &Keyed) -> Result<(), StateError> {
+        let namespace = self.namespace.clone();
+        let hex: String = key.bytes().iter().map(|b| format!("{b:02x}")).collect();
+        self.with(|client| {
+            client
+                .execute(
+                    "INSERT INTO nfcron_namespaces (namespace, key) VALUES ($1, $2)
+                     ON CONFLICT (namespace) DO UPDATE SET key = $2",
+                    &[&namespace, &hex],
+                )
+                .map_err(self.err("write the key"))?;
+            Ok(())
+        })
+    }
+
+    fn commit(&self, changes: &[Change]) -> Result<(), StateError> {
+        let namespace = self.namespace.clone();
+        self.with(|client| {
+            let mut tx = client.transaction().map_err(self.err("commit"))?;
+            for change in changes {
+                let sql_err = self.err("commit");
+                match change {
+                    Change::Applied(key, r) => {
+                        let spec = r.spec.to_string();
+                        tx.execute(
+                            "INSERT INTO nfcron_jobs (namespace, team, project, id, name, file, digest, spec, applied_at, revision)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                             ON CONFLICT (namespace, team, project, id) DO UPDATE SET
+                               name = $5, file = $6, digest = $7, spec = $8, applied_at = $9, revision = $10",
+                            &[&namespace, &team_column(key), &key.project, &key.id, &r.name, &r.file, &r.digest, &spec, &r.applied_at, &r.revision],
+                        )
+                        .map_err(&sql_err)?;
+                        forget(&mut tx, &namespace, key).map_err(&sql_err)?;
+                    }
+                    Change::Deleted(key) => {
+                        tx.execute(
+                            "DELETE FROM nfcron_jobs WHERE namespace = $1 AND team = $2 AND project = $3 AND id = $4",
+                            &[&namespace, &team_column(key), &key.project, &key.id],
+                        )
+                        .map_err(&sql_err)?;
+                        forget(&mut tx, &namespace, key).map_err(&sql_err)?;
+                    }
+                    Change::Rejected(key, r) => {
+                        tx.execute(
+                            "INSERT INTO nfcron_rejections (namespace, team, project, id, digest, status, message, rejected_at)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                             ON CONFLICT (namespace, team, project, id) DO UPDATE SET
+                               digest = $5, status = $6, message = $7, rejected_at = $8",
+                            &[&namespace, &team_column(key), &key.project, &key.id, &r.digest, &i32::from(r.status), &r.message, &r.rejected_at],
+                        )
+                        .map_err(&sql_err)?;
+                    }
+                    Change::Forgotten(key) => {
+                        forget(&mut tx, &namespace, key).map_err(&sql_err)?;
+                    }
+                }
+            }
+            tx.commit().map_err(self.err("commit"))
+        })
+    }
+}
+
+fn forget(
+    tx: &mut postgres::Transaction<'_>,
+    namespace: &str,
+    key: &JobKey,
+) -> Result<u64, postgres::Error> {
+    tx.execute(
+        "DELETE FROM nfcron_rejections WHERE namespace = $1 AND team = $2 AND project = $3 AND id = $4",
+        &[&namespace, &team_column(key), &key.project, &key.id],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn the_password_is_redacted_wherever_the_url_is_shown() {
+        assert_eq!(
+            redact_url("postgres://u:s3cret@db:5432/x?sslmode=require"),
+            "postgres://u:***@db:5432/x?sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://u@db/x"), "postgres://u@db/x");
+        // Unparsable (a bad port): everything before the last `@` goes.
+        assert_eq!(
+            redact_url("postgres://u:s3cret@db:99999/x"),
+            "postgres://***@db:99999/x"
+        );
+        let target = Target::parse("postgres://u:s3cret@db/x", &no_env).expect("parse");
+        assert!(!format!("{target:?}").contains("s3cret"));
+        assert!(!target.shown().contains("s3cret"));
+        let e = Target::parse("postgres://u:s3cret@db/x?sslmode=maybe", &no_env)
+            .expect_err("bad sslmode")
+            .to_string();
+        assert!(
+            !e.contains("s3cret") && e.contains("sslmode \"maybe\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn libpq_variables_fill_what_the_url_leaves_out() {
+        let env = |name: &str| {
+            Some(
+                match name {
+                    "PGHOST" => "db.internal",
+                    "PGPORT" => "6543",
+                    "PGUSER" => "nf",
+                    "PGPASSWORD" => "pw",
+                    "PGDATABASE" => "state",
+                    "PGSSLMODE" => "verify-full",
+                    "PGSSLROOTCERT" => "/ca.pem",
+                    _ => return None,
+                }
+                .to_string(),
+            )
+        };
+        let t = Target::parse("postgres://", &env).expect("parse");
+        assert_eq!(
+            t.config.get_hosts(),
+            [postgres::config::Host::Tcp("db.internal".into())]
+        );
+        assert_eq!(t.config.get_ports(), [6543]);
+        assert_eq!(t.config.get_user(), Some("nf"));
+        assert_eq!(t.config.get_password(), Some(&b"pw"[..]));
+        assert_eq!(t.config.get_dbname(), Some("state"));
+        assert_eq!(
+            t.tls,
+            Tls::On {
+                root: Some("/ca.pem".into()),
+                verify_name: true
+            }
+        );
+        // The URL wins over the environment; its sslmode is not passed on.
+        let t = Target::parse(
+            "postgresql://me@h:1/db?sslmode=disable&application_name=x",
+            &env,
+        )
+        .expect("parse");
+        assert_eq!(t.config.get_user(), Some("me"));
+        assert_eq!(t.config.get_ports(), [1]);
+        assert_eq!(t.config.get_dbname(), Some("db"));
+        assert_eq!(t.tls, Tls::Off);
+        assert_eq!(t.config.get_application_name(), Some("x"));
+    }
+}
