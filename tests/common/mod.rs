@@ -129,3 +129,23 @@ pub fn git_commit(
         .expect("commit")
         .to_string()
 }
+
+/// Whether the external `tool` answers `tool --version`. Missing (or a
+/// stub that fails, as a pyenv shim without the package does), it fails
+/// the test under `CI=true` (`.ci/run` installs it; `install` says how)
+/// and skips it elsewhere with a line on stderr.
+pub fn have_tool(tool: &str, install: &str) -> bool {
+    let usable = match Command::new(tool).arg("--version").output() {
+        Ok(out) => out.status.success(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => panic!("cannot run {tool}: {e}"),
+    };
+    if !usable {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{tool} is not installed but CI=true: .ci/run installs it ({install})"
+        );
+        eprintln!("SKIPPED: {tool} is not installed ({install})");
+    }
+    usable
+}
