@@ -452,6 +452,12 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: std::time::Duration,
 
+    /// With a `postgres://` state, replicas on one namespace elect a
+    /// leader: how often a standby tries to take over and the leader
+    /// checks its session (and collects webhooks standbys relayed).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_interval)]
+    pub failover_check: std::time::Duration,
+
     /// /healthz fails when a run has made no progress (no API answer, no
     /// step of its own) for this long: a hung read, a silent Git server.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_interval)]

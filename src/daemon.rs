@@ -34,6 +34,8 @@ use crate::server::{self, Liveness, Readiness, Shared};
 use crate::settings::{SourceSettings, WatchSettings};
 use crate::source::{self, dir::DirCache, git::Snapshot, ReadProblem, SourceFile};
 use crate::status;
+use crate::store::postgres::{Campaign, PostgresStore};
+use crate::store::{self, Store};
 
 /// Why the sidecar could not start. Once it runs, nothing ends it but a
 /// signal: API, source and state errors are reported, shown on `/readyz`
@@ -52,6 +54,28 @@ pub enum DaemonError {
     ApiConfig(#[from] crate::api::ConfigError),
     #[error("watch needs an API token: set NORTHFLANK_API_TOKEN or pass --token-file")]
     NoToken,
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+}
+
+/// A replica's role as its last leadership check found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Not checked yet.
+    Unknown,
+    Leading,
+    Standby,
+    /// The check failed (the database unreachable).
+    Unreachable,
+}
+
+/// What a leadership check asks of the loop.
+enum Wake {
+    /// This replica's role changed: run (a new leader applies at once; a
+    /// new standby refreshes its readiness).
+    Run,
+    /// A standby relayed a webhook to this leader: fetch, then run.
+    Hook,
 }
 
 /// What the next run must do.
@@ -137,6 +161,7 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
         readiness: Mutex::new(Readiness {
             ready: false,
             reason: "the first reconcile has not completed".into(),
+            standby: false,
         }),
         liveness: liveness.clone(),
         webhook_secret: std::env::var("NFCRON_WEBHOOK_SECRET")
@@ -187,7 +212,16 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
         None => None,
     };
 
+    // With a PostgreSQL state, replicas on one namespace elect a leader.
+    let replica = store::open_replica(&settings.state_path, &settings.state_namespace)?;
+    metrics.leader(replica.is_none());
     let mut daemon = Daemon {
+        role: if replica.is_some() {
+            Role::Unknown
+        } else {
+            Role::Leading
+        },
+        replica,
         settings,
         token: settings.api.token.clone(),
         client,
@@ -212,6 +246,9 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
     let drift_slice = (settings.drift_interval / DRIFT_SLICES).max(Duration::from_secs(1));
     let mut next_drift = (!settings.drift_interval.is_zero()).then(|| now + drift_slice);
     let mut retry_at: Option<Instant> = None;
+    // The first leadership check comes before the first run.
+    let _ = daemon.campaign().await;
+    let mut next_campaign = Instant::now() + settings.failover_check;
     // Open while file events or webhooks keep arriving: no run starts
     // until it closes.
     let mut quiet: Option<Quiet> = None;
@@ -263,8 +300,26 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
                 }
             }
             Some(()) = hook_rx.recv() => {
+                // A standby fetches too (its cache stays warm) and passes
+                // the webhook on to the leader.
+                daemon.relay_webhook().await;
                 pending.fetch = true;
                 quiet = Quiet::extend(quiet, settings.debounce);
+            }
+            _ = tokio::time::sleep_until(next_campaign.into()), if daemon.replica.is_some() => {
+                next_campaign = Instant::now() + settings.failover_check;
+                match daemon.campaign().await {
+                    Some(Wake::Run) => {
+                        pending.fetch = true;
+                        pending.run = true;
+                        retry_at = None;
+                    }
+                    Some(Wake::Hook) => {
+                        pending.fetch = true;
+                        quiet = Quiet::extend(quiet, settings.debounce);
+                    }
+                    None => {}
+                }
             }
             _ = tokio::time::sleep_until(quiet.map_or(now, |q| q.until).into()), if quiet.is_some() => {
                 quiet = None;
@@ -294,6 +349,11 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
 }
 
 struct Daemon<'a> {
+    /// With a PostgreSQL state: this replica's store, which applies only
+    /// while it leads.
+    replica: Option<Arc<PostgresStore>>,
+    /// What the last leadership check found (`Leading` without replicas).
+    role: Role,
     settings: &'a WatchSettings,
     /// The token the client sends (from `--token-file`, read again before
     /// each run).
@@ -365,6 +425,27 @@ impl Daemon<'_> {
                 (snapshot.files.clone(), Some(snapshot.revision.clone()))
             }
         };
+        if !self.leads() {
+            // A standby follows the source and stays ready; the leader
+            // applies. Without the database it stays unready.
+            if self.role == Role::Unreachable {
+                return false;
+            }
+            match self.unready_reason(&files) {
+                Some(reason) => self.not_ready(&reason),
+                None => {
+                    let mut readiness = self.shared.readiness.lock().expect("readiness lock");
+                    readiness.ready = true;
+                    readiness.standby = true;
+                    readiness.reason.clear();
+                }
+            }
+            tracing::debug!(
+                files = files.len(),
+                "standby: source read; the leader applies"
+            );
+            return false;
+        }
         // Outside drift sweeps reads serve only adoption (jobs the state
         // lacks), under the same cap as `reconcile`.
         let git_source = matches!(settings.source, SourceSettings::Git(_));
@@ -394,7 +475,14 @@ impl Daemon<'_> {
             retry_rejected: false,
         };
         let files: Arc<[SourceFile]> = files.into();
-        match reconcile::reconcile(files.clone(), &options, Some(&self.client)).await {
+        let reconciled = match &self.replica {
+            Some(store) => {
+                let store: Arc<dyn Store> = store.clone();
+                reconcile::reconcile_in(store, files.clone(), &options, Some(&self.client)).await
+            }
+            None => reconcile::reconcile(files.clone(), &options, Some(&self.client)).await,
+        };
+        match reconciled {
             Ok(run) => {
                 let seconds = started.elapsed().as_secs_f64();
                 self.metrics.record(&run, seconds);
@@ -423,6 +511,7 @@ impl Daemon<'_> {
                     None => {
                         let mut readiness = self.shared.readiness.lock().expect("readiness lock");
                         readiness.ready = true;
+                        readiness.standby = false;
                         readiness.reason.clear();
                     }
                 }
@@ -498,6 +587,68 @@ impl Daemon<'_> {
             }
             Err(e) => {
                 tracing::error!(file = %file.display(), error = %chain(&e), "the new token in --token-file cannot be sent; keeping the token in use");
+            }
+        }
+    }
+
+    /// Whether this replica applies: no replicas (a file state), or the
+    /// store still holds the lock (a lost session fences it at once, before
+    /// the next check).
+    fn leads(&self) -> bool {
+        self.replica.as_ref().is_none_or(|store| store.leading())
+    }
+
+    /// Checks the leadership (a replica only) and says what the loop must
+    /// do about it.
+    async fn campaign(&mut self) -> Option<Wake> {
+        let store = self.replica.clone()?;
+        let was = self.role;
+        let found = off_runtime(move || store.campaign()).await;
+        match found {
+            Ok(Campaign::Leading { hooks }) => {
+                self.role = Role::Leading;
+                self.metrics.leader(true);
+                if was != Role::Leading {
+                    tracing::info!(namespace = %self.settings.state_namespace, "leading: this replica applies now");
+                    return Some(Wake::Run);
+                }
+                if hooks > 0 {
+                    tracing::info!(hooks, "webhook relayed by a standby");
+                    return Some(Wake::Hook);
+                }
+                None
+            }
+            Ok(Campaign::Standby { holder }) => {
+                self.role = Role::Standby;
+                self.metrics.leader(false);
+                if was != Role::Standby {
+                    tracing::info!(leader = %holder, "standing by: another replica leads and applies");
+                    return Some(Wake::Run);
+                }
+                None
+            }
+            Err(e) => {
+                self.role = Role::Unreachable;
+                self.metrics.leader(false);
+                let reason = format!("state database unreachable: {}", chain(&e));
+                self.not_ready(&reason);
+                if was != Role::Unreachable {
+                    tracing::error!(error = %chain(&e), "leadership check failed; this replica applies nothing until it leads again");
+                }
+                None
+            }
+        }
+    }
+
+    /// A standby passes a verified webhook on to the leader.
+    async fn relay_webhook(&self) {
+        let Some(store) = self.replica.clone().filter(|_| !self.leads()) else {
+            return;
+        };
+        match off_runtime(move || store.relay_webhook()).await {
+            Ok(()) => tracing::info!("webhook relayed to the leader"),
+            Err(e) => {
+                tracing::warn!(error = %chain(&e), "cannot relay the webhook to the leader; it fetches on its own schedule")
             }
         }
     }

@@ -39,6 +39,7 @@ pub struct Metrics {
     current_revision: Mutex<Option<String>>,
     http_refused: Family<Labels, Counter>,
     token_refused: Gauge,
+    leader: Gauge,
 }
 
 /// An exposition format of `/metrics`.
@@ -104,6 +105,7 @@ impl Metrics {
         let revision = Family::<Labels, Gauge>::default();
         let http_refused = Family::<Labels, Counter>::default();
         let token_refused = Gauge::default();
+        let leader = Gauge::default();
         registry.register(
             "nfcron_reconcile_runs",
             "Reconcile runs by result",
@@ -159,6 +161,11 @@ impl Metrics {
             "1 while the API refuses the token (its last answer to us was a 401), else 0",
             token_refused.clone(),
         );
+        registry.register(
+            "nfcron_leader",
+            "1 while this replica leads (applies), 0 while it stands by; 1 without a shared (PostgreSQL) state",
+            leader.clone(),
+        );
         Metrics {
             registry,
             runs,
@@ -173,7 +180,13 @@ impl Metrics {
             current_revision: Mutex::new(None),
             http_refused,
             token_refused,
+            leader,
         }
+    }
+
+    /// Whether this replica leads (applies).
+    pub fn leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// A listener request refused (`unsigned`, `malformed`, `bad_signature`,

@@ -104,6 +104,9 @@ pub struct Readiness {
     pub ready: bool,
     /// Why not, when not.
     pub reason: String,
+    /// A standby replica (another one leads and applies): ready, and
+    /// `/readyz` says `standby`.
+    pub standby: bool,
 }
 
 /// What `/healthz` reports: whether the reconcile loop is making progress.
@@ -323,7 +326,9 @@ async fn handle(
         },
         (&Method::GET, "/readyz") => {
             let r = shared.readiness.lock().expect("readiness lock");
-            if r.ready {
+            if r.ready && r.standby {
+                reply(StatusCode::OK, TEXT, "standby\n")
+            } else if r.ready {
                 reply(StatusCode::OK, TEXT, "ready\n")
             } else {
                 reply(

@@ -74,6 +74,8 @@ pub struct WatchSettings {
     pub listen: Option<std::net::SocketAddr>,
     pub listener: crate::server::Limits,
     pub shutdown_timeout: Duration,
+    /// `--failover-check`: replicas' leadership check (PostgreSQL state).
+    pub failover_check: Duration,
     /// `/healthz` fails when a run is still for longer than this.
     pub stall_timeout: Duration,
     pub api: ApiSettings,
@@ -279,6 +281,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
                 ),
             },
             shutdown_timeout: args.shutdown_timeout,
+            failover_check: args.failover_check,
             stall_timeout: args.stall_timeout,
             listener: crate::server::Limits {
                 max_connections: args.listen_max_connections as usize,

@@ -82,6 +82,8 @@ pub enum StateError {
     Locked { path: PathBuf, pid: String },
     #[error("another nfcron run is applying with the state {location}: {holder}")]
     HeldBy { location: String, holder: String },
+    #[error("the state {location} is no longer held by this replica (its database session was lost, or another replica leads): nothing more is committed")]
+    NotLeading { location: String },
     #[error("state database URL {shown} is not valid: {why}")]
     BadUrl { shown: String, why: String },
     #[error("state database {shown}: cannot {doing}")]

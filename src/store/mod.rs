@@ -97,13 +97,31 @@ pub trait Store: Send + Sync {
 /// The store `--state` names: a `postgres://` URL (with `namespace`), or a
 /// file path.
 pub fn open(state: &Path, namespace: &str) -> Result<Arc<dyn Store>, StateError> {
+    match target(state)? {
+        Some(target) => Ok(Arc::new(postgres::PostgresStore::new(target, namespace))),
+        None => Ok(Arc::new(file::FileStore::new(state))),
+    }
+}
+
+/// For `watch`: with a `postgres://` state, the store of a replica that
+/// applies only while it leads; `None` for a file (one sidecar per file,
+/// which `reconcile` opens per run).
+pub fn open_replica(
+    state: &Path,
+    namespace: &str,
+) -> Result<Option<Arc<postgres::PostgresStore>>, StateError> {
+    Ok(target(state)?.map(|target| Arc::new(postgres::PostgresStore::replica(target, namespace))))
+}
+
+/// The database `state` names, resolved with libpq's environment
+/// variables; `None` for a file path.
+fn target(state: &Path) -> Result<Option<postgres::Target>, StateError> {
     match state.to_str().filter(|s| postgres::is_url(s)) {
         Some(url) => {
             let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-            let target = postgres::Target::parse(url, &env)?;
-            Ok(Arc::new(postgres::PostgresStore::new(target, namespace)))
+            postgres::Target::parse(url, &env).map(Some)
         }
-        None => Ok(Arc::new(file::FileStore::new(state))),
+        None => Ok(None),
     }
 }
 

@@ -16,9 +16,17 @@
 //! - **Loads** read in one REPEATABLE READ, read-only transaction: a
 //!   consistent snapshot, even while another run commits.
 //!
+//! - **Replicas** of `watch` ([`PostgresStore::replica`]) elect a leader
+//!   with the same lock, held for as long as the session lives
+//!   ([`PostgresStore::campaign`]): the leader's runs commit through that
+//!   session and never reconnect, so a leader whose session is lost can
+//!   commit nothing more (fencing) until it wins the lock again. Standbys
+//!   relay webhooks to the leader with `NOTIFY` on [`HOOK_CHANNEL`].
+//!
 //! The URL's password is never shown: [`Target::shown`] drops it, and
 //! errors name the target through it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -389,6 +397,25 @@ pub struct PostgresStore {
     /// One connection, made on first use: the lock's session and every
     /// commit's (fencing: a commit cannot outlive the lock).
     conn: Arc<Mutex<Conn>>,
+    /// A `watch` replica: only [`PostgresStore::campaign`] connects, and
+    /// the lock is the leadership it won.
+    replica: bool,
+    /// A replica holds the lock on `conn`'s session.
+    leading: AtomicBool,
+}
+
+/// The channel standbys `NOTIFY` a verified webhook on; the payload names
+/// the schema and namespace, so replicas of other namespaces ignore it.
+pub const HOOK_CHANNEL: &str = "nfcron_webhook";
+
+/// What a replica's [`PostgresStore::campaign`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Campaign {
+    /// This replica holds the lock; `hooks` webhooks were relayed to it
+    /// by standbys since the last campaign.
+    Leading { hooks: usize },
+    /// Another replica holds it (`holder`: host, pid, since).
+    Standby { holder: String },
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -407,18 +434,156 @@ impl PostgresStore {
             target,
             namespace: namespace.to_string(),
             conn: Arc::new(Mutex::new(Conn(None))),
+            replica: false,
+            leading: AtomicBool::new(false),
         }
     }
 
+    /// A `watch` replica's store: it applies only while
+    /// [`PostgresStore::campaign`] says it leads.
+    pub fn replica(target: Target, namespace: &str) -> PostgresStore {
+        PostgresStore {
+            replica: true,
+            ..PostgresStore::new(target, namespace)
+        }
+    }
+
+    /// A replica's leadership, checked (called every `--failover-check`):
+    /// a leader checks that its session (and so its lock) is alive and
+    /// collects relayed webhooks; any other replica tries to take the
+    /// lock. An error (the database unreachable, the session lost) leaves
+    /// this replica a standby with no connection; the next campaign
+    /// connects afresh.
+    pub fn campaign(&self) -> Result<Campaign, StateError> {
+        if self.leading() && self.session_lost() {
+            self.step_down();
+        }
+        let namespace = self.namespace.clone();
+        let result = self.with_connecting(true, |client| {
+            if self.leading.load(Ordering::SeqCst) {
+                client
+                    .simple_query("SELECT 1")
+                    .map_err(self.err("check the leader's session"))?;
+                let mine = payload(client, &namespace).map_err(self.err("read the schema"))?;
+                let hooks = relayed(client, &mine).map_err(self.err("read relayed webhooks"))?;
+                return Ok(Campaign::Leading { hooks });
+            }
+            let got: bool = client
+                .query_one(
+                    format!("SELECT pg_try_advisory_lock({LOCK_KEY})").as_str(),
+                    &[&namespace],
+                )
+                .map_err(self.err("take the lock"))?
+                .get(0);
+            if !got {
+                return Ok(Campaign::Standby {
+                    holder: holder(client, &namespace)
+                        .map_err(self.err("read the lock's holder"))?,
+                });
+            }
+            client
+                .execute(
+                    "INSERT INTO nfcron_locks (namespace, host, pid, since) VALUES ($1, $2, $3, now())
+                     ON CONFLICT (namespace) DO UPDATE SET host = $2, pid = $3, since = now()",
+                    &[&namespace, &hostname(), &i64::from(std::process::id())],
+                )
+                .map_err(self.err("record the lock's holder"))?;
+            client
+                .batch_execute(&format!("LISTEN {HOOK_CHANNEL}"))
+                .map_err(self.err("listen for relayed webhooks"))?;
+            // Webhooks relayed before this replica led were served by the
+            // leader then.
+            let mine = payload(client, &namespace).map_err(self.err("read the schema"))?;
+            relayed(client, &mine).map_err(self.err("read relayed webhooks"))?;
+            self.leading.store(true, Ordering::SeqCst);
+            Ok(Campaign::Leading { hooks: 0 })
+        });
+        if result.is_err() {
+            self.step_down();
+        }
+        result
+    }
+
+    /// Relays a verified webhook to the leader (`NOTIFY`).
+    pub fn relay_webhook(&self) -> Result<(), StateError> {
+        let namespace = self.namespace.clone();
+        let result = self.with_connecting(true, |client| {
+            client
+                .execute(
+                    format!(
+                        "SELECT pg_notify('{HOOK_CHANNEL}', coalesce(current_schema(), '') || '/' || $1)"
+                    )
+                    .as_str(),
+                    &[&namespace],
+                )
+                .map_err(self.err("relay the webhook"))?;
+            Ok(())
+        });
+        if result.is_err() && !self.leading.load(Ordering::SeqCst) {
+            self.drop_connection();
+        }
+        result
+    }
+
+    /// Whether this replica leads.
+    pub fn leading(&self) -> bool {
+        self.leading.load(Ordering::SeqCst)
+    }
+
+    /// No longer the leader: the session goes (and its lock with it, if
+    /// the server still holds it).
+    fn step_down(&self) {
+        if self.leading.swap(false, Ordering::SeqCst) {
+            tracing::error!(state = %self.location(), "lost the state database session: stepped down, nothing more is committed until this replica leads again");
+        }
+        self.drop_connection();
+    }
+
+    fn drop_connection(&self) {
+        let old = self.conn.lock().unwrap_or_else(|e| e.into_inner()).0.take();
+        drop(Conn(old));
+    }
+
     /// Runs `work` on the connection, connecting (and migrating) first
-    /// when there is none.
+    /// when there is none. A replica connects only when campaigning: its
+    /// runs use the session that holds the lock, or fail.
     fn with<T: Send>(
         &self,
+        work: impl FnOnce(&mut Client) -> Result<T, StateError> + Send,
+    ) -> Result<T, StateError> {
+        if self.replica && !self.leading.load(Ordering::SeqCst) {
+            return Err(StateError::NotLeading {
+                location: self.location(),
+            });
+        }
+        let result = self.with_connecting(!self.replica, work);
+        if self.replica && result.is_err() && self.session_lost() {
+            // Fenced: nothing more goes through this replica until it
+            // wins the lock again.
+            self.step_down();
+        }
+        result
+    }
+
+    /// Whether the connection is gone (closed by the server, the network).
+    fn session_lost(&self) -> bool {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        conn.0.as_ref().is_none_or(Client::is_closed)
+    }
+
+    fn with_connecting<T: Send>(
+        &self,
+        connect: bool,
         work: impl FnOnce(&mut Client) -> Result<T, StateError> + Send,
     ) -> Result<T, StateError> {
         blocking(|| {
             let mut conn = self.conn.lock().expect("connection lock");
             if conn.0.is_none() {
+                if !connect {
+                    return Err(StateError::NotLeading {
+                        location: self.location(),
+                    });
+                }
                 let mut client = self.target.connect()?;
                 let found =
                     migrate(&mut client).map_err(|e| self.target.error("migrate the tables", e))?;
@@ -526,12 +691,67 @@ fn hostname() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
+/// The payload a relayed webhook carries for this schema and namespace.
+fn payload(client: &mut Client, namespace: &str) -> Result<String, postgres::Error> {
+    Ok(client
+        .query_one(
+            "SELECT coalesce(current_schema(), '') || '/' || $1",
+            &[&namespace],
+        )?
+        .get(0))
+}
+
+/// How many webhooks for `mine` (see [`payload`]) the session has received
+/// since it was last asked; never waits.
+fn relayed(client: &mut Client, mine: &str) -> Result<usize, postgres::Error> {
+    use postgres::fallible_iterator::FallibleIterator;
+    let mut pending = client.notifications();
+    let mut notes = pending.iter();
+    let mut hooks = 0;
+    while let Some(note) = notes.next()? {
+        if note.channel() == HOOK_CHANNEL && note.payload() == mine {
+            hooks += 1;
+        }
+    }
+    Ok(hooks)
+}
+
+/// Who holds the lock of `namespace`, as its row says.
+fn holder(client: &mut Client, namespace: &str) -> Result<String, postgres::Error> {
+    let row = client.query_opt(
+        "SELECT host, pid, to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM nfcron_locks WHERE namespace = $1",
+        &[&namespace],
+    )?;
+    Ok(match row {
+        Some(row) => format!(
+            "host {}, pid {}, since {}",
+            row.get::<_, String>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, String>(2)
+        ),
+        None => "holder not yet recorded".into(),
+    })
+}
+
+/// A replica's lock for one run: the leadership it holds already.
+struct Leadership;
+
 impl Store for PostgresStore {
     fn location(&self) -> String {
         format!("{} (namespace {})", self.target.shown, self.namespace)
     }
 
     fn lock(&self) -> Result<Held, StateError> {
+        if self.replica {
+            // The session holds the lock while it lives: check it does.
+            self.with(|client| {
+                client
+                    .simple_query("SELECT 1")
+                    .map_err(self.err("check the leader's session"))?;
+                Ok(())
+            })?;
+            return Ok(Box::new(Leadership));
+        }
         let namespace = self.namespace.clone();
         let host = hostname();
         self.with(|client| {
@@ -559,21 +779,7 @@ impl Store for PostgresStore {
                 std::thread::sleep(Duration::from_millis(50));
             };
             if !got {
-                let holder = client
-                    .query_opt(
-                        "SELECT host, pid, to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM nfcron_locks WHERE namespace = $1",
-                        &[&namespace],
-                    )
-                    .map_err(self.err("read the lock's holder"))?;
-                let holder = match holder {
-                    Some(row) => format!(
-                        "host {}, pid {}, since {}",
-                        row.get::<_, String>(0),
-                        row.get::<_, i64>(1),
-                        row.get::<_, String>(2)
-                    ),
-                    None => "holder not yet recorded".into(),
-                };
+                let holder = holder(client, &namespace).map_err(self.err("read the lock's holder"))?;
                 return Err(StateError::HeldBy {
                     location: self.location(),
                     holder,

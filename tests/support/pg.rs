@@ -4,7 +4,9 @@
 //! fails (`.ci/run` starts it); elsewhere it is skipped with a reason.
 #![allow(dead_code)]
 
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub const SERVER: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -91,5 +93,75 @@ impl Drop for Db {
         if let Ok(mut client) = admin() {
             let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
         }
+    }
+}
+
+/// A TCP relay to the PostgreSQL server that a test can cut, as a server
+/// restart would: every open connection is closed and new ones are closed
+/// on accept until [`Relay::restore`].
+pub struct Relay {
+    pub port: u16,
+    state: Arc<Mutex<RelayState>>,
+}
+
+struct RelayState {
+    up: bool,
+    open: Vec<TcpStream>,
+}
+
+impl Relay {
+    pub fn spawn() -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the relay");
+        let port = listener.local_addr().expect("addr").port();
+        let state = Arc::new(Mutex::new(RelayState {
+            up: true,
+            open: Vec::new(),
+        }));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let mut state = shared.lock().expect("relay state");
+                if !state.up {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect("127.0.0.1:5432") else {
+                    continue;
+                };
+                for (from, to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ] {
+                    let (Ok(mut from), Ok(mut to)) = (from, to) else {
+                        continue;
+                    };
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+                state.open.push(client);
+                state.open.push(server);
+            }
+        });
+        Relay { port, state }
+    }
+
+    /// Closes every connection; refuses new ones.
+    pub fn cut(&self) {
+        let mut state = self.state.lock().expect("relay state");
+        state.up = false;
+        for stream in state.open.drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub fn restore(&self) {
+        self.state.lock().expect("relay state").up = true;
+    }
+
+    /// `url` (a [`Db`]'s) through this relay.
+    pub fn url(&self, url: &str) -> String {
+        url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", self.port))
     }
 }
