@@ -2,7 +2,7 @@
 //! bounded concurrency, recording the state after every 2xx.
 //!
 //! Each job's result is its own: a 400 on one job is reported and the others
-//! still apply. The state file is rewritten (atomically) after each
+//! still apply. The state is recorded (`store::Store::commit`) after each
 //! successful write, never before and never on failure, so it is always
 //! true of what the API has. A job counts as applied only once the store
 //! (`store::Store::commit`) has made its record durable; writes that finish

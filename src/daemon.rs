@@ -222,6 +222,7 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
             Role::Leading
         },
         replica,
+        leader_unannounced: None,
         settings,
         token: settings.api.token.clone(),
         client,
@@ -354,6 +355,9 @@ struct Daemon<'a> {
     replica: Option<Arc<PostgresStore>>,
     /// What the last leadership check found (`Leading` without replicas).
     role: Role,
+    /// The leader a standby follows (host, pid, since), until it says so
+    /// (once its readiness is set).
+    leader_unannounced: Option<String>,
     settings: &'a WatchSettings,
     /// The token the client sends (from `--token-file`, read again before
     /// each run).
@@ -440,10 +444,15 @@ impl Daemon<'_> {
                     readiness.reason.clear();
                 }
             }
-            tracing::debug!(
-                files = files.len(),
-                "standby: source read; the leader applies"
-            );
+            match self.leader_unannounced.take() {
+                Some(leader) => {
+                    tracing::info!(%leader, "standing by: another replica leads and applies")
+                }
+                None => tracing::debug!(
+                    files = files.len(),
+                    "standby: source read; the leader applies"
+                ),
+            }
             return false;
         }
         // Outside drift sweeps reads serve only adoption (jobs the state
@@ -622,7 +631,8 @@ impl Daemon<'_> {
                 self.role = Role::Standby;
                 self.metrics.leader(false);
                 if was != Role::Standby {
-                    tracing::info!(leader = %holder, "standing by: another replica leads and applies");
+                    // Said by the run this wakes, once readiness is set.
+                    self.leader_unannounced = Some(holder);
                     return Some(Wake::Run);
                 }
                 None

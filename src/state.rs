@@ -7,11 +7,18 @@
 //! 0600), `state.lock` (the advisory lock of an applying run, holding its
 //! pid) and a `.gitignore` of `*`.
 //!
-//! The file is replaced atomically (temp file, fsync, rename, fsync of the
-//! directory) after every successful write to the API, so a crash at any
-//! moment leaves a file that parses and is true of what the API has. A file
-//! that does not parse is an error, never an empty baseline: guessing would
-//! re-create or prune jobs.
+//! Every successful write to the API appends one fsynced line per change
+//! to the journal beside it (`state.json.journal`): O(1) per commit, not a
+//! rewrite of the whole state. The journal is folded into the snapshot
+//! (replaced atomically: temp file, fsync, rename, fsync of the directory;
+//! then the journal is removed) when the applying run ends and when the
+//! next one loads. A crash at any moment leaves a snapshot that parses and
+//! a journal whose complete lines are true of what the API has: a torn
+//! last line (the append a crash interrupted, never acknowledged) is
+//! ignored, and replaying a line the snapshot already holds changes
+//! nothing. A snapshot or a journal line in the middle that does not parse
+//! is an error, never an empty baseline: guessing would re-create or prune
+//! jobs.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -23,6 +30,7 @@ use serde_json::Value as Json;
 
 use crate::manifest::JobKey;
 use crate::secret::{Keyed, KEY_LEN};
+use crate::store::Change;
 
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -258,6 +266,218 @@ impl State {
         text.push(b'\n');
         text
     }
+}
+
+/// One line of the journal: a change, with its job's key inline.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum JournalLine {
+    Applied(RecordV1),
+    Deleted(KeyV1),
+    Rejected(RejectionV1),
+    Forgotten(KeyV1),
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyV1 {
+    team: Option<String>,
+    project: String,
+    id: String,
+}
+
+impl KeyV1 {
+    fn of(key: &JobKey) -> KeyV1 {
+        KeyV1 {
+            team: key.team.clone(),
+            project: key.project.clone(),
+            id: key.id.clone(),
+        }
+    }
+
+    fn key(self) -> JobKey {
+        JobKey {
+            team: self.team,
+            project: self.project,
+            id: self.id,
+        }
+    }
+}
+
+impl JournalLine {
+    fn of(change: &Change) -> JournalLine {
+        match change {
+            Change::Applied(k, r) => JournalLine::Applied(RecordV1 {
+                team: k.team.clone(),
+                project: k.project.clone(),
+                id: k.id.clone(),
+                name: r.name.clone(),
+                file: r.file.clone(),
+                digest: r.digest.clone(),
+                spec: r.spec.clone(),
+                applied_at: r.applied_at.clone(),
+                revision: r.revision.clone(),
+            }),
+            Change::Deleted(k) => JournalLine::Deleted(KeyV1::of(k)),
+            Change::Rejected(k, r) => JournalLine::Rejected(RejectionV1 {
+                team: k.team.clone(),
+                project: k.project.clone(),
+                id: k.id.clone(),
+                digest: r.digest.clone(),
+                status: r.status,
+                message: r.message.clone(),
+                rejected_at: r.rejected_at.clone(),
+            }),
+            Change::Forgotten(k) => JournalLine::Forgotten(KeyV1::of(k)),
+        }
+    }
+
+    fn change(self) -> Change {
+        match self {
+            JournalLine::Applied(r) => Change::Applied(
+                JobKey {
+                    team: r.team,
+                    project: r.project,
+                    id: r.id,
+                },
+                Record {
+                    name: r.name,
+                    file: r.file,
+                    digest: r.digest,
+                    spec: r.spec,
+                    applied_at: r.applied_at,
+                    revision: r.revision,
+                },
+            ),
+            JournalLine::Deleted(k) => Change::Deleted(k.key()),
+            JournalLine::Rejected(r) => Change::Rejected(
+                JobKey {
+                    team: r.team,
+                    project: r.project,
+                    id: r.id,
+                },
+                Rejection {
+                    digest: r.digest,
+                    status: r.status,
+                    message: r.message,
+                    rejected_at: r.rejected_at,
+                },
+            ),
+            JournalLine::Forgotten(k) => Change::Forgotten(k.key()),
+        }
+    }
+}
+
+/// The journal of the state file at `state_path`.
+pub fn journal_path(state_path: &Path) -> PathBuf {
+    let mut name = state_path
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_else(|| "state.json".into());
+    name.push(".journal");
+    state_path.with_file_name(name)
+}
+
+/// Writes `changes` to the journal at `at` (its length after the last
+/// acknowledged append), one line each, in one write, then fsyncs it
+/// (and, when this made the file, its directory): durable when this
+/// returns `Ok`. Whatever follows `at` (the torn end of an append that
+/// failed) is cut first, so it can never end up amid complete lines.
+/// Returns the journal's new length.
+pub fn append_journal(state_path: &Path, at: u64, changes: &[Change]) -> Result<u64, StateError> {
+    use std::io::{Seek, SeekFrom};
+    let path = journal_path(state_path);
+    let write_err = |source| StateError::Write {
+        path: path.clone(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    for change in changes {
+        serde_json::to_writer(&mut bytes, &JournalLine::of(change)).expect("a change serialises");
+        bytes.push(b'\n');
+    }
+    let dir = parent(&path);
+    ensure_dir(dir).map_err(write_err)?;
+    let existed = path.exists();
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(write_err)?;
+    let len = file.metadata().map_err(write_err)?.len();
+    if len < at {
+        // Only this store writes the journal, under the lock: shorter than
+        // it wrote means someone else cut it. Never pad it.
+        return Err(StateError::Corrupt {
+            path,
+            why: format!("{len} bytes, shorter than the {at} this run wrote to it"),
+        });
+    }
+    if len > at {
+        file.set_len(at).map_err(write_err)?;
+    }
+    file.seek(SeekFrom::Start(at)).map_err(write_err)?;
+    file.write_all(&bytes).map_err(write_err)?;
+    file.sync_data().map_err(write_err)?;
+    hold_fsync();
+    if !existed {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(write_err)?;
+    }
+    Ok(at + bytes.len() as u64)
+}
+
+/// The changes in the journal, in order (none when there is no journal),
+/// and the length of its complete lines. A last line without its newline
+/// is an append a crash cut short, never acknowledged: ignored. Any other
+/// line that does not parse is an error.
+pub fn read_journal(state_path: &Path) -> Result<(Vec<Change>, u64), StateError> {
+    let path = journal_path(state_path);
+    let text = match read_regular(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(source) => return Err(StateError::Read { path, source }),
+    };
+    let (complete, torn) = match text.rfind('\n') {
+        Some(end) => (&text[..=end], &text[end + 1..]),
+        None => ("", text.as_str()),
+    };
+    if !torn.is_empty() {
+        tracing::warn!(journal = %path.display(), bytes = torn.len(), "ignoring the journal's last line, cut short by a crash before it was acknowledged");
+    }
+    let changes = complete
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str::<JournalLine>(line)
+                .map(JournalLine::change)
+                .map_err(|e| StateError::Corrupt {
+                    path: path.clone(),
+                    why: format!("line {}: {e}", i + 1),
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((changes, complete.len() as u64))
+}
+
+/// Folds the journal into the snapshot: `state` (the snapshot with the
+/// journal applied) replaces the state file atomically, then the journal
+/// goes. A crash between the two replays lines the snapshot already holds,
+/// which changes nothing. Called with the lock held.
+pub fn fold_journal(state_path: &Path, state: &State) -> Result<(), StateError> {
+    let path = journal_path(state_path);
+    if !path.exists() {
+        return Ok(());
+    }
+    state.save(state_path)?;
+    fs::remove_file(&path).map_err(|source| StateError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    File::open(parent(&path))
+        .and_then(|d| d.sync_all())
+        .map_err(|source| StateError::Write { path, source })
 }
 
 /// A state file is at most this big (10,000 jobs take about 10 MB).
@@ -577,6 +797,58 @@ mod tests {
             project: "p".into(),
             id: id.into(),
         }
+    }
+
+    #[test]
+    fn a_torn_journal_tail_is_ignored_and_cut_before_the_next_append() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("state.json");
+        let applied = Change::Applied(key("a"), record(1));
+        let rejected = Change::Rejected(
+            key("b"),
+            Rejection {
+                digest: "e".repeat(64),
+                status: 400,
+                message: "no".into(),
+                rejected_at: "2026-11-28T16:00:00Z".into(),
+            },
+        );
+        let len = append_journal(&path, 0, std::slice::from_ref(&applied)).expect("append");
+        assert_eq!(
+            read_journal(&path).expect("read"),
+            (vec![applied.clone()], len)
+        );
+        // An append a crash (or a full disk) cut short.
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(journal_path(&path))
+            .expect("open");
+        file.write_all(br#"{"op":"deleted","team":null,"proj"#)
+            .expect("tear");
+        assert_eq!(
+            read_journal(&path).expect("the torn line is ignored"),
+            (vec![applied.clone()], len)
+        );
+        // The next append goes where the last acknowledged one ended.
+        let end = append_journal(&path, len, &[rejected.clone(), Change::Deleted(key("a"))])
+            .expect("append");
+        let (changes, read_len) = read_journal(&path).expect("read");
+        assert_eq!(changes, [applied, rejected, Change::Deleted(key("a"))]);
+        assert_eq!(read_len, end);
+        assert_eq!(
+            fs::metadata(journal_path(&path)).expect("journal").len(),
+            end
+        );
+        // A line amid others that does not parse is corruption.
+        fs::write(
+            journal_path(&path),
+            "{\"op\":\"forgotten\",\"team\":null,\"project\":\"p\",\"id\":\"a\"}\nnot json\n{\"op\":\"forgotten\",\"team\":null,\"project\":\"p\",\"id\":\"b\"}\n",
+        )
+        .expect("write");
+        let e = read_journal(&path).expect_err("corrupt").to_string();
+        assert!(e.contains("line 2"), "{e}");
+        // Never padded: a journal shorter than the run wrote is refused.
+        assert!(append_journal(&path, 10_000, &[Change::Deleted(key("c"))]).is_err());
     }
 
     #[test]

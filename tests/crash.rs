@@ -19,17 +19,27 @@ const JOBS: usize = 200;
 const KILLS: usize = 20;
 const CONCURRENCY: usize = 4;
 
+/// The recorded job ids, as `nfcron state list` reads them (the state file
+/// with its journal replayed, without the lock); `None` before the first
+/// commit. A state that does not load fails the test.
 fn state(ws: &Workspace) -> Option<BTreeSet<String>> {
-    let text = std::fs::read_to_string(ws.path().join(".nfcron/state.json")).ok()?;
-    let state: Value = serde_json::from_str(&text).expect("the state file always parses");
-    Some(
-        state["jobs"]
-            .as_array()
-            .expect("jobs")
-            .iter()
+    let out = Command::new(env!("CARGO_BIN_EXE_nfcron"))
+        .current_dir(ws.path())
+        .args(["state", "list", "--output", "json"])
+        .output()
+        .expect("run nfcron state list");
+    assert!(
+        out.status.success(),
+        "the state always loads: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state: Value = serde_json::from_slice(&out.stdout).expect("state list JSON");
+    let jobs = state["jobs"].as_array().expect("jobs");
+    (!jobs.is_empty() || ws.path().join(".nfcron/state.json").exists()).then(|| {
+        jobs.iter()
             .map(|j| j["id"].as_str().expect("id").to_string())
-            .collect(),
-    )
+            .collect()
+    })
 }
 
 #[test]
@@ -126,4 +136,14 @@ fn sigkill_at_twenty_points_leaves_a_state_the_next_run_trusts() {
         .filter(|n| n.starts_with(".state.") && n.ends_with(".tmp"))
         .collect();
     assert_eq!(temps, Vec::<String>::new(), "temp files left behind");
+    // A run that ends folds the journal into the state file.
+    assert!(
+        !ws.path().join(".nfcron/state.json.journal").exists(),
+        "the journal was folded"
+    );
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.path().join(".nfcron/state.json")).expect("state.json"),
+    )
+    .expect("state.json parses");
+    assert_eq!(file["jobs"].as_array().expect("jobs").len(), JOBS);
 }

@@ -70,16 +70,40 @@ fn the_kubernetes_sidecar_is_wired_as_documented() {
 fn the_actions_workflow_plans_pull_requests_and_applies_main() {
     let docs = yaml_docs("examples/github-actions/plan.yml");
     let workflow = &docs[0];
-    let plan = workflow["jobs"]["plan"]["steps"].to_string();
-    assert!(plan.contains("nfcron validate jobs.d"), "{plan}");
-    assert!(plan.contains("reconcile --dry-run --base"), "{plan}");
-    assert!(plan.contains("GITHUB_STEP_SUMMARY"), "{plan}");
+    // Each job's steps that use nfcron's action, as their `with.command`.
+    let commands = |job: &str| -> Vec<String> {
+        workflow["jobs"][job]["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .filter(|step| {
+                step["uses"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("acme/nfcron@"))
+            })
+            .map(|step| {
+                step["with"]["command"]
+                    .as_str()
+                    .expect("command")
+                    .to_string()
+            })
+            .collect()
+    };
+    assert!(workflow["jobs"]["plan"]["if"]
+        .as_str()
+        .expect("if")
+        .contains("pull_request"));
+    assert_eq!(commands("plan"), ["validate", "plan"]);
     let apply = &workflow["jobs"]["apply"];
     assert!(apply["if"]
         .as_str()
         .expect("if")
         .contains("refs/heads/main"));
-    assert!(apply["steps"].to_string().contains("nfcron reconcile"));
+    assert_eq!(commands("apply"), ["apply"]);
+    // State in a database, not in an evicted and raced build cache.
+    let steps = apply["steps"].to_string();
+    assert!(steps.contains("NFCRON_STATE"), "{steps}");
+    assert!(!steps.contains("actions/cache"), "{steps}");
 }
 
 #[test]

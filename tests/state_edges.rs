@@ -184,8 +184,9 @@ fn a_state_file_that_cannot_be_written_stops_the_run_at_the_first_failed_save() 
         cmd.pre_exec(|| {
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
             let limit = libc::rlimit {
-                rlim_cur: 1024,
-                rlim_max: 1024,
+                // Below one journal line: the first commit fails.
+                rlim_cur: 64,
+                rlim_max: 64,
             };
             if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
                 return Err(std::io::Error::last_os_error());
@@ -250,8 +251,8 @@ fn the_text_report_names_jobs_not_attempted() {
         cmd.pre_exec(|| {
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
             let limit = libc::rlimit {
-                rlim_cur: 512,
-                rlim_max: 512,
+                rlim_cur: 64,
+                rlim_max: 64,
             };
             if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
                 return Err(std::io::Error::last_os_error());

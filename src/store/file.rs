@@ -1,29 +1,39 @@
-//! The file store: `state.json` replaced atomically on every commit, with
-//! `key` and `state.lock` beside it (the format and the primitives are in
-//! `state.rs`).
+//! The file store: `state.json` with a journal beside it that each commit
+//! appends to (one fsynced line per change), folded into `state.json`
+//! when the applying run ends (its lock is released) and when an applying
+//! run loads; `key` and `state.lock` beside them (the format and the
+//! primitives are in `state.rs`).
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::{Change, Held, Store};
 use crate::secret::Keyed;
 use crate::state::{self, State, StateError, StateLock};
 
-/// `--state PATH`. Keeps the state it last read or wrote, so that a commit
-/// rewrites the file from memory instead of reading it again.
+/// `--state PATH`. Keeps the state it last read or committed (snapshot
+/// plus journal), so that folding writes it from memory.
 #[derive(Debug)]
 pub struct FileStore {
     path: PathBuf,
-    /// `None` until loaded; then the state as it is on disk (after the
-    /// last commit, successful or not: a failed commit stops the run).
-    current: Mutex<Option<State>>,
+    /// `None` until loaded or committed to; then the state as snapshot and
+    /// journal hold it.
+    current: Arc<Mutex<Option<State>>>,
+    /// This store holds the lock: it may fold the journal.
+    locked: Arc<AtomicBool>,
+    /// The journal's length after its last complete line (known once
+    /// loaded): where the next append goes.
+    journal_len: Arc<Mutex<Option<u64>>>,
 }
 
 impl FileStore {
     pub fn new(path: &Path) -> FileStore {
         FileStore {
             path: path.to_path_buf(),
-            current: Mutex::new(None),
+            current: Arc::new(Mutex::new(None)),
+            locked: Arc::new(AtomicBool::new(false)),
+            journal_len: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -38,11 +48,36 @@ impl Store for FileStore {
     }
 
     fn lock(&self) -> Result<Held, StateError> {
-        Ok(Box::new(StateLock::acquire(&self.path)?))
+        let lock = StateLock::acquire(&self.path)?;
+        self.locked.store(true, Ordering::SeqCst);
+        Ok(Box::new(FileHeld {
+            path: self.path.clone(),
+            current: self.current.clone(),
+            journal_len: self.journal_len.clone(),
+            locked: self.locked.clone(),
+            _lock: lock,
+        }))
     }
 
+    /// The snapshot with the journal replayed onto it; folded into the
+    /// snapshot when this store holds the lock (a dry-run writes nothing).
     fn load(&self) -> Result<Option<State>, StateError> {
-        let loaded = State::load(&self.path)?;
+        let snapshot = State::load(&self.path)?;
+        let (journal, mut journal_len) = state::read_journal(&self.path)?;
+        let loaded = if journal.is_empty() {
+            snapshot
+        } else {
+            let mut state = snapshot.unwrap_or_default();
+            for change in &journal {
+                change.apply_to(&mut state);
+            }
+            if self.locked.load(Ordering::SeqCst) {
+                state::fold_journal(&self.path, &state)?;
+                journal_len = 0;
+            }
+            Some(state)
+        };
+        *self.journal_len.lock().expect("journal length") = Some(journal_len);
         *self.current.lock().expect("state lock") = Some(loaded.clone().unwrap_or_default());
         Ok(loaded)
     }
@@ -56,15 +91,45 @@ impl Store for FileStore {
     }
 
     fn commit(&self, changes: &[Change]) -> Result<(), StateError> {
-        let mut current = self.current.lock().expect("state lock");
-        if current.is_none() {
-            *current = Some(State::load(&self.path)?.unwrap_or_default());
+        if self.current.lock().expect("state lock").is_none() {
+            self.load()?;
         }
+        let mut journal_len = self.journal_len.lock().expect("journal length");
+        let at = journal_len.unwrap_or_default();
+        *journal_len = Some(state::append_journal(&self.path, at, changes)?);
+        let mut current = self.current.lock().expect("state lock");
         let state = current.as_mut().expect("loaded above");
         for change in changes {
             change.apply_to(state);
         }
-        let bytes = state.to_bytes();
-        state::write_atomic(&self.path, &bytes)
+        Ok(())
+    }
+}
+
+/// The lock of an applying run on a file store. Released after the
+/// journal is folded into the snapshot (best effort: a fold that fails
+/// leaves the journal, which the next run replays).
+struct FileHeld {
+    path: PathBuf,
+    current: Arc<Mutex<Option<State>>>,
+    journal_len: Arc<Mutex<Option<u64>>>,
+    locked: Arc<AtomicBool>,
+    _lock: StateLock,
+}
+
+impl Drop for FileHeld {
+    fn drop(&mut self) {
+        self.locked.store(false, Ordering::SeqCst);
+        // The order commit takes them in.
+        let mut journal_len = self.journal_len.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(state) = current.as_ref() {
+            match state::fold_journal(&self.path, state) {
+                Ok(()) => *journal_len = Some(0),
+                Err(e) => {
+                    tracing::warn!(error = %crate::apply::chain(&e), "cannot fold the state journal into the state file; the next run replays it")
+                }
+            }
+        }
     }
 }
