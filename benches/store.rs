@@ -3,7 +3,10 @@
 //! - first apply of 2,000 and 10,000 jobs with the file store and with the
 //!   PostgreSQL store: wall time, CPU time, bytes nfcron wrote to storage,
 //!   requests;
-//! - plan (dry-run) of 10,000 unchanged jobs from each: wall time, peak RSS.
+//! - plan (dry-run) of 10,000 unchanged jobs from each: wall time, peak RSS;
+//! - failover of two `watch` replicas on one namespace (default
+//!   `--failover-check`, 2 s): from SIGKILL of the leader to the standby
+//!   leading, and to its first PUT of an edit made at the kill, median of 5.
 //!
 //! PostgreSQL: the machine's server on 127.0.0.1:5432 (database `test`), a
 //! schema made for the run. `NFCRON_BENCH_JOBS=2000` limits the sizes.
@@ -11,6 +14,8 @@
 
 #[path = "../examples/fake-northflank/server.rs"]
 mod fake;
+#[path = "../tests/support/sidecar.rs"]
+mod sidecar;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -143,5 +148,49 @@ fn main() {
             }
         }
     }
+    let url = format!("postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}");
+    let mut leads = Vec::new();
+    let mut applies = Vec::new();
+    for round in 0..5 {
+        let (lead, apply) = failover(&url, &format!("failover{round}"));
+        leads.push(lead);
+        applies.push(apply);
+    }
+    leads.sort();
+    applies.sort();
+    println!(
+        "failover (2 replicas, --failover-check 2s): kill -9 -> standby leads {:>6.0} ms, -> its PUT of an edit {:>6.0} ms (median of 5)",
+        leads[2].as_secs_f64() * 1000.0,
+        applies[2].as_secs_f64() * 1000.0
+    );
     let _ = admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+}
+
+/// One failover: the time from SIGKILL of the leader to the standby
+/// leading, and to the fake's PUT of an edit written at the kill.
+fn failover(url: &str, namespace: &str) -> (Duration, Duration) {
+    let fake = fake::Fake::spawn(0);
+    let dir = tempfile::tempdir().expect("dir");
+    generate(dir.path(), 1);
+    let args = ["jobs.d", "--state", url, "--state-namespace", namespace];
+    let mut a = sidecar::Sidecar::start(dir.path(), &fake.url, fake::TOKEN, &args);
+    a.next("leading: this replica applies now");
+    a.next("reconciled");
+    let mut b = sidecar::Sidecar::start(dir.path(), &fake.url, fake::TOKEN, &args);
+    b.next("standing by: another replica leads and applies");
+    let puts = fake.count("PUT");
+    a.kill9();
+    let killed = Instant::now();
+    let file = dir.path().join("jobs.d/jobs-0000.yaml");
+    let text = std::fs::read_to_string(&file).expect("read");
+    std::fs::write(&file, text.replace("0 3 * * *", "0 4 * * *")).expect("write");
+    b.next("leading: this replica applies now");
+    let lead = killed.elapsed();
+    assert!(
+        fake.wait_until(Duration::from_secs(30), |log| {
+            log.iter().filter(|r| r.method == "PUT").count() > puts
+        }),
+        "the new leader applied the edit"
+    );
+    (lead, killed.elapsed())
 }
