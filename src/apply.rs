@@ -229,6 +229,16 @@ impl<A: Api> Applier<'_, A> {
                     if journal.broken.load(Ordering::SeqCst) {
                         return (i, Outcome::NotAttempted);
                     }
+                    // A replica that lost its lock writes nothing more.
+                    let store = journal.store.clone();
+                    let fenced = tokio::task::spawn_blocking(move || store.fence())
+                        .await
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+                    if let Err(e) = fenced {
+                        journal.broken.store(true, Ordering::SeqCst);
+                        tracing::error!(project = %key.project, id = %key.id, error = %chain(&e), "job not sent: this replica no longer leads");
+                        return (i, Outcome::NotAttempted);
+                    }
                     let started = std::time::Instant::now();
                     let sent = match (&job, action) {
                         (Some(job), Action::Create | Action::Update) => {

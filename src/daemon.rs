@@ -435,6 +435,14 @@ impl Daemon<'_> {
             if self.role == Role::Unreachable {
                 return false;
             }
+            if self.role == Role::Leading {
+                // Fenced since the last check (its session was lost): the
+                // next check says what this replica is now.
+                self.role = Role::Unknown;
+                self.metrics.leader(false);
+                self.not_ready("stepped down: the state database session was lost; checking the leadership again");
+                return false;
+            }
             match self.unready_reason(&files) {
                 Some(reason) => self.not_ready(&reason),
                 None => {
@@ -611,7 +619,12 @@ impl Daemon<'_> {
     /// do about it.
     async fn campaign(&mut self) -> Option<Wake> {
         let store = self.replica.clone()?;
-        let was = self.role;
+        // Fenced since the last check: whatever this one finds is news.
+        let was = if self.role == Role::Leading && !self.leads() {
+            Role::Unknown
+        } else {
+            self.role
+        };
         let found = off_runtime(move || store.campaign()).await;
         match found {
             Ok(Campaign::Leading { hooks }) => {

@@ -397,7 +397,6 @@ pub fn append_journal(state_path: &Path, at: u64, changes: &[Change]) -> Result<
     }
     let dir = parent(&path);
     ensure_dir(dir).map_err(write_err)?;
-    let existed = path.exists();
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -420,7 +419,9 @@ pub fn append_journal(state_path: &Path, at: u64, changes: &[Change]) -> Result<
     file.write_all(&bytes).map_err(write_err)?;
     file.sync_data().map_err(write_err)?;
     hold_fsync();
-    if !existed {
+    // A journal that starts here may have just been made (or made by an
+    // append that failed before this fsync): its directory entry too.
+    if at == 0 {
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(write_err)?;
@@ -733,17 +734,14 @@ pub fn force_unlock(state_path: &Path) -> Result<Unlocked, StateError> {
     let pid = Some(pid.trim().to_string()).filter(|p| !p.is_empty());
     match file.try_lock() {
         Ok(()) => {}
+        // The kernel releases a dead process's flock: a held one has a
+        // live holder, even when its pid is not visible here (another PID
+        // namespace: a sidecar container beside a `kubectl exec`).
         Err(fs::TryLockError::WouldBlock) => {
-            let alive = pid
-                .as_deref()
-                .and_then(|p| p.parse::<i32>().ok())
-                .is_none_or(|p| !pid_gone(p));
-            if alive {
-                return Err(StateError::Locked {
-                    path,
-                    pid: pid.unwrap_or_else(|| "unknown".into()),
-                });
-            }
+            return Err(StateError::Locked {
+                path,
+                pid: pid.unwrap_or_else(|| "unknown".into()),
+            });
         }
         Err(fs::TryLockError::Error(e)) => return Err(lock_err(e)),
     }

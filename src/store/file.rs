@@ -62,8 +62,27 @@ impl Store for FileStore {
     /// The snapshot with the journal replayed onto it; folded into the
     /// snapshot when this store holds the lock (a dry-run writes nothing).
     fn load(&self) -> Result<Option<State>, StateError> {
-        let snapshot = State::load(&self.path)?;
-        let (journal, mut journal_len) = state::read_journal(&self.path)?;
+        // Without the lock an applying run may append and fold between the
+        // two reads: read again until the journal is the same file, as long,
+        // before and after (a snapshot folded from a longer journal than the
+        // one replayed onto it could bring back what a later line undid).
+        let journal_file = state::journal_path(&self.path);
+        let identity = || {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(&journal_file)
+                .ok()
+                .map(|m| (m.dev(), m.ino(), m.len()))
+        };
+        let mut attempt = 0;
+        let (journal, mut journal_len, snapshot) = loop {
+            let before = identity();
+            let (journal, journal_len) = state::read_journal(&self.path)?;
+            let snapshot = State::load(&self.path)?;
+            attempt += 1;
+            if self.locked.load(Ordering::SeqCst) || identity() == before || attempt == 20 {
+                break (journal, journal_len, snapshot);
+            }
+        };
         let loaded = if journal.is_empty() {
             snapshot
         } else {
@@ -95,6 +114,14 @@ impl Store for FileStore {
             self.load()?;
         }
         let mut journal_len = self.journal_len.lock().expect("journal length");
+        // Only under the lock: a commit that arrives after the run let it
+        // go (a cancelled run's queued commit) could cut another holder's
+        // journal.
+        if !self.locked.load(Ordering::SeqCst) {
+            return Err(StateError::NotLeading {
+                location: self.location(),
+            });
+        }
         let at = journal_len.unwrap_or_default();
         *journal_len = Some(state::append_journal(&self.path, at, changes)?);
         let mut current = self.current.lock().expect("state lock");
@@ -131,5 +158,69 @@ impl Drop for FileHeld {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::JobKey;
+    use crate::state::Record;
+
+    fn applied(id: &str) -> Change {
+        Change::Applied(
+            JobKey {
+                team: None,
+                project: "p".into(),
+                id: id.into(),
+            },
+            Record {
+                name: id.into(),
+                file: "jobs.d/a.yaml".into(),
+                digest: "d".repeat(64),
+                spec: serde_json::json!({"name": id}),
+                applied_at: "2026-11-29T00:00:00Z".into(),
+                revision: None,
+            },
+        )
+    }
+
+    #[test]
+    fn commits_go_to_the_journal_under_the_lock_and_fold_when_it_is_released() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("state.json");
+        let journal = state::journal_path(&path);
+        let store = FileStore::new(&path);
+        // Without the lock nothing is written.
+        assert!(matches!(
+            store.commit(&[applied("a")]),
+            Err(StateError::NotLeading { .. })
+        ));
+        assert!(!journal.exists() && !path.exists());
+
+        let held = store.lock().expect("lock");
+        store.load().expect("load");
+        store.commit(&[applied("a")]).expect("commit");
+        store.commit(&[applied("b")]).expect("commit");
+        assert!(!path.exists(), "a commit appends; the snapshot waits");
+        assert_eq!(
+            std::fs::read_to_string(&journal)
+                .expect("journal")
+                .lines()
+                .count(),
+            2
+        );
+        // A reader without the lock sees snapshot plus journal.
+        let reader = FileStore::new(&path);
+        assert_eq!(reader.load().expect("load").expect("state").jobs.len(), 2);
+        assert!(journal.exists(), "a reader never folds");
+
+        drop(held);
+        assert!(!journal.exists(), "released: folded");
+        let snapshot = State::load(&path).expect("load").expect("state");
+        assert_eq!(snapshot.jobs.len(), 2);
+        // The lock is gone, and so is the right to commit.
+        assert!(store.commit(&[applied("c")]).is_err());
+        assert!(!journal.exists());
     }
 }

@@ -92,6 +92,13 @@ pub trait Store: Send + Sync {
     /// counts only once this returned `Ok`. Called with the lock held, one
     /// call at a time.
     fn commit(&self, changes: &[Change]) -> Result<(), StateError>;
+
+    /// Checked before each write to the API: an error means this process
+    /// may no longer write (a `watch` replica whose session lost the
+    /// lock). Stores without leaders always allow it.
+    fn fence(&self) -> Result<(), StateError> {
+        Ok(())
+    }
 }
 
 /// The store `--state` names: a `postgres://` URL (with `namespace`), or a

@@ -43,6 +43,18 @@ pub fn is_url(state: &str) -> bool {
     state.starts_with("postgres://") || state.starts_with("postgresql://")
 }
 
+/// Set on every session: the server's side of the keepalives, and a
+/// bound on any statement (a lock wait included). Each is tried alone;
+/// servers that lack one (`tcp_user_timeout` is PostgreSQL 12+) keep their
+/// default.
+const SESSION_TIMEOUTS: &[&str] = &[
+    "SET tcp_keepalives_idle = 10",
+    "SET tcp_keepalives_interval = 3",
+    "SET tcp_keepalives_count = 3",
+    "SET tcp_user_timeout = 20000",
+    "SET statement_timeout = '60s'",
+];
+
 /// The migrations, in order: version `i + 1` is `MIGRATIONS[i]`. Only
 /// ever appended to.
 const MIGRATIONS: &[&str] = &[
@@ -188,6 +200,17 @@ impl Target {
         if config.get_application_name().is_none() {
             config.application_name("nfcron");
         }
+        // A dead peer (a node lost, a partition) is noticed in about 20 s,
+        // not after the kernel's two hours: a leader's statements fail and
+        // it steps down, a standby's campaign stops waiting. The server is
+        // asked the same for its side ([`SESSION_TIMEOUTS`]), so that it
+        // drops a vanished leader's lock just as fast.
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(10))
+            .keepalives_interval(Duration::from_secs(3))
+            .keepalives_retries(3)
+            .tcp_user_timeout(Duration::from_secs(20));
         let tls = match sslmode.as_deref().unwrap_or("disable") {
             "disable" | "allow" | "prefer" => Tls::Off,
             "require" | "verify-ca" => Tls::On {
@@ -250,11 +273,28 @@ pub fn redact_url(url: &str) -> String {
             if u.password().is_some() {
                 let _ = u.set_password(Some("***"));
             }
+            // libpq (and the driver) also take it as a query parameter.
+            let secret = |k: &str| matches!(k, "password" | "sslpassword");
+            if u.query_pairs().any(|(k, _)| secret(&k)) {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if secret(&k) {
+                            "***".into()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             u.to_string()
         }
-        Err(_) => match url.rsplit_once('@') {
-            Some((_, host)) => format!("postgres://***@{host}"),
-            None => url.to_string(),
+        // Unparsable: only the scheme is safe to show.
+        Err(_) => match url.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://*** (not a valid URL)"),
+            None => "*** (not a valid URL)".into(),
         },
     }
 }
@@ -461,9 +501,7 @@ impl PostgresStore {
         let namespace = self.namespace.clone();
         let result = self.with_connecting(true, |client| {
             if self.leading.load(Ordering::SeqCst) {
-                client
-                    .simple_query("SELECT 1")
-                    .map_err(self.err("check the leader's session"))?;
+                self.check_lock(client)?;
                 let mine = payload(client, &namespace).map_err(self.err("read the schema"))?;
                 let hooks = relayed(client, &mine).map_err(self.err("read relayed webhooks"))?;
                 return Ok(Campaign::Leading { hooks });
@@ -525,6 +563,23 @@ impl PostgresStore {
         result
     }
 
+    /// Fails unless this session holds the namespace's lock; a replica
+    /// that finds it does not steps down (see [`HOLDS_LOCK`]).
+    fn check_lock(&self, client: &mut Client) -> Result<(), StateError> {
+        let holds: bool = client
+            .query_one(HOLDS_LOCK, &[&self.namespace])
+            .map_err(self.err("check the leader's lock"))?
+            .get(0);
+        if !holds {
+            self.leading.store(false, Ordering::SeqCst);
+            tracing::error!(state = %self.location(), "this session no longer holds the lock (a connection pooler in front of the database?): stepped down");
+            return Err(StateError::NotLeading {
+                location: self.location(),
+            });
+        }
+        Ok(())
+    }
+
     /// Whether this replica leads.
     pub fn leading(&self) -> bool {
         self.leading.load(Ordering::SeqCst)
@@ -557,7 +612,7 @@ impl PostgresStore {
             });
         }
         let result = self.with_connecting(!self.replica, work);
-        if self.replica && result.is_err() && self.session_lost() {
+        if self.replica && result.is_err() && (self.session_lost() || !self.leading()) {
             // Fenced: nothing more goes through this replica until it
             // wins the lock again.
             self.step_down();
@@ -585,6 +640,11 @@ impl PostgresStore {
                     });
                 }
                 let mut client = self.target.connect()?;
+                for set in SESSION_TIMEOUTS {
+                    if let Err(e) = client.batch_execute(set) {
+                        tracing::debug!(error = %e, "{set}: not applied");
+                    }
+                }
                 let found =
                     migrate(&mut client).map_err(|e| self.target.error("migrate the tables", e))?;
                 if found > SCHEMA_VERSION {
@@ -645,6 +705,13 @@ fn migrate(client: &mut Client) -> Result<i32, postgres::Error> {
 /// that share a database by schema do not share locks).
 const LOCK_KEY: &str =
     "hashtextextended(coalesce(current_schema(), '') || '/nfcron/lock/' || $1, 0)";
+
+/// Whether this session holds the namespace's lock (`$1`), as the server
+/// sees it: a live session alone proves nothing behind a connection pooler
+/// that hands the session's backend to someone else.
+const HOLDS_LOCK: &str = "SELECT EXISTS (SELECT 1 FROM pg_locks l, (SELECT hashtextextended(coalesce(current_schema(), '') || '/nfcron/lock/' || $1, 0) AS k) key
+    WHERE l.locktype = 'advisory' AND l.granted AND l.pid = pg_backend_pid() AND l.objsubid = 1
+      AND l.classid = ((key.k >> 32) & 4294967295)::oid AND l.objid = (key.k & 4294967295)::oid)";
 
 /// The lock of an applying run: unlocked (and its holder row removed) when
 /// dropped; lost with the session.
@@ -744,12 +811,7 @@ impl Store for PostgresStore {
     fn lock(&self) -> Result<Held, StateError> {
         if self.replica {
             // The session holds the lock while it lives: check it does.
-            self.with(|client| {
-                client
-                    .simple_query("SELECT 1")
-                    .map_err(self.err("check the leader's session"))?;
-                Ok(())
-            })?;
+            self.fence()?;
             return Ok(Box::new(Leadership));
         }
         let namespace = self.namespace.clone();
@@ -915,9 +977,19 @@ impl Store for PostgresStore {
         })
     }
 
+    fn fence(&self) -> Result<(), StateError> {
+        if !self.replica {
+            return Ok(());
+        }
+        self.with(|client| self.check_lock(client))
+    }
+
     fn commit(&self, changes: &[Change]) -> Result<(), StateError> {
         let namespace = self.namespace.clone();
         self.with(|client| {
+            if self.replica {
+                self.check_lock(client)?;
+            }
             let mut tx = client.transaction().map_err(self.err("commit"))?;
             for change in changes {
                 let sql_err = self.err("commit");
@@ -988,10 +1060,15 @@ mod tests {
             "postgres://u:***@db:5432/x?sslmode=require"
         );
         assert_eq!(redact_url("postgres://u@db/x"), "postgres://u@db/x");
-        // Unparsable (a bad port): everything before the last `@` goes.
+        // Unparsable (a bad port): only the scheme is shown.
         assert_eq!(
-            redact_url("postgres://u:s3cret@db:99999/x"),
-            "postgres://***@db:99999/x"
+            redact_url("postgres://u:s3cret@db:99999/x?password=s3cret"),
+            "postgres://*** (not a valid URL)"
+        );
+        // A password given as a query parameter.
+        assert_eq!(
+            redact_url("postgres://u@db/x?password=s3cret&sslmode=require"),
+            "postgres://u@db/x?password=***&sslmode=require"
         );
         let target = Target::parse("postgres://u:s3cret@db/x", &no_env).expect("parse");
         assert!(!format!("{target:?}").contains("s3cret"));
