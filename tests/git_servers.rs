@@ -9,8 +9,9 @@ mod common;
 mod fake;
 #[path = "support/git_servers.rs"]
 mod servers;
+#[path = "support/sidecar.rs"]
+mod sidecar;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use common::{git_commit, git_init, Workspace};
 use serde_json::Value;
 use servers::{bare_copy, Lighttpd, Switch};
+use sidecar::Sidecar;
 
 const WAIT: Duration = Duration::from_secs(60);
 const TOKEN: &str = "s3cret-git-token";
@@ -59,14 +61,6 @@ fn nfcron(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Command {
         cmd.env(k, v);
     }
     cmd
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Waits for `child` to exit, at most `limit` (then kills it); its exit
@@ -133,93 +127,6 @@ fn a_git_server_that_never_answers_fails_reconcile_within_git_timeout() {
     );
 }
 
-/// `nfcron watch` in `ws` with JSON logs on a channel.
-struct Sidecar {
-    _child: Kill,
-    events: mpsc::Receiver<Value>,
-    addr: Option<String>,
-}
-
-impl Sidecar {
-    fn start(ws: &Workspace, api: &fake::Fake, args: &[&str]) -> Sidecar {
-        let mut child = nfcron(
-            ws,
-            &[
-                "--log-format",
-                "json",
-                "--log-level",
-                "info",
-                "watch",
-                "--listen",
-                "127.0.0.1:0",
-            ],
-            &[
-                ("NORTHFLANK_API_URL", api.url.as_str()),
-                ("NORTHFLANK_API_TOKEN", fake::TOKEN),
-                ("NFCRON_WEBHOOK_SECRET", "hook-s3cret"),
-            ],
-        )
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start nfcron watch");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, events) = mpsc::channel::<Value>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    let _ = tx.send(v);
-                }
-            }
-        });
-        Sidecar {
-            _child: Kill(child),
-            events,
-            addr: None,
-        }
-    }
-
-    /// The next event with this message.
-    fn next(&mut self, message: &str) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let v = self
-                .events
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no `{message}` event within {WAIT:?}"));
-            if let Some(a) = v["url"].as_str().and_then(|u| u.strip_prefix("http://")) {
-                self.addr = Some(a.to_string());
-            }
-            if v["message"] == message {
-                return v;
-            }
-        }
-    }
-
-    fn http(&self, method: &str, path: &str, headers: &str) -> (u16, String) {
-        let addr = self
-            .addr
-            .as_deref()
-            .expect("the listener's address was logged");
-        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).expect("timeout");
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n{headers}\r\n{{}}"
-        );
-        stream.write_all(request.as_bytes()).expect("send");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read");
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status");
-        (status, response)
-    }
-}
-
 #[test]
 fn a_stalled_git_server_makes_the_sidecar_unready_then_it_recovers() {
     let (origin_dir, _repo, rev) = origin();
@@ -233,8 +140,9 @@ fn a_stalled_git_server_makes_the_sidecar_unready_then_it_recovers() {
     let ws = Workspace::new();
     let api = fake::Fake::spawn(0);
     let mut sidecar = Sidecar::start(
-        &ws,
-        &api,
+        ws.path(),
+        &api.url,
+        fake::TOKEN,
         &["--git", &url, "--git-path", "jobs.d", "--git-timeout", "1s"],
     );
     let failed = sidecar.next("fetch failed; keeping the last good revision");
