@@ -149,6 +149,70 @@ struct RecordV1 {
     revision: Option<String>,
 }
 
+impl RecordV1 {
+    fn of(k: &JobKey, r: &Record) -> RecordV1 {
+        RecordV1 {
+            team: k.team.clone(),
+            project: k.project.clone(),
+            id: k.id.clone(),
+            name: r.name.clone(),
+            file: r.file.clone(),
+            digest: r.digest.clone(),
+            spec: r.spec.clone(),
+            applied_at: r.applied_at.clone(),
+            revision: r.revision.clone(),
+        }
+    }
+
+    fn entry(self) -> (JobKey, Record) {
+        (
+            JobKey {
+                team: self.team,
+                project: self.project,
+                id: self.id,
+            },
+            Record {
+                name: self.name,
+                file: self.file,
+                digest: self.digest,
+                spec: self.spec,
+                applied_at: self.applied_at,
+                revision: self.revision,
+            },
+        )
+    }
+}
+
+impl RejectionV1 {
+    fn of(k: &JobKey, r: &Rejection) -> RejectionV1 {
+        RejectionV1 {
+            team: k.team.clone(),
+            project: k.project.clone(),
+            id: k.id.clone(),
+            digest: r.digest.clone(),
+            status: r.status,
+            message: r.message.clone(),
+            rejected_at: r.rejected_at.clone(),
+        }
+    }
+
+    fn entry(self) -> (JobKey, Rejection) {
+        (
+            JobKey {
+                team: self.team,
+                project: self.project,
+                id: self.id,
+            },
+            Rejection {
+                digest: self.digest,
+                status: self.status,
+                message: self.message,
+                rejected_at: self.rejected_at,
+            },
+        )
+    }
+}
+
 impl State {
     /// Reads the state file; `None` when there is none yet.
     pub fn load(path: &Path) -> Result<Option<State>, StateError> {
@@ -180,46 +244,8 @@ impl State {
                 )))
             }
         }
-        let jobs = file
-            .jobs
-            .into_iter()
-            .map(|r| {
-                (
-                    JobKey {
-                        team: r.team,
-                        project: r.project,
-                        id: r.id,
-                    },
-                    Record {
-                        name: r.name,
-                        file: r.file,
-                        digest: r.digest,
-                        spec: r.spec,
-                        applied_at: r.applied_at,
-                        revision: r.revision,
-                    },
-                )
-            })
-            .collect();
-        let rejected = file
-            .rejected
-            .into_iter()
-            .map(|r| {
-                (
-                    JobKey {
-                        team: r.team,
-                        project: r.project,
-                        id: r.id,
-                    },
-                    Rejection {
-                        digest: r.digest,
-                        status: r.status,
-                        message: r.message,
-                        rejected_at: r.rejected_at,
-                    },
-                )
-            })
-            .collect();
+        let jobs = file.jobs.into_iter().map(RecordV1::entry).collect();
+        let rejected = file.rejected.into_iter().map(RejectionV1::entry).collect();
         Ok(Some(State { jobs, rejected }))
     }
 
@@ -233,33 +259,11 @@ impl State {
     pub fn to_bytes(&self) -> Vec<u8> {
         let file = FileV1 {
             format_version: FORMAT_VERSION,
-            jobs: self
-                .jobs
-                .iter()
-                .map(|(k, r)| RecordV1 {
-                    team: k.team.clone(),
-                    project: k.project.clone(),
-                    id: k.id.clone(),
-                    name: r.name.clone(),
-                    file: r.file.clone(),
-                    digest: r.digest.clone(),
-                    spec: r.spec.clone(),
-                    applied_at: r.applied_at.clone(),
-                    revision: r.revision.clone(),
-                })
-                .collect(),
+            jobs: self.jobs.iter().map(|(k, r)| RecordV1::of(k, r)).collect(),
             rejected: self
                 .rejected
                 .iter()
-                .map(|(k, r)| RejectionV1 {
-                    team: k.team.clone(),
-                    project: k.project.clone(),
-                    id: k.id.clone(),
-                    digest: r.digest.clone(),
-                    status: r.status,
-                    message: r.message.clone(),
-                    rejected_at: r.rejected_at.clone(),
-                })
+                .map(|(k, r)| RejectionV1::of(k, r))
                 .collect(),
         };
         let mut text = serde_json::to_vec_pretty(&file).expect("state serialises");
@@ -306,62 +310,24 @@ impl KeyV1 {
 impl JournalLine {
     fn of(change: &Change) -> JournalLine {
         match change {
-            Change::Applied(k, r) => JournalLine::Applied(RecordV1 {
-                team: k.team.clone(),
-                project: k.project.clone(),
-                id: k.id.clone(),
-                name: r.name.clone(),
-                file: r.file.clone(),
-                digest: r.digest.clone(),
-                spec: r.spec.clone(),
-                applied_at: r.applied_at.clone(),
-                revision: r.revision.clone(),
-            }),
+            Change::Applied(k, r) => JournalLine::Applied(RecordV1::of(k, r)),
             Change::Deleted(k) => JournalLine::Deleted(KeyV1::of(k)),
-            Change::Rejected(k, r) => JournalLine::Rejected(RejectionV1 {
-                team: k.team.clone(),
-                project: k.project.clone(),
-                id: k.id.clone(),
-                digest: r.digest.clone(),
-                status: r.status,
-                message: r.message.clone(),
-                rejected_at: r.rejected_at.clone(),
-            }),
+            Change::Rejected(k, r) => JournalLine::Rejected(RejectionV1::of(k, r)),
             Change::Forgotten(k) => JournalLine::Forgotten(KeyV1::of(k)),
         }
     }
 
     fn change(self) -> Change {
         match self {
-            JournalLine::Applied(r) => Change::Applied(
-                JobKey {
-                    team: r.team,
-                    project: r.project,
-                    id: r.id,
-                },
-                Record {
-                    name: r.name,
-                    file: r.file,
-                    digest: r.digest,
-                    spec: r.spec,
-                    applied_at: r.applied_at,
-                    revision: r.revision,
-                },
-            ),
+            JournalLine::Applied(r) => {
+                let (k, r) = r.entry();
+                Change::Applied(k, r)
+            }
             JournalLine::Deleted(k) => Change::Deleted(k.key()),
-            JournalLine::Rejected(r) => Change::Rejected(
-                JobKey {
-                    team: r.team,
-                    project: r.project,
-                    id: r.id,
-                },
-                Rejection {
-                    digest: r.digest,
-                    status: r.status,
-                    message: r.message,
-                    rejected_at: r.rejected_at,
-                },
-            ),
+            JournalLine::Rejected(r) => {
+                let (k, r) = r.entry();
+                Change::Rejected(k, r)
+            }
             JournalLine::Forgotten(k) => Change::Forgotten(k.key()),
         }
     }

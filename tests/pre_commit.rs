@@ -119,21 +119,23 @@ fn try_repo(ws: &Workspace, manifests: &[String]) -> TryRepo {
     cmd.env("CARGO_TARGET_DIR", target_dir());
     let started = Instant::now();
     let mut child = cmd.spawn().expect("start pre-commit");
-    // Polled against a deadline: a hook build that hangs (say, on a lock)
+    // Bounded by a deadline: a hook build that hangs (say, on a lock)
     // fails the test instead of the CI run.
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if started.elapsed() > BUDGET {
-            let _ = child.kill();
-            let _ = child.wait();
+    let pid = child.id() as libc::pid_t;
+    let (tx, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = match exited.recv_timeout(BUDGET) {
+        Ok(status) => status.expect("wait"),
+        Err(_) => {
+            // SAFETY: signalling our own child by its id.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
             panic!(
                 "pre-commit try-repo still running after {BUDGET:?}:\n{}",
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
         }
-        std::thread::sleep(Duration::from_millis(200));
     };
     TryRepo {
         code: status.code().unwrap_or(-1),
