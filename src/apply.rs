@@ -242,7 +242,7 @@ impl<A: Api> Applier<'_, A> {
                     let started = std::time::Instant::now();
                     let sent = match (&job, action) {
                         (Some(job), Action::Create | Action::Update) => {
-                            client.put_cron_job(&key, &job.spec).await
+                            client.put_cron_job(&key, job.spec.raw()).await
                         }
                         _ => client.delete_job(&key).await,
                     };

@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value as Json;
 
 use crate::manifest::validate::join;
-use crate::manifest::JobKey;
+use crate::manifest::{Body, JobKey};
+use crate::secret::Redacted;
 use crate::state::{Record, State};
 
 /// A valid manifest, ready to send.
@@ -19,10 +20,10 @@ pub struct Desired {
     pub name: String,
     pub file: String,
     /// The PUT body, secrets included. Never shown, never stored.
-    pub spec: Json,
+    pub spec: Body,
     /// The spec with secrets replaced by fingerprints: what is shown,
     /// diffed and stored.
-    pub shown: Json,
+    pub shown: Redacted,
     /// Keyed digest of `spec`.
     pub digest: String,
 }
@@ -369,13 +370,13 @@ pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
                 }
             }
             (None, None) if inputs.unverified.contains(&d.key) => Kind::Unverified { desired: i },
-            (None, None) => Kind::Create(Write::of(i, diff(&Json::Null, &d.shown))),
+            (None, None) => Kind::Create(Write::of(i, diff(&Json::Null, &d.shown.value()))),
             (Some(r), _) if r.digest == d.digest => Kind::Unchanged {
                 desired: i,
                 drift: None,
             },
             (Some(r), _) => {
-                let mut changes = diff(&r.spec, &d.shown);
+                let mut changes = diff(&r.spec.value(), &d.shown.value());
                 if changes.is_empty() {
                     // The digest covers what the shown form cannot: the
                     // secret values behind equal (truncated) fingerprints.
@@ -441,7 +442,7 @@ pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
     for (key, record) in &gone {
         let kind = if delete {
             Kind::Delete {
-                changes: diff(&record.spec, &Json::Null),
+                changes: diff(&record.spec.value(), &Json::Null),
             }
         } else {
             Kind::Orphan
@@ -524,7 +525,7 @@ pub fn apply_drift(
             }),
             (DriftMode::Correct, Drift::Missing) => Kind::Create(Write {
                 drift: found,
-                ..Write::of(i, diff(&Json::Null, &desired[i].shown))
+                ..Write::of(i, diff(&Json::Null, &desired[i].shown.value()))
             }),
             _ => Kind::Unchanged {
                 desired: i,
@@ -690,9 +691,9 @@ mod tests {
             key: key(id),
             name: id.into(),
             file: file.into(),
-            shown: spec.clone(),
+            shown: Redacted::assume(&spec),
             digest: format!("{id}|{schedule}"),
-            spec,
+            spec: Body::of(&spec),
         }
     }
 

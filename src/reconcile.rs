@@ -137,9 +137,9 @@ fn load(
             lookup: &lookup,
         },
     );
-    let recorded = store.load()?;
     let keyed = store.key(!options.dry_run)?;
     let (desired, invalid) = prepare(&catalog, &keyed, &options.sensitive);
+    let recorded = store.load()?;
     Ok(Loaded {
         lock,
         catalog,
@@ -555,7 +555,7 @@ async fn adopt(
             }
             // Live but unread: never PUT blind (that is a mass re-PUT
             // after a lost `.nfcron/`); a later run reads it.
-            let parts = Parts::needed_by(&d.spec);
+            let parts = Parts::needed_by(&d.shown.value());
             if !reads.take(parts.cost()) {
                 adoption.unverified.insert(d.key.clone());
                 continue;
@@ -570,7 +570,7 @@ async fn adopt(
                     continue;
                 }
             };
-            let fields = live::drift(&d.shown, &live::to_spec(&raw), keyed, sensitive);
+            let fields = live::drift(&d.shown.value(), &live::to_spec(&raw), keyed, sensitive);
             let changes: Vec<Change> = fields
                 .into_iter()
                 .map(|f| Change {
@@ -611,7 +611,8 @@ async fn refresh(
     }
     let mut read = 0;
     for (key, record) in managed {
-        let parts = Parts::needed_by(&record.spec);
+        let spec = record.spec.value();
+        let parts = Parts::needed_by(&spec);
         if !reads.take(parts.cost()) {
             drifts.insert(key.clone(), Drift::Unknown);
             continue;
@@ -625,7 +626,7 @@ async fn refresh(
             }
             Ok(None) => Drift::Missing,
             Ok(Some(raw)) => {
-                let fields = live::drift(&record.spec, &live::to_spec(&raw), keyed, sensitive);
+                let fields = live::drift(&spec, &live::to_spec(&raw), keyed, sensitive);
                 if fields.is_empty() {
                     continue;
                 }
@@ -659,7 +660,8 @@ fn fill_next_runs(plan: &mut Plan, desired: &[Desired], now: jiff::Timestamp) {
             continue;
         };
         let runs = desired[i]
-            .spec
+            .shown
+            .value()
             .get("schedule")
             .and_then(Json::as_str)
             .and_then(|s| cron::parse(s).ok())
@@ -695,48 +697,68 @@ pub fn prepare(
     keyed: &Keyed,
     sensitive: &[String],
 ) -> (Vec<Desired>, Vec<Invalid>) {
-    let mut desired = Vec::new();
-    let mut invalid = Vec::new();
-    for job in &catalog.jobs {
-        let reason = if !job.valid {
-            Some(
-                job.problem
-                    .clone()
-                    .unwrap_or_else(|| "invalid manifest".into()),
-            )
-        } else if !job.missing_env.is_empty() {
-            let (noun, verb) = if job.missing_env.len() > 1 {
-                ("variables", "are")
-            } else {
-                ("variable", "is")
-            };
-            Some(format!(
-                "environment {noun} {} {verb} not set and {verb} without a default: nfcron cannot know what to send",
-                job.missing_env.join(", ")
-            ))
+    // Digests and redaction are per job: on every core, order kept.
+    let parts = crate::parallel::map_chunks(&catalog.jobs, 256, |jobs| {
+        let mut desired = Vec::new();
+        let mut invalid = Vec::new();
+        for job in jobs {
+            prepare_one(job, keyed, sensitive, &mut desired, &mut invalid);
+        }
+        (desired, invalid)
+    });
+    let (mut desired, mut invalid) = (Vec::new(), Vec::new());
+    for (d, i) in parts {
+        desired.extend(d);
+        invalid.extend(i);
+    }
+    (desired, invalid)
+}
+
+fn prepare_one(
+    job: &manifest::JobManifest,
+    keyed: &Keyed,
+    sensitive: &[String],
+    desired: &mut Vec<Desired>,
+    invalid: &mut Vec<Invalid>,
+) {
+    let reason = if !job.valid {
+        Some(
+            job.problem
+                .clone()
+                .unwrap_or_else(|| "invalid manifest".into()),
+        )
+    } else if !job.missing_env.is_empty() {
+        let (noun, verb) = if job.missing_env.len() > 1 {
+            ("variables", "are")
         } else {
-            None
+            ("variable", "is")
         };
-        match (reason, &job.key, &job.name) {
-            (None, Some(key), Some(name)) => {
-                desired.push(Desired {
-                    key: key.clone(),
-                    name: name.clone(),
-                    file: job.file.clone(),
-                    shown: secret::redact(&job.spec, keyed, sensitive),
-                    digest: keyed.digest(&job.spec),
-                    spec: job.spec.clone(),
-                });
-            }
-            (reason, key, name) => invalid.push(Invalid {
+        Some(format!(
+            "environment {noun} {} {verb} not set and {verb} without a default: nfcron cannot know what to send",
+            job.missing_env.join(", ")
+        ))
+    } else {
+        None
+    };
+    match (reason, &job.key, &job.name) {
+        (None, Some(key), Some(name)) => desired.push({
+            let spec = job.spec.value();
+            Desired {
                 key: key.clone(),
                 name: name.clone(),
                 file: job.file.clone(),
-                reason: reason.unwrap_or_else(|| "invalid manifest".into()),
-            }),
-        }
+                shown: secret::Redacted::of(&spec, keyed, sensitive),
+                digest: keyed.digest(&spec),
+                spec: job.spec.clone(),
+            }
+        }),
+        (reason, key, name) => invalid.push(Invalid {
+            key: key.clone(),
+            name: name.clone(),
+            file: job.file.clone(),
+            reason: reason.unwrap_or_else(|| "invalid manifest".into()),
+        }),
     }
-    (desired, invalid)
 }
 
 #[cfg(test)]
@@ -786,7 +808,7 @@ mod tests {
         async fn put_cron_job(
             &self,
             key: &JobKey,
-            spec: &Json,
+            spec: &serde_json::value::RawValue,
         ) -> Result<(), crate::api::ApiError> {
             self.log(format!("PUT {}", key.id));
             let mut inner = self.inner.lock().expect("fake");
@@ -804,7 +826,9 @@ mod tests {
                     retry_after: None,
                 });
             }
-            inner.jobs.insert(key.clone(), spec.clone());
+            inner
+                .jobs
+                .insert(key.clone(), serde_json::from_str(spec.get()).expect("JSON"));
             Ok(())
         }
 

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 
+use serde_json::value::RawValue;
 use serde_json::Value as Json;
 
 use crate::api::{ApiError, Client};
@@ -19,7 +20,7 @@ pub trait Api: Clone + Send + Sync + 'static {
     fn put_cron_job(
         &self,
         key: &JobKey,
-        spec: &Json,
+        spec: &RawValue,
     ) -> impl Future<Output = Result<(), ApiError>> + Send;
 
     /// `GET .../jobs/{id}`; `None` when the job does not exist.
@@ -48,7 +49,7 @@ impl Api for Client {
         Client::requests_sent(self)
     }
 
-    async fn put_cron_job(&self, key: &JobKey, spec: &Json) -> Result<(), ApiError> {
+    async fn put_cron_job(&self, key: &JobKey, spec: &RawValue) -> Result<(), ApiError> {
         Client::put_cron_job(self, key, spec).await.map(|_| ())
     }
 

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::manifest::JobKey;
-use crate::secret::{Keyed, KEY_LEN};
+use crate::secret::{Keyed, Redacted, KEY_LEN};
 use crate::store::Change;
 
 pub const FORMAT_VERSION: u32 = 1;
@@ -42,7 +42,7 @@ pub struct Record {
     /// Keyed digest of the full applied spec, secrets included.
     pub digest: String,
     /// The applied spec, secrets replaced by fingerprints.
-    pub spec: Json,
+    pub spec: Redacted,
     /// RFC 3339, UTC.
     pub applied_at: String,
     /// Source revision (a Git commit) the spec came from, when known.
@@ -144,7 +144,7 @@ struct RecordV1 {
     name: String,
     file: String,
     digest: String,
-    spec: Json,
+    spec: Redacted,
     applied_at: String,
     revision: Option<String>,
 }
@@ -175,7 +175,7 @@ impl RecordV1 {
                 name: self.name,
                 file: self.file,
                 digest: self.digest,
-                spec: self.spec,
+                spec: self.spec.compact(),
                 applied_at: self.applied_at,
                 revision: self.revision,
             },
@@ -273,8 +273,8 @@ impl State {
 }
 
 /// One line of the journal: a change, with its job's key inline.
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
 enum JournalLine {
     Applied(RecordV1),
     Deleted(KeyV1),
@@ -315,6 +315,25 @@ impl JournalLine {
             Change::Rejected(k, r) => JournalLine::Rejected(RejectionV1::of(k, r)),
             Change::Forgotten(k) => JournalLine::Forgotten(KeyV1::of(k)),
         }
+    }
+
+    /// Reads a line by hand rather than through serde's internally tagged
+    /// enum: that buffers the line, and a spec's text cannot be taken as
+    /// it is from the buffer. The tree it goes through instead can.
+    fn parse(line: &str) -> Result<JournalLine, String> {
+        let mut value: Json = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let op = match value.as_object_mut().and_then(|m| m.remove("op")) {
+            Some(Json::String(op)) => op,
+            _ => return Err("no `op` naming the change".into()),
+        };
+        let shape = |e: serde_json::Error| format!("`{op}`: {e}");
+        Ok(match op.as_str() {
+            "applied" => JournalLine::Applied(RecordV1::deserialize(value).map_err(shape)?),
+            "deleted" => JournalLine::Deleted(KeyV1::deserialize(value).map_err(shape)?),
+            "rejected" => JournalLine::Rejected(RejectionV1::deserialize(value).map_err(shape)?),
+            "forgotten" => JournalLine::Forgotten(KeyV1::deserialize(value).map_err(shape)?),
+            other => return Err(format!("unknown change `{other}`")),
+        })
     }
 
     fn change(self) -> Change {
@@ -417,7 +436,7 @@ pub fn read_journal(state_path: &Path) -> Result<(Vec<Change>, u64), StateError>
         .lines()
         .enumerate()
         .map(|(i, line)| {
-            serde_json::from_str::<JournalLine>(line)
+            JournalLine::parse(line)
                 .map(JournalLine::change)
                 .map_err(|e| StateError::Corrupt {
                     path: path.clone(),
@@ -749,7 +768,7 @@ mod tests {
             name: format!("Job {n}"),
             file: "jobs.d/a.yaml".into(),
             digest: "d".repeat(64),
-            spec: json!({"name": format!("Job {n}")}),
+            spec: Redacted::assume(&json!({"name": format!("Job {n}")})),
             applied_at: "2026-11-28T16:00:00Z".into(),
             revision: None,
         }
@@ -828,6 +847,32 @@ mod tests {
             fs::read_to_string(dir.path().join(".nfcron/.gitignore")).expect("ignore"),
             "*\n"
         );
+    }
+
+    #[test]
+    fn specs_are_stored_one_compact_line_each_and_pretty_ones_still_load() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("state.json");
+        // A file as nfcron wrote it before specs were kept as text: every
+        // spec pretty-printed over several lines.
+        let spec =
+            json!({"name": "Job 1", "runtimeEnvironment": {"A": "(sensitive, fp 0badf00d)"}});
+        let old = json!({"format_version": 1, "jobs": [{"team": null, "project": "p", "id": "a",
+            "name": "Job 1", "file": "jobs.d/a.yaml", "digest": "d".repeat(64), "spec": spec,
+            "applied_at": "2026-11-28T16:00:00Z", "revision": null}]});
+        fs::write(&path, serde_json::to_string_pretty(&old).expect("text")).expect("write");
+        let state = State::load(&path).expect("load").expect("a state");
+        let record = &state.jobs[&key("a")];
+        assert_eq!(record.spec.value(), spec);
+        assert_eq!(record.spec.as_str(), spec.to_string());
+        state.save(&path).expect("save");
+        let text = fs::read_to_string(&path).expect("read");
+        let line = format!("\"spec\": {spec}");
+        assert!(
+            text.lines().any(|l| l.trim().trim_end_matches(',') == line),
+            "{text}"
+        );
+        assert_eq!(State::load(&path).expect("load"), Some(state));
     }
 
     #[test]

@@ -295,7 +295,7 @@ impl Board {
             .jobs
             .iter()
             .filter(|j| j.valid)
-            .filter_map(|j| Some((j.key.as_ref()?, j.spec.get("schedule")?.as_str()?)))
+            .filter_map(|j| Some((j.key.as_ref()?, j.schedule.as_deref()?)))
             .collect();
         let mut rows = Vec::with_capacity(run.plan.steps.len());
         let mut seen = BTreeSet::new();
@@ -379,13 +379,12 @@ impl Board {
                 .as_ref()
                 .and_then(|k| schedules.get(k).copied())
                 .filter(|_| matches!(state, JobState::InSync | JobState::Drifted))
+                .and_then(|s| cron::parse(s).ok())
                 .or_else(|| {
                     // An orphan runs what was applied last.
-                    (state == JobState::Orphaned)
-                        .then(|| record?.spec.get("schedule")?.as_str())
-                        .flatten()
-                })
-                .and_then(|s| cron::parse(s).ok());
+                    let spec = record.filter(|_| state == JobState::Orphaned)?.spec.value();
+                    cron::parse(spec.get("schedule")?.as_str()?).ok()
+                });
             rows.push(Row {
                 job: step.key.as_ref().map(ToString::to_string),
                 name: step.name.clone().or_else(|| record.map(|r| r.name.clone())),
@@ -466,7 +465,9 @@ mod tests {
                     name: k.id.clone(),
                     file: format!("jobs.d/{}.yaml", k.id),
                     digest: "0123456789abcdef0123".into(),
-                    spec: serde_json::json!({"schedule": "0 1 * * *"}),
+                    spec: crate::secret::Redacted::assume(
+                        &serde_json::json!({"schedule": "0 1 * * *"}),
+                    ),
                     applied_at: "2026-11-28T12:00:00Z".into(),
                     revision: Some("c0ffee".into()),
                 },

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
+use serde_json::value::RawValue;
 use serde_json::Value as Json;
 
 pub use error::{human, shown, ApiError, Call, MAX_SHOWN};
@@ -306,7 +307,7 @@ impl Client {
     }
 
     /// `PUT .../jobs/cron`: creates or replaces the job named in `spec`.
-    pub async fn put_cron_job(&self, key: &JobKey, spec: &Json) -> Result<Json, ApiError> {
+    pub async fn put_cron_job(&self, key: &JobKey, spec: &RawValue) -> Result<Json, ApiError> {
         let call = self.call("PUT", key, &["jobs", "cron"], Some(key));
         self.send(Method::PUT, call, &[], Some(spec)).await
     }
@@ -411,7 +412,7 @@ impl Client {
         method: Method,
         call: Call,
         query: &[(&str, String)],
-        body: Option<&Json>,
+        body: Option<&RawValue>,
     ) -> Result<Json, ApiError> {
         let (mut whole, _) = self.send_raw(method, call, query, body).await?;
         Ok(whole.get_mut("data").map(Json::take).unwrap_or(Json::Null))
@@ -424,7 +425,7 @@ impl Client {
         method: Method,
         call: Call,
         query: &[(&str, String)],
-        body: Option<&Json>,
+        body: Option<&RawValue>,
     ) -> Result<(Json, usize), ApiError> {
         let started = Instant::now();
         let mut delays = self.retry.delays();
@@ -478,14 +479,14 @@ impl Client {
         method: &Method,
         url: &Url,
         call: &Call,
-        body: Option<&Json>,
+        body: Option<&RawValue>,
     ) -> Result<(Json, usize), ApiError> {
         if self.token_refused.load(Ordering::Relaxed) {
             return Err(ApiError::TokenRefused { call: call.clone() });
         }
         let mut request = self.http.request(method.clone(), url.clone());
         if let Some(body) = body {
-            request = request.body(serde_json::to_vec(body).expect("JSON values serialise"));
+            request = request.body(body.get().to_owned());
         }
         self.sent.fetch_add(1, Ordering::Relaxed);
         let sent_at = Instant::now();

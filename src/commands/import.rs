@@ -252,7 +252,7 @@ fn verify(
     let Some(d) = desired.first() else {
         return Err("no job in the written manifest".into());
     };
-    if d.spec != manifest.spec {
+    if d.spec.value() != manifest.spec {
         return Err("reading it back does not give the live spec".into());
     }
     Ok(d.record(&now.to_string(), None))

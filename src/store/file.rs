@@ -97,7 +97,12 @@ impl Store for FileStore {
             Some(state)
         };
         *self.journal_len.lock().expect("journal length") = Some(journal_len);
-        *self.current.lock().expect("state lock") = Some(loaded.clone().unwrap_or_default());
+        // The copy commits fold into: an applying run's only (a read
+        // without the lock keeps none, and cannot commit).
+        *self.current.lock().expect("state lock") = self
+            .locked
+            .load(Ordering::SeqCst)
+            .then(|| loaded.clone().unwrap_or_default());
         Ok(loaded)
     }
 
@@ -178,7 +183,7 @@ mod tests {
                 name: id.into(),
                 file: "jobs.d/a.yaml".into(),
                 digest: "d".repeat(64),
-                spec: serde_json::json!({"name": id}),
+                spec: crate::secret::Redacted::assume(&serde_json::json!({"name": id})),
                 applied_at: "2026-11-29T00:00:00Z".into(),
                 revision: None,
             },

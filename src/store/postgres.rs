@@ -35,7 +35,7 @@ use postgres::{Client, Config, IsolationLevel};
 
 use super::{Change, Held, Store};
 use crate::manifest::JobKey;
-use crate::secret::{Keyed, KEY_LEN};
+use crate::secret::{Keyed, Redacted, KEY_LEN};
 use crate::state::{Record, Rejection, State, StateError};
 
 /// Whether `--state` names a PostgreSQL database rather than a file.
@@ -889,7 +889,7 @@ impl Store for PostgresStore {
                     id: row.get(2),
                 };
                 let spec: String = row.get(6);
-                let spec = serde_json::from_str(&spec).map_err(|e| StateError::Corrupt {
+                let spec = Redacted::from_stored(spec).map_err(|e| StateError::Corrupt {
                     path: self.location().into(),
                     why: format!("the spec of {key} is not JSON: {e}"),
                 })?;
@@ -995,7 +995,7 @@ impl Store for PostgresStore {
                 let sql_err = self.err("commit");
                 match change {
                     Change::Applied(key, r) => {
-                        let spec = r.spec.to_string();
+                        let spec = r.spec.as_str();
                         tx.execute(
                             "INSERT INTO nfcron_jobs (namespace, team, project, id, name, file, digest, spec, applied_at, revision)
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
