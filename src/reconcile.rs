@@ -137,9 +137,9 @@ fn load(
             lookup: &lookup,
         },
     );
+    let recorded = store.load()?;
     let keyed = store.key(!options.dry_run)?;
     let (desired, invalid) = prepare(&catalog, &keyed, &options.sensitive);
-    let recorded = store.load()?;
     Ok(Loaded {
         lock,
         catalog,
@@ -555,7 +555,7 @@ async fn adopt(
             }
             // Live but unread: never PUT blind (that is a mass re-PUT
             // after a lost `.nfcron/`); a later run reads it.
-            let parts = Parts::needed_by(&d.shown.value());
+            let parts = Parts::needed_by(&d.spec.value());
             if !reads.take(parts.cost()) {
                 adoption.unverified.insert(d.key.clone());
                 continue;
@@ -660,7 +660,7 @@ fn fill_next_runs(plan: &mut Plan, desired: &[Desired], now: jiff::Timestamp) {
             continue;
         };
         let runs = desired[i]
-            .shown
+            .spec
             .value()
             .get("schedule")
             .and_then(Json::as_str)

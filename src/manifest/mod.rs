@@ -478,3 +478,47 @@ fn mark_duplicates(catalog: &mut Catalog) {
     keyed.sort_by(|(a, x), (b, y)| a.cmp(b).then(x.pos.cmp(&y.pos)));
     catalog.diagnostics = keyed.into_iter().map(|(_, d)| d).collect();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_body_gives_back_the_tree_it_was_made_from_floats_included() {
+        // Digests and fingerprints are taken of the tree a body gives
+        // back: a number that came back one bit off would show an
+        // unchanged job as changed (serde_json's default float parsing
+        // can be; `float_roundtrip` is on for this).
+        let mut bits = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut floats = vec![0.9968248478393177, 0.1, -0.0, 5e-324, f64::MAX, 1e21];
+        for _ in 0..20_000 {
+            bits ^= bits << 13;
+            bits ^= bits >> 7;
+            bits ^= bits << 17;
+            floats.push(f64::from_bits(bits));
+        }
+        let keyed = crate::secret::Keyed::new([7; crate::secret::KEY_LEN]);
+        for f in floats.into_iter().filter(|f| f.is_finite()) {
+            let tree =
+                json!({"name": "a", "internalCacheStorage": f, "runtimeEnvironment": {"N": [f]}});
+            let back = Body::of(&tree).value();
+            assert_eq!(back, tree, "{f:e}");
+            assert_eq!(keyed.digest(&back), keyed.digest(&tree));
+        }
+    }
+
+    #[test]
+    fn a_body_never_formats_its_text() {
+        let body = Body::of(&json!({"runtimeEnvironment": {"PASSWORD": "hunter2"}}));
+        let shown = format!(
+            "{body:?} {:?}",
+            JobManifest {
+                spec: body.clone(),
+                ..JobManifest::broken("a.yaml", 1)
+            }
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("Body(45 bytes)"), "{shown}");
+    }
+}
