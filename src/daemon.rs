@@ -631,6 +631,11 @@ impl Daemon<'_> {
                 self.role = Role::Leading;
                 self.metrics.leader(true);
                 if was != Role::Leading {
+                    self.shared
+                        .status
+                        .lock()
+                        .expect("status lock")
+                        .standby(None);
                     tracing::info!(namespace = %self.settings.state_namespace, "leading: this replica applies now");
                     return Some(Wake::Run);
                 }
@@ -644,6 +649,11 @@ impl Daemon<'_> {
                 self.role = Role::Standby;
                 self.metrics.leader(false);
                 if was != Role::Standby {
+                    self.shared
+                        .status
+                        .lock()
+                        .expect("status lock")
+                        .standby(Some(holder.clone()));
                     // Said by the run this wakes, once readiness is set.
                     self.leader_unannounced = Some(holder);
                     return Some(Wake::Run);

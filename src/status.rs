@@ -200,6 +200,8 @@ pub struct View {
     pub budget: Option<Budget>,
     /// Problems first, then by job.
     pub rows: Vec<Row>,
+    /// A standby replica: the leader it follows (host, pid, since).
+    pub standby: Option<String>,
 }
 
 /// The page's data, updated by the daemon after each run.
@@ -222,6 +224,7 @@ impl Board {
                 planned_at: None,
                 budget: None,
                 rows: Vec::new(),
+                standby: None,
             }),
             drifted: BTreeMap::new(),
         }
@@ -230,6 +233,15 @@ impl Board {
     /// The latest view: a pointer copy, so the lock is held for no time.
     pub fn view(&self) -> Arc<View> {
         self.view.clone()
+    }
+
+    /// This replica's role: standing by for `leader`, or (`None`) leading
+    /// or alone.
+    pub fn standby(&mut self, leader: Option<String>) {
+        self.view = Arc::new(View {
+            standby: leader,
+            ..(*self.view).clone()
+        });
     }
 
     /// Folds a run that planned into the board; `rate` is the client's

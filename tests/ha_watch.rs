@@ -65,6 +65,16 @@ fn one_replica_applies_and_a_standby_takes_over_within_5s_of_a_kill_9() {
     assert_eq!(a.get("/readyz"), (200, "ready\n".to_string()));
     assert_eq!(metric(&a, "nfcron_leader"), "1");
     assert_eq!(metric(&b, "nfcron_leader"), "0");
+    // The status page says which replica it is: the standby names the
+    // leader it follows.
+    let (status, page) = b.get("/");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(r#"<p id="standby">Standby: another replica ("#),
+        "{page}"
+    );
+    assert!(page.contains(&format!("pid {}", a.pid())), "{page}");
+    assert!(!a.get("/").1.contains(r#"id="standby""#));
 
     // An edit: both see it, one applies it.
     ws.write("jobs.d/nightly.yaml", manifest("0 2 * * *"));
@@ -95,6 +105,7 @@ fn one_replica_applies_and_a_standby_takes_over_within_5s_of_a_kill_9() {
     assert_eq!(api.count("PUT"), 3, "one PUT per edit, never two");
     assert_eq!(metric(&b, "nfcron_leader"), "1");
     assert_eq!(b.get("/readyz"), (200, "ready\n".to_string()));
+    assert!(!b.get("/").1.contains(r#"id="standby""#), "a leader now");
     // The state rows say what was applied last.
     assert_eq!(
         db.count("SELECT count(*) FROM nfcron_jobs WHERE spec LIKE '%0 3 * * *%'"),

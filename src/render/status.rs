@@ -85,6 +85,11 @@ pub fn page(view: &View, now: Timestamp) -> String {
                         }
                     }
                 }
+                @if let Some(leader) = &view.standby {
+                    p id="standby" {
+                        "Standby: another replica (" (leader) ") leads and applies. This one follows the source, relays webhooks to it and takes over if it goes; the table is what this replica last planned."
+                    }
+                }
                 @if view.planned_at.is_none() {
                     p id="no-run" { "No run has planned yet: the first reconcile has not completed." }
                 }
@@ -301,16 +306,12 @@ mod tests {
             revision: Some("\"><svg onload=x>".into()),
             fingerprint: "'abc'".into(),
         });
-        let html = page(&view(vec![r]), Timestamp::UNIX_EPOCH);
-        for raw in [
-            "<script>alert",
-            "<img",
-            "<b>x",
-            "<i>",
-            "<svg",
-            "<at>",
-            "\"><svg",
-        ] {
+        let mut v = view(vec![r]);
+        // A leader's host name comes from the database: any text.
+        v.standby = Some("host <u>evil</u>, pid 1, since now".into());
+        let html = page(&v, Timestamp::UNIX_EPOCH);
+        assert!(html.contains("(host &lt;u&gt;evil&lt;/u&gt;, pid 1, since now) leads"));
+        for raw in ["<u>evil", "<img", "<b>x", "<i>", "<svg", "<at>", "\"><svg"] {
             assert!(!html.contains(raw), "{raw} unescaped in:\n{html}");
         }
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));

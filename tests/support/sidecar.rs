@@ -144,6 +144,11 @@ impl Sidecar {
         (status, body)
     }
 
+    /// The process id (0 once killed).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// SIGKILL, as a node dying would.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
