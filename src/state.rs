@@ -662,6 +662,16 @@ pub fn load_key(state_path: &Path, create: bool) -> Result<Keyed, StateError> {
         Ok(text) => parse_key(text.trim()).ok_or(StateError::BadKey { path }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let keyed = Keyed::generate().map_err(StateError::Random)?;
+            if state_path.exists() || journal_path(state_path).exists() {
+                // Nothing recorded can be checked against a new key: each
+                // job's digest differs, so each is planned (and, applying,
+                // sent) once again. Loud, since it costs a PUT per job.
+                tracing::warn!(
+                    key = %path.display(),
+                    state = %state_path.display(),
+                    "the key file is missing beside an existing state: with a new key no recorded digest matches, so every job is planned as changed (sensitive values) and an apply sends each once; restore the key to avoid that"
+                );
+            }
             if create {
                 write_key(dir, &path, &keyed)
                     .map_err(|source| StateError::Write { path, source })?;

@@ -310,6 +310,51 @@ fn temp_files_left_by_a_kill_are_removed_under_the_lock() {
 }
 
 #[test]
+fn a_lost_key_beside_a_state_is_said_out_loud_and_costs_one_put_per_job() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 3 * * *"));
+    ws.write("jobs.d/b.yaml", manifest("Job B", "0 4 * * *"));
+    let fake = Fake::spawn(0);
+    assert_eq!(reconcile(&ws, &fake, &[]).code, 0);
+    std::fs::remove_file(ws.path().join(".nfcron/key")).expect("remove the key");
+    fake.clear_log();
+
+    let plan = reconcile(&ws, &fake, &["--dry-run", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.stderr);
+    assert!(
+        plan.stderr
+            .contains("the key file is missing beside an existing state"),
+        "{}",
+        plan.stderr
+    );
+    let report: Value = serde_json::from_str(&plan.stdout).expect("JSON");
+    assert_eq!(job(&report, "job-a")["action"], "update", "{report:#}");
+    assert!(
+        !ws.path().join(".nfcron/key").exists(),
+        "a dry-run writes no key"
+    );
+    assert!(!plan.stdout.contains(SECRET) && !plan.stderr.contains(SECRET));
+
+    let apply = reconcile(&ws, &fake, &[]);
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    assert_eq!(fake.count("PUT"), 2, "one PUT per job, once");
+    assert!(ws.path().join(".nfcron/key").exists());
+    fake.clear_log();
+    let again = reconcile(&ws, &fake, &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        !again.stderr.contains("key file is missing"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        fake.requests(),
+        vec![],
+        "the new key holds: a no-op sends nothing"
+    );
+}
+
+#[test]
 fn a_state_format_version_0_is_called_older_not_newer() {
     let ws = Workspace::new();
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 3 * * *"));
