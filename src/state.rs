@@ -321,7 +321,8 @@ impl JournalLine {
     /// enum: that buffers the line, and a spec's text cannot be taken as
     /// it is from the buffer. The tree it goes through instead can.
     fn parse(line: &str) -> Result<JournalLine, String> {
-        let mut value: Json = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let Fields(fields) = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let mut value = Json::Object(fields);
         let op = match value.as_object_mut().and_then(|m| m.remove("op")) {
             Some(Json::String(op)) => op,
             _ => return Err("no `op` naming the change".into()),
@@ -349,6 +350,38 @@ impl JournalLine {
             }
             JournalLine::Forgotten(k) => Change::Forgotten(k.key()),
         }
+    }
+}
+
+/// A journal line's fields; a field given twice is an error (which of
+/// the two was meant cannot be told), as it was for the derived reader.
+struct Fields(serde_json::Map<String, Json>);
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Fields, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields, A::Error> {
+                let mut fields = serde_json::Map::new();
+                while let Some((name, value)) = map.next_entry::<String, Json>()? {
+                    if fields.contains_key(&name) {
+                        return Err(serde::de::Error::custom(format!(
+                            "duplicate field `{name}`"
+                        )));
+                    }
+                    fields.insert(name, value);
+                }
+                Ok(Fields(fields))
+            }
+        }
+        d.deserialize_map(Visit)
     }
 }
 
@@ -842,6 +875,31 @@ mod tests {
         assert!(e.contains("line 2"), "{e}");
         // Never padded: a journal shorter than the run wrote is refused.
         assert!(append_journal(&path, 10_000, &[Change::Deleted(key("c"))]).is_err());
+    }
+
+    #[test]
+    fn a_journal_line_that_says_a_field_twice_or_names_no_change_is_corrupt() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("state.json");
+        let good = r#"{"op":"deleted","team":null,"project":"p","id":"a"}"#;
+        for bad in [
+            r#"{"op":"deleted","op":"applied","team":null,"project":"p","id":"a"}"#,
+            r#"{"op":"deleted","team":null,"project":"p","id":"a","id":"b"}"#,
+            r#"{"op":"renamed","team":null,"project":"p","id":"a"}"#,
+            r#"{"team":null,"project":"p","id":"a"}"#,
+            r#"["deleted"]"#,
+        ] {
+            fs::write(journal_path(&path), format!("{good}\n{bad}\n")).expect("write");
+            let err = read_journal(&path).expect_err(bad);
+            assert!(
+                matches!(&err, StateError::Corrupt { why, .. } if why.starts_with("line 2: ")),
+                "{bad}: {err:?}"
+            );
+        }
+        fs::write(journal_path(&path), format!("{good}\n")).expect("write");
+        let (changes, len) = read_journal(&path).expect("read");
+        assert_eq!(changes, vec![Change::Deleted(key("a"))]);
+        assert_eq!(len, good.len() as u64 + 1);
     }
 
     #[test]
