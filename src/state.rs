@@ -453,15 +453,21 @@ pub fn append_journal(state_path: &Path, at: u64, changes: &[Change]) -> Result<
 /// line that does not parse is an error.
 pub fn read_journal(state_path: &Path) -> Result<(Vec<Change>, u64), StateError> {
     let path = journal_path(state_path);
-    let text = match read_regular(&path) {
-        Ok(text) => text,
+    let bytes = match read_regular_bytes(&path) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(source) => return Err(StateError::Read { path, source }),
     };
-    let (complete, torn) = match text.rfind('\n') {
-        Some(end) => (&text[..=end], &text[end + 1..]),
-        None => ("", text.as_str()),
+    // The torn tail is cut off as bytes: a full disk can stop an append
+    // inside a character, and that tail is ignored like any other.
+    let (complete, torn) = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(end) => bytes.split_at(end + 1),
+        None => (&bytes[..0], &bytes[..]),
     };
+    let complete = std::str::from_utf8(complete).map_err(|e| StateError::Corrupt {
+        path: path.clone(),
+        why: format!("not UTF-8 ({e})"),
+    })?;
     if !torn.is_empty() {
         tracing::warn!(journal = %path.display(), bytes = torn.len(), "ignoring the journal's last line, cut short by a crash before it was acknowledged");
     }
@@ -505,7 +511,19 @@ const MAX_STATE_BYTES: u64 = 1 << 30;
 /// Reads a regular file of at most [`MAX_STATE_BYTES`]: a device or FIFO
 /// given as `--state` (`/dev/zero` reads forever) is an error, never read.
 fn read_regular(path: &Path) -> std::io::Result<String> {
-    let file = File::open(path)?;
+    String::from_utf8(read_regular_bytes(path)?)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
+}
+
+/// The bytes of a regular file of at most [`MAX_STATE_BYTES`]. Opened
+/// without blocking, so a FIFO (or a device) put where the state, its
+/// journal or its key belongs is refused, never waited on.
+fn read_regular_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(std::io::Error::new(
@@ -519,9 +537,9 @@ fn read_regular(path: &Path) -> std::io::Result<String> {
             format!("{} bytes, more than {MAX_STATE_BYTES}", meta.len()),
         ));
     }
-    let mut text = String::new();
-    file.take(MAX_STATE_BYTES).read_to_string(&mut text)?;
-    Ok(text)
+    let mut bytes = Vec::new();
+    file.take(MAX_STATE_BYTES).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// How [`write_atomic`] names its temp files: `.state.` + 6 random
@@ -622,11 +640,16 @@ fn parent(path: &Path) -> &Path {
 }
 
 /// Creates the state directory with a `.gitignore` of `*`, so that state,
-/// key and lock are never committed by accident.
+/// key and lock are never committed by accident. Only in a directory of
+/// nfcron's own (one this made, or a `.nfcron`): a `*` dropped into a
+/// directory that holds other things (`--state state.json` at a
+/// repository's root) would hide all of them from Git.
 fn ensure_dir(dir: &Path) -> std::io::Result<()> {
+    let made = !dir.as_os_str().is_empty() && !dir.exists();
     fs::create_dir_all(dir)?;
     let ignore = dir.join(".gitignore");
-    if !ignore.exists() {
+    let ours = made || dir.file_name().is_some_and(|n| n == ".nfcron");
+    if ours && !ignore.exists() {
         fs::write(ignore, "*\n")?;
     }
     Ok(())
@@ -691,7 +714,7 @@ impl StateLock {
 pub fn load_key(state_path: &Path, create: bool) -> Result<Keyed, StateError> {
     let dir = parent(state_path);
     let path = dir.join("key");
-    match fs::read_to_string(&path) {
+    match read_regular(&path) {
         Ok(text) => parse_key(text.trim()).ok_or(StateError::BadKey { path }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let keyed = Keyed::generate().map_err(StateError::Random)?;
@@ -849,7 +872,9 @@ mod tests {
             .append(true)
             .open(journal_path(&path))
             .expect("open");
-        file.write_all(br#"{"op":"deleted","team":null,"proj"#)
+        // Cut inside a two-byte character ("ä" is C3 A4), as a full disk
+        // can leave it.
+        file.write_all(b"{\"op\":\"deleted\",\"team\":null,\"project\":\"j\xc3")
             .expect("tear");
         assert_eq!(
             read_journal(&path).expect("the torn line is ignored"),
@@ -910,11 +935,18 @@ mod tests {
         let mut state = State::default();
         state.jobs.insert(key("a"), record(1));
         state.save(&path).expect("save");
-        assert_eq!(State::load(&path).expect("load"), Some(state));
+        assert_eq!(State::load(&path).expect("load"), Some(state.clone()));
         assert_eq!(
             fs::read_to_string(dir.path().join(".nfcron/.gitignore")).expect("ignore"),
             "*\n"
         );
+        // A state file put in a directory that was there already (a
+        // repository's root) leaves its Git alone.
+        let root = dir.path().join("repo");
+        fs::create_dir(&root).expect("mkdir");
+        state.save(&root.join("state.json")).expect("save");
+        assert!(!root.join(".gitignore").exists());
+        assert!(!dir.path().join(".gitignore").exists());
     }
 
     #[test]
@@ -1022,6 +1054,37 @@ mod tests {
                     assert_eq!(source.kind(), std::io::ErrorKind::InvalidInput, "{path}")
                 }
                 other => panic!("{path}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_fifo_where_the_state_journal_or_key_belongs_is_refused_not_waited_on() {
+        use std::os::unix::ffi::OsStrExt;
+        use std::sync::mpsc;
+        for name in ["state.json", "state.json.journal", "key"] {
+            let dir = tempfile::tempdir().expect("dir");
+            let fifo = dir.path().join(name);
+            let c_path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).expect("path");
+            // SAFETY: a valid NUL-terminated path; mkfifo only makes a node.
+            assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+            let path = dir.path().join("state.json");
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let load = State::load(&path).map(|_| ());
+                let journal = read_journal(&path).map(|_| ());
+                let key = load_key(&path, false).map(|_| ());
+                let _ = tx.send([load, journal, key].into_iter().find(Result::is_err));
+            });
+            // A blocking open would wait for a writer for ever.
+            let found = rx
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("{name}: reading blocked on the FIFO"));
+            match found {
+                Some(Err(StateError::Read { source, .. })) => {
+                    assert_eq!(source.kind(), std::io::ErrorKind::InvalidInput, "{name}")
+                }
+                other => panic!("{name}: {other:?}"),
             }
         }
     }
