@@ -137,8 +137,15 @@ fn load(
             lookup: &lookup,
         },
     );
-    let recorded = store.load()?;
+    let mut recorded = store.load()?;
     let keyed = store.key(!options.dry_run)?;
+    // A path made --sensitive after it was applied: its recorded value is
+    // shown (diffs, drift) as the fingerprint the plan's side has.
+    if let Some(state) = recorded.as_mut().filter(|_| !options.sensitive.is_empty()) {
+        for record in state.jobs.values_mut() {
+            record.spec.add_sensitive(&keyed, &options.sensitive);
+        }
+    }
     let (desired, invalid) = prepare(&catalog, &keyed, &options.sensitive);
     Ok(Loaded {
         lock,

@@ -119,9 +119,64 @@ impl Keyed {
 /// state record). Text rather than a tree: 10,000 of them cost about 4 MB
 /// instead of about 35 MB, and only the jobs a diff or a drift check looks
 /// into are parsed ([`Redacted::value`]).
-#[derive(Clone, serde::Serialize, Deserialize)]
+#[derive(Clone, serde::Serialize)]
 #[serde(transparent)]
 pub struct Redacted(Box<RawValue>);
+
+impl<'de> Deserialize<'de> for Redacted {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Redacted, D::Error> {
+        let raw = Box::<RawValue>::deserialize(d)?;
+        checked(raw.get()).map_err(serde::de::Error::custom)?;
+        Ok(Redacted(raw))
+    }
+}
+
+/// Whether `text` parses as a tree, not just as JSON syntax: a raw value
+/// is taken without reading its numbers or escapes, and `1e400` or a lone
+/// `\ud800` (a hand-edited state) would otherwise fail only later, in
+/// [`Redacted::value`]. Walks the text once, keeping nothing.
+fn checked(text: &str) -> Result<(), serde_json::Error> {
+    use serde::de::{MapAccess, SeqAccess, Visitor};
+    struct Checked;
+    impl<'de> Deserialize<'de> for Checked {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Checked, D::Error> {
+            d.deserialize_any(Checked)
+        }
+    }
+    impl<'de> Visitor<'de> for Checked {
+        type Value = Checked;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_unit<E>(self) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+            while seq.next_element::<Checked>()?.is_some() {}
+            Ok(Checked)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+            while map.next_entry::<Checked, Checked>()?.is_some() {}
+            Ok(Checked)
+        }
+    }
+    serde_json::from_str::<Checked>(text).map(|_| ())
+}
 
 impl Redacted {
     /// `spec` redacted as [`redact`] does, written straight to text.
@@ -138,7 +193,30 @@ impl Redacted {
     /// must be JSON. Pretty-printed text (older state files) is made
     /// compact.
     pub fn from_stored(text: String) -> Result<Redacted, serde_json::Error> {
+        checked(&text)?;
         Ok(Redacted(RawValue::from_string(text)?).compact())
+    }
+
+    /// Replaces the values at the `extra` paths that are not fingerprints
+    /// yet by theirs: a record applied before a path
+    /// was made `--sensitive` then shows it no more than a new plan does
+    /// (and an unchanged value gets the very fingerprint the plan's side
+    /// has). Parsed only when there are such paths.
+    pub fn add_sensitive(&mut self, keyed: &Keyed, extra: &[String]) {
+        if extra.is_empty() {
+            return;
+        }
+        let mut value = self.value();
+        let mut changed = false;
+        for path in extra {
+            if let Some(v) = lookup_mut(&mut value, path).filter(|v| !is_fingerprint(v)) {
+                *v = Json::String(fingerprint_text(&keyed.fingerprint(v)));
+                changed = true;
+            }
+        }
+        if changed {
+            self.0 = serde_json::value::to_raw_value(&value).expect("JSON values serialise");
+        }
     }
 
     /// Compact text, whatever whitespace it was stored with.
@@ -352,6 +430,46 @@ mod tests {
         let stored = Redacted::from_stored(pretty).expect("JSON");
         assert_eq!(stored.as_str(), spec.to_string());
         assert!(Redacted::from_stored("{\"a\":".into()).is_err());
+        // Syntax is not enough: what cannot become a tree is refused when
+        // read, never found out later.
+        for bad in [r#"{"n":1e400}"#, r#"{"s":"\ud800"}"#, r#"[-1e999]"#] {
+            assert!(Redacted::from_stored(bad.into()).is_err(), "{bad}");
+            let file = format!(r#"{{"spec":{bad}}}"#);
+            #[derive(Deserialize)]
+            struct Row {
+                #[allow(dead_code)]
+                spec: Redacted,
+            }
+            assert!(serde_json::from_str::<Row>(&file).is_err(), "{bad}");
+        }
+        assert!(Redacted::from_stored(r#"{"n":1e300,"s":"\ud83d\ude00"}"#.into()).is_ok());
+    }
+
+    #[test]
+    fn a_path_made_sensitive_after_it_was_applied_is_shown_as_a_fingerprint() {
+        let applied = json!({"name": "a", "deployment": {"docker": {"customCommand": "run --pw x"}},
+            "runtimeEnvironment": {"A": "(sensitive, fp 0badf00d)"}});
+        let extra = vec!["deployment.docker.customCommand".to_string()];
+        let mut record = Redacted::assume(&applied);
+        record.add_sensitive(&keyed(), &extra);
+        assert!(!record.as_str().contains("run --pw x"), "{record:?}");
+        // The fingerprint a new plan gives the same value: no false change.
+        let planned = Redacted::of(
+            &json!({"name": "a", "deployment": {"docker": {"customCommand": "run --pw x"}}}),
+            &keyed(),
+            &extra,
+        );
+        let at = |r: &Redacted| r.value()["deployment"]["docker"]["customCommand"].clone();
+        assert_eq!(at(&record), at(&planned));
+        assert!(is_fingerprint(&at(&record)));
+        // Fingerprints already there stay as they are.
+        assert_eq!(
+            record.value()["runtimeEnvironment"]["A"],
+            "(sensitive, fp 0badf00d)"
+        );
+        let mut again = record.clone();
+        again.add_sensitive(&keyed(), &extra);
+        assert_eq!(again, record);
     }
 
     #[test]

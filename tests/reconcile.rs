@@ -697,6 +697,50 @@ fn extra_sensitive_paths_are_fingerprinted() {
 }
 
 #[test]
+fn a_path_made_sensitive_after_it_was_applied_shows_no_old_value_and_no_false_change() {
+    let env = Env::new(1);
+    assert_eq!(env.run(&[]).code, 0, "applied with the image in the clear");
+    env.ws
+        .write("jobs.d/a.yaml", manifest("Job A", "0 4 * * *"));
+    let sensitive = ["--sensitive", "deployment.external.imagePath"];
+    for output in ["json", "text", "markdown", "github"] {
+        let mut args = vec!["--dry-run", "--output", output];
+        args.extend(sensitive);
+        let run = env.run(&args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            !run.stdout.contains("nginx:1.27"),
+            "{output}: {}",
+            run.stdout
+        );
+        assert!(!run.stderr.contains("nginx:1.27"), "{}", run.stderr);
+    }
+    let mut args = vec!["--dry-run", "--output", "json"];
+    args.extend(sensitive);
+    let report = env.run(&args).json();
+    let paths: Vec<&str> = job(&report, "job-a")["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| c["path"].as_str().expect("path"))
+        .collect();
+    assert_eq!(paths, ["schedule"], "the image is unchanged: {report:#}");
+    // Drift reads compare it the same way: nothing drifted, nothing shown.
+    env.ws
+        .write("jobs.d/a.yaml", manifest("Job A", "0 3 * * *"));
+    let mut args = vec!["--dry-run", "--refresh", "--output", "json"];
+    args.extend(sensitive);
+    let run = env.run(&args);
+    assert!(!run.stdout.contains("nginx:1.27"), "{}", run.stdout);
+    assert_eq!(
+        job(&run.json(), "job-a")["action"],
+        "unchanged",
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn text_plan_lists_results_per_job_when_applying() {
     let env = Env::new(2);
     let run = env.run(&[]);

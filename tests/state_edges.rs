@@ -355,6 +355,41 @@ fn a_lost_key_beside_a_state_is_said_out_loud_and_costs_one_put_per_job() {
 }
 
 #[test]
+fn a_recorded_spec_that_is_json_but_no_tree_is_a_corrupt_state_not_a_panic() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 3 * * *"));
+    let fake = Fake::spawn(0);
+    assert_eq!(reconcile(&ws, &fake, &[]).code, 0);
+    let path = ws.path().join(".nfcron/state.json");
+    let good = std::fs::read_to_string(&path).expect("state");
+    assert!(good.contains(r#""backoffLimit":1"#), "{good}");
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 4 * * *"));
+    for bad in [r#""backoffLimit":1e400"#, r#""backoffLimit":"\ud800""#] {
+        std::fs::write(&path, good.replace(r#""backoffLimit":1"#, bad)).expect("edit");
+        fake.clear_log();
+        for args in [&["--dry-run"][..], &[]] {
+            let run = reconcile(&ws, &fake, args);
+            assert_eq!(run.code, 1, "{bad} {args:?}: {}", run.stderr);
+            assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+            assert!(
+                run.stderr.contains("state file")
+                    && run.stderr.contains(".nfcron/state.json")
+                    && run.stderr.contains("is not valid"),
+                "{}",
+                run.stderr
+            );
+        }
+        let list = ws.nfcron_env(&["state", "list"], &api_env(&fake));
+        assert_eq!(list.code, 1, "{}", list.stderr);
+        assert_eq!(
+            fake.requests(),
+            vec![],
+            "nothing is sent on a corrupt state"
+        );
+    }
+}
+
+#[test]
 fn a_state_format_version_0_is_called_older_not_newer() {
     let ws = Workspace::new();
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 3 * * *"));
