@@ -242,7 +242,8 @@ impl<A: Api> Applier<'_, A> {
                     let started = std::time::Instant::now();
                     let sent = match (&job, action) {
                         (Some(job), Action::Create | Action::Update) => {
-                            client.put_cron_job(&key, job.spec.raw()).await
+                            let secrets = crate::secret::hidden_values(&job.spec.value(), &job.shown.value());
+                            client.put_cron_job(&key, job.spec.raw(), &secrets).await
                         }
                         _ => client.delete_job(&key).await,
                     };

@@ -816,6 +816,7 @@ mod tests {
             &self,
             key: &JobKey,
             spec: &serde_json::value::RawValue,
+            _secrets: &[String],
         ) -> Result<(), crate::api::ApiError> {
             self.log(format!("PUT {}", key.id));
             let mut inner = self.inner.lock().expect("fake");

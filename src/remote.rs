@@ -21,6 +21,7 @@ pub trait Api: Clone + Send + Sync + 'static {
         &self,
         key: &JobKey,
         spec: &RawValue,
+        secrets: &[String],
     ) -> impl Future<Output = Result<(), ApiError>> + Send;
 
     /// `GET .../jobs/{id}`; `None` when the job does not exist.
@@ -49,8 +50,15 @@ impl Api for Client {
         Client::requests_sent(self)
     }
 
-    async fn put_cron_job(&self, key: &JobKey, spec: &RawValue) -> Result<(), ApiError> {
-        Client::put_cron_job(self, key, spec).await.map(|_| ())
+    async fn put_cron_job(
+        &self,
+        key: &JobKey,
+        spec: &RawValue,
+        secrets: &[String],
+    ) -> Result<(), ApiError> {
+        Client::put_cron_job(self, key, spec, secrets)
+            .await
+            .map(|_| ())
     }
 
     async fn get_job(&self, key: &JobKey) -> Result<Option<Json>, ApiError> {

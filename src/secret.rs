@@ -360,6 +360,47 @@ pub fn redact(spec: &Json, keyed: &Keyed, extra: &[String]) -> Json {
     out
 }
 
+/// The secret values in `spec`: each value whose place in `shown` (the
+/// same spec redacted) holds a fingerprint, as text: a string as it is,
+/// and for an object or array both each string inside it and its JSON.
+/// Longest first; none shorter than 4 characters (those would turn up in
+/// any text by chance, and hiding them would hide the words around them).
+pub fn hidden_values(spec: &Json, shown: &Json) -> Vec<String> {
+    fn leaves(value: &Json, out: &mut Vec<String>) {
+        match value {
+            Json::String(s) => out.push(s.clone()),
+            Json::Array(items) => items.iter().for_each(|v| leaves(v, out)),
+            Json::Object(m) => m.values().for_each(|v| leaves(v, out)),
+            other => out.push(other.to_string()),
+        }
+        if value.is_array() || value.is_object() {
+            out.push(value.to_string());
+        }
+    }
+    fn walk(spec: &Json, shown: &Json, out: &mut Vec<String>) {
+        match (spec, shown) {
+            (spec, shown) if is_fingerprint(shown) && spec != shown => leaves(spec, out),
+            (Json::Object(a), Json::Object(b)) => {
+                for (k, v) in a {
+                    if let Some(w) = b.get(k) {
+                        walk(v, w, out);
+                    }
+                }
+            }
+            (Json::Array(a), Json::Array(b)) => {
+                a.iter().zip(b).for_each(|(v, w)| walk(v, w, out));
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(spec, shown, &mut out);
+    out.retain(|s| s.chars().count() >= 4);
+    out.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    out.dedup();
+    out
+}
+
 fn lookup_mut<'a>(value: &'a mut Json, path: &str) -> Option<&'a mut Json> {
     let path = path.strip_prefix("spec.").unwrap_or(path);
     path.split('.').try_fold(value, |node, part| match node {
@@ -470,6 +511,34 @@ mod tests {
         let mut again = record.clone();
         again.add_sensitive(&keyed(), &extra);
         assert_eq!(again, record);
+    }
+
+    #[test]
+    fn hidden_values_are_what_redaction_hid() {
+        let spec = json!({"name": "a", "runtimeEnvironment": {"DB": "postgres://u:pw@h", "N": 12345, "X": "ab"},
+            "runtimeFiles": {"/f": {"data": "c2VjcmV0", "encoding": "base64"}},
+            "deployment": {"docker": {"configType": "customCommand", "customCommand": "run --pw x"}}});
+        let extra = ["deployment.docker.customCommand".to_string()];
+        let shown = redact(&spec, &keyed(), &extra);
+        let hidden = hidden_values(&spec, &shown);
+        for secret in [
+            "postgres://u:pw@h",
+            "12345",
+            "c2VjcmV0",
+            "run --pw x",
+            "base64",
+        ] {
+            assert!(hidden.iter().any(|h| h == secret), "{secret}: {hidden:?}");
+        }
+        // Too short to hide; what was not hidden is no secret.
+        for shown_value in ["ab", "a", "customCommand", "name"] {
+            assert!(!hidden.iter().any(|h| h == shown_value), "{hidden:?}");
+        }
+        assert!(
+            hidden.windows(2).all(|w| w[0].len() >= w[1].len()),
+            "longest first"
+        );
+        assert_eq!(hidden_values(&spec, &spec), Vec::<String>::new());
     }
 
     #[test]

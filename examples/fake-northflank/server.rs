@@ -50,6 +50,9 @@ pub enum Fault {
     Drop,
     /// Answer normally, but only after this long.
     Delay(Duration),
+    /// Answer with this status and an error whose message quotes the
+    /// request body, as validators that name the value they refused do.
+    Echo { status: u16 },
 }
 
 /// Applies `fault` to the next `times` requests with `method` (any when
@@ -374,6 +377,11 @@ async fn handle(
     }) = fault
     {
         (status, error_body(status, "injected fault"), retry_after)
+    } else if let Some(Fault::Echo { status }) = fault {
+        let quoted = format!("refused: {}", String::from_utf8_lossy(&body));
+        let mut payload = error_body(status, &quoted);
+        payload["error"]["details"] = json!({ "body": quoted });
+        (status, payload, None)
     } else if auth.as_deref() != Some(&format!("Bearer {}", w.token)) {
         (
             401,

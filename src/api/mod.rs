@@ -307,9 +307,18 @@ impl Client {
     }
 
     /// `PUT .../jobs/cron`: creates or replaces the job named in `spec`.
-    pub async fn put_cron_job(&self, key: &JobKey, spec: &RawValue) -> Result<Json, ApiError> {
+    /// `secrets` are the secret values in `spec`: what the API says back
+    /// (an error that quotes the value it refused) shows each as
+    /// `(sensitive)`, in every message, log line and state record.
+    pub async fn put_cron_job(
+        &self,
+        key: &JobKey,
+        spec: &RawValue,
+        secrets: &[String],
+    ) -> Result<Json, ApiError> {
         let call = self.call("PUT", key, &["jobs", "cron"], Some(key));
-        self.send(Method::PUT, call, &[], Some(spec)).await
+        self.send(Method::PUT, call, &[], Some(Payload { spec, secrets }))
+            .await
     }
 
     /// `GET .../jobs/{id}`; `None` when the job does not exist.
@@ -412,7 +421,7 @@ impl Client {
         method: Method,
         call: Call,
         query: &[(&str, String)],
-        body: Option<&RawValue>,
+        body: Option<Payload<'_>>,
     ) -> Result<Json, ApiError> {
         let (mut whole, _) = self.send_raw(method, call, query, body).await?;
         Ok(whole.get_mut("data").map(Json::take).unwrap_or(Json::Null))
@@ -425,7 +434,7 @@ impl Client {
         method: Method,
         call: Call,
         query: &[(&str, String)],
-        body: Option<&RawValue>,
+        body: Option<Payload<'_>>,
     ) -> Result<(Json, usize), ApiError> {
         let started = Instant::now();
         let mut delays = self.retry.delays();
@@ -479,14 +488,14 @@ impl Client {
         method: &Method,
         url: &Url,
         call: &Call,
-        body: Option<&RawValue>,
+        body: Option<Payload<'_>>,
     ) -> Result<(Json, usize), ApiError> {
         if self.token_refused.load(Ordering::Relaxed) {
             return Err(ApiError::TokenRefused { call: call.clone() });
         }
         let mut request = self.http.request(method.clone(), url.clone());
         if let Some(body) = body {
-            request = request.body(body.get().to_owned());
+            request = request.body(body.spec.get().to_owned());
         }
         self.sent.fetch_add(1, Ordering::Relaxed);
         let sent_at = Instant::now();
@@ -554,7 +563,8 @@ impl Client {
         if status == StatusCode::UNAUTHORIZED {
             self.token_refused.store(true, Ordering::Relaxed);
         }
-        Err(status_error(call, status, &bytes, retry_after))
+        let secrets = body.map_or(&[][..], |b| b.secrets);
+        Err(status_error(call, status, &bytes, retry_after, secrets))
     }
 
     fn transport(&self, call: &Call, e: reqwest::Error) -> ApiError {
@@ -698,24 +708,78 @@ fn status_error(
     status: StatusCode,
     bytes: &[u8],
     retry_after: Option<Duration>,
+    secrets: &[String],
 ) -> ApiError {
     let body: Json = serde_json::from_slice(bytes).unwrap_or(Json::Null);
     let error = body.get("error");
     let field = |k: &str| error.and_then(|e| e.get(k));
+    // Secrets go before anything is cut or escaped: a cut must not leave
+    // half of one behind.
+    let said = |text: &str, max| shown(&scrub(text, secrets), max);
     let message = match field("message").and_then(Json::as_str) {
-        Some(m) => shown(m, MAX_SHOWN),
+        Some(m) => said(m, MAX_SHOWN),
         None => match body.is_null().then(|| partial_message(bytes)).flatten() {
-            Some(m) => shown(&m, MAX_SHOWN),
+            // Cut at the cap: it may end inside a secret.
+            Some(m) => said(&cut_secret_tail(m, secrets), MAX_SHOWN),
             None => status.canonical_reason().unwrap_or("error").to_string(),
         },
     };
+    let mut details = field("details").cloned();
+    if let Some(details) = details.as_mut() {
+        scrub_json(details, secrets);
+    }
     ApiError::Status {
         call: Box::new(call.clone()),
         status: status.as_u16(),
         message,
-        id: field("id").and_then(Json::as_str).map(|id| shown(id, 128)),
-        details: field("details").cloned().map(Box::new),
+        id: field("id").and_then(Json::as_str).map(|id| said(id, 128)),
+        details: details.map(Box::new),
         retry_after,
+    }
+}
+
+/// A request's body and the secret values in it.
+#[derive(Clone, Copy)]
+struct Payload<'a> {
+    spec: &'a RawValue,
+    secrets: &'a [String],
+}
+
+/// `text` with every secret value in it shown as `(sensitive)`.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .fold(text.to_string(), |text, secret| {
+            text.replace(secret.as_str(), "(sensitive)")
+        })
+}
+
+/// `text` without a tail that is the start of a secret (4 characters or
+/// more): what a body cut short inside one leaves.
+fn cut_secret_tail(mut text: String, secrets: &[String]) -> String {
+    for secret in secrets {
+        let starts = secret.char_indices().map(|(i, _)| i).skip(4);
+        if let Some(i) = starts.filter(|&i| text.ends_with(&secret[..i])).last() {
+            text.truncate(text.len() - i);
+            text.push_str("(sensitive)");
+        }
+    }
+    text
+}
+
+fn scrub_json(value: &mut Json, secrets: &[String]) {
+    match value {
+        Json::String(s) => *s = scrub(s, secrets),
+        Json::Array(items) => items.iter_mut().for_each(|v| scrub_json(v, secrets)),
+        Json::Object(m) => {
+            let entries = std::mem::take(m);
+            for (k, mut v) in entries {
+                scrub_json(&mut v, secrets);
+                m.insert(scrub(&k, secrets), v);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -956,7 +1020,7 @@ mod tests {
         };
         let mut huge = br#"{"error":{"message":""#.to_vec();
         huge.extend(std::iter::repeat_n(b'x', MAX_ERROR_BODY));
-        let e = status_error(&call, StatusCode::BAD_REQUEST, &huge, None).to_string();
+        let e = status_error(&call, StatusCode::BAD_REQUEST, &huge, None, &[]).to_string();
         assert!(e.len() < 2 * MAX_SHOWN, "{}", e.len());
         assert!(e.contains("xxxx") && e.ends_with("[truncated]"), "{e}");
     }
@@ -985,13 +1049,58 @@ mod tests {
             job: Some("p/x".into()),
         };
         let body = br#"{"error":{"status":400,"message":"Validation failed","id":"e1","details":{"schedule":"is invalid"}}}"#;
-        let e = status_error(&call, StatusCode::BAD_REQUEST, body, None);
+        let e = status_error(&call, StatusCode::BAD_REQUEST, body, None, &[]);
         assert_eq!(
             e.to_string(),
             "PUT /v1/projects/p/jobs/cron (job p/x): HTTP 400: Validation failed (schedule: is invalid)"
         );
         assert!(!e.is_retryable());
-        assert!(status_error(&call, StatusCode::TOO_MANY_REQUESTS, b"", None).is_retryable());
-        assert!(status_error(&call, StatusCode::BAD_GATEWAY, b"<html>", None).is_retryable());
+        assert!(status_error(&call, StatusCode::TOO_MANY_REQUESTS, b"", None, &[]).is_retryable());
+        assert!(status_error(&call, StatusCode::BAD_GATEWAY, b"<html>", None, &[]).is_retryable());
+    }
+
+    #[test]
+    fn secret_values_the_api_quotes_back_are_shown_as_sensitive() {
+        let call = Call {
+            method: "PUT",
+            path: "/v1/projects/p/jobs/cron".into(),
+            job: Some("p/x".into()),
+        };
+        let secret = "postgres://u:pw@db";
+        // A message long enough to be cut: the secret sits across the cut.
+        let message = format!(
+            "{}\"runtimeEnvironment.DB\" with value \"{secret}\" fails",
+            "x".repeat(MAX_SHOWN - 30)
+        );
+        let body = serde_json::json!({"error": {"status": 400, "message": message, "id": secret,
+            "details": {"runtimeEnvironment.DB": format!("value {secret} refused"), secret: "key"}}});
+        let bytes = body.to_string().into_bytes();
+        let e = status_error(
+            &call,
+            StatusCode::BAD_REQUEST,
+            &bytes,
+            None,
+            &[secret.to_string()],
+        );
+        let text = format!("{e} {e:?}");
+        assert!(
+            !text.contains("pw@db") && !text.contains("postgres://u"),
+            "{text}"
+        );
+        assert!(text.contains("(sensitive)"), "{text}");
+        // A body cut at the cap, inside the secret: the start of it goes.
+        let text =
+            format!(r#"{{"error":{{"status":400,"message":"value \"{secret}\" refused"}}}}"#);
+        let inside = text.find(secret).expect("quoted") + "postgres://u:p".len();
+        let cut = &text.as_bytes()[..inside];
+        let e = status_error(
+            &call,
+            StatusCode::BAD_REQUEST,
+            cut,
+            None,
+            &[secret.to_string()],
+        );
+        assert!(!e.to_string().contains("postgres://u"), "{e}");
+        assert!(e.to_string().ends_with("(sensitive)"), "{e}");
     }
 }
