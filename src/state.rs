@@ -714,9 +714,9 @@ impl StateLock {
 pub fn load_key(state_path: &Path, create: bool) -> Result<Keyed, StateError> {
     let dir = parent(state_path);
     let path = dir.join("key");
-    match read_regular(&path) {
-        Ok(text) => parse_key(text.trim()).ok_or(StateError::BadKey { path }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    match read_key(state_path)? {
+        Some(keyed) => Ok(keyed),
+        None => {
             let keyed = Keyed::generate().map_err(StateError::Random)?;
             if state_path.exists() || journal_path(state_path).exists() {
                 // Nothing recorded can be checked against a new key: each
@@ -734,6 +734,17 @@ pub fn load_key(state_path: &Path, create: bool) -> Result<Keyed, StateError> {
             }
             Ok(keyed)
         }
+    }
+}
+
+/// The HMAC key beside `state_path` as stored; `None` when there is none.
+pub fn read_key(state_path: &Path) -> Result<Option<Keyed>, StateError> {
+    let path = parent(state_path).join("key");
+    match read_regular(&path) {
+        Ok(text) => parse_key(text.trim())
+            .map(Some)
+            .ok_or(StateError::BadKey { path }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(StateError::Read { path, source }),
     }
 }

@@ -115,7 +115,30 @@ fn migrate_both_ways(other: &str) {
         "{}",
         again.stderr
     );
-    for run in [&first, &there, &back, &again] {
+    // A source without its key is not migrated with a key made up.
+    std::fs::remove_file(ws.path().join("back/key")).expect("remove the key");
+    let keyless = nfcron(
+        &ws,
+        &fake,
+        &[
+            "state",
+            "migrate",
+            "--from",
+            "back/state.json",
+            "--to",
+            "elsewhere/state.json",
+        ],
+    );
+    assert_eq!(keyless.code, 1, "{}", keyless.stderr);
+    assert!(
+        keyless
+            .stderr
+            .contains("back/state.json holds state but no key: restore its key first"),
+        "{}",
+        keyless.stderr
+    );
+    assert!(!ws.path().join("elsewhere/state.json").exists());
+    for run in [&first, &there, &back, &again, &keyless] {
         assert!(!run.stdout.contains("hunter2") && !run.stderr.contains("hunter2"));
     }
 }

@@ -145,7 +145,15 @@ fn migrate(
             )));
         }
     }
-    let key = source.key(false).map_err(err)?;
+    // A key made up here would turn every recorded digest into a change:
+    // the target would plan (and apply) every job once, and would then
+    // hold state the real key can no longer be migrated into.
+    let Some(key) = source.stored_key().map_err(err)? else {
+        return Err(Error::Usage(format!(
+            "{} holds state but no key: restore its key first (a file store's `key` beside the state file; a database's nfcron_namespaces row), or every job would be planned as changed after the migration",
+            source.location()
+        )));
+    };
     target.set_key(&key).map_err(err)?;
     let mut changes: Vec<Change> = state
         .jobs

@@ -110,6 +110,10 @@ impl Store for FileStore {
         state::load_key(&self.path, create)
     }
 
+    fn stored_key(&self) -> Result<Option<Keyed>, StateError> {
+        state::read_key(&self.path)
+    }
+
     fn set_key(&self, key: &Keyed) -> Result<(), StateError> {
         state::replace_key(&self.path, key)
     }

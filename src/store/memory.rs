@@ -83,6 +83,10 @@ impl Store for MemoryStore {
         Ok(Keyed::new(*self.key.lock().expect("memory store").bytes()))
     }
 
+    fn stored_key(&self) -> Result<Option<Keyed>, StateError> {
+        self.key(false).map(Some)
+    }
+
     fn set_key(&self, key: &Keyed) -> Result<(), StateError> {
         *self.key.lock().expect("memory store") = Keyed::new(*key.bytes());
         Ok(())

@@ -84,6 +84,9 @@ pub trait Store: Send + Sync {
     /// made and kept; without (a dry-run writes nothing), a throwaway one.
     fn key(&self, create: bool) -> Result<Keyed, StateError>;
 
+    /// The key as stored; `None` when there is none (never made up).
+    fn stored_key(&self) -> Result<Option<Keyed>, StateError>;
+
     /// Replaces the key (`state migrate`, into a store that holds no
     /// state yet), so that fingerprints made with it stay valid.
     fn set_key(&self, key: &Keyed) -> Result<(), StateError>;

@@ -469,6 +469,13 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
+    fn parse_key(&self, hex: &str) -> Result<Keyed, StateError> {
+        crate::state::parse_key(hex).ok_or_else(|| StateError::Corrupt {
+            path: self.location().into(),
+            why: format!("the key is not {KEY_LEN} bytes in hex"),
+        })
+    }
+
     pub fn new(target: Target, namespace: &str) -> PostgresStore {
         PostgresStore {
             target,
@@ -935,31 +942,49 @@ impl Store for PostgresStore {
     }
 
     fn key(&self, create: bool) -> Result<Keyed, StateError> {
+        if !create {
+            // A dry-run on a namespace never applied: a throwaway key.
+            return match self.stored_key()? {
+                Some(keyed) => Ok(keyed),
+                None => Keyed::generate().map_err(StateError::Random),
+            };
+        }
         let namespace = self.namespace.clone();
         let hex: Option<String> = self.with(|client| {
-            if create {
-                let fresh = Keyed::generate().map_err(StateError::Random)?;
-                let hex: String = fresh.bytes().iter().map(|b| format!("{b:02x}")).collect();
-                client
-                    .execute(
-                        "INSERT INTO nfcron_namespaces (namespace, key) VALUES ($1, $2) ON CONFLICT (namespace) DO NOTHING",
-                        &[&namespace, &hex],
-                    )
-                    .map_err(self.err("create the key"))?;
-            }
+            let fresh = Keyed::generate().map_err(StateError::Random)?;
+            let hex: String = fresh.bytes().iter().map(|b| format!("{b:02x}")).collect();
+            client
+                .execute(
+                    "INSERT INTO nfcron_namespaces (namespace, key) VALUES ($1, $2) ON CONFLICT (namespace) DO NOTHING",
+                    &[&namespace, &hex],
+                )
+                .map_err(self.err("create the key"))?;
             Ok(client
                 .query_opt("SELECT key FROM nfcron_namespaces WHERE namespace = $1", &[&namespace])
                 .map_err(self.err("read the key"))?
                 .map(|row| row.get(0)))
         })?;
         match hex {
-            Some(hex) => crate::state::parse_key(&hex).ok_or_else(|| StateError::Corrupt {
+            Some(hex) => self.parse_key(&hex),
+            None => Err(StateError::Corrupt {
                 path: self.location().into(),
-                why: format!("the key is not {KEY_LEN} bytes in hex"),
+                why: "the key made for this namespace is not there".into(),
             }),
-            // A dry-run on a namespace never applied: a throwaway key.
-            None => Keyed::generate().map_err(StateError::Random),
         }
+    }
+
+    fn stored_key(&self) -> Result<Option<Keyed>, StateError> {
+        let namespace = self.namespace.clone();
+        let hex: Option<String> = self.with(|client| {
+            Ok(client
+                .query_opt(
+                    "SELECT key FROM nfcron_namespaces WHERE namespace = $1",
+                    &[&namespace],
+                )
+                .map_err(self.err("read the key"))?
+                .map(|row| row.get(0)))
+        })?;
+        hex.map(|hex| self.parse_key(&hex)).transpose()
     }
 
     fn set_key(&self, key: &Keyed) -> Result<(), StateError> {
