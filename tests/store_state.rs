@@ -138,6 +138,27 @@ fn migrate_both_ways(other: &str) {
         keyless.stderr
     );
     assert!(!ws.path().join("elsewhere/state.json").exists());
+    // Two state files in one directory would share its lock and key.
+    let beside = nfcron(
+        &ws,
+        &fake,
+        &[
+            "state",
+            "migrate",
+            "--from",
+            ".nfcron/state.json",
+            "--to",
+            ".nfcron/other.json",
+        ],
+    );
+    assert_eq!(beside.code, 1, "{}", beside.stderr);
+    assert!(
+        beside
+            .stderr
+            .contains("--from and --to are in one directory"),
+        "{}",
+        beside.stderr
+    );
     for run in [&first, &there, &back, &again, &keyless] {
         assert!(!run.stdout.contains("hunter2") && !run.stderr.contains("hunter2"));
     }

@@ -127,6 +127,23 @@ fn migrate(
             source.location()
         )));
     }
+    // Two state files in one directory share its lock and its key.
+    let dir = |p: &std::path::Path| -> Option<std::path::PathBuf> {
+        let p = p
+            .to_str()
+            .filter(|s| crate::store::postgres::is_url(s))
+            .map_or(Some(p), |_| None)?;
+        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+        std::fs::canonicalize(parent.unwrap_or(std::path::Path::new("."))).ok()
+    };
+    if let (Some(a), Some(b)) = (dir(from), dir(to)) {
+        if a == b {
+            return Err(Error::Usage(format!(
+                "--from and --to are in one directory ({}), which holds one lock and one key for both: put the target in another directory",
+                a.display()
+            )));
+        }
+    }
     let _from_lock = source.lock().map_err(err)?;
     let _to_lock = target.lock().map_err(err)?;
     let Some(state) = source.load().map_err(err)? else {
