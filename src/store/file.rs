@@ -16,7 +16,12 @@ use crate::state::{self, State, StateError, StateLock};
 /// plus journal), so that folding writes it from memory.
 #[derive(Debug)]
 pub struct FileStore {
+    /// Where the state lives: `--state` with symbolic links followed, so
+    /// that a write replaces the file a link points to, never the link
+    /// (the key, lock and journal live beside that file).
     path: PathBuf,
+    /// `--state` as given, for messages.
+    given: PathBuf,
     /// `None` until loaded or committed to; then the state as snapshot and
     /// journal hold it.
     current: Arc<Mutex<Option<State>>>,
@@ -30,7 +35,8 @@ pub struct FileStore {
 impl FileStore {
     pub fn new(path: &Path) -> FileStore {
         FileStore {
-            path: path.to_path_buf(),
+            path: follow_links(path),
+            given: path.to_path_buf(),
             current: Arc::new(Mutex::new(None)),
             locked: Arc::new(AtomicBool::new(false)),
             journal_len: Arc::new(Mutex::new(None)),
@@ -44,7 +50,7 @@ impl FileStore {
 
 impl Store for FileStore {
     fn location(&self) -> String {
-        self.path.display().to_string()
+        self.given.display().to_string()
     }
 
     fn lock(&self) -> Result<Held, StateError> {
@@ -142,6 +148,24 @@ impl Store for FileStore {
     }
 }
 
+/// `path` with symbolic links followed (at most 40, as the kernel does),
+/// whether or not the last one's target exists yet; `path` itself when it
+/// is no link or a link cannot be read.
+fn follow_links(path: &Path) -> PathBuf {
+    let mut path = path.to_path_buf();
+    for _ in 0..40 {
+        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        let Some(target) = is_link.then(|| std::fs::read_link(&path).ok()).flatten() else {
+            break;
+        };
+        path = match path.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+    }
+    path
+}
+
 /// The lock of an applying run on a file store. Released after the
 /// journal is folded into the snapshot (best effort: a fold that fails
 /// leaves the journal, which the next run replays).
@@ -231,5 +255,36 @@ mod tests {
         // The lock is gone, and so is the right to commit.
         assert!(store.commit(&[applied("c")]).is_err());
         assert!(!journal.exists());
+    }
+
+    #[test]
+    fn a_state_path_that_is_a_link_writes_through_it_and_keeps_the_link() {
+        let dir = tempfile::tempdir().expect("dir");
+        let volume = dir.path().join("volume");
+        std::fs::create_dir(&volume).expect("mkdir");
+        let link = dir.path().join("state.json");
+        // Dangling at first: the first fold makes the file it names.
+        std::os::unix::fs::symlink("volume/real.json", &link).expect("link");
+        let store = FileStore::new(&link);
+        assert_eq!(store.location(), link.display().to_string());
+        let held = store.lock().expect("lock");
+        assert_eq!(store.load().expect("load"), None);
+        store.commit(&[applied("a")]).expect("commit");
+        drop(held);
+        assert!(std::fs::symlink_metadata(&link)
+            .expect("link")
+            .file_type()
+            .is_symlink());
+        let real = volume.join("real.json");
+        assert_eq!(
+            State::load(&real).expect("load").expect("state").jobs.len(),
+            1
+        );
+        // Lock (and journal, key) beside the file, not beside the link.
+        assert!(volume.join("state.lock").exists());
+        assert!(!dir.path().join("state.lock").exists());
+        // Read back through the link.
+        let again = FileStore::new(&link);
+        assert_eq!(again.load().expect("load").expect("state").jobs.len(), 1);
     }
 }
