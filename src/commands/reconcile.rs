@@ -91,13 +91,16 @@ fn finish(
         unmanaged: run.unmanaged,
         revision: run.revision.as_deref(),
     };
-    let text = match settings.output {
-        OutputFormat::Text => render::text(&report, settings.colour),
-        OutputFormat::Json => render::json(&report),
-        OutputFormat::Markdown => render::markdown(&report),
-        OutputFormat::Github => crate::render::github::plan(&report, &run.catalog.diagnostics),
+    let written = match settings.output {
+        // Written as it is made: a large plan is never held as text too.
+        OutputFormat::Json => render::json_to(&report, out),
+        OutputFormat::Text => out.write_all(render::text(&report, settings.colour).as_bytes()),
+        OutputFormat::Markdown => out.write_all(render::markdown(&report).as_bytes()),
+        OutputFormat::Github => {
+            out.write_all(crate::render::github::plan(&report, &run.catalog.diagnostics).as_bytes())
+        }
     };
-    out.write_all(text.as_bytes()).map_err(Error::Output)?;
+    written.map_err(Error::Output)?;
     // A rejected job is an error the user must fix (exit 1), whether it
     // was refused in this run or in an earlier one.
     let errors = report.failed() > 0

@@ -381,45 +381,17 @@ pub fn text(report: &Report<'_>, colour: Colour) -> String {
     out
 }
 
-pub fn json(report: &Report<'_>) -> String {
+/// The JSON report written as it is made: no tree of it, no copy of its
+/// text (a job with 60,000 changes is written change by change).
+pub fn json_to(report: &Report<'_>, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use std::io::Write;
     let plan = report.plan;
-    let jobs: Vec<Json> = plan
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let error = match (&report.outcomes[i], &s.kind) {
-                (Outcome::Failed(f) | Outcome::Rejected(f), _) => json!({"status": f.status(), "message": f.message()}),
-                (_, Kind::Rejected { status, message, .. }) => json!({"status": status, "message": message}),
-                (_, Kind::Invalid { reason }) => json!({"status": null, "message": reason}),
-                _ => Json::Null,
-            };
-            json!({
-                "team": s.key.as_ref().and_then(|k| k.team.clone()),
-                "project": s.key.as_ref().map(|k| k.project.clone()),
-                "id": s.key.as_ref().map(|k| k.id.clone()),
-                "name": s.name,
-                "file": s.file,
-                "action": s.action().as_str(),
-                "result": report.result(i),
-                "changes": s.changes().iter().map(|c| json!({"path": c.path, "before": c.before, "after": c.after})).collect::<Vec<_>>(),
-                "renamed_from": s.renamed_from(),
-                "next_runs": s.next_runs(),
-                "error": error,
-                "drift": match s.drift() {
-                    None => Json::Null,
-                    Some(Drift::Changed(changes)) => json!({"kind": "changed", "fields": changes.iter().map(|c| json!({"path": c.path, "recorded": c.after, "live": c.before})).collect::<Vec<_>>()}),
-                    Some(d) => json!({"kind": d.kind(), "fields": []}),
-                },
-            })
-        })
-        .collect();
-    let report_json = json!({
-        "format_version": 1,
-        "dry_run": report.dry_run,
-                "baseline": report.baseline.as_str(),
-        "source": {"revision": report.revision},
-        "summary": {
+    let top = ReportOut {
+        format_version: 1,
+        dry_run: report.dry_run,
+        baseline: report.baseline.as_str(),
+        source: json!({"revision": report.revision}),
+        summary: json!({
             "create": plan.count(Action::Create),
             "update": plan.count(Action::Update),
             "delete": plan.count(Action::Delete),
@@ -433,13 +405,148 @@ pub fn json(report: &Report<'_>) -> String {
             "unverified": plan.count(Action::Unverified),
             "not_attempted": report.not_attempted(),
             "rejected": report.rejected(),
-        },
-        "prune_blocked": plan.prune_blocked.iter().map(|b| json!({"file": b.file, "reason": b.reason})).collect::<Vec<_>>(),
-        "jobs": jobs,
-    });
-    let mut text = serde_json::to_string_pretty(&report_json).expect("JSON values serialise");
-    text.push('\n');
-    text
+        }),
+        prune_blocked: plan
+            .prune_blocked
+            .iter()
+            .map(|b| json!({"file": b.file, "reason": b.reason}))
+            .collect(),
+        jobs: Jobs(report),
+    };
+    let mut out = std::io::BufWriter::new(out);
+    serde_json::to_writer_pretty(&mut out, &top).map_err(std::io::Error::other)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+#[derive(serde::Serialize)]
+struct ReportOut<'a> {
+    format_version: u32,
+    dry_run: bool,
+    baseline: &'static str,
+    source: Json,
+    summary: Json,
+    prune_blocked: Vec<Json>,
+    jobs: Jobs<'a>,
+}
+
+/// The report's jobs, each written as it is reached.
+struct Jobs<'a>(&'a Report<'a>);
+
+impl serde::Serialize for Jobs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let report = self.0;
+        s.collect_seq(
+            report
+                .plan
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, step)| JobOut { report, i, step }),
+        )
+    }
+}
+
+struct JobOut<'a> {
+    report: &'a Report<'a>,
+    i: usize,
+    step: &'a Step,
+}
+
+#[derive(serde::Serialize)]
+struct ChangeOut<'a> {
+    path: &'a str,
+    before: &'a Option<Json>,
+    after: &'a Option<Json>,
+}
+
+#[derive(serde::Serialize)]
+struct DriftFieldOut<'a> {
+    path: &'a str,
+    recorded: &'a Option<Json>,
+    live: &'a Option<Json>,
+}
+
+/// Items written one at a time from an iterator made on demand.
+struct Seq<F>(F);
+
+impl<F, I> serde::Serialize for Seq<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: serde::Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq((self.0)())
+    }
+}
+
+impl serde::Serialize for JobOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (report, i, step) = (self.report, self.i, self.step);
+        let error = match (&report.outcomes[i], &step.kind) {
+            (Outcome::Failed(f) | Outcome::Rejected(f), _) => {
+                json!({"status": f.status(), "message": f.message()})
+            }
+            (
+                _,
+                Kind::Rejected {
+                    status, message, ..
+                },
+            ) => {
+                json!({"status": status, "message": message})
+            }
+            (_, Kind::Invalid { reason }) => json!({"status": null, "message": reason}),
+            _ => Json::Null,
+        };
+        let key = step.key.as_ref();
+        let mut m = s.serialize_map(Some(12))?;
+        m.serialize_entry("team", &key.and_then(|k| k.team.as_deref()))?;
+        m.serialize_entry("project", &key.map(|k| k.project.as_str()))?;
+        m.serialize_entry("id", &key.map(|k| k.id.as_str()))?;
+        m.serialize_entry("name", &step.name)?;
+        m.serialize_entry("file", &step.file)?;
+        m.serialize_entry("action", step.action().as_str())?;
+        m.serialize_entry("result", report.result(i))?;
+        m.serialize_entry(
+            "changes",
+            &Seq(|| {
+                step.changes().iter().map(|c| ChangeOut {
+                    path: &c.path,
+                    before: &c.before,
+                    after: &c.after,
+                })
+            }),
+        )?;
+        m.serialize_entry("renamed_from", &step.renamed_from())?;
+        m.serialize_entry("next_runs", step.next_runs())?;
+        m.serialize_entry("error", &error)?;
+        match step.drift() {
+            None => m.serialize_entry("drift", &Json::Null)?,
+            Some(Drift::Changed(changes)) => m.serialize_entry(
+                "drift",
+                &DriftOut {
+                    kind: "changed",
+                    fields: Seq(|| {
+                        changes.iter().map(|c| DriftFieldOut {
+                            path: &c.path,
+                            recorded: &c.after,
+                            live: &c.before,
+                        })
+                    }),
+                },
+            )?,
+            Some(d) => m.serialize_entry("drift", &json!({"kind": d.kind(), "fields": []}))?,
+        }
+        m.end()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct DriftOut<F> {
+    kind: &'static str,
+    fields: F,
 }
 
 /// Markdown is capped at this many characters (GitHub's step summary and
