@@ -167,6 +167,15 @@ fn init_logging(filter: Option<&str>, default_level: &str, json: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // The PostgreSQL client logs each statement with its parameters at
+    // debug level, and one of them is the namespace's HMAC key: never
+    // below info, whatever the filter says (these override its
+    // directives for the same targets).
+    let filter = ["tokio_postgres=info", "postgres=info"]
+        .into_iter()
+        .fold(filter, |f, d| {
+            f.add_directive(d.parse().expect("a valid directive"))
+        });
     use std::io::IsTerminal;
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());

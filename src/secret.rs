@@ -395,6 +395,16 @@ pub fn hidden_values(spec: &Json, shown: &Json) -> Vec<String> {
     }
     let mut out = Vec::new();
     walk(spec, shown, &mut out);
+    // As text that quotes JSON holds them: escaped (`"`, `\`, control
+    // characters), once or twice.
+    let escaped = |s: &String| {
+        let quoted = Json::String(s.clone()).to_string();
+        quoted[1..quoted.len() - 1].to_string()
+    };
+    let once: Vec<String> = out.iter().map(escaped).collect();
+    let twice: Vec<String> = once.iter().map(escaped).collect();
+    out.extend(once);
+    out.extend(twice);
     out.retain(|s| s.chars().count() >= 4);
     out.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     out.dedup();
@@ -539,6 +549,16 @@ mod tests {
             "longest first"
         );
         assert_eq!(hidden_values(&spec, &spec), Vec::<String>::new());
+        // Quoted inside JSON text (an API echoing the body it refused).
+        let tricky = json!({"runtimeEnvironment": {"PW": "Q\"LEAK\\SECRET", "T": "TAB\tSECRET2"}});
+        let hidden = hidden_values(&tricky, &redact(&tricky, &keyed(), &[]));
+        for form in [
+            r#"Q\"LEAK\\SECRET"#,
+            r#"TAB\tSECRET2"#,
+            r#"Q\\\"LEAK\\\\SECRET"#,
+        ] {
+            assert!(hidden.iter().any(|h| h == form), "{form}: {hidden:?}");
+        }
     }
 
     #[test]

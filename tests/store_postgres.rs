@@ -175,11 +175,23 @@ fn the_password_in_the_url_is_never_printed() {
         &[
             ("NORTHFLANK_API_URL", fake.url.as_str()),
             ("NORTHFLANK_API_TOKEN", TOKEN),
-            ("RUST_LOG", "trace"),
+            // Every crate at trace, the database client named outright.
+            ("RUST_LOG", "trace,tokio_postgres=trace,postgres=trace"),
         ],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(!run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD));
+    // Nor the namespace's key, made in this run (the client logs each
+    // statement's parameters at debug level).
+    let key = db.query("SELECT key FROM nfcron_namespaces")[0][0]
+        .clone()
+        .expect("a key");
+    assert_eq!(key.len(), 64);
+    assert!(
+        !run.stdout.contains(&key) && !run.stderr.contains(&key),
+        "the key was logged"
+    );
+    assert!(run.stderr.contains("TRACE"), "trace level was on");
     // Nothing listens on port 1: the error names the URL without it.
     let down = format!("postgres://postgres:{PASSWORD}@127.0.0.1:1/test");
     let run = reconcile(&ws, &fake, &down, &[]);
