@@ -171,12 +171,7 @@ impl<A: Api> Applier<'_, A> {
     /// store made durable, in order. `unsaved` (changes the run made
     /// before applying, such as rejections it forgot) go with the first
     /// commit.
-    pub async fn apply(
-        &self,
-        plan: &Plan,
-        desired: &[Desired],
-        unsaved: Vec<Change>,
-    ) -> (Vec<Outcome>, Vec<Change>) {
+    pub async fn apply(&self, plan: &Plan, desired: &[Desired], unsaved: Vec<Change>) -> Applied {
         let journal = Arc::new(Journal {
             store: self.store.clone(),
             pending: Mutex::new((unsaved, 0)),
@@ -331,8 +326,29 @@ impl<A: Api> Applier<'_, A> {
             );
         }
         let durable = std::mem::take(&mut *journal.durable.lock().expect("journal lock"));
-        (outcomes, durable)
+        // Writes the API took that no commit made durable: the caller may
+        // record them later instead of sending them again.
+        let unrecorded = std::mem::take(&mut journal.pending.lock().expect("journal lock").0)
+            .into_iter()
+            .filter(|c| matches!(c, Change::Applied(..) | Change::Deleted(_)))
+            .collect();
+        Applied {
+            outcomes,
+            durable,
+            unrecorded,
+        }
     }
+}
+
+/// What [`Applier::apply`] did.
+pub struct Applied {
+    /// One per step.
+    pub outcomes: Vec<Outcome>,
+    /// Every change made durable, in commit order.
+    pub durable: Vec<Change>,
+    /// Writes the API took whose commit failed (a lost state database
+    /// session): true of the API, not in the store.
+    pub unrecorded: Vec<Change>,
 }
 
 /// Jobs not sent because the rate limit was used up, and the longest wait

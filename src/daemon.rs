@@ -223,6 +223,7 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
         },
         replica,
         leader_unannounced: None,
+        carried: Vec::new(),
         settings,
         token: settings.api.token.clone(),
         client,
@@ -358,6 +359,10 @@ struct Daemon<'a> {
     /// The leader a standby follows (host, pid, since), until it says so
     /// (once its readiness is set).
     leader_unannounced: Option<String>,
+    /// Writes the API took in the last run that the store could not record
+    /// (its database session was lost): the next applying run records
+    /// them instead of sending them again.
+    carried: Vec<crate::store::Change>,
     settings: &'a WatchSettings,
     /// The token the client sends (from `--token-file`, read again before
     /// each run).
@@ -490,6 +495,7 @@ impl Daemon<'_> {
             max_reads,
             refresh_from: self.drift_cursor,
             retry_rejected: false,
+            carried: self.carried.clone(),
         };
         let files: Arc<[SourceFile]> = files.into();
         let reconciled = match &self.replica {
@@ -501,6 +507,7 @@ impl Daemon<'_> {
         };
         match reconciled {
             Ok(run) => {
+                self.carried = run.unrecorded.clone();
                 let seconds = started.elapsed().as_secs_f64();
                 self.metrics.record(&run, seconds);
                 self.shared.status.lock().expect("status lock").ran(

@@ -50,6 +50,12 @@ pub struct Options {
     /// `--retry-rejected`: send jobs the API refused for good again, even
     /// though their manifests have not changed.
     pub retry_rejected: bool,
+    /// Writes an earlier run of this process made that its store could not
+    /// record (`RunReport::unrecorded`: the state database session was
+    /// lost after the API took them). An applying run records those still
+    /// true of the manifests and the state before it plans, so they are
+    /// not sent again.
+    pub carried: Vec<store::Change>,
 }
 
 /// `--max-reads` when not given.
@@ -72,6 +78,9 @@ pub struct RunReport {
     /// The last-applied state as the run left it (the sidecar's status
     /// page shows when and from which revision each job was applied).
     pub state: State,
+    /// Writes the API took that the store could not record: for the next
+    /// run's `Options::carried`.
+    pub unrecorded: Vec<store::Change>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -241,6 +250,31 @@ pub async fn reconcile_in<A: Api>(
         recorded.rejected.remove(&key);
         forget.push(store::Change::Forgotten(key));
     }
+    // Writes an earlier run made but could not record: recorded now when
+    // still what the manifests ask and not recorded since.
+    let mut carried = Vec::new();
+    for change in options.carried.iter().filter(|_| !options.dry_run) {
+        let still = match change {
+            store::Change::Applied(key, r) => {
+                desired
+                    .iter()
+                    .any(|d| &d.key == key && d.digest == r.digest)
+                    && recorded.jobs.get(key).is_none_or(|x| x.digest != r.digest)
+            }
+            store::Change::Deleted(key) => !named.contains(key) && recorded.jobs.contains_key(key),
+            _ => false,
+        };
+        if still {
+            change.apply_to(&mut recorded);
+            carried.push(change.clone());
+        }
+    }
+    if !carried.is_empty() {
+        tracing::info!(
+            jobs = carried.len(),
+            "recording writes the API took in an earlier run that could not be recorded then (the state database was lost): not sent again"
+        );
+    }
     let before = client.map_or(0, A::requests_sent);
     let mut reads = Reads {
         left: options.max_reads,
@@ -315,7 +349,7 @@ pub async fn reconcile_in<A: Api>(
         plan::apply_drift(&mut plan, drifts, options.drift, &desired);
     }
     fill_next_runs(&mut plan, &desired, now);
-    let (mut outcomes, state) = match (options.dry_run, client) {
+    let (mut outcomes, state, unrecorded) = match (options.dry_run, client) {
         (false, Some(client)) => {
             let applier = Applier {
                 client,
@@ -333,8 +367,9 @@ pub async fn reconcile_in<A: Api>(
                 .round(jiff::Unit::Second)
                 .unwrap_or(now)
                 .to_string();
-            let save = !matching.is_empty() || forgotten;
+            let save = !matching.is_empty() || forgotten || !carried.is_empty();
             let mut changes = forget;
+            changes.append(&mut carried);
             changes.extend(matching.into_iter().map(|d| {
                 store::Change::Applied(d.key.clone(), d.record(&at, options.revision.as_deref()))
             }));
@@ -348,13 +383,13 @@ pub async fn reconcile_in<A: Api>(
                 }
                 changes = Vec::new();
             }
-            let (outcomes, durable) = applier.apply(&plan, &desired, changes).await;
-            for change in &durable {
+            let applied = applier.apply(&plan, &desired, changes).await;
+            for change in &applied.durable {
                 change.apply_to(&mut state);
             }
-            (outcomes, state)
+            (applied.outcomes, state, applied.unrecorded)
         }
-        _ => (planned(&plan), recorded),
+        _ => (planned(&plan), recorded, Vec::new()),
     };
     for (step, outcome) in plan.steps.iter().zip(outcomes.iter_mut()) {
         if let Some(e) = step.key.as_ref().and_then(|k| list_failed.get(k)) {
@@ -371,6 +406,7 @@ pub async fn reconcile_in<A: Api>(
         revision: options.revision.clone(),
         refreshed,
         state,
+        unrecorded,
     })
 }
 
@@ -410,6 +446,7 @@ pub async fn plan_base(
         },
         refresh: false,
         retry_rejected: false,
+        carried: Vec::new(),
         ..options.clone()
     };
     let mut run = reconcile_in::<Client>(store, head, &options, None).await?;
@@ -908,6 +945,7 @@ mod tests {
             refresh_from: 0,
             fetched: false,
             retry_rejected: false,
+            carried: Vec::new(),
         }
     }
 

@@ -499,6 +499,7 @@ mod tests {
             revision: None,
             refreshed,
             state,
+            unrecorded: Vec::new(),
         }
     }
 

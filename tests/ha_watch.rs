@@ -212,3 +212,52 @@ fn while_the_database_is_down_nobody_applies_and_both_are_unready() {
         replicas[standby].seen
     );
 }
+
+#[test]
+fn a_write_the_api_took_as_the_database_went_away_is_recorded_not_sent_again() {
+    let Some(db) = pg::Db::new("ha_inflight") else {
+        return;
+    };
+    let relay = pg::Relay::spawn();
+    let state = relay.url(&db.url);
+    let api = fake::Fake::spawn(0);
+    let ws = Workspace::new();
+    ws.write("jobs.d/nightly.yaml", manifest("0 1 * * *"));
+    let mut a = replica(&ws, &api, &state, &["--failover-check", "200ms"]);
+    a.next("leading: this replica applies now");
+    a.next("reconciled");
+    assert_eq!(api.count("PUT"), 1);
+
+    // The edit's PUT is answered after 2 s; the database goes while it is
+    // in flight, so the API takes it and the state cannot record it.
+    api.inject(fake::FaultRule {
+        method: Some(hyper::Method::PUT),
+        fault: fake::Fault::Delay(Duration::from_secs(2)),
+        times: 1,
+        after: 0,
+    });
+    ws.write("jobs.d/nightly.yaml", manifest("0 2 * * *"));
+    assert!(
+        api.wait_arrived(sidecar::WAIT, "PUT", 2),
+        "the edit's PUT was sent"
+    );
+    relay.cut();
+    let unrecorded = a.next_where("the PUT taken but not recorded", |v| {
+        v["message"] == "job" && v["action"] == "update"
+    });
+    assert_eq!(unrecorded["result"], "failed", "{unrecorded}");
+    assert_eq!(api.count("PUT"), 2);
+
+    // Back: the replica leads again and records the write it made instead
+    // of sending it a second time.
+    relay.restore();
+    a.next("leading: this replica applies now");
+    a.next("recording writes the API took in an earlier run that could not be recorded then (the state database was lost): not sent again");
+    let run = a.next("reconciled");
+    assert_eq!(run["api_requests"], 0, "{run}");
+    assert_eq!(api.count("PUT"), 2, "one PUT for the edit, never two");
+    assert_eq!(
+        db.count("SELECT count(*) FROM nfcron_jobs WHERE spec LIKE '%0 2 * * *%'"),
+        1
+    );
+}

@@ -82,6 +82,9 @@ struct World {
     token: String,
     jobs: BTreeMap<(Option<String>, String, String), Stored>,
     log: Vec<Logged>,
+    /// The method of every request received, before it is answered (a
+    /// delayed one is here while in flight).
+    arrived: Vec<String>,
     faults: VecDeque<FaultRule>,
     limit: u64,
     remaining: u64,
@@ -111,6 +114,7 @@ impl Fake {
             token: TOKEN.to_string(),
             jobs: BTreeMap::new(),
             log: Vec::new(),
+            arrived: Vec::new(),
             faults: VecDeque::new(),
             limit: 1000,
             remaining: 1000,
@@ -160,6 +164,23 @@ impl Fake {
         let mut w = self.world.lock().expect("fake world");
         loop {
             if done(&w.log) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            w = self.logged.wait_timeout(w, left).expect("fake world").0;
+        }
+    }
+
+    /// Blocks until `n` requests with `method` have arrived (answered or
+    /// not yet), or `timeout` passes; returns whether they had.
+    pub fn wait_arrived(&self, timeout: Duration, method: &str, n: usize) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut w = self.world.lock().expect("fake world");
+        loop {
+            if w.arrived.iter().filter(|m| *m == method).count() >= n {
                 return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -345,6 +366,8 @@ async fn handle(
     // Faults and latency are decided under the lock, applied outside it.
     let (fault, latency) = {
         let mut w = world.lock().expect("world");
+        w.arrived.push(method.to_string());
+        logged.notify_all();
         let fault = take_fault(&mut w, &method);
         (fault, w.latency)
     };

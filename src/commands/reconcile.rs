@@ -68,6 +68,7 @@ fn options_for(settings: &ReconcileSettings, revision: Option<String>) -> Option
         refresh_from: 0,
         fetched: matches!(settings.source, SourceSettings::Git(_)),
         retry_rejected: settings.retry_rejected,
+        carried: Vec::new(),
     }
 }
 
