@@ -482,6 +482,64 @@ fn with_the_connection_cap_reached_healthz_answers_within_a_second_and_signed_we
 }
 
 #[test]
+fn clients_that_never_read_their_responses_lose_their_connections_and_free_the_cap() {
+    let ws = Workspace::new();
+    let fake = Fake::spawn(0);
+    let watch = started(
+        &ws,
+        &fake,
+        &[
+            "--resync",
+            "1h",
+            "--listen-max-connections",
+            "4",
+            "--listen-header-timeout",
+            "1s",
+        ],
+    );
+    // Each fills the cap with status-page requests, pipelined, and never
+    // reads an answer: the responses back up until the socket is full.
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2_000);
+    let mut attackers: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = watch.connect();
+            s.set_write_timeout(Some(Duration::from_secs(2)))
+                .expect("timeout");
+            let _ = s.write_all(&request);
+            s
+        })
+        .collect();
+    let payload = b"{}";
+    let signed = [("X-Hub-Signature-256", signature(payload, SECRET))];
+    // A response not taken within the header timeout ends the connection:
+    // the cap frees itself while the attackers are still there.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = watch.http("POST", "/hooks/git", &signed, payload);
+        if status == 202 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "the cap was not freed within {WAIT:?}"
+        );
+    }
+    // Their connections were closed by the server.
+    for s in &mut attackers {
+        s.set_read_timeout(Some(WAIT)).expect("timeout");
+        let mut sink = Vec::new();
+        let ended = match s.read_to_end(&mut sink) {
+            Ok(_) => true,
+            Err(e) => e.kind() == ErrorKind::ConnectionReset,
+        };
+        assert!(ended, "an attacker's connection is still open");
+    }
+    watch.next("reconciled");
+    assert_eq!(watch.terminate().0, 0);
+}
+
+#[test]
 fn at_the_fd_limit_the_accept_loop_backs_off_instead_of_spinning_and_recovers() {
     let ws = Workspace::new();
     let fake = Fake::spawn(0);
