@@ -655,12 +655,14 @@ impl Daemon<'_> {
             Ok(Campaign::Standby { holder }) => {
                 self.role = Role::Standby;
                 self.metrics.leader(false);
+                // Named on the status page: the leader may change while
+                // this replica stands by (a third replica took over).
+                self.shared
+                    .status
+                    .lock()
+                    .expect("status lock")
+                    .standby(Some(holder.clone()));
                 if was != Role::Standby {
-                    self.shared
-                        .status
-                        .lock()
-                        .expect("status lock")
-                        .standby(Some(holder.clone()));
                     // Said by the run this wakes, once readiness is set.
                     self.leader_unannounced = Some(holder);
                     return Some(Wake::Run);

@@ -238,6 +238,9 @@ impl Board {
     /// This replica's role: standing by for `leader`, or (`None`) leading
     /// or alone.
     pub fn standby(&mut self, leader: Option<String>) {
+        if self.view.standby == leader {
+            return;
+        }
         self.view = Arc::new(View {
             standby: leader,
             ..(*self.view).clone()

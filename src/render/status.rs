@@ -118,6 +118,13 @@ pub fn page(view: &View, now: Timestamp) -> String {
     markup.into_string()
 }
 
+/// Text from manifests as the page may show it: control and
+/// bidirectional-override characters escaped (a name holding U+202E would
+/// otherwise draw the text after it reversed), at most 1 KiB.
+fn visible(text: &str) -> String {
+    crate::api::shown(text, 1024)
+}
+
 fn job_row(row: &Row, now: Timestamp) -> Markup {
     html! {
         tr data-job=[row.job.as_deref()] data-state=(row.state.token()) {
@@ -126,14 +133,14 @@ fn job_row(row: &Row, now: Timestamp) -> Markup {
                     Some(job) => span.mono.job { (job) },
                     None => span.muted { "(no id)" },
                 }
-                @if let Some(name) = &row.name { div.name { (name) } }
+                @if let Some(name) = &row.name { div.name { (visible(name)) } }
             }
             td {
                 @if let Some(file) = &row.file { code.file { (file) } }
             }
             td {
                 span class={ "state " (row.state.token()) } { (row.state.label()) }
-                @if let Some(detail) = &row.detail { div.detail { (detail) } }
+                @if let Some(detail) = &row.detail { div.detail { (visible(detail)) } }
             }
             td {
                 @match &row.applied {
@@ -306,11 +313,17 @@ mod tests {
             revision: Some("\"><svg onload=x>".into()),
             fingerprint: "'abc'".into(),
         });
-        let mut v = view(vec![r]);
+        let mut bidi = row("p/b", "evil\u{202e}gpj.exe", "b.yaml", JobState::Invalid);
+        bidi.detail = Some("bad\u{2066}detail\u{0007}".into());
+        let mut v = view(vec![r, bidi]);
         // A leader's host name comes from the database: any text.
         v.standby = Some("host <u>evil</u>, pid 1, since now".into());
         let html = page(&v, Timestamp::UNIX_EPOCH);
         assert!(html.contains("(host &lt;u&gt;evil&lt;/u&gt;, pid 1, since now) leads"));
+        assert!(
+            !html.contains('\u{202e}') && !html.contains('\u{2066}') && !html.contains('\u{7}')
+        );
+        assert!(html.contains(r"evil\u{202e}gpj.exe"), "{html}");
         for raw in ["<u>evil", "<img", "<b>x", "<i>", "<svg", "<at>", "\"><svg"] {
             assert!(!html.contains(raw), "{raw} unescaped in:\n{html}");
         }
