@@ -50,6 +50,10 @@ fn plans_nothing(ws: &Workspace, fake: &Fake, state: &str) {
     assert_eq!(fake.requests(), vec![]);
 }
 
+fn migrate(ws: &Workspace, fake: &Fake, from: &str, to: &str) -> Run {
+    nfcron(ws, fake, &["state", "migrate", "--from", from, "--to", to])
+}
+
 fn migrate_both_ways(other: &str) {
     let fake = Fake::spawn(0);
     let ws = Workspace::new();
@@ -57,18 +61,7 @@ fn migrate_both_ways(other: &str) {
     let first = nfcron(&ws, &fake, &["reconcile"]);
     assert_eq!(first.code, 0, "{}", first.stderr);
 
-    let there = nfcron(
-        &ws,
-        &fake,
-        &[
-            "state",
-            "migrate",
-            "--from",
-            ".nfcron/state.json",
-            "--to",
-            other,
-        ],
-    );
+    let there = migrate(&ws, &fake, ".nfcron/state.json", other);
     assert_eq!(there.code, 0, "{}", there.stderr);
     assert!(
         there.stdout.starts_with(
@@ -79,34 +72,12 @@ fn migrate_both_ways(other: &str) {
     );
     plans_nothing(&ws, &fake, other);
 
-    let back = nfcron(
-        &ws,
-        &fake,
-        &[
-            "state",
-            "migrate",
-            "--from",
-            other,
-            "--to",
-            "back/state.json",
-        ],
-    );
+    let back = migrate(&ws, &fake, other, "back/state.json");
     assert_eq!(back.code, 0, "{}", back.stderr);
     plans_nothing(&ws, &fake, "back/state.json");
 
     // Never into a state that holds records.
-    let again = nfcron(
-        &ws,
-        &fake,
-        &[
-            "state",
-            "migrate",
-            "--from",
-            ".nfcron/state.json",
-            "--to",
-            other,
-        ],
-    );
+    let again = migrate(&ws, &fake, ".nfcron/state.json", other);
     assert_eq!(again.code, 1);
     assert!(
         again
@@ -117,18 +88,7 @@ fn migrate_both_ways(other: &str) {
     );
     // A source without its key is not migrated with a key made up.
     std::fs::remove_file(ws.path().join("back/key")).expect("remove the key");
-    let keyless = nfcron(
-        &ws,
-        &fake,
-        &[
-            "state",
-            "migrate",
-            "--from",
-            "back/state.json",
-            "--to",
-            "elsewhere/state.json",
-        ],
-    );
+    let keyless = migrate(&ws, &fake, "back/state.json", "elsewhere/state.json");
     assert_eq!(keyless.code, 1, "{}", keyless.stderr);
     assert!(
         keyless
@@ -139,18 +99,7 @@ fn migrate_both_ways(other: &str) {
     );
     assert!(!ws.path().join("elsewhere/state.json").exists());
     // Two state files in one directory would share its lock and key.
-    let beside = nfcron(
-        &ws,
-        &fake,
-        &[
-            "state",
-            "migrate",
-            "--from",
-            ".nfcron/state.json",
-            "--to",
-            ".nfcron/other.json",
-        ],
-    );
+    let beside = migrate(&ws, &fake, ".nfcron/state.json", ".nfcron/other.json");
     assert_eq!(beside.code, 1, "{}", beside.stderr);
     assert!(
         beside
