@@ -237,8 +237,7 @@ impl<A: Api> Applier<'_, A> {
                     let started = std::time::Instant::now();
                     let sent = match (&job, action) {
                         (Some(job), Action::Create | Action::Update) => {
-                            let secrets = crate::secret::hidden_values(&job.spec.value(), &job.shown.value());
-                            client.put_cron_job(&key, job.spec.raw(), &secrets).await
+                            client.put_cron_job(&key, job.spec.raw(), job.shown.raw()).await
                         }
                         _ => client.delete_job(&key).await,
                     };

@@ -362,7 +362,7 @@ struct Daemon<'a> {
     /// Writes the API took in the last run that the store could not record
     /// (its database session was lost): the next applying run records
     /// them instead of sending them again.
-    carried: Vec<crate::store::Change>,
+    carried: Vec<reconcile::Unrecorded>,
     settings: &'a WatchSettings,
     /// The token the client sends (from `--token-file`, read again before
     /// each run).

@@ -55,7 +55,17 @@ pub struct Options {
     /// lost after the API took them). An applying run records those still
     /// true of the manifests and the state before it plans, so they are
     /// not sent again.
-    pub carried: Vec<store::Change>,
+    pub carried: Vec<Unrecorded>,
+}
+
+/// A write the API took that the store could not record, with the digest
+/// the state held for its job when the write was planned (`None`: no
+/// record): it is recorded later only if the state still holds that, so
+/// nothing another replica recorded since is overwritten.
+#[derive(Debug, Clone)]
+pub struct Unrecorded {
+    pub change: store::Change,
+    pub before: Option<String>,
 }
 
 /// `--max-reads` when not given.
@@ -80,7 +90,7 @@ pub struct RunReport {
     pub state: State,
     /// Writes the API took that the store could not record: for the next
     /// run's `Options::carried`.
-    pub unrecorded: Vec<store::Change>,
+    pub unrecorded: Vec<Unrecorded>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -251,20 +261,22 @@ pub async fn reconcile_in<A: Api>(
         forget.push(store::Change::Forgotten(key));
     }
     // Writes an earlier run made but could not record: recorded now when
-    // still what the manifests ask and not recorded since.
+    // still what the manifests ask, and the state still holds what it held
+    // when they were made (nothing recorded since).
     let mut carried = Vec::new();
-    for change in options.carried.iter().filter(|_| !options.dry_run) {
+    let wanted: BTreeMap<&JobKey, &str> = desired
+        .iter()
+        .map(|d| (&d.key, d.digest.as_str()))
+        .collect();
+    for Unrecorded { change, before } in options.carried.iter().filter(|_| !options.dry_run) {
+        let key = change.key();
+        let unchanged_since = recorded.jobs.get(key).map(|r| &r.digest) == before.as_ref();
         let still = match change {
-            store::Change::Applied(key, r) => {
-                desired
-                    .iter()
-                    .any(|d| &d.key == key && d.digest == r.digest)
-                    && recorded.jobs.get(key).is_none_or(|x| x.digest != r.digest)
-            }
-            store::Change::Deleted(key) => !named.contains(key) && recorded.jobs.contains_key(key),
+            store::Change::Applied(_, r) => wanted.get(key) == Some(&r.digest.as_str()),
+            store::Change::Deleted(_) => !wanted.contains_key(key),
             _ => false,
         };
-        if still {
+        if still && unchanged_since {
             change.apply_to(&mut recorded);
             carried.push(change.clone());
         }
@@ -387,7 +399,15 @@ pub async fn reconcile_in<A: Api>(
             for change in &applied.durable {
                 change.apply_to(&mut state);
             }
-            (applied.outcomes, state, applied.unrecorded)
+            let unrecorded = applied
+                .unrecorded
+                .into_iter()
+                .map(|change| Unrecorded {
+                    before: state.jobs.get(change.key()).map(|r| r.digest.clone()),
+                    change,
+                })
+                .collect();
+            (applied.outcomes, state, unrecorded)
         }
         _ => (planned(&plan), recorded, Vec::new()),
     };
@@ -853,7 +873,7 @@ mod tests {
             &self,
             key: &JobKey,
             spec: &serde_json::value::RawValue,
-            _secrets: &[String],
+            _shown: &serde_json::value::RawValue,
         ) -> Result<(), crate::api::ApiError> {
             self.log(format!("PUT {}", key.id));
             let mut inner = self.inner.lock().expect("fake");
@@ -1158,6 +1178,102 @@ mod tests {
         ));
         assert_eq!(next.outcomes[1..], [Outcome::Applied, Outcome::Applied]);
         assert_eq!(store.state().expect("state").jobs.len(), 3);
+    }
+
+    #[test]
+    fn a_write_taken_but_not_recorded_is_recorded_later_only_if_nothing_was_recorded_since() {
+        let file = |schedule: &str| -> Arc<[SourceFile]> {
+            vec![SourceFile {
+                path: "jobs.d/a.yaml".into(),
+                content: Ok(format!("kind: CronJob\nproject: acme\nspec:\n  name: job-a\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")),
+            }]
+            .into()
+        };
+        let rt = runtime();
+        let run =
+            |store: &Arc<MemoryStore>, api: &FakeApi, schedule: &str, carried: &[Unrecorded]| {
+                let options = Options {
+                    carried: carried.to_vec(),
+                    ..options(false)
+                };
+                rt.block_on(reconcile_in(
+                    store.clone(),
+                    file(schedule),
+                    &options,
+                    Some(api),
+                ))
+                .expect("run")
+            };
+        for someone_recorded_since in [false, true] {
+            let (api, store) = (FakeApi::default(), store());
+            let first = run(&store, &api, "1 1 * * *", &[]);
+            let before = store
+                .state()
+                .expect("state")
+                .jobs
+                .values()
+                .next()
+                .expect("job")
+                .digest
+                .clone();
+            assert_eq!(first.unrecorded.len(), 0);
+            // The API takes the edit; its commit fails.
+            store.fail_commits(1);
+            let lost = run(&store, &api, "2 2 * * *", &[]);
+            assert_eq!(lost.unrecorded.len(), 1, "{:?}", lost.outcomes);
+            assert_eq!(lost.unrecorded[0].before.as_deref(), Some(before.as_str()));
+            let puts = api.calls().iter().filter(|c| c.starts_with("PUT")).count();
+            if someone_recorded_since {
+                // Another replica recorded a write of its own meanwhile.
+                let mut record = store
+                    .state()
+                    .expect("state")
+                    .jobs
+                    .values()
+                    .next()
+                    .expect("job")
+                    .clone();
+                record.digest = "f".repeat(64);
+                let key = store
+                    .state()
+                    .expect("state")
+                    .jobs
+                    .keys()
+                    .next()
+                    .expect("key")
+                    .clone();
+                store
+                    .commit(&[store::Change::Applied(key, record)])
+                    .expect("commit");
+            }
+            let next = run(&store, &api, "2 2 * * *", &lost.unrecorded);
+            let sent = api.calls().iter().filter(|c| c.starts_with("PUT")).count() - puts;
+            if someone_recorded_since {
+                assert_eq!(
+                    sent, 1,
+                    "what was recorded since is not overwritten: sent again"
+                );
+                assert_eq!(actions(&next), [Action::Update]);
+            } else {
+                assert_eq!(sent, 0, "recorded, not sent again");
+                assert_eq!(actions(&next), [Action::Unchanged]);
+            }
+            let recorded = store
+                .state()
+                .expect("state")
+                .jobs
+                .values()
+                .next()
+                .expect("job")
+                .digest
+                .clone();
+            // Either way the state ends holding the edit's digest.
+            let store::Change::Applied(_, edit) = &lost.unrecorded[0].change else {
+                panic!("an applied change: {:?}", lost.unrecorded[0]);
+            };
+            assert_eq!(recorded, edit.digest);
+            assert_ne!(recorded, before);
+        }
     }
 
     #[test]

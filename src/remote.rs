@@ -21,7 +21,7 @@ pub trait Api: Clone + Send + Sync + 'static {
         &self,
         key: &JobKey,
         spec: &RawValue,
-        secrets: &[String],
+        shown: &RawValue,
     ) -> impl Future<Output = Result<(), ApiError>> + Send;
 
     /// `GET .../jobs/{id}`; `None` when the job does not exist.
@@ -54,9 +54,9 @@ impl Api for Client {
         &self,
         key: &JobKey,
         spec: &RawValue,
-        secrets: &[String],
+        shown: &RawValue,
     ) -> Result<(), ApiError> {
-        Client::put_cron_job(self, key, spec, secrets)
+        Client::put_cron_job(self, key, spec, shown)
             .await
             .map(|_| ())
     }

@@ -238,6 +238,11 @@ impl Redacted {
         self.0.get()
     }
 
+    /// The text, for a request.
+    pub fn raw(&self) -> &RawValue {
+        &self.0
+    }
+
     /// A value taken as already redacted, for tests.
     #[cfg(test)]
     pub fn assume(value: &Json) -> Redacted {

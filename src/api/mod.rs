@@ -307,17 +307,18 @@ impl Client {
     }
 
     /// `PUT .../jobs/cron`: creates or replaces the job named in `spec`.
-    /// `secrets` are the secret values in `spec`: what the API says back
-    /// (an error that quotes the value it refused) shows each as
-    /// `(sensitive)`, in every message, log line and state record.
+    /// `shown` is `spec` redacted: the values it hides are the secrets,
+    /// and what the API says back (an error that quotes the value it
+    /// refused) shows each as `(sensitive)`, in every message, log line
+    /// and state record. Worked out only when an error comes back.
     pub async fn put_cron_job(
         &self,
         key: &JobKey,
         spec: &RawValue,
-        secrets: &[String],
+        shown: &RawValue,
     ) -> Result<Json, ApiError> {
         let call = self.call("PUT", key, &["jobs", "cron"], Some(key));
-        self.send(Method::PUT, call, &[], Some(Payload { spec, secrets }))
+        self.send(Method::PUT, call, &[], Some(Payload { spec, shown }))
             .await
     }
 
@@ -563,8 +564,8 @@ impl Client {
         if status == StatusCode::UNAUTHORIZED {
             self.token_refused.store(true, Ordering::Relaxed);
         }
-        let secrets = body.map_or(&[][..], |b| b.secrets);
-        Err(status_error(call, status, &bytes, retry_after, secrets))
+        let secrets = body.map_or_else(Vec::new, Payload::secrets);
+        Err(status_error(call, status, &bytes, retry_after, &secrets))
     }
 
     fn transport(&self, call: &Call, e: reqwest::Error) -> ApiError {
@@ -738,11 +739,19 @@ fn status_error(
     }
 }
 
-/// A request's body and the secret values in it.
+/// A request's body and its redacted form.
 #[derive(Clone, Copy)]
 struct Payload<'a> {
     spec: &'a RawValue,
-    secrets: &'a [String],
+    shown: &'a RawValue,
+}
+
+impl Payload<'_> {
+    /// The secret values in the body: what the redacted form hides.
+    fn secrets(self) -> Vec<String> {
+        let tree = |raw: &RawValue| serde_json::from_str::<Json>(raw.get()).unwrap_or(Json::Null);
+        crate::secret::hidden_values(&tree(self.spec), &tree(self.shown))
+    }
 }
 
 /// `text` with every secret value in it shown as `(sensitive)`.

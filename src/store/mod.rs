@@ -43,6 +43,16 @@ pub enum Change {
 }
 
 impl Change {
+    /// The job the change is about.
+    pub fn key(&self) -> &JobKey {
+        match self {
+            Change::Applied(key, _)
+            | Change::Deleted(key)
+            | Change::Rejected(key, _)
+            | Change::Forgotten(key) => key,
+        }
+    }
+
     /// Applies the change to an in-memory state.
     pub fn apply_to(&self, state: &mut State) {
         match self {
