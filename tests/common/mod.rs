@@ -149,3 +149,27 @@ pub fn have_tool(tool: &str, install: &str) -> bool {
     }
     usable
 }
+
+/// Waits for `child` to exit, for at most `deadline`: a child still running
+/// then is killed and `None` returned, so a hang fails the test instead of
+/// holding the CI run.
+pub fn wait_with_deadline(
+    child: std::process::Child,
+    deadline: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let pid = child.id() as libc::pid_t;
+    let (tx, exited) = std::sync::mpsc::channel();
+    let mut child = child;
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    match exited.recv_timeout(deadline) {
+        Ok(status) => Some(status.expect("wait")),
+        Err(_) => {
+            // SAFETY: signalling our own child by its id; it has not been
+            // reaped (the waiting thread has not returned).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            None
+        }
+    }
+}
