@@ -11,7 +11,7 @@
 //! Needs lighttpd and git (`.ci/run` installs them). Run with
 //! `cargo bench --bench git_remote`.
 
-#[path = "../tests/support/git_servers.rs"]
+#[path = "../tests/it/support/git_servers.rs"]
 mod servers;
 
 use std::path::Path;

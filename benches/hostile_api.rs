@@ -1,5 +1,5 @@
 //! Peak memory of the release binary against hostile API servers (a small
-//! std server made here, tests/support/hostile_server.rs):
+//! std server made here, tests/it/support/hostile_server.rs):
 //!
 //! - an endless response body on every call, 1 job;
 //! - the same, 8 jobs at the default concurrency (4 bodies read at once);
@@ -9,7 +9,7 @@
 //! Each is the child's peak RSS (wait4), the median of a few runs; the goal
 //! is under 100 MiB. Run with `cargo bench --bench hostile_api`.
 
-#[path = "../tests/support/hostile_server.rs"]
+#[path = "../tests/it/support/hostile_server.rs"]
 mod hostile;
 
 use std::io::Write;

@@ -14,7 +14,7 @@
 
 #[path = "../examples/fake-northflank/server.rs"]
 mod fake;
-#[path = "../tests/support/sidecar.rs"]
+#[path = "../tests/it/support/sidecar.rs"]
 mod sidecar;
 
 use std::path::Path;

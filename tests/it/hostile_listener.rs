@@ -1,0 +1,740 @@
+//! `nfcron watch` against hostile clients and stuck runs, as a real process:
+//! the real listener on loopback, the fake API, and small TCP servers made
+//! here that accept and never answer. Limits are shrunk with the hidden
+//! `--listen-*` flags so that each test takes a second or two; waiting is
+//! on events or deadline-bounded, never on fixed sleeps.
+
+use crate::common;
+use crate::fake;
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use common::Workspace;
+use fake::{Fake, TOKEN};
+use serde_json::Value;
+
+const SECRET: &str = "hook-s3cret";
+const WAIT: Duration = Duration::from_secs(20);
+const MIB: usize = 1024 * 1024;
+
+fn manifest(name: &str) -> String {
+    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"0 1 * * *\"\n  concurrencyPolicy: forbid\n")
+}
+
+/// A running `nfcron watch` and its JSON log.
+struct Watch {
+    child: Child,
+    events: Receiver<Value>,
+    addr: String,
+}
+
+impl Watch {
+    fn start(dir: &Path, api_url: &str, args: &[&str]) -> Watch {
+        Self::start_with(dir, api_url, args, |_| {})
+    }
+
+    fn start_with(
+        dir: &Path,
+        api_url: &str,
+        args: &[&str],
+        tweak: impl FnOnce(&mut Command),
+    ) -> Watch {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nfcron"));
+        cmd.current_dir(dir)
+            .args(["--log-format", "json", "--log-level", "info", "watch"])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("NORTHFLANK_API_URL", api_url)
+            .env("NORTHFLANK_API_TOKEN", TOKEN)
+            .env("NFCRON_WEBHOOK_SECRET", SECRET)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        tweak(&mut cmd);
+        let mut child = cmd.spawn().expect("start nfcron watch");
+        let (tx, events) = mpsc::channel();
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    // The banner is a JSON line under --log-format json.
+                    if let Some(addr) = v["url"].as_str().and_then(|u| u.strip_prefix("http://")) {
+                        let _ = addr_tx.send(addr.to_string());
+                    }
+                    let _ = tx.send(v);
+                }
+            }
+        });
+        let addr = addr_rx.recv_timeout(WAIT).expect("the listener came up");
+        Watch {
+            child,
+            events,
+            addr,
+        }
+    }
+
+    /// The next log event with this message (others are skipped).
+    fn next(&self, message: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) if v["message"] == message => return v,
+                Ok(_) => {}
+                Err(_) => panic!("no `{message}` event within {WAIT:?}"),
+            }
+        }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(&self.addr).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        stream
+    }
+
+    /// One request on its own connection; the status and body.
+    fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> (u16, String) {
+        let mut stream = self.connect();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).expect("send");
+        stream.write_all(body).expect("send body");
+        response(&mut stream)
+    }
+
+    /// SIGTERM; the exit code and how long the process took to exit.
+    fn terminate(mut self) -> (i32, Duration) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let sent = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return (status.code().unwrap_or(-1), sent.elapsed());
+            }
+            assert!(
+                sent.elapsed() < WAIT,
+                "watch did not stop within {WAIT:?} of SIGTERM"
+            );
+            let _ = self.events.recv_timeout(Duration::from_millis(20));
+        }
+    }
+
+    /// CPU time the process has used, in clock ticks (user + system).
+    fn cpu_ticks(&self) -> u64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("stat");
+        // Fields after the command name, which is in parentheses.
+        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| fields[i].parse::<u64>().expect("ticks");
+        field(11) + field(12)
+    }
+
+    fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .expect("fds")
+            .count()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads a whole response (the server must close the connection after
+/// it); the status and body.
+fn response(stream: &mut TcpStream) -> (u16, String) {
+    let mut raw = Vec::new();
+    match stream.read_to_end(&mut raw) {
+        Ok(_) => {}
+        // A reset after a complete response: the server closed with our
+        // unread upload in its buffer.
+        Err(e) if e.kind() == ErrorKind::ConnectionReset && !raw.is_empty() => {}
+        Err(e) => panic!(
+            "no complete response: {e}; got {:?}",
+            String::from_utf8_lossy(&raw)
+        ),
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+/// Whether the server has closed `stream` (EOF or reset) within `WAIT`,
+/// writing `trickle` one byte at a time meanwhile, one per `pace` of
+/// silence from the server.
+fn closed_by_server(stream: &mut TcpStream, trickle: &[u8], pace: Duration) -> bool {
+    stream.set_read_timeout(Some(pace)).expect("timeout");
+    let deadline = Instant::now() + WAIT;
+    let mut bytes = trickle.iter().cycle();
+    let mut buf = [0u8; 1024];
+    while Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if let Some(b) = bytes.next().filter(|_| !trickle.is_empty()) {
+                    if stream.write_all(&[*b]).is_err() {
+                        return true;
+                    }
+                }
+            }
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// An upload head declaring 1 MiB, then `sent` bytes of it; the stream is
+/// left open with the rest never sent.
+fn stalled_upload(watch: &Watch, headers: &[(&str, String)], sent: usize) -> TcpStream {
+    let mut stream = watch.connect();
+    let mut head = format!("POST /hooks/git HTTP/1.1\r\nHost: x\r\nContent-Length: {MIB}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    // One write: what the server may refuse from the head alone is then
+    // likely read with it, and its close not a reset.
+    let mut bytes = head.into_bytes();
+    bytes.resize(bytes.len() + sent, b'x');
+    stream
+        .write_all(&bytes)
+        .expect("send the head and part of the body");
+    stream
+}
+
+/// A series of the Prometheus text format (0 when absent: counters of a
+/// label set appear with their first increment).
+fn metric(watch: &Watch, series: &str) -> f64 {
+    let (status, text) = watch.http("GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.parse().expect("a number"))
+}
+
+fn refused(watch: &Watch, reason: &str) -> f64 {
+    metric(
+        watch,
+        &format!("nfcron_http_refused_total{{reason=\"{reason}\"}}"),
+    )
+}
+
+fn signature(body: &[u8], secret: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+/// A watch over one valid manifest that has completed its first run.
+fn started(ws: &Workspace, fake: &Fake, args: &[&str]) -> Watch {
+    ws.write("jobs.d/a.yaml", manifest("Job A"));
+    let watch = Watch::start(ws.path(), &fake.url, args);
+    watch.next("reconciled");
+    watch
+}
+
+#[test]
+fn a_stalled_upload_without_a_valid_signature_header_is_refused_before_its_body_is_read() {
+    let ws = Workspace::new();
+    let fake = Fake::spawn(0);
+    // A body timeout no test waits for: an answer must come from the head.
+    let watch = started(
+        &ws,
+        &fake,
+        &["--resync", "1h", "--listen-body-timeout", "1h"],
+    );
+    let cases: [(&[(&str, String)], u16); 5] = [
+        (&[], 401),
+        (&[("X-Hub-Signature-256", "sha1=00".into())], 400),
+        (
+            &[("X-Signature", format!("sha256={}", "ab".repeat(31)))],
+            400,
+        ),
+        (&[("X-Hub-Signature-256", "sha256=not-hex".into())], 400),
+        (&[("X-Gitlab-Token", "wrong".into())], 401),
+    ];
+    for (headers, expected) in cases {
+        let mut upload = stalled_upload(&watch, headers, 4096);
+        let (status, body) = response(&mut upload);
+        assert_eq!(status, expected, "{headers:?}: {body}");
+    }
+    // Declared too large: refused from the head too.
+    let signed = [("X-Hub-Signature-256", signature(b"", SECRET))];
+    let mut stream = watch.connect();
+    stream
+        .write_all(
+            format!(
+                "POST /hooks/git HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: {}\r\nContent-Length: {}\r\n\r\n",
+                signed[0].1,
+                MIB + 1
+            )
+            .as_bytes(),
+        )
+        .expect("send head");
+    assert_eq!(response(&mut stream).0, 413);
+    for (reason, n) in [
+        ("unsigned", 1.0),
+        ("malformed", 3.0),
+        ("bad_signature", 1.0),
+        ("too_large", 1.0),
+    ] {
+        assert_eq!(refused(&watch, reason), n, "{reason}");
+    }
+    assert_eq!(watch.terminate().0, 0);
+}
+
+#[test]
+fn a_signed_upload_that_stalls_is_cut_after_the_body_timeout_and_its_body_is_not_kept() {
+    let ws = Workspace::new();
+    let fake = Fake::spawn(0);
+    let watch = started(
+        &ws,
+        &fake,
+        &["--resync", "1h", "--listen-body-timeout", "300ms"],
+    );
+    // Well-formed but wrong: only the whole body could tell.
+    let forged = [("X-Hub-Signature-256", format!("sha256={}", "ab".repeat(32)))];
+    let mut upload = stalled_upload(&watch, &forged, 64 * 1024);
+    let (status, body) = response(&mut upload);
+    assert_eq!(status, 408, "{body}");
+
+    // A chunked body past 1 MiB is refused while it streams.
+    let mut stream = watch.connect();
+    stream
+        .write_all(
+            format!(
+                "POST /hooks/git HTTP/1.1\r\nHost: x\r\n{}: {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+                forged[0].0, forged[0].1
+            )
+            .as_bytes(),
+        )
+        .expect("head");
+    let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "y".repeat(64 * 1024));
+    for _ in 0..17 {
+        if stream.write_all(chunk.as_bytes()).is_err() {
+            break;
+        }
+    }
+    assert_eq!(response(&mut stream).0, 413);
+
+    // The full body with the wrong signature: 401; with the right one: 202.
+    let payload = vec![b'z'; 200 * 1024];
+    assert_eq!(watch.http("POST", "/hooks/git", &forged, &payload).0, 401);
+    let good = [("X-Hub-Signature-256", signature(&payload, SECRET))];
+    assert_eq!(watch.http("POST", "/hooks/git", &good, &payload).0, 202);
+    watch.next("reconciled");
+    for reason in ["body_timeout", "too_large", "bad_signature"] {
+        assert_eq!(refused(&watch, reason), 1.0, "{reason}");
+    }
+    assert_eq!(watch.terminate().0, 0);
+}
+
+#[test]
+fn slowloris_and_idle_connections_are_closed_after_the_header_timeout() {
+    let ws = Workspace::new();
+    let fake = Fake::spawn(0);
+    let watch = started(
+        &ws,
+        &fake,
+        &["--resync", "1h", "--listen-header-timeout", "300ms"],
+    );
+    // A head trickled one byte every 50 ms never ends.
+    let mut slow = watch.connect();
+    slow.write_all(b"POST /hooks/git HTTP/1.1\r\nHost: x\r\n")
+        .expect("start the head");
+    assert!(
+        closed_by_server(
+            &mut slow,
+            b"X-Padding: aaaaaaaa\r\n",
+            Duration::from_millis(50)
+        ),
+        "a trickled head was still open after {WAIT:?}"
+    );
+    // A connection that sends nothing.
+    let mut silent = watch.connect();
+    assert!(
+        closed_by_server(&mut silent, b"", Duration::from_millis(50)),
+        "a silent connection was still open after {WAIT:?}"
+    );
+    // An idle keep-alive connection after one answered request.
+    let mut idle = watch.connect();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("probe");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 512];
+    while !String::from_utf8_lossy(&answer).ends_with("ok\n") {
+        let n = idle.read(&mut buf).expect("the probe's answer");
+        assert!(n > 0, "closed before answering");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(
+        closed_by_server(&mut idle, b"", Duration::from_millis(50)),
+        "an idle keep-alive connection was still open after {WAIT:?}"
+    );
+    assert_eq!(watch.http("GET", "/healthz", &[], b"").0, 200);
+    assert_eq!(watch.terminate().0, 0);
+}
+
+#[test]
+fn with_the_connection_cap_reached_healthz_answers_within_a_second_and_signed_webhooks_work_after()
+{
+    let ws = Workspace::new();
+    let fake = Fake::spawn(0);
+    let watch = started(
+        &ws,
+        &fake,
+        &[
+            "--resync",
+            "1h",
+            "--listen-max-connections",
+            "4",
+            "--listen-header-timeout",
+            "1h",
+            "--listen-body-timeout",
+            "1h",
+        ],
+    );
+    let forged = [("X-Signature", format!("sha256={}", "cd".repeat(32)))];
+    // The cap, with stalled signed uploads, then many more stalled heads
+    // than the probe lane holds.
+    let mut attackers: Vec<TcpStream> = (0..4)
+        .map(|_| stalled_upload(&watch, &forged, 1024))
+        .collect();
+    for _ in 0..40 {
+        let mut s = watch.connect();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHo").expect("stall");
+        attackers.push(s);
+    }
+    // Only probes are served now.
+    let payload = b"{}";
+    let signed = [("X-Hub-Signature-256", signature(payload, SECRET))];
+    let (status, body) = watch.http("POST", "/hooks/git", &signed, payload);
+    assert_eq!(status, 503, "the cap is reached: {body}");
+    assert_eq!(refused(&watch, "busy"), 1.0);
+    for path in ["/healthz", "/healthz", "/readyz", "/metrics", "/healthz"] {
+        let asked = Instant::now();
+        let (status, body) = watch.http("GET", path, &[], b"");
+        let took = asked.elapsed();
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(
+            took < Duration::from_secs(1),
+            "{path} took {took:?} with the cap reached"
+        );
+    }
+    // The attackers leave; a signed webhook is served again.
+    drop(attackers);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = watch.http("POST", "/hooks/git", &signed, payload);
+        if status == 202 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "the cap was not freed within {WAIT:?}"
+        );
+    }
+    watch.next("reconciled");
+    assert_eq!(watch.terminate().0, 0);
+}
+
+#[test]
+fn clients_that_never_read_their_responses_lose_their_connections_and_free_the_cap() {
+    let ws = Workspace::new();
+    let fake = Fake::spawn(0);
+    let watch = started(
+        &ws,
+        &fake,
+        &[
+            "--resync",
+            "1h",
+            "--listen-max-connections",
+            "4",
+            "--listen-header-timeout",
+            "1s",
+        ],
+    );
+    // Each fills the cap with status-page requests, pipelined, and never
+    // reads an answer: the responses back up until the socket is full.
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2_000);
+    let mut attackers: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = watch.connect();
+            s.set_write_timeout(Some(Duration::from_secs(2)))
+                .expect("timeout");
+            let _ = s.write_all(&request);
+            s
+        })
+        .collect();
+    let payload = b"{}";
+    let signed = [("X-Hub-Signature-256", signature(payload, SECRET))];
+    // A response not taken within the header timeout ends the connection:
+    // the cap frees itself while the attackers are still there.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = watch.http("POST", "/hooks/git", &signed, payload);
+        if status == 202 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "the cap was not freed within {WAIT:?}"
+        );
+    }
+    // Their connections were closed by the server.
+    for s in &mut attackers {
+        s.set_read_timeout(Some(WAIT)).expect("timeout");
+        let mut sink = Vec::new();
+        let ended = match s.read_to_end(&mut sink) {
+            Ok(_) => true,
+            Err(e) => e.kind() == ErrorKind::ConnectionReset,
+        };
+        assert!(ended, "an attacker's connection is still open");
+    }
+    watch.next("reconciled");
+    assert_eq!(watch.terminate().0, 0);
+}
+
+#[test]
+fn at_the_fd_limit_the_accept_loop_backs_off_instead_of_spinning_and_recovers() {
+    let ws = Workspace::new();
+    let fake = Fake::spawn(0);
+    ws.write("jobs.d/a.yaml", manifest("Job A"));
+    let args = [
+        "--resync",
+        "1h",
+        "--listen-max-connections",
+        "1000",
+        "--listen-header-timeout",
+        "1s",
+    ];
+    // How many descriptors an idle watch holds, then a limit a few above.
+    let probe = Watch::start(ws.path(), &fake.url, &args);
+    probe.next("reconciled");
+    let idle_fds = probe.open_fds() as u64;
+    drop(probe);
+    let limit = idle_fds + 6;
+    let watch = Watch::start_with(ws.path(), &fake.url, &args, |cmd| {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
+        unsafe {
+            cmd.pre_exec(move || {
+                let rl = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    watch.next("reconciled");
+    let before = watch.cpu_ticks();
+    let started = Instant::now();
+    // Far more connections than descriptors left; each holds one until
+    // the header timeout.
+    let attackers: Vec<TcpStream> = (0..40)
+        .map(|_| {
+            let mut s = watch.connect();
+            let _ = s.write_all(b"GET /");
+            s
+        })
+        .collect();
+    watch.next("cannot accept connections; backing off");
+    // Served again once the header timeout frees descriptors.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut s = watch.connect();
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .is_ok()
+        {
+            let mut text = String::new();
+            let _ = s.read_to_string(&mut text);
+            if text.starts_with("HTTP/1.1 200") {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/healthz not served within {WAIT:?} after the fd limit"
+        );
+    }
+    let busy = watch.cpu_ticks() - before;
+    let wall = started.elapsed();
+    drop(attackers);
+    // A spinning accept loop burns a whole core: ~100 ticks a second.
+    let ticks_per_second = 100.0;
+    assert!(
+        (busy as f64) < wall.as_secs_f64() * ticks_per_second * 0.3,
+        "{busy} ticks of CPU in {wall:?} at the fd limit"
+    );
+    assert_eq!(watch.terminate().0, 0);
+}
+
+#[test]
+fn zero_intervals_are_refused_with_exit_1() {
+    let ws = Workspace::new();
+    for (flag, value) in [
+        ("--resync", "0s"),
+        ("--resync", "0"),
+        ("--interval", "0ms"),
+        ("--listen-header-timeout", "0s"),
+        ("--listen-body-timeout", "0s"),
+    ] {
+        let run = ws.nfcron(&["watch", flag, value, "--listen", "off"]);
+        assert_eq!(run.code, 1, "{flag} {value}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(flag) && run.stderr.contains("zero"),
+            "{flag} {value}: {}",
+            run.stderr
+        );
+    }
+}
+
+/// A TCP server that accepts and reads, and never answers; reports each
+/// request's first bytes.
+fn black_hole() -> (String, Receiver<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut buf = vec![0u8; 4096];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let _ = tx.send(buf[..n].to_vec());
+            held.push(stream);
+        }
+    });
+    (addr, rx)
+}
+
+fn assert_prompt_exit(watch: Watch, shutdown_timeout: Duration) {
+    let (code, took) = watch.terminate();
+    assert_eq!(code, 0);
+    // The margin the watchdog allows, plus slack for a loaded machine.
+    let limit = shutdown_timeout + Duration::from_millis(2500);
+    assert!(
+        took < limit,
+        "exited {took:?} after SIGTERM (limit {limit:?})"
+    );
+}
+
+#[test]
+fn sigterm_exits_within_the_shutdown_timeout_while_an_api_request_never_answers() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A"));
+    let (addr, requests) = black_hole();
+    let watch = Watch::start(
+        ws.path(),
+        &format!("http://{addr}"),
+        &["--timeout", "1h", "--shutdown-timeout", "500ms"],
+    );
+    let first = requests.recv_timeout(WAIT).expect("an API request");
+    assert!(first.starts_with(b"PUT ") || first.starts_with(b"GET "));
+    assert_prompt_exit(watch, Duration::from_millis(500));
+}
+
+#[test]
+fn sigterm_exits_within_the_shutdown_timeout_while_a_git_fetch_never_answers() {
+    let ws = Workspace::new();
+    let (addr, requests) = black_hole();
+    let fake = Fake::spawn(0);
+    let url = format!("http://{addr}/jobs.git");
+    let watch = Watch::start(
+        ws.path(),
+        &fake.url,
+        &["--git", &url, "--shutdown-timeout", "500ms"],
+    );
+    requests.recv_timeout(WAIT).expect("a Git request");
+    assert_prompt_exit(watch, Duration::from_millis(500));
+}
+
+#[test]
+fn sigterm_exits_within_the_shutdown_timeout_while_a_run_blocks_on_a_fifo() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A"));
+    let fake = Fake::spawn(0);
+    let state = ws.path().join("state.fifo");
+    let c = std::ffi::CString::new(state.to_str().expect("utf-8")).expect("path");
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let watch = Watch::start(
+        ws.path(),
+        &fake.url,
+        &[
+            "--state",
+            state.to_str().expect("utf-8"),
+            "--shutdown-timeout",
+            "500ms",
+        ],
+    );
+    // Hold the write end once nfcron opens the read end, and never write:
+    // its read blocks. (Should state loading refuse a FIFO instead, the
+    // run ends and the exit is prompt all the same.)
+    let deadline = Instant::now() + WAIT;
+    let _writer = loop {
+        // SAFETY: a valid C string; the descriptor is owned below.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_NONBLOCK) };
+        if fd >= 0 {
+            // SAFETY: fd was just opened and is owned by nothing else.
+            break Some(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        }
+        if watch
+            .events
+            .recv_timeout(Duration::from_millis(10))
+            .is_ok_and(|v| v["message"] == "reconciled" || v["message"] == "reconcile failed")
+        {
+            break None;
+        }
+        assert!(Instant::now() < deadline, "nfcron never read the state");
+    };
+    assert_prompt_exit(watch, Duration::from_millis(500));
+}

@@ -1,0 +1,196 @@
+//! `nfcron import` against the fake API: manifests out, secrets as
+//! placeholders, and a reconcile afterwards that plans nothing.
+
+use crate::common;
+use crate::fake;
+
+use common::{Run, Workspace};
+use fake::{Fake, TOKEN};
+use serde_json::json;
+
+const DB: &str = "postgres://report:Imp0rt-S3cret@db/sales";
+const CONF: &str = "c2VjcmV0LWZpbGUtY29udGVudA==";
+
+/// Jobs made in Northflank by some other means than this workspace.
+fn live_jobs(fake: &Fake) {
+    let elsewhere = Workspace::new();
+    elsewhere.write(
+        "jobs.d/report.yaml",
+        format!(
+            "kind: CronJob\nproject: acme\nspec:\n  name: Nightly Report\n  description: Sales report, nightly.\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 2\n  schedule: \"0 3 * * *\"\n  concurrencyPolicy: forbid\n  deployment:\n    external:\n      imagePath: ghcr.io/acme/report:1.4\n    docker:\n      configType: customCommand\n      customCommand: \"report --home $$HOME\"\n  runtimeEnvironment:\n    DATABASE_URL: \"{DB}\"\n  runtimeFiles:\n    /etc/report.conf:\n      data: \"{CONF}\"\n      encoding: base64\n  healthChecks:\n    - protocol: TCP\n      type: livenessProbe\n      port: 5432\n      initialDelaySeconds: 5\n      periodSeconds: 30\n      timeoutSeconds: 2\n      failureThreshold: 3\n"
+        ),
+    );
+    elsewhere.write(
+        "jobs.d/cleanup.yaml",
+        "kind: CronJob\nproject: acme\nspec:\n  name: Cleanup\n  billing:\n    deploymentPlan: nf-compute-10\n  backoffLimit: 0\n  schedule: \"@daily\"\n  concurrencyPolicy: allow\n  suspended: true\n",
+    );
+    let run = elsewhere.nfcron_env(
+        &["reconcile", "--state", "other/state.json"],
+        &[
+            ("NORTHFLANK_API_URL", fake.url.as_str()),
+            ("NORTHFLANK_API_TOKEN", TOKEN),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    fake.add_manual_job("acme", "One Off");
+    fake.clear_log();
+}
+
+fn import(ws: &Workspace, fake: &Fake, args: &[&str]) -> Run {
+    let mut full = vec!["import", "--project", "acme", "--output", "json"];
+    full.extend_from_slice(args);
+    ws.nfcron_env(
+        &full,
+        &[
+            ("NORTHFLANK_API_URL", fake.url.as_str()),
+            ("NORTHFLANK_API_TOKEN", TOKEN),
+        ],
+    )
+}
+
+#[test]
+fn import_then_reconcile_plans_nothing_and_no_file_holds_a_secret() {
+    let fake = Fake::spawn(0);
+    live_jobs(&fake);
+    let ws = Workspace::new();
+    let run = import(&ws, &fake, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(
+        report["imported"],
+        json!([
+            {"project": "acme", "id": "cleanup", "file": "jobs.d/cleanup.yaml", "variables": []},
+            {"project": "acme", "id": "nightly-report", "file": "jobs.d/nightly-report.yaml",
+             "variables": ["NIGHTLY_REPORT_DATABASE_URL", "NIGHTLY_REPORT_ETC_REPORT_CONF"]},
+        ])
+    );
+    assert_eq!(
+        report["skipped"],
+        json!([{"project": "acme", "id": "one-off", "reason": "manual job"}])
+    );
+    assert!(
+        run.stderr.contains("one-off: a manual job"),
+        "{}",
+        run.stderr
+    );
+    // list + 5 reads per cron job
+    assert_eq!(fake.requests().len(), 1 + 2 * 5);
+    assert!(fake.requests().iter().all(|r| r.method == "GET"));
+
+    let manifest =
+        std::fs::read_to_string(ws.path().join("jobs.d/nightly-report.yaml")).expect("manifest");
+    assert!(
+        manifest.contains("${NIGHTLY_REPORT_DATABASE_URL}"),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains("$$HOME"),
+        "a literal $ survives interpolation: {manifest}"
+    );
+    let env_example =
+        std::fs::read_to_string(ws.path().join("jobs.d/.env.example")).expect(".env.example");
+    assert!(
+        env_example.contains("NIGHTLY_REPORT_DATABASE_URL=\n")
+            && env_example.contains("NIGHTLY_REPORT_ETC_REPORT_CONF=\n"),
+        "{env_example}"
+    );
+    let state = std::fs::read_to_string(ws.path().join(".nfcron/state.json")).expect("state");
+    for artefact in [&manifest, &env_example, &state, &run.stdout, &run.stderr] {
+        for secret in [DB, CONF, "Imp0rt-S3cret", TOKEN] {
+            assert!(
+                !artefact.contains(secret),
+                "{secret} leaked into:\n{artefact}"
+            );
+        }
+    }
+    // The imported manifests validate.
+    assert_eq!(
+        ws.nfcron(&["validate", "--require-env"]).code,
+        1,
+        "variables unset: required"
+    );
+    let vars = [
+        ("NIGHTLY_REPORT_DATABASE_URL", DB),
+        ("NIGHTLY_REPORT_ETC_REPORT_CONF", CONF),
+    ];
+    assert_eq!(ws.nfcron_env(&["validate", "--require-env"], &vars).code, 0);
+
+    // Reconcile with the variables set to the live values: nothing to do.
+    fake.clear_log();
+    let mut env = vec![
+        ("NORTHFLANK_API_URL", fake.url.as_str()),
+        ("NORTHFLANK_API_TOKEN", TOKEN),
+    ];
+    env.extend_from_slice(&vars);
+    let run = ws.nfcron_env(
+        &["reconcile", "--output", "json", "--detailed-exitcode"],
+        &env,
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let summary = &run.json()["summary"];
+    assert_eq!(
+        (
+            summary["unchanged"].as_u64(),
+            summary["api_requests"].as_u64()
+        ),
+        (Some(2), Some(0)),
+        "{summary}"
+    );
+    assert_eq!(fake.requests(), vec![], "zero writes, zero reads");
+    // And the live jobs agree on every field they have.
+    let run = ws.nfcron_env(
+        &[
+            "reconcile",
+            "--output",
+            "json",
+            "--refresh",
+            "--detailed-exitcode",
+        ],
+        &env,
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(run.json()["summary"]["drift"], 0);
+}
+
+#[test]
+fn existing_files_are_kept_unless_forced_and_jobs_can_be_picked() {
+    let fake = Fake::spawn(0);
+    live_jobs(&fake);
+    let ws = Workspace::new();
+    ws.write("jobs.d/cleanup.yaml", "# mine\n");
+    let run = import(&ws, &fake, &["--job", "cleanup"]);
+    assert_eq!(run.code, 0);
+    assert_eq!(
+        run.json()["skipped"],
+        json!([{"project": "acme", "id": "cleanup", "reason": "file exists (use --force)"}])
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("jobs.d/cleanup.yaml")).expect("file"),
+        "# mine\n"
+    );
+    assert!(
+        !ws.path().join("jobs.d/nightly-report.yaml").exists(),
+        "--job picks"
+    );
+
+    let run = import(&ws, &fake, &["--job", "cleanup", "--force"]);
+    assert_eq!(run.json()["imported"][0]["id"], "cleanup");
+    let text = std::fs::read_to_string(ws.path().join("jobs.d/cleanup.yaml")).expect("file");
+    assert!(text.contains("suspended: true"), "{text}");
+    assert!(
+        !text.contains("disabledCI"),
+        "server defaults are left out: {text}"
+    );
+
+    let run = import(&ws, &fake, &["--job", "cleanup", "--force", "--all-fields"]);
+    assert_eq!(run.code, 0);
+    let text = std::fs::read_to_string(ws.path().join("jobs.d/cleanup.yaml")).expect("file");
+    assert!(text.contains("disabledCI: false"), "{text}");
+
+    let run = import(&ws, &fake, &["--job", "nope"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.json()["skipped"],
+        json!([{"project": "acme", "id": "nope", "reason": "not found"}])
+    );
+}

@@ -1,0 +1,49 @@
+//! The integration tests, one crate (uv's `crates/uv/tests/it`): every
+//! module runs the real `nfcron` binary, most against the fake Northflank
+//! API (`examples/fake-northflank/server.rs`, also the `fake-northflank`
+//! example) on 127.0.0.1. Shared pieces: `common` (workspace, binary
+//! runner, Git helpers, tool checks) and `support` (servers and harnesses).
+
+mod common;
+#[path = "../../examples/fake-northflank/server.rs"]
+mod fake;
+mod support;
+
+mod action;
+mod blocking;
+mod cli;
+mod completions;
+mod crash;
+mod daemon_errors;
+mod deploy;
+mod drift;
+mod error_policy;
+mod faults;
+mod git;
+mod git_hostile;
+mod git_servers;
+mod git_ssh;
+mod git_tree;
+mod github_output;
+mod ha_watch;
+mod hostile;
+mod hostile_api;
+mod hostile_inputs;
+mod hostile_listener;
+mod import;
+mod observability;
+mod pre_commit;
+mod properties;
+mod prune_guard;
+mod reconcile;
+mod schedule;
+mod schema;
+mod schema_ajv;
+mod schema_cli;
+mod sidecar_ops;
+mod state_edges;
+mod status_page;
+mod store_postgres;
+mod store_state;
+mod validate;
+mod watch;

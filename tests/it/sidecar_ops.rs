@@ -1,0 +1,745 @@
+//! The sidecar's day-two operations, through the real binary against the
+//! fake API: both metrics formats (checked by `promtool`), coalescing
+//! triggers, and logs an operator can read. Waiting is on log events or the
+//! fake's request log, deadline-bounded, never on fixed sleeps.
+
+use crate::common;
+use crate::fake;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use common::Workspace;
+use fake::{Fake, TOKEN};
+use serde_json::Value;
+
+const SECRET: &str = "hook-s3cret";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn manifest(name: &str, schedule: &str) -> String {
+    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
+}
+
+/// One stderr line: parsed when it is JSON, kept raw always.
+struct Line {
+    raw: String,
+    json: Option<Value>,
+}
+
+/// A running `nfcron watch` and its stderr, line by line.
+struct Watch {
+    child: Child,
+    lines: Receiver<Line>,
+    addr: String,
+    /// Every line up to and including the banner.
+    early: Vec<Line>,
+}
+
+/// The listener's address from the banner, plain or JSON.
+fn banner_addr(line: &Line) -> Option<String> {
+    if let Some(addr) = line.raw.strip_prefix("nfcron watch: listening on http://") {
+        return Some(addr.to_string());
+    }
+    let v = line.json.as_ref()?;
+    v["url"]
+        .as_str()?
+        .strip_prefix("http://")
+        .map(str::to_string)
+}
+
+impl Watch {
+    /// `global` goes before `watch` (`--log-format`, `--log-level`).
+    fn start(dir: &Path, fake: &Fake, global: &[&str], args: &[&str]) -> Watch {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
+            .current_dir(dir)
+            .args(global)
+            .args(["watch", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("NORTHFLANK_API_URL", &fake.url)
+            .env("NORTHFLANK_API_TOKEN", TOKEN)
+            .env("NFCRON_WEBHOOK_SECRET", SECRET)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start nfcron watch");
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for raw in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let json = serde_json::from_str::<Value>(&raw).ok();
+                if tx.send(Line { raw, json }).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        let mut early: Vec<Line> = Vec::new();
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines.recv_timeout(left).unwrap_or_else(|_| {
+                let raw: Vec<&str> = early.iter().map(|l| l.raw.as_str()).collect();
+                panic!("no listening banner within {WAIT:?}; saw {raw:#?}")
+            });
+            let addr = banner_addr(&line);
+            early.push(line);
+            if let Some(addr) = addr {
+                break addr;
+            }
+        };
+        Watch {
+            child,
+            lines,
+            addr,
+            early,
+        }
+    }
+
+    /// Every line until a JSON event with this message; returns them all.
+    fn until(&self, message: &str) -> Vec<Line> {
+        let deadline = Instant::now() + WAIT;
+        let mut seen: Vec<Line> = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
+                let raw: Vec<&str> = seen.iter().map(|l| l.raw.as_str()).collect();
+                panic!("no `{message}` within {WAIT:?}; saw {raw:#?}")
+            });
+            let done = line.json.as_ref().is_some_and(|v| v["message"] == message);
+            seen.push(line);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// The next JSON event with this message.
+    fn next(&self, message: &str) -> Value {
+        self.until(message)
+            .pop()
+            .and_then(|l| l.json)
+            .expect("a JSON event")
+    }
+
+    /// Status, headers (lower-cased names) and body of one request.
+    fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> (u16, String, String) {
+        let mut stream = TcpStream::connect(&self.addr).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            request.push_str(&format!("{k}: {v}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).expect("send");
+        stream.write_all(body).expect("send body");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .unwrap_or((response.as_str(), ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status");
+        (status, head.to_ascii_lowercase(), body.to_string())
+    }
+
+    /// SIGTERM; the exit code and every line not yet read.
+    fn terminate(mut self) -> (i32, Vec<Line>) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + WAIT;
+        let mut rest = Vec::new();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                // The pipe closes with the process: drain what is left.
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+                    rest.push(line);
+                }
+                return (status.code().unwrap_or(-1), rest);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "watch did not stop within {WAIT:?} of SIGTERM"
+            );
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
+                rest.push(line);
+            }
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of one series (`name{labels}`) in exposition text.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().expect("a number"))
+        })
+        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+}
+
+/// `promtool check metrics` on `text`: its exit code and output. Missing
+/// promtool fails under CI (`.ci/run` installs it) and skips elsewhere.
+fn promtool_check(text: &str) -> Option<(i32, String)> {
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "promtool is not installed but CI=true: .ci/run installs it from Debian's `prometheus` package"
+            );
+            eprintln!("SKIPPED: promtool is not installed (apt-get install prometheus)");
+            return None;
+        }
+        Err(e) => panic!("cannot run promtool: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool");
+    Some((
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
+const JSON_INFO: [&str; 4] = ["--log-format", "json", "--log-level", "info"];
+
+#[test]
+fn promtool_accepts_the_text_004_scrape_and_openmetrics_is_served_when_asked() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    let watch = Watch::start(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
+    watch.next("reconciled");
+    // A refused listener request, so that every counter family has samples.
+    let (status, _, _) = watch.http("POST", "/hooks/git", &[], b"{}");
+    assert_eq!(status, 401);
+
+    // Prometheus text 0.0.4, as an old scraper asks for it.
+    let (status, head, text) = watch.http(
+        "GET",
+        "/metrics",
+        &[("Accept", "text/plain;version=0.0.4".into())],
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    for line in [
+        "# TYPE nfcron_reconcile_runs_total counter",
+        "# TYPE nfcron_api_requests_total counter",
+        "# TYPE nfcron_http_refused_total counter",
+        "# TYPE nfcron_token_refused gauge",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+    }
+    assert!(!text.contains("# EOF"), "{text}");
+    assert_eq!(metric(&text, "nfcron_token_refused"), 0.0);
+    assert_eq!(
+        metric(&text, "nfcron_reconcile_runs_total{result=\"success\"}"),
+        1.0
+    );
+    if let Some((code, out)) = promtool_check(&text) {
+        assert_eq!(
+            code, 0,
+            "promtool check metrics failed:\n{out}\non:\n{text}"
+        );
+    }
+    // No Accept header at all: 0.0.4 too.
+    let (_, head, plain) = watch.http("GET", "/metrics", &[], b"");
+    assert!(head.contains("version=0.0.4"), "{head}");
+    if let Some((code, out)) = promtool_check(&plain) {
+        assert_eq!(code, 0, "{out}");
+    }
+
+    // OpenMetrics, as Prometheus asks for it.
+    let (status, head, open) = watch.http(
+        "GET",
+        "/metrics",
+        &[("Accept", "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1".into())],
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    assert!(open.ends_with("# EOF\n"), "{open}");
+    assert!(
+        open.lines()
+            .any(|l| l == "# TYPE nfcron_reconcile_runs counter"),
+        "{open}"
+    );
+    // promtool (2.x) parses only the 0.0.4 text, so the OpenMetrics answer is
+    // checked against the same samples instead.
+    let samples = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| !l.starts_with("nfcron_reconcile_duration_seconds"))
+            .filter(|l| !l.starts_with("nfcron_last_success"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(samples(&open), samples(&plain));
+    let (code, _) = watch.terminate();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_401_sets_nfcron_token_refused() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    fake.set_token("another-token");
+    let watch = Watch::start(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
+    watch.next("reconciled");
+    let (_, _, text) = watch.http("GET", "/metrics", &[], b"");
+    assert_eq!(metric(&text, "nfcron_token_refused"), 1.0, "{text}");
+    assert!(
+        metric(
+            &text,
+            "nfcron_api_requests_total{method=\"GET\",status=\"401\"}"
+        ) >= 1.0,
+        "{text}"
+    );
+}
+
+fn signed_hook(body: &[u8]) -> Vec<(&'static str, String)> {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    vec![("X-Hub-Signature-256", format!("sha256={hex}"))]
+}
+
+impl Watch {
+    fn webhooks(&self, n: usize) {
+        let body = br#"{"ref":"refs/heads/main"}"#;
+        for i in 0..n {
+            let (status, _, reply) = self.http("POST", "/hooks/git", &signed_hook(body), body);
+            assert_eq!(status, 202, "webhook {i}: {reply}");
+        }
+    }
+
+    /// Asserts that no run completes within `window`: the quiet period a
+    /// run would follow is a tenth of it, so a run still owed would show.
+    fn no_run_within(&self, window: Duration) {
+        let deadline = Instant::now() + window;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.lines.recv_timeout(left) {
+                Ok(line) => assert!(
+                    line.json
+                        .as_ref()
+                        .is_none_or(|v| v["message"] != "reconciled"),
+                    "an extra run: {}",
+                    line.raw
+                ),
+                Err(mpsc::RecvTimeoutError::Timeout) => return,
+                Err(e) => panic!("watch's stderr closed: {e}"),
+            }
+        }
+    }
+
+    fn successful_runs(&self) -> f64 {
+        let (_, _, text) = self.http("GET", "/metrics", &[], b"");
+        metric(&text, "nfcron_reconcile_runs_total{result=\"success\"}")
+    }
+}
+
+#[test]
+fn ten_webhooks_and_a_file_event_during_a_run_give_exactly_one_follow_up_run() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    // The first run's requests take 1.5 s each: everything below lands
+    // while it is in progress.
+    fake.set_latency(Duration::from_millis(1500));
+    let debounce = Duration::from_millis(300);
+    let watch = Watch::start(
+        ws.path(),
+        &fake,
+        &JSON_INFO,
+        &[
+            "--resync",
+            "1h",
+            "--drift-interval",
+            "0",
+            "--debounce",
+            "300ms",
+        ],
+    );
+    // The run has read the directory once its first request (the list) is
+    // answered; its PUT then takes another 1.5 s.
+    assert!(
+        fake.wait_until(WAIT, |log| !log.is_empty()),
+        "the first run sent nothing"
+    );
+    watch.webhooks(10);
+    ws.write("jobs.d/b.yaml", manifest("Job B", "0 2 * * *"));
+    let (status, _, body) = watch.http("GET", "/readyz", &[], b"");
+    assert_eq!(
+        status, 503,
+        "the first run ended before the triggers: {body}"
+    );
+
+    let first = watch.next("reconciled");
+    fake.set_latency(Duration::ZERO);
+    let follow_up = watch.next("reconciled");
+    assert_eq!(follow_up["create"], 1, "{first}\n{follow_up}");
+    watch.no_run_within(debounce * 10);
+    assert_eq!(watch.successful_runs(), 2.0);
+    assert_eq!(fake.count("PUT"), 2);
+}
+
+#[test]
+fn a_burst_of_webhooks_while_idle_gives_one_run_after_the_quiet_period() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    let debounce = Duration::from_millis(500);
+    let watch = Watch::start(
+        ws.path(),
+        &fake,
+        &JSON_INFO,
+        &[
+            "--resync",
+            "1h",
+            "--drift-interval",
+            "0",
+            "--debounce",
+            "500ms",
+        ],
+    );
+    watch.next("reconciled");
+    assert_eq!(watch.successful_runs(), 1.0);
+    // Back to back: each one restarts the quiet period, so one run follows
+    // the last (before, the first started a run and the rest a second).
+    let sent = Instant::now();
+    watch.webhooks(10);
+    watch.next("reconciled");
+    assert!(
+        sent.elapsed() >= debounce,
+        "the run started before the quiet period ended"
+    );
+    watch.no_run_within(debounce * 10);
+    assert_eq!(watch.successful_runs(), 2.0);
+}
+
+#[test]
+fn under_log_format_json_every_stderr_line_is_json_and_a_used_up_rate_limit_is_one_error() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    // No --log-level and no RUST_LOG: watch's default is info.
+    let watch = Watch::start(
+        ws.path(),
+        &fake,
+        &["--log-format", "json"],
+        &[
+            "--resync",
+            "1h",
+            "--drift-interval",
+            "0",
+            "--debounce",
+            "100ms",
+        ],
+    );
+    let mut lines = watch_early(&watch);
+    let banner = lines
+        .last()
+        .and_then(|l| l.json.clone())
+        .expect("a JSON banner");
+    assert_eq!(banner["message"], "listening", "{banner}");
+    assert_eq!(banner["level"], "INFO", "{banner}");
+    lines.extend(watch.until("reconciled"));
+    // One line per job action, at info.
+    let job = lines
+        .iter()
+        .filter_map(|l| l.json.as_ref())
+        .find(|v| v["message"] == "job")
+        .unwrap_or_else(|| panic!("no `job` event at the default level"));
+    assert_eq!(
+        (&job["level"], &job["id"], &job["action"], &job["result"]),
+        (
+            &Value::from("INFO"),
+            &Value::from("job-a"),
+            &Value::from("create"),
+            &Value::from("applied")
+        ),
+        "{job}"
+    );
+
+    // One request left in the hour: the next run's list takes it, and its
+    // three writes are refused unsent.
+    fake.set_rate_limit(1000, 1, Duration::from_secs(3600));
+    for name in ["B", "C", "D"] {
+        ws.write(
+            &format!("jobs.d/{}.yaml", name.to_lowercase()),
+            manifest(&format!("Job {name}"), "0 2 * * *"),
+        );
+    }
+    let run = watch.until("reconciled");
+    let errors: Vec<&Value> = run
+        .iter()
+        .filter_map(|l| l.json.as_ref())
+        .filter(|v| v["level"] == "ERROR")
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let message = errors[0]["message"].as_str().expect("a message");
+    assert!(
+        message.starts_with("rate limit used up: 3 jobs not attempted, resets in 59m"),
+        "{message}"
+    );
+    assert_eq!(errors[0]["jobs"], 3, "{}", errors[0]);
+    assert_eq!(fake.count("PUT"), 1, "nothing sent past the limit");
+    lines.extend(run);
+
+    let (code, rest) = watch.terminate();
+    assert_eq!(code, 0);
+    lines.extend(rest);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.json.as_ref().is_some_and(|v| v["message"] == "stopped")),
+        "the log ran to the end"
+    );
+    for line in &lines {
+        assert!(line.json.is_some(), "not JSON: {}", line.raw);
+    }
+}
+
+fn watch_early(watch: &Watch) -> Vec<Line> {
+    watch
+        .early
+        .iter()
+        .map(|l| Line {
+            raw: l.raw.clone(),
+            json: l.json.clone(),
+        })
+        .collect()
+}
+
+#[test]
+fn under_log_format_json_a_fatal_error_is_a_json_line_too() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    // The address is taken: watch cannot start.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_nfcron"))
+        .current_dir(ws.path())
+        .args(["--log-format", "json", "watch", "--listen", &addr])
+        .env("NORTHFLANK_API_URL", &fake.url)
+        .env("NORTHFLANK_API_TOKEN", TOKEN)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run nfcron watch");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let last = lines.last().expect("an error line");
+    assert_eq!(last["level"], "ERROR", "{last}");
+    assert_eq!(
+        last["message"],
+        format!("cannot listen on {addr}"),
+        "{last}"
+    );
+    assert!(
+        last["causes"][0].as_str().is_some_and(|c| !c.is_empty()),
+        "{last}"
+    );
+    assert!(!stderr.contains(TOKEN));
+}
+
+/// A TCP server that accepts and never answers (a silent Git server);
+/// reports each connection.
+fn black_hole() -> (String, Receiver<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().map_while(Result::ok) {
+            let _ = tx.send(());
+            held.push(stream);
+        }
+    });
+    (addr, rx)
+}
+
+impl Watch {
+    /// Polls `path` until its status is `want` or the deadline passes.
+    fn poll_until(&self, path: &str, want: u16) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (status, _, body) = self.http("GET", path, &[], b"");
+            if status == want {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} still {status} after {WAIT:?}: {body}"
+            );
+            let _ = self.lines.recv_timeout(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn healthz_fails_when_a_run_is_stuck_on_a_silent_git_server_past_the_stall_timeout() {
+    let ws = Workspace::new();
+    let (addr, connections) = black_hole();
+    let fake = Fake::spawn(0);
+    let url = format!("http://{addr}/jobs.git");
+    let started = Instant::now();
+    let watch = Watch::start(
+        ws.path(),
+        &fake,
+        &JSON_INFO,
+        &[
+            "--git",
+            &url,
+            "--stall-timeout",
+            "1s",
+            // The run's own limits: an API call may be silent this long.
+            "--timeout",
+            "300ms",
+            "--retry-max-time",
+            "300ms",
+            "--shutdown-timeout",
+            "500ms",
+        ],
+    );
+    connections.recv_timeout(WAIT).expect("a Git request");
+    let body = watch.poll_until("/healthz", 503);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "failed before --stall-timeout"
+    );
+    assert!(body.starts_with("stalled:"), "{body}");
+    let (status, _, body) = watch.http("GET", "/readyz", &[], b"");
+    assert_eq!(status, 503, "{body}");
+    // The probes still answer and SIGTERM still ends it.
+    let (code, _) = watch.terminate();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn healthz_stays_ok_across_runs_spaced_wider_than_the_stall_timeout() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    let started = Instant::now();
+    let watch = Watch::start(
+        ws.path(),
+        &fake,
+        &JSON_INFO,
+        &[
+            "--resync",
+            "600ms",
+            "--stall-timeout",
+            "500ms",
+            "--timeout",
+            "100ms",
+            "--retry-max-time",
+            "100ms",
+        ],
+    );
+    for _ in 0..3 {
+        watch.next("reconciled");
+    }
+    assert!(started.elapsed() > Duration::from_secs(1));
+    let (status, _, body) = watch.http("GET", "/healthz", &[], b"");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+}
+
+#[test]
+fn readyz_says_token_refused_after_a_401_and_names_an_unreadable_source() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    fake.set_token("another-token");
+    let watch = Watch::start(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
+    watch.next("reconciled");
+    let (status, _, body) = watch.http("GET", "/readyz", &[], b"");
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "not ready: token refused: the API answered 401\n")
+    );
+    drop(watch);
+
+    // A manifest that cannot be read (a directory's permissions are not
+    // enough for root, so a dangling symlink stands in).
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    std::os::unix::fs::symlink(
+        ws.path().join("nowhere.yaml"),
+        ws.path().join("jobs.d/b.yaml"),
+    )
+    .expect("symlink");
+    let fake = Fake::spawn(0);
+    let watch = Watch::start(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
+    watch.next("reconciled");
+    let (status, _, body) = watch.http("GET", "/readyz", &[], b"");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.starts_with("not ready: source unreadable: jobs.d/b.yaml"),
+        "{body}"
+    );
+    // Once it is gone, the next run is ready.
+    std::fs::remove_file(ws.path().join("jobs.d/b.yaml")).expect("rm");
+    watch.poll_until("/readyz", 200);
+}

@@ -1,0 +1,358 @@
+//! The PostgreSQL store through the binary, against the fake API and the
+//! machine's PostgreSQL (each test in a schema of its own: tests/it/support/pg.rs).
+
+use crate::common;
+use crate::fake;
+use crate::support::pg;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Run, Workspace};
+use fake::{Fake, TOKEN};
+
+fn manifests(ws: &Workspace, jobs: usize) {
+    let docs: Vec<String> = (0..jobs)
+        .map(|n| format!("kind: CronJob\nproject: acme\nspec:\n  name: Job {n:03}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{} 3 * * *\"\n  concurrencyPolicy: forbid\n", n % 60))
+        .collect();
+    ws.write("jobs.d/a.yaml", docs.join("---\n"));
+}
+
+fn reconcile(ws: &Workspace, fake: &Fake, state: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["reconcile", "--state", state];
+    args.extend_from_slice(extra);
+    ws.nfcron_env(
+        &args,
+        &[
+            ("NORTHFLANK_API_URL", fake.url.as_str()),
+            ("NORTHFLANK_API_TOKEN", TOKEN),
+        ],
+    )
+}
+
+#[test]
+fn a_fresh_work_dir_with_the_same_url_sends_no_request() {
+    let Some(db) = pg::Db::new("fresh_dir") else {
+        return;
+    };
+    let fake = Fake::spawn(0);
+    let (a, b) = (Workspace::new(), Workspace::new());
+    manifests(&a, 5);
+    manifests(&b, 5);
+    let first = reconcile(&a, &fake, &db.url, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(fake.count("PUT"), 5);
+    assert_eq!(db.count("SELECT count(*) FROM nfcron_jobs"), 5);
+    assert!(!a.path().join(".nfcron").exists(), "no state file beside");
+
+    fake.clear_log();
+    let second = reconcile(&b, &fake, &db.url, &["--output", "json"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(fake.requests(), vec![], "B trusts the state A wrote");
+    assert_eq!(
+        second.json()["summary"]["unchanged"],
+        5,
+        "{}",
+        second.stdout
+    );
+
+    // Another namespace of the same database is another state.
+    // (Offline: no token, so no adoption reads.)
+    let other = b.nfcron(&[
+        "reconcile",
+        "--dry-run",
+        "--state",
+        &db.url,
+        "--state-namespace",
+        "staging",
+    ]);
+    assert_eq!(other.code, 0, "{}", other.stderr);
+    assert!(other.stdout.contains("5 to create"), "{}", other.stdout);
+}
+
+#[test]
+fn two_concurrent_applies_one_fails_fast_naming_the_other() {
+    let Some(db) = pg::Db::new("concurrent") else {
+        return;
+    };
+    let fake = Fake::spawn(0);
+    fake.set_latency(Duration::from_millis(400));
+    let (a, b) = (Workspace::new(), Workspace::new());
+    manifests(&a, 8);
+    manifests(&b, 8);
+    let mut first = Command::new(env!("CARGO_BIN_EXE_nfcron"))
+        .current_dir(a.path())
+        .args(["reconcile", "--concurrency", "1", "--state", &db.url])
+        .env("NORTHFLANK_API_URL", &fake.url)
+        .env("NORTHFLANK_API_TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start A");
+    // A holds the lock from before its first request until after its
+    // last commit: once a PUT is seen, A is applying.
+    assert!(
+        fake.wait_until(Duration::from_secs(20), |log| log
+            .iter()
+            .any(|r| r.method == "PUT")),
+        "A never applied"
+    );
+    let started = std::time::Instant::now();
+    let second = reconcile(&b, &fake, &db.url, &[]);
+    assert_eq!(second.code, 1, "{}", second.stderr);
+    assert!(started.elapsed() < Duration::from_secs(2), "fails fast");
+    let pid = first.id().to_string();
+    assert!(
+        second.stderr.contains("another nfcron run is applying")
+            && second.stderr.contains(&format!("pid {pid}"))
+            && second.stderr.contains("host ")
+            && second.stderr.contains("since "),
+        "{}",
+        second.stderr
+    );
+    // A dry-run takes no lock: it plans while A applies.
+    let dry = b.nfcron(&["reconcile", "--dry-run", "--state", &db.url]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert_eq!(first.wait().expect("A").code(), Some(0));
+    assert_eq!(fake.count("PUT"), 8, "only A wrote");
+    // The lock went with A, and so did its holder row.
+    assert_eq!(db.count("SELECT count(*) FROM nfcron_locks"), 0);
+    fake.clear_log();
+    let after = reconcile(&b, &fake, &db.url, &[]);
+    assert_eq!(after.code, 0, "{}", after.stderr);
+    assert_eq!(fake.requests(), vec![]);
+}
+
+#[test]
+fn migrations_run_once_when_processes_start_together() {
+    let Some(db) = pg::Db::new("migrate") else {
+        return;
+    };
+    let ws = Workspace::new();
+    manifests(&ws, 1);
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_nfcron"))
+                .current_dir(ws.path())
+                .args(["reconcile", "--dry-run", "--state", &db.url])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(db.count("SELECT count(*) FROM nfcron_schema_version"), 1);
+    // A dry-run creates no key and no record.
+    assert_eq!(db.count("SELECT count(*) FROM nfcron_namespaces"), 0);
+}
+
+#[test]
+fn the_password_in_the_url_is_never_printed() {
+    let Some(db) = pg::Db::new("password") else {
+        return;
+    };
+    let fake = Fake::spawn(0);
+    let ws = Workspace::new();
+    manifests(&ws, 2);
+    const PASSWORD: &str = "Pa55-w0rd-never-shown";
+    // Trust auth ignores the password: the run works, at trace level.
+    let url = db
+        .url
+        .replace("postgres@", &format!("postgres:{PASSWORD}@"));
+    let run = ws.nfcron_env(
+        &["reconcile", "--state", &url, "--output", "json"],
+        &[
+            ("NORTHFLANK_API_URL", fake.url.as_str()),
+            ("NORTHFLANK_API_TOKEN", TOKEN),
+            // Every crate at trace, the database client named outright.
+            ("RUST_LOG", "trace,tokio_postgres=trace,postgres=trace"),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD));
+    // Nor the namespace's key, made in this run (the client logs each
+    // statement's parameters at debug level).
+    let key = db.query("SELECT key FROM nfcron_namespaces")[0][0]
+        .clone()
+        .expect("a key");
+    assert_eq!(key.len(), 64);
+    assert!(
+        !run.stdout.contains(&key) && !run.stderr.contains(&key),
+        "the key was logged"
+    );
+    assert!(run.stderr.contains("TRACE"), "trace level was on");
+    // Nothing listens on port 1: the error names the URL without it.
+    let down = format!("postgres://postgres:{PASSWORD}@127.0.0.1:1/test");
+    let run = reconcile(&ws, &fake, &down, &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("postgres://postgres:***@127.0.0.1:1/test"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD),
+        "{}",
+        run.stderr
+    );
+    // A URL that does not parse either.
+    let bad = format!("postgres://postgres:{PASSWORD}@127.0.0.1:99999/test");
+    let run = reconcile(&ws, &fake, &bad, &[]);
+    assert_eq!(run.code, 1);
+    assert!(!run.stderr.contains(PASSWORD), "{}", run.stderr);
+    assert!(run.stderr.contains("state database URL"), "{}", run.stderr);
+}
+
+/// tests/crash.rs with the PostgreSQL store: a 200-job apply killed with
+/// SIGKILL at 10 points converges; every recorded job is live, and no job
+/// is PUT more than once plus the kills that caught it in flight.
+#[test]
+fn sigkill_at_ten_points_of_a_200_job_apply_converges() {
+    use std::collections::{BTreeMap, BTreeSet};
+    const JOBS: usize = 200;
+    let Some(db) = pg::Db::new("sigkill") else {
+        return;
+    };
+    let ws = Workspace::new();
+    manifests(&ws, JOBS);
+    let fake = Fake::spawn(0);
+    fake.set_latency(Duration::from_millis(15));
+    let recorded = || -> BTreeSet<String> {
+        db.query("SELECT id FROM nfcron_jobs")
+            .into_iter()
+            .map(|row| row[0].clone().expect("id"))
+            .collect()
+    };
+    let mut kills_in_flight: BTreeMap<String, usize> = BTreeMap::new();
+    for kill in 0..10 {
+        let puts_before = fake.count("PUT");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
+            .current_dir(ws.path())
+            .args(["reconcile", "--concurrency", "4", "--state", &db.url])
+            .env("NORTHFLANK_API_URL", &fake.url)
+            .env("NORTHFLANK_API_TOKEN", TOKEN)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start");
+        let target = puts_before + 1 + kill % 8;
+        let reached = fake.wait_until(Duration::from_secs(20), |log| {
+            log.iter().filter(|r| r.method == "PUT").count() >= target
+        });
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        if !reached {
+            break;
+        }
+        let recorded = recorded();
+        for id in fake
+            .job_ids("acme")
+            .into_iter()
+            .filter(|id| !recorded.contains(id))
+        {
+            *kills_in_flight.entry(id).or_default() += 1;
+        }
+        assert!(
+            recorded
+                .iter()
+                .all(|id| fake.job(None, "acme", id).is_some()),
+            "state claims a job the API lacks"
+        );
+    }
+    // The session of a killed run is gone, and its lock with it.
+    let run = reconcile(&ws, &fake, &db.url, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let live: BTreeSet<String> = fake.job_ids("acme").into_iter().collect();
+    assert_eq!(recorded().len(), JOBS);
+    assert_eq!(recorded(), live, "state matches the API's jobs exactly");
+    let mut puts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in fake.requests().iter().filter(|r| r.method == "PUT") {
+        *puts
+            .entry(r.job.clone().expect("PUTs name their job"))
+            .or_default() += 1;
+    }
+    for (id, n) in &puts {
+        let allowed = 1 + kills_in_flight.get(id).copied().unwrap_or(0);
+        assert!(*n <= allowed, "{id} was PUT {n} times; {allowed} allowed");
+    }
+    fake.clear_log();
+    let run = reconcile(&ws, &fake, &db.url, &[]);
+    assert_eq!(run.code, 0);
+    assert_eq!(fake.requests(), vec![]);
+}
+
+/// TLS through rustls: the machine's server has `ssl = on` with Debian's
+/// self-signed "snakeoil" certificate for `localhost`, which serves as its
+/// own root here.
+#[test]
+fn tls_verifies_the_chain_and_for_verify_full_the_name() {
+    const ROOT: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+    let Some(db) = pg::Db::new("tls") else {
+        return;
+    };
+    if !std::path::Path::new(ROOT).exists() {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{ROOT} missing");
+        eprintln!("skipped: no {ROOT}");
+        return;
+    }
+    let ws = Workspace::new();
+    manifests(&ws, 1);
+    let with = |host: &str, query: &str| {
+        let url = db.url.replace("127.0.0.1", host);
+        ws.nfcron(&[
+            "reconcile",
+            "--dry-run",
+            "--state",
+            &format!("{url}&{query}"),
+        ])
+    };
+    let full = with(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={ROOT}"),
+    );
+    assert_eq!(full.code, 0, "{}", full.stderr);
+    let ca = with(
+        "127.0.0.1",
+        &format!("sslmode=verify-ca&sslrootcert={ROOT}"),
+    );
+    assert_eq!(ca.code, 0, "{}", ca.stderr);
+    // The certificate is for localhost, not 127.0.0.1.
+    let wrong = with(
+        "127.0.0.1",
+        &format!("sslmode=verify-full&sslrootcert={ROOT}"),
+    );
+    assert_eq!(wrong.code, 1);
+    assert!(
+        wrong.stderr.contains(": cannot connect"),
+        "{}",
+        wrong.stderr
+    );
+    // The same variables libpq reads.
+    let env = ws.nfcron_env(
+        &[
+            "reconcile",
+            "--dry-run",
+            "--state",
+            &db.url.replace("127.0.0.1", "localhost"),
+        ],
+        &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", ROOT)],
+    );
+    assert_eq!(env.code, 0, "{}", env.stderr);
+    let bogus = with("127.0.0.1", "sslmode=sometimes");
+    assert_eq!(bogus.code, 1);
+    assert!(
+        bogus.stderr.contains("sslmode \"sometimes\" is not one of"),
+        "{}",
+        bogus.stderr
+    );
+}

@@ -1,0 +1,8 @@
+//! Servers and harnesses the tests share: Git servers (HTTP, TLS, SSH),
+//! a hostile HTTP server, PostgreSQL schemas and a TCP proxy, and the
+//! `watch` sidecar harness.
+
+pub mod git_servers;
+pub mod hostile_server;
+pub mod pg;
+pub mod sidecar;
