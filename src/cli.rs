@@ -217,6 +217,9 @@ pub struct ReconcileArgs {
     pub source: SourceArgs,
 
     #[command(flatten)]
+    pub notify: NotifyArgs,
+
+    #[command(flatten)]
     pub api: ApiArgs,
 }
 
@@ -312,6 +315,34 @@ pub struct SourceArgs {
     /// ignored; never logged).
     #[arg(long, value_name = "PATH", requires = "ssh_key")]
     pub ssh_key_passphrase_file: Option<PathBuf>,
+}
+
+/// Whom to tell what a run did (shared by `reconcile` and `watch`).
+#[derive(Debug, Args)]
+pub struct NotifyArgs {
+    /// Send each run's events (applied, failed, rejected, drift, invalid,
+    /// prune_blocked) to URL: https:// (JSON, signed with
+    /// NFCRON_NOTIFY_SECRET), http:// to loopback, or slack+https:// (a
+    /// Slack incoming webhook). Repeatable; NFCRON_NOTIFY takes a
+    /// comma-separated list.
+    #[arg(
+        long = "notify",
+        env = "NFCRON_NOTIFY",
+        hide_env_values = true,
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub notify: Vec<String>,
+
+    /// After each applying run on a commit, set a GitHub commit status
+    /// `nfcron/<project>` on it (token: GITHUB_TOKEN; API: GITHUB_API_URL).
+    #[arg(long)]
+    pub github_status: bool,
+
+    /// The repository of --github-status (default: GITHUB_REPOSITORY, else
+    /// the --git URL when it is on github.com).
+    #[arg(long, value_name = "OWNER/NAME", requires = "github_status")]
+    pub github_repo: Option<String>,
 }
 
 /// How to reach the Northflank API (shared by every command that does).
@@ -419,6 +450,9 @@ pub struct WatchArgs {
 
     #[command(flatten)]
     pub apply: ApplyArgs,
+
+    #[command(flatten)]
+    pub notify: NotifyArgs,
 
     /// Quiet time after a file event before reading (editors write in bursts).
     #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = parse_duration)]

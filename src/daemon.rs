@@ -56,6 +56,8 @@ pub enum DaemonError {
     NoToken,
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    #[error("cannot make the notification client")]
+    Notify(#[source] reqwest::Error),
 }
 
 /// A replica's role as its last leadership check found it.
@@ -187,6 +189,23 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
         ));
     }
 
+    // Notifications and commit statuses go out from a task of their own,
+    // through a bounded queue: a receiver never holds a run.
+    let notices = match settings.notify.is_empty() {
+        true => None,
+        false => {
+            let sender =
+                crate::notifications::deliver::Sender::new().map_err(DaemonError::Notify)?;
+            let (queue, task) = crate::notifications::deliver::Queue::start(
+                sender,
+                metrics.clone(),
+                stop_rx.clone(),
+            );
+            tasks.spawn(task);
+            Some(queue)
+        }
+    };
+
     // File events arrive on notify's thread; a bounded channel of one is
     // enough, since any number of events means "look again".
     let (fs_tx, mut fs_rx) = mpsc::channel::<()>(1);
@@ -233,6 +252,8 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
         snapshot: None,
         failures: 0,
         drift_cursor: 0,
+        notices,
+        told: crate::notifications::Memory::default(),
     };
     let git = matches!(settings.source, SourceSettings::Git(_));
     let mut pending = Pending {
@@ -377,6 +398,10 @@ struct Daemon<'a> {
     failures: u32,
     /// Where the next drift slice starts reading.
     drift_cursor: usize,
+    /// `--notify` / `--github-status` deliveries, when asked for.
+    notices: Option<crate::notifications::deliver::Queue>,
+    /// What notifications already said of lasting conditions.
+    told: crate::notifications::Memory,
 }
 
 impl Daemon<'_> {
@@ -507,6 +532,7 @@ impl Daemon<'_> {
         };
         match reconciled {
             Ok(run) => {
+                self.tell(&run);
                 self.carried = run.unrecorded.clone();
                 let seconds = started.elapsed().as_secs_f64();
                 self.metrics.record(&run, seconds);
@@ -575,6 +601,21 @@ impl Daemon<'_> {
                 true
             }
         }
+    }
+
+    /// Queues what `--notify` receivers and GitHub should hear of `run`.
+    fn tell(&mut self, run: &reconcile::RunReport) {
+        let Some(queue) = &self.notices else {
+            return;
+        };
+        let seen = crate::notifications::Run {
+            plan: &run.plan,
+            outcomes: &run.outcomes,
+            revision: run.revision.as_deref(),
+            applying: true,
+            swept: run.refreshed > 0,
+        };
+        queue.push(self.settings.notify.outgoing(&seen, Some(&mut self.told)));
     }
 
     /// Reads `--token-file` again; a new token replaces the client's (same

@@ -14,6 +14,7 @@ pub mod import;
 pub mod live;
 pub mod manifest;
 pub mod metrics;
+pub mod notifications;
 pub mod parallel;
 pub mod plan;
 pub mod reconcile;

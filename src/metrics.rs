@@ -40,6 +40,8 @@ pub struct Metrics {
     http_refused: Family<Labels, Counter>,
     token_refused: Gauge,
     leader: Gauge,
+    notifications: Family<Labels, Counter>,
+    github_statuses: Family<Labels, Counter>,
 }
 
 /// An exposition format of `/metrics`.
@@ -106,6 +108,15 @@ impl Metrics {
         let http_refused = Family::<Labels, Counter>::default();
         let token_refused = Gauge::default();
         let leader = Gauge::default();
+        let notifications = Family::<Labels, Counter>::default();
+        let github_statuses = Family::<Labels, Counter>::default();
+        // Every result from the start: an alert on `failed` needs the
+        // series before the first failure.
+        for result in ["sent", "failed", "dropped"] {
+            for family in [&notifications, &github_statuses] {
+                let _ = family.get_or_create(&vec![("result".into(), result.to_string())]);
+            }
+        }
         registry.register(
             "nfcron_reconcile_runs",
             "Reconcile runs by result",
@@ -166,6 +177,16 @@ impl Metrics {
             "1 while this replica leads (applies), 0 while it stands by; 1 without a shared (PostgreSQL) state",
             leader.clone(),
         );
+        registry.register(
+            "nfcron_notifications",
+            "Notifications (--notify) by result: sent, failed (after retries), dropped (queue full)",
+            notifications.clone(),
+        );
+        registry.register(
+            "nfcron_github_statuses",
+            "GitHub commit statuses (--github-status) by result: sent, failed, dropped",
+            github_statuses.clone(),
+        );
         Metrics {
             registry,
             runs,
@@ -181,7 +202,21 @@ impl Metrics {
             http_refused,
             token_refused,
             leader,
+            notifications,
+            github_statuses,
         }
+    }
+
+    /// A notification or commit status (`what`) sent, failed or dropped.
+    pub fn delivered(&self, what: &str, result: &str) {
+        let family = if what == "github_status" {
+            &self.github_statuses
+        } else {
+            &self.notifications
+        };
+        family
+            .get_or_create(&vec![("result".into(), result.to_string())])
+            .inc();
     }
 
     /// Whether this replica leads (applies).

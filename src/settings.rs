@@ -55,6 +55,8 @@ pub enum SourceSettings {
 #[derive(Debug)]
 pub struct WatchSettings {
     pub source: SourceSettings,
+    /// `--notify`, `--github-status`.
+    pub notify: crate::notifications::Config,
     pub project: Option<String>,
     pub state_path: std::path::PathBuf,
     /// `--state-namespace`.
@@ -86,6 +88,8 @@ pub struct WatchSettings {
 #[derive(Debug)]
 pub struct ReconcileSettings {
     pub source: SourceSettings,
+    /// `--notify`, `--github-status`.
+    pub notify: crate::notifications::Config,
     /// `--base REF`: plan HEAD against REF in the current Git work tree.
     pub base: Option<String>,
     pub output: OutputFormat,
@@ -214,6 +218,10 @@ pub enum SettingsError {
     Listen(String),
     #[error(transparent)]
     GitUrl(#[from] crate::source::git::GitUrlError),
+    #[error(transparent)]
+    Notify(#[from] crate::notifications::deliver::TargetError),
+    #[error(transparent)]
+    GithubStatus(#[from] crate::notifications::github::ConfigError),
 }
 
 pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
@@ -256,6 +264,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
         Command::Watch(args) => Settings::Watch(WatchSettings {
             log_json: global.log_json,
             api: api(args.api)?,
+            notify: notify(args.notify, args.source.git.as_deref())?,
             source: source(args.path, args.source)?,
             project: args.apply.project.filter(|p| !p.is_empty()),
             state_path: args.apply.state,
@@ -291,6 +300,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
         }),
         Command::Reconcile(args) => Settings::Reconcile(ReconcileSettings {
             api: api(args.api)?,
+            notify: notify(args.notify, args.source.git.as_deref())?,
             source: source(args.path, args.source)?,
             base: args.base,
             output: match args.output {
@@ -361,6 +371,32 @@ fn drift_mode(arg: cli::DriftArg) -> crate::plan::DriftMode {
         cli::DriftArg::Correct => crate::plan::DriftMode::Correct,
         cli::DriftArg::Off => crate::plan::DriftMode::Off,
     }
+}
+
+/// Receivers and GitHub statuses; a receiver's URL is checked here, so a
+/// bad one stops the command before anything runs.
+fn notify(
+    args: cli::NotifyArgs,
+    git_url: Option<&str>,
+) -> Result<crate::notifications::Config, SettingsError> {
+    use crate::notifications::{deliver::Target, github};
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let targets = args
+        .notify
+        .iter()
+        .filter(|raw| !raw.trim().is_empty())
+        .map(|raw| Target::parse(raw))
+        .collect::<Result<Vec<_>, _>>()?;
+    let github = match args.github_status {
+        true => Some(github::Config::resolve(args.github_repo, env, git_url)?),
+        false => None,
+    };
+    Ok(crate::notifications::Config {
+        targets,
+        secret: env("NFCRON_NOTIFY_SECRET").and_then(|s| Token::new(&s)),
+        github,
+        commit: env("GITHUB_SHA"),
+    })
 }
 
 fn source(path: PathBuf, args: cli::SourceArgs) -> Result<SourceSettings, SettingsError> {

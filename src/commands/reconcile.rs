@@ -30,7 +30,7 @@ async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<
             off_runtime(move || git_base::files(&path, &base)).await?;
         let options = options_for(settings, Some(revision));
         let run = reconcile::plan_base(head.into(), &base_files, &options).await?;
-        return finish(settings, run, out);
+        return finish(settings, &run, out);
     }
     let (files, revision) = match &settings.source {
         SourceSettings::Dir(path) => {
@@ -45,7 +45,50 @@ async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<
     };
     let options = options_for(settings, revision);
     let run = reconcile::reconcile(files.into(), &options, client.as_ref()).await?;
-    finish(settings, run, out)
+    let status = finish(settings, &run, out)?;
+    notify(settings, &run).await;
+    Ok(status)
+}
+
+/// How long a one-shot run waits for its notifications and statuses in
+/// all: a receiver that hangs costs this, never more.
+const NOTIFY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Tells `--notify` receivers and GitHub what the run did. Whether they
+/// heard it does not change the exit code: the run's own outcome does.
+async fn notify(settings: &ReconcileSettings, run: &reconcile::RunReport) {
+    let config = &settings.notify;
+    if config.is_empty() {
+        return;
+    }
+    let outs = config.outgoing(
+        &crate::notifications::Run {
+            plan: &run.plan,
+            outcomes: &run.outcomes,
+            revision: run.revision.as_deref(),
+            applying: !settings.dry_run,
+            swept: run.refreshed > 0,
+        },
+        None,
+    );
+    if outs.is_empty() {
+        return;
+    }
+    let sender = match crate::notifications::deliver::Sender::new() {
+        Ok(sender) => sender,
+        Err(e) => {
+            tracing::warn!(error = %crate::apply::chain(&e), "cannot make the notification client");
+            return;
+        }
+    };
+    let tally = sender.send_all(outs, NOTIFY_DEADLINE).await;
+    if tally.failed > 0 {
+        tracing::warn!(
+            sent = tally.sent,
+            failed = tally.failed,
+            "some notifications were not delivered"
+        );
+    }
 }
 
 fn options_for(settings: &ReconcileSettings, revision: Option<String>) -> Options {
@@ -74,7 +117,7 @@ fn options_for(settings: &ReconcileSettings, revision: Option<String>) -> Option
 
 fn finish(
     settings: &ReconcileSettings,
-    run: reconcile::RunReport,
+    run: &reconcile::RunReport,
     out: &mut dyn Write,
 ) -> Result<ExitStatus, Error> {
     // With --output github the diagnostics are annotations on stdout.

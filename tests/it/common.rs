@@ -70,6 +70,7 @@ impl Workspace {
             if k.starts_with("NFCRON_")
                 || k.starts_with("NORTHFLANK_")
                 || k.starts_with("REPORT_")
+                || k.starts_with("GITHUB_")
                 || k == "RUST_LOG"
             {
                 cmd.env_remove(k);

@@ -31,6 +31,7 @@ mod hostile_api;
 mod hostile_inputs;
 mod hostile_listener;
 mod import;
+mod notify;
 mod observability;
 mod pre_commit;
 mod properties;
