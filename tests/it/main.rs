@@ -16,6 +16,7 @@ mod completions;
 mod crash;
 mod daemon_errors;
 mod deploy;
+mod docs;
 mod drift;
 mod error_policy;
 mod faults;
