@@ -292,3 +292,63 @@ fn github_status_without_a_token_or_repository_says_what_is_missing() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("--github-repo"), "{}", run.stderr);
 }
+
+#[test]
+fn the_sidecar_tells_each_change_and_a_lasting_invalid_manifest_once() {
+    let env = Env::new();
+    let generic = receiver();
+    let hook = format!("{}/hook", generic.url);
+    let mut sidecar = crate::support::sidecar::Sidecar::start(
+        env.ws.path(),
+        &env.fake.url,
+        TOKEN,
+        &["--notify", &hook, "--debounce", "50ms"],
+    );
+    let within = Duration::from_secs(30);
+    sidecar.next("reconciled");
+    generic.wait_for(1, within);
+    assert_eq!(json(&generic.requests()[0])["event"], "applied");
+    assert_eq!(
+        json(&generic.requests()[0])["jobs"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+
+    // An invalid manifest: said once, not again on the next run.
+    env.ws
+        .write("jobs.d/broken.yaml", "kind: CronJob\nspec: [\n");
+    sidecar.next("reconciled");
+    generic.wait_for(2, within);
+    let invalid = json(&generic.requests()[1]);
+    assert_eq!(
+        (&invalid["event"], &invalid["severity"]),
+        (&"invalid".into(), &"error".into())
+    );
+    // The same file written again: a run, the same problem.
+    env.ws
+        .write("jobs.d/broken.yaml", "kind: CronJob\nspec: [\n");
+    sidecar.next("reconciled");
+    // The next change is the next POST: nothing was queued in between.
+    env.ws
+        .write("jobs.d/job-b.yaml", manifest("Job B").replace("0 3", "0 5"));
+    sidecar.next("reconciled");
+    generic.wait_for(3, within);
+    let requests = generic.requests();
+    let applied = json(&requests[2]);
+    assert_eq!(applied["event"], "applied", "{requests:#?}");
+    assert_eq!(applied["jobs"][0]["id"], "job-b");
+    // Counted once the receiver's answer is in: poll the scrape, waking on
+    // the sidecar's next log line or after 50 ms.
+    let deadline = Instant::now() + within;
+    loop {
+        let (status, metrics) = sidecar.get("/metrics");
+        assert_eq!(status, 200);
+        if metrics.contains("nfcron_notifications_total{result=\"sent\"} 3") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        let _ = sidecar.poll(Duration::from_millis(50));
+    }
+    assert_eq!(generic.requests().len(), 3);
+}

@@ -30,7 +30,11 @@ impl Sidecar {
     pub fn start(dir: &Path, api_url: &str, token: &str, args: &[&str]) -> Sidecar {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nfcron"));
         for (k, _) in std::env::vars() {
-            if k.starts_with("NFCRON_") || k.starts_with("NORTHFLANK_") || k == "RUST_LOG" {
+            if k.starts_with("NFCRON_")
+                || k.starts_with("NORTHFLANK_")
+                || k.starts_with("GITHUB_")
+                || k == "RUST_LOG"
+            {
                 cmd.env_remove(k);
             }
         }
