@@ -40,6 +40,7 @@ pub struct Metrics {
     http_refused: Family<Labels, Counter>,
     token_refused: Gauge,
     leader: Gauge,
+    source_verified: Gauge,
 }
 
 /// An exposition format of `/metrics`.
@@ -106,6 +107,9 @@ impl Metrics {
         let http_refused = Family::<Labels, Counter>::default();
         let token_refused = Gauge::default();
         let leader = Gauge::default();
+        let source_verified = Gauge::default();
+        // Nothing refused yet.
+        source_verified.set(1);
         registry.register(
             "nfcron_reconcile_runs",
             "Reconcile runs by result",
@@ -166,6 +170,11 @@ impl Metrics {
             "1 while this replica leads (applies), 0 while it stands by; 1 without a shared (PostgreSQL) state",
             leader.clone(),
         );
+        registry.register(
+            "nfcron_source_verified",
+            "0 while the Git source's tip is refused by --verify-signatures (the last verified revision stays applied), else 1; 1 without --verify-signatures",
+            source_verified.clone(),
+        );
         Metrics {
             registry,
             runs,
@@ -181,7 +190,14 @@ impl Metrics {
             http_refused,
             token_refused,
             leader,
+            source_verified,
         }
+    }
+
+    /// Whether the Git source's tip was accepted by --verify-signatures
+    /// (always, without it).
+    pub fn source_verified(&self, verified: bool) {
+        self.source_verified.set(i64::from(verified));
     }
 
     /// Whether this replica leads (applies).
