@@ -443,3 +443,48 @@ fn watch_keeps_the_last_verified_revision_while_the_tip_is_refused() {
         .lines()
         .any(|l| l == "nfcron_source_verified 1"));
 }
+
+#[test]
+fn watch_starting_on_a_refused_tip_applies_nothing_and_is_unready() {
+    if !ssh_tools() {
+        return;
+    }
+    let keys = tempfile::tempdir().expect("keys");
+    let (_, public, _) = ssh_key(keys.path(), "alice");
+    let (mallory, _, mallory_fingerprint) = ssh_key(keys.path(), "mallory");
+    let signers = keys.path().join("allowed_signers");
+    std::fs::write(&signers, format!("alice@example.com {public}\n")).expect("write");
+    let origin = Origin::new();
+    let tip = origin.commit("0 1 * * *", "alice@example.com", Sign::Ssh(&mallory));
+    let (ws, fake) = (Workspace::new(), Fake::spawn(0));
+    let url = origin.url();
+    let mut watch = Sidecar::start(
+        ws.path(),
+        &fake.url,
+        TOKEN,
+        &[
+            "--git",
+            &url,
+            "--verify-signatures",
+            signers.to_str().expect("utf-8"),
+            "--interval",
+            "1h",
+        ],
+    );
+    let refused = watch.next("refused the Git source's tip: its signature is not accepted; the last verified revision stays applied");
+    assert_eq!(refused["commit"], tip.as_str());
+    assert_eq!(refused["kept_revision"], "", "nothing verified yet");
+    let (status, body) = watch.get("/readyz");
+    assert_eq!(status, 503);
+    assert!(
+        body.contains(&format!("commit {tip} is not applied"))
+            && body.contains(&mallory_fingerprint),
+        "{body}"
+    );
+    assert!(watch
+        .get("/metrics")
+        .1
+        .lines()
+        .any(|l| l == "nfcron_source_verified 0"));
+    assert_eq!(fake.requests().len(), 0, "nothing read or written");
+}
