@@ -106,7 +106,7 @@ pub enum LoadError {
     TooLarge { path: PathBuf },
     #[error("the --verify-signatures file {} is not text (UTF-8)", .path.display())]
     NotText { path: PathBuf },
-    #[error("{}: {problem}", .path.display())]
+    #[error("the --verify-signatures file {}: {problem}", .path.display())]
     Parse { path: PathBuf, problem: ParseError },
 }
 

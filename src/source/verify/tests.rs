@@ -238,3 +238,35 @@ fn patterns_follow_openssh() {
     assert!(!match_pattern_list("x@y", "*,!x@y"));
     assert!(!match_pattern_list("x@y", "!a@b"));
 }
+
+#[test]
+fn the_file_is_bounded_and_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("signers");
+    let load = |content: &[u8]| {
+        std::fs::write(&path, content).expect("write");
+        Signers::load(&path).map(|_| ()).map_err(|e| e.to_string())
+    };
+    assert_eq!(load(format!("a {ALICE}").as_bytes()), Ok(()));
+    let shown = path.display().to_string();
+    let big = format!("# {}\n", "x".repeat(MAX_FILE_BYTES as usize));
+    assert_eq!(
+        load(big.as_bytes()),
+        Err(format!(
+            "the --verify-signatures file {shown} is larger than 1 MiB"
+        ))
+    );
+    assert_eq!(
+        load(b"\xff\xfe"),
+        Err(format!(
+            "the --verify-signatures file {shown} is not text (UTF-8)"
+        ))
+    );
+    assert_eq!(
+        load(b"a\n"),
+        Err(format!("the --verify-signatures file {shown}: line 1: no key after the principals (expected `principals [options] keytype base64-key`)"))
+    );
+    let missing = dir.path().join("missing");
+    let err = Signers::load(&missing).expect_err("missing");
+    assert!(matches!(err, LoadError::Read { .. }), "{err}");
+}
