@@ -270,3 +270,26 @@ fn the_file_is_bounded_and_named() {
     let err = Signers::load(&missing).expect_err("missing");
     assert!(matches!(err, LoadError::Read { .. }), "{err}");
 }
+
+#[test]
+fn rsa_and_ecdsa_keys_verify_too() {
+    for (key, signature) in [
+        (
+            include_str!("testdata/rsa.pub"),
+            include_str!("testdata/rsa.git.sig"),
+        ),
+        (
+            include_str!("testdata/ecdsa.pub"),
+            include_str!("testdata/ecdsa.git.sig"),
+        ),
+    ] {
+        let signers = ssh(&format!("alice@example.com {key}"));
+        assert_eq!(signers.check(&commit(Some(signature))), Ok(()), "{key}");
+        let mut tampered = commit(Some(signature));
+        tampered.payload.push(b'\n');
+        assert!(
+            matches!(reason(&signers, &tampered), Reason::BadSignature { .. }),
+            "{key}"
+        );
+    }
+}
