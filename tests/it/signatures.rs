@@ -126,6 +126,22 @@ impl Origin {
     }
 }
 
+/// A GNUPGHOME of the test's own. gpg starts a gpg-agent in it on demand;
+/// the agent is stopped before the directory goes, so that no test leaves
+/// a process behind.
+struct GnupgHome {
+    dir: tempfile::TempDir,
+}
+
+impl Drop for GnupgHome {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .args(["--kill", "gpg-agent"])
+            .env("GNUPGHOME", self.dir.path())
+            .output();
+    }
+}
+
 /// An ed25519 key pair made by ssh-keygen: (private key file, public key
 /// line, SHA256 fingerprint).
 fn ssh_key(dir: &Path, name: &str) -> (PathBuf, String, String) {
@@ -263,8 +279,10 @@ fn openpgp_signed_tips_verify_against_an_armored_keyring() {
     if !gpg_tools() {
         return;
     }
-    let gnupg = tempfile::tempdir().expect("GNUPGHOME");
-    let home = gnupg.path();
+    let gnupg = GnupgHome {
+        dir: tempfile::tempdir().expect("GNUPGHOME"),
+    };
+    let home = gnupg.dir.path();
     let gpg = |args: &[&str]| run("gpg", args, home, &[("GNUPGHOME", home)]);
     for user in ["Test <test@example.com>", "Other <other@example.com>"] {
         gpg(&[
