@@ -315,6 +315,13 @@ pub struct SourceArgs {
     /// ignored; never logged).
     #[arg(long, value_name = "PATH", requires = "ssh_key")]
     pub ssh_key_passphrase_file: Option<PathBuf>,
+
+    /// Apply a Git revision only if its tip commit carries a valid
+    /// signature by a key FILE lists: an OpenSSH allowed-signers file (the
+    /// key listed for the committer's email) or an armored OpenPGP public
+    /// keyring. With --git only.
+    #[arg(long, value_name = "FILE", env = "NFCRON_VERIFY_SIGNATURES")]
+    pub verify_signatures: Option<PathBuf>,
 }
 
 /// Whom to tell what a run did (shared by `reconcile` and `watch`).

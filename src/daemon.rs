@@ -32,6 +32,7 @@ use crate::reconcile::{self, off_runtime, Options};
 use crate::secret::Token;
 use crate::server::{self, Liveness, Readiness, Shared};
 use crate::settings::{SourceSettings, WatchSettings};
+use crate::source::verify::Refusal;
 use crate::source::{self, dir::DirCache, git::Snapshot, ReadProblem, SourceFile};
 use crate::status;
 use crate::store::postgres::{Campaign, PostgresStore};
@@ -250,6 +251,7 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
         shared,
         cache: DirCache::default(),
         snapshot: None,
+        refused: None,
         failures: 0,
         drift_cursor: 0,
         notices,
@@ -392,8 +394,12 @@ struct Daemon<'a> {
     metrics: Arc<Metrics>,
     shared: Arc<Shared>,
     cache: DirCache,
-    /// The last good Git revision and its manifests.
+    /// The last good Git revision and its manifests (with
+    /// `--verify-signatures`, the last verified one).
     snapshot: Option<Snapshot>,
+    /// The Git tip `--verify-signatures` refused, while it is the tip:
+    /// `/readyz` names it, and the last verified revision stays applied.
+    refused: Option<Refusal>,
     /// Consecutive runs with failed jobs.
     failures: u32,
     /// Where the next drift slice starts reading.
@@ -437,7 +443,17 @@ impl Daemon<'_> {
                             {
                                 tracing::info!(revision = %snapshot.revision, "fetched");
                             }
+                            self.verified(&snapshot.revision);
                             self.snapshot = Some(snapshot);
+                        }
+                        Err(source::git::GitError::Unverified(refusal)) => {
+                            self.refused(*refusal);
+                            // Without a verified revision there is nothing
+                            // to apply; the next poll or webhook fetches
+                            // again.
+                            if self.snapshot.is_none() {
+                                return false;
+                            }
                         }
                         Err(e) => {
                             // Readiness first: whoever reads the log line
@@ -736,9 +752,45 @@ impl Daemon<'_> {
         }
     }
 
-    /// Why `/readyz` must say no after a run: the API refused the token,
-    /// or part of the source could not be read.
+    /// The Git tip was refused by `--verify-signatures`: unready, naming
+    /// it, said at ERROR once per refused commit (not at every poll).
+    fn refused(&mut self, refusal: Refusal) {
+        self.metrics.source_verified(false);
+        self.not_ready(&refusal.to_string());
+        if self.refused.as_ref().map(|r| &r.commit) != Some(&refusal.commit) {
+            let kept = self.snapshot.as_ref().map_or("", |s| s.revision.as_str());
+            tracing::error!(
+                commit = %refusal.commit,
+                reason = %refusal.reason,
+                kept_revision = kept,
+                "refused the Git source's tip: its signature is not accepted; the last verified revision stays applied"
+            );
+            if let Some(queue) = &self.notices {
+                let reason = refusal.reason.to_string();
+                queue.push(
+                    self.settings
+                        .notify
+                        .refused_source(&refusal.commit, &reason),
+                );
+            }
+        }
+        self.refused = Some(refusal);
+    }
+
+    /// A tip was accepted (or not checked): a refusal is over.
+    fn verified(&mut self, revision: &str) {
+        self.metrics.source_verified(true);
+        if let Some(refusal) = self.refused.take() {
+            tracing::info!(revision, refused = %refusal.commit, "the Git source's tip is accepted again");
+        }
+    }
+
+    /// Why `/readyz` must say no after a run: the Git tip was refused, the
+    /// API refused the token, or part of the source could not be read.
     fn unready_reason(&self, files: &[SourceFile]) -> Option<String> {
+        if let Some(refusal) = &self.refused {
+            return Some(refusal.to_string());
+        }
         if self.metrics.token_refused() {
             return Some("token refused: the API answered 401".into());
         }

@@ -42,6 +42,7 @@ pub struct Metrics {
     leader: Gauge,
     notifications: Family<Labels, Counter>,
     github_statuses: Family<Labels, Counter>,
+    source_verified: Gauge,
 }
 
 /// An exposition format of `/metrics`.
@@ -117,6 +118,9 @@ impl Metrics {
                 let _ = family.get_or_create(&vec![("result".into(), result.to_string())]);
             }
         }
+        let source_verified = Gauge::default();
+        // Nothing refused yet.
+        source_verified.set(1);
         registry.register(
             "nfcron_reconcile_runs",
             "Reconcile runs by result",
@@ -187,6 +191,11 @@ impl Metrics {
             "GitHub commit statuses (--github-status) by result: sent, failed, dropped",
             github_statuses.clone(),
         );
+        registry.register(
+            "nfcron_source_verified",
+            "0 while the Git source's tip is refused by --verify-signatures (the last verified revision stays applied), else 1; 1 without --verify-signatures",
+            source_verified.clone(),
+        );
         Metrics {
             registry,
             runs,
@@ -204,6 +213,7 @@ impl Metrics {
             leader,
             notifications,
             github_statuses,
+            source_verified,
         }
     }
 
@@ -217,6 +227,12 @@ impl Metrics {
         family
             .get_or_create(&vec![("result".into(), result.to_string())])
             .inc();
+    }
+
+    /// Whether the Git source's tip was accepted by --verify-signatures
+    /// (always, without it).
+    pub fn source_verified(&self, verified: bool) {
+        self.source_verified.set(i64::from(verified));
     }
 
     /// Whether this replica leads (applies).

@@ -222,6 +222,10 @@ pub enum SettingsError {
     Notify(#[from] crate::notifications::deliver::TargetError),
     #[error(transparent)]
     GithubStatus(#[from] crate::notifications::github::ConfigError),
+    #[error("--verify-signatures (or NFCRON_VERIFY_SIGNATURES) checks the signatures of Git commits: it needs --git URL")]
+    VerifyWithoutGit,
+    #[error(transparent)]
+    Signers(#[from] crate::source::verify::LoadError),
 }
 
 pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
@@ -400,9 +404,19 @@ fn notify(
 }
 
 fn source(path: PathBuf, args: cli::SourceArgs) -> Result<SourceSettings, SettingsError> {
+    // Read once, at start: a file that cannot be used stops the command
+    // before anything is fetched or applied.
+    let signers = match (&args.verify_signatures, &args.git) {
+        (None, _) => None,
+        (Some(_), None) => return Err(SettingsError::VerifyWithoutGit),
+        (Some(file), Some(_)) => Some(std::sync::Arc::new(crate::source::verify::Signers::load(
+            file,
+        )?)),
+    };
     Ok(match args.git {
         None => SourceSettings::Dir(path),
         Some(url) => SourceSettings::Git(crate::source::git::GitSource {
+            signers,
             // Refused here, like the API URL, in every command and mode.
             url: crate::source::git::check_url(&url).map(|()| url)?,
             branch: args.branch,

@@ -39,7 +39,15 @@ async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<
         }
         SourceSettings::Git(git) => {
             let git = git.clone();
-            let snapshot = off_runtime(move || git.sync()).await?;
+            let snapshot = match off_runtime(move || git.sync()).await {
+                Err(source::git::GitError::Unverified(refusal)) => {
+                    let reason = refusal.reason.to_string();
+                    let outs = settings.notify.refused_source(&refusal.commit, &reason);
+                    deliver(outs).await;
+                    return Err(source::git::GitError::Unverified(refusal).into());
+                }
+                synced => synced?,
+            };
             (snapshot.files, Some(snapshot.revision))
         }
     };
@@ -71,6 +79,11 @@ async fn notify(settings: &ReconcileSettings, run: &reconcile::RunReport) {
         },
         None,
     );
+    deliver(outs).await;
+}
+
+/// Sends `outs`, waiting at most [`NOTIFY_DEADLINE`] for them all.
+async fn deliver(outs: Vec<crate::notifications::deliver::Outgoing>) {
     if outs.is_empty() {
         return;
     }

@@ -26,6 +26,8 @@ pub enum EventKind {
     Drift,
     Invalid,
     PruneBlocked,
+    /// The Git source's tip was refused by `--verify-signatures`.
+    Unverified,
 }
 
 impl EventKind {
@@ -37,6 +39,7 @@ impl EventKind {
             EventKind::Drift => "drift",
             EventKind::Invalid => "invalid",
             EventKind::PruneBlocked => "prune_blocked",
+            EventKind::Unverified => "unverified",
         }
     }
 
@@ -85,6 +88,9 @@ impl Event {
             EventKind::Drift => format!("drift on {n} {jobs}"),
             EventKind::Invalid => format!("{n} invalid manifest(s)"),
             EventKind::PruneBlocked => "pruning blocked: nothing deleted".to_string(),
+            EventKind::Unverified => {
+                "the Git source's tip is not applied: its signature is not accepted".to_string()
+            }
         };
         let mut line = format!("nfcron: {what}");
         if let Some(project) = &self.project {
@@ -354,6 +360,24 @@ impl Config {
             );
         }
         outs
+    }
+
+    /// The POSTs that say the Git source's tip `commit` was refused by
+    /// `--verify-signatures`, and why (the last verified revision stays).
+    pub fn refused_source(&self, commit: &str, reason: &str) -> Vec<deliver::Outgoing> {
+        let event = Event {
+            kind: EventKind::Unverified,
+            project: None,
+            revision: Some(commit.to_string()),
+            jobs: vec![JobEntry {
+                id: commit.to_string(),
+                action: "verify".to_string(),
+                result: "refused".to_string(),
+                message: Some(reason.to_string()),
+            }],
+        };
+        let now = jiff::Timestamp::now();
+        deliver::outgoing(&self.targets, self.secret.as_ref(), &event, now)
     }
 
     /// The source's revision when it is a commit id, else `GITHUB_SHA`.

@@ -4,7 +4,9 @@
 //! The tip's commit id is the source revision.
 //!
 //! A failed fetch keeps the last good revision and says so: it is never
-//! taken for "all manifests gone".
+//! taken for "all manifests gone". With `--verify-signatures`, a tip whose
+//! signature is not accepted ([`super::verify`]) yields no snapshot at all,
+//! only [`GitError::Unverified`].
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -77,6 +79,10 @@ pub enum GitError {
         #[source]
         source: std::io::Error,
     },
+    /// The tip's signature is not accepted (`--verify-signatures`):
+    /// nothing of it may be applied.
+    #[error(transparent)]
+    Unverified(Box<super::verify::Refusal>),
 }
 
 impl From<git2::Error> for GitError {
@@ -245,6 +251,9 @@ pub struct GitSource {
     pub auth: GitAuth,
     /// `--git-timeout`: connecting, and each read or write of a transfer.
     pub timeout: Duration,
+    /// `--verify-signatures`: the keys a tip must be signed by; `None`:
+    /// signatures are not looked at.
+    pub signers: Option<Arc<super::verify::Signers>>,
 }
 
 /// The manifests of one commit.
@@ -307,6 +316,12 @@ impl GitSource {
             revision: tip.to_string(),
             error,
         })?;
+        // Before anything of the tip is read: a refused tip yields nothing.
+        if let Some(signers) = &self.signers {
+            signers
+                .check(&signed_commit(&repo, &commit)?)
+                .map_err(|refusal| GitError::Unverified(Box::new(refusal)))?;
+        }
         let subdir = normalize_git_path(&self.subdir)?;
         let files = read_tree(&repo, &commit, &subdir, &subdir).map_err(|e| match e {
             GitError::Git(error) => GitError::Read {
@@ -531,6 +546,35 @@ impl GitSource {
         });
         Ok(callbacks)
     }
+}
+
+/// What `commit` offers for verification: its signature (if any), the
+/// bytes it covers, and the committer.
+fn signed_commit(
+    repo: &Repository,
+    commit: &git2::Commit<'_>,
+) -> Result<super::verify::SignedCommit, GitError> {
+    let read_error = |error| GitError::Read {
+        path: "(the commit's signature)".into(),
+        revision: commit.id().to_string(),
+        error,
+    };
+    let (signature, payload) = match repo.extract_signature(&commit.id(), None) {
+        Ok((signature, payload)) => (Some(signature.to_vec()), payload.to_vec()),
+        // Unsigned: there is nothing to check the payload against.
+        Err(e) if e.code() == git2::ErrorCode::NotFound => (None, Vec::new()),
+        Err(e) => return Err(read_error(e)),
+    };
+    let committer = commit.committer();
+    Ok(super::verify::SignedCommit {
+        commit: commit.id().to_string(),
+        // Shown on /readyz and in logs: escaped like every name from the
+        // repository.
+        committer_email: super::display_bytes(committer.email_bytes()),
+        committer_time: committer.when().seconds(),
+        signature,
+        payload,
+    })
 }
 
 /// How an update of the cache failed.

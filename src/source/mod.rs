@@ -1,7 +1,8 @@
-//! Where manifests come from. Today: a directory or a file on disk
-//! ([`dir`]). Each source yields [`SourceFile`]s in a stable order; a file
-//! that cannot be read is still yielded, carrying its problem, so that one
-//! bad file is reported and never hides the rest.
+//! Where manifests come from: a directory or a file on disk ([`dir`]), or
+//! a Git remote ([`git`]) whose tips may have to carry a signature
+//! ([`verify`]). Each source yields [`SourceFile`]s in a stable order; a
+//! file that cannot be read is still yielded, carrying its problem, so
+//! that one bad file is reported and never hides the rest.
 
 pub mod dir;
 pub mod git;
@@ -10,6 +11,7 @@ pub mod git_cache;
 pub mod git_ssh;
 pub mod git_tree;
 pub mod known_hosts;
+pub mod verify;
 
 use std::fmt::Write as _;
 

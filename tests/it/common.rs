@@ -136,8 +136,19 @@ pub fn git_commit(
 /// the test under `CI=true` (`.ci/run` installs it; `install` says how)
 /// and skips it elsewhere with a line on stderr.
 pub fn have_tool(tool: &str, install: &str) -> bool {
-    let usable = match Command::new(tool).arg("--version").output() {
-        Ok(out) => out.status.success(),
+    have(tool, Some("--version"), install)
+}
+
+/// [`have_tool`] for a tool that has no `--version` and exits non-zero
+/// whatever it is asked without real work (ssh-keygen): usable when it
+/// can be started.
+pub fn have_command(tool: &str, install: &str) -> bool {
+    have(tool, None, install)
+}
+
+fn have(tool: &str, version_flag: Option<&str>, install: &str) -> bool {
+    let usable = match Command::new(tool).args(version_flag).output() {
+        Ok(out) => version_flag.is_none() || out.status.success(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => panic!("cannot run {tool}: {e}"),
     };

@@ -43,6 +43,7 @@ mod schema;
 mod schema_ajv;
 mod schema_cli;
 mod sidecar_ops;
+mod signatures;
 mod state_edges;
 mod status_page;
 mod store_postgres;
