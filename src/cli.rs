@@ -79,9 +79,11 @@ pub enum StateCommand {
     Unlock(StateUnlockArgs),
 }
 
+/// Where the last-applied state is (every command that reads or writes it).
 #[derive(Debug, Args)]
-pub struct StateAt {
-    /// The last-applied state: a file, or a PostgreSQL URL.
+pub struct StateArgs {
+    /// The last-applied state: a file, or a PostgreSQL URL
+    /// (postgres://user@host/db?sslmode=verify-full).
     #[arg(
         long,
         env = "NFCRON_STATE",
@@ -91,7 +93,8 @@ pub struct StateAt {
     )]
     pub state: PathBuf,
 
-    /// With a `postgres://` state: the namespace.
+    /// With a `postgres://` --state: which namespace of the database holds
+    /// this repository's (or environment's) state.
     #[arg(
         long,
         env = "NFCRON_STATE_NAMESPACE",
@@ -104,7 +107,7 @@ pub struct StateAt {
 #[derive(Debug, Args)]
 pub struct StateListArgs {
     #[command(flatten)]
-    pub at: StateAt,
+    pub at: StateArgs,
 
     /// text, or json.
     #[arg(long, value_enum, default_value_t = Output::Text)]
@@ -134,7 +137,7 @@ pub struct StateMigrateArgs {
 #[derive(Debug, Args)]
 pub struct StateUnlockArgs {
     #[command(flatten)]
-    pub at: StateAt,
+    pub at: StateArgs,
 
     /// Required: removing a lock is for when its holder is gone.
     #[arg(long)]
@@ -235,26 +238,8 @@ pub struct ApplyArgs {
     )]
     pub project: Option<String>,
 
-    /// The last-applied state: a file, or a PostgreSQL URL
-    /// (postgres://user@host/db?sslmode=verify-full).
-    #[arg(
-        long,
-        env = "NFCRON_STATE",
-        hide_env_values = true,
-        value_name = "PATH|URL",
-        default_value = ".nfcron/state.json"
-    )]
-    pub state: PathBuf,
-
-    /// With a `postgres://` --state: which namespace of the database holds
-    /// this repository's (or environment's) state.
-    #[arg(
-        long,
-        env = "NFCRON_STATE_NAMESPACE",
-        value_name = "NAME",
-        default_value = "default"
-    )]
-    pub state_namespace: String,
+    #[command(flatten)]
+    pub state: StateArgs,
 
     /// Jobs applied at once.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -403,26 +388,9 @@ pub struct ImportArgs {
     #[arg(long = "job", value_name = "ID")]
     pub jobs: Vec<String>,
 
-    /// The last-applied state to record the imported jobs in: a file, or
-    /// a PostgreSQL URL.
-    #[arg(
-        long,
-        env = "NFCRON_STATE",
-        hide_env_values = true,
-        value_name = "PATH|URL",
-        default_value = ".nfcron/state.json"
-    )]
-    pub state: PathBuf,
-
-    /// With a `postgres://` --state: which namespace of the database holds
-    /// this repository's (or environment's) state.
-    #[arg(
-        long,
-        env = "NFCRON_STATE_NAMESPACE",
-        value_name = "NAME",
-        default_value = "default"
-    )]
-    pub state_namespace: String,
+    /// Where the imported jobs are recorded.
+    #[command(flatten)]
+    pub state: StateArgs,
 
     /// Overwrite manifest files that exist.
     #[arg(long)]
