@@ -83,6 +83,18 @@ pub enum GitError {
     /// nothing of it may be applied.
     #[error(transparent)]
     Unverified(Box<super::verify::Refusal>),
+    #[error("--base needs a work tree, not a bare repository")]
+    BareRepository,
+    #[error("cannot tell the current directory")]
+    CurrentDir(#[source] std::io::Error),
+    #[error("the manifests path is outside the Git work tree")]
+    OutsideWorkTree,
+    #[error("--base {base}: {}", .source.message())]
+    BadBase {
+        base: String,
+        #[source]
+        source: git2::Error,
+    },
 }
 
 impl From<git2::Error> for GitError {
@@ -101,6 +113,9 @@ pub enum RemoteCause {
     /// libgit2's own words, once.
     #[error("{}", .0.message())]
     Git(git2::Error),
+    /// A fresh clone that is not whole (what is missing, in words).
+    #[error("{0}")]
+    Incomplete(String),
     /// `timeout` as the user wrote it (`60s`).
     #[error("{host} did not answer within {timeout} (--git-timeout)")]
     Timeout { host: String, timeout: String },
@@ -296,7 +311,7 @@ impl GitSource {
                     // A fresh clone that is not whole: the remote's fault.
                     Failure::Cache(why) => GitError::Remote {
                         doing: format!("cannot clone `{}`", redact(&self.url)),
-                        cause: RemoteCause::Git(git2::Error::from_str(&why)),
+                        cause: RemoteCause::Incomplete(why),
                     },
                 })?;
                 (cache.swap_in(fresh)?, branch, tip)

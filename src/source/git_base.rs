@@ -16,10 +16,8 @@ pub fn files(
     base: &str,
 ) -> Result<(Vec<SourceFile>, Vec<SourceFile>, String), GitError> {
     let repo = Repository::discover(".")?;
-    let workdir = repo
-        .workdir()
-        .ok_or_else(|| git2::Error::from_str("--base needs a work tree, not a bare repository"))?;
-    let here = std::env::current_dir().map_err(|e| git2::Error::from_str(&e.to_string()))?;
+    let workdir = repo.workdir().ok_or(GitError::BareRepository)?;
+    let here = std::env::current_dir().map_err(GitError::CurrentDir)?;
     let absolute = here.join(path);
     let absolute = absolute.canonicalize().unwrap_or(absolute);
     let workdir = workdir
@@ -27,7 +25,7 @@ pub fn files(
         .unwrap_or_else(|_| workdir.to_path_buf());
     let subdir = absolute
         .strip_prefix(&workdir)
-        .map_err(|_| git2::Error::from_str("the manifests path is outside the Git work tree"))?
+        .map_err(|_| GitError::OutsideWorkTree)?
         .to_string_lossy()
         .into_owned();
     let subdir = super::git::normalize_git_path(&subdir)?;
@@ -35,7 +33,10 @@ pub fn files(
     let head = repo.head()?.peel_to_commit()?;
     let base = repo
         .revparse_single(base)
-        .map_err(|e| git2::Error::from_str(&format!("--base {base}: {}", e.message())))?
+        .map_err(|source| GitError::BadBase {
+            base: base.to_string(),
+            source,
+        })?
         .peel_to_commit()?;
     Ok((
         read_or_none(&repo, &head, &subdir, &display)?,
