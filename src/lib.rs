@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod parallel;
 pub mod plan;
 pub mod reconcile;
+pub mod registry;
 pub mod remote;
 pub mod render;
 pub mod secret;

@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value as Json};
 use crate::api::ApiError;
 use crate::manifest::JobKey;
 use crate::plan;
+use crate::registry;
 use crate::remote::Api;
 use crate::secret::{self, Keyed};
 
@@ -35,6 +36,15 @@ pub const UNOBSERVABLE: &[&str] = &[
     "buildSettings.storage",
     "buildSettings.dockerfile.useCache",
     "buildSettings.dockerfile.buildkit",
+    // `buildEngineConfiguration.buildpack` has no build context.
+    "buildSettings.buildpack.buildContext",
+    // The job's GET has no `infrastructure`, `stageId` or secret mounts, and
+    // its `deployment.storage` only the ephemeral and /dev/shm sizes.
+    "infrastructure",
+    "stageId",
+    "dockerSecretMounts",
+    "deployment.storage.useHdbStorage",
+    "deployment.storage.usePdSsdStorage",
 ];
 
 /// Fields whose server default is documented: a live value other than the
@@ -124,8 +134,45 @@ pub async fn read(client: &impl Api, key: &JobKey, parts: Parts) -> Result<Optio
     }))
 }
 
+/// [`to_spec`], with the external image written as `want` writes it when
+/// it is the same image: the read has no registry host, so a manifest's
+/// `ghcr.io/acme/app:1` is compared with `acme/app:1` at `github`.
+pub fn to_spec_for(raw: &Raw, want: &Json) -> Json {
+    let mut spec = to_spec(raw);
+    let wanted = want
+        .pointer("/deployment/external/imagePath")
+        .and_then(Json::as_str);
+    if let (Some(wanted), Some((path, provider))) = (wanted, external_image(raw)) {
+        if registry::same_image(wanted, path, provider) {
+            insert_path(
+                &mut spec,
+                &["deployment", "external", "imagePath"],
+                json!(wanted),
+            );
+        }
+    }
+    spec
+}
+
+/// The live external image's path (without host) and registry provider.
+pub fn external_image(raw: &Raw) -> Option<(&str, &str)> {
+    let external = raw.deployment.as_ref()?.get("external")?;
+    Some((
+        external.get("imagePath")?.as_str()?,
+        external.get("registryProvider")?.as_str()?,
+    ))
+}
+
+fn insert_path(spec: &mut Json, path: &[&str], value: Json) {
+    if let Json::Object(map) = spec {
+        insert(map, path, value);
+    }
+}
+
 /// The GET shape(s) mapped back to the PUT body's shape. Fields the API did
-/// not return are absent.
+/// not return (or returned as `null`) are absent. An external image whose
+/// provider has one fixed host gets it back; any other keeps the path the
+/// read gives (no host).
 pub fn to_spec(raw: &Raw) -> Json {
     let job = &raw.job;
     let mut spec = Map::new();
@@ -195,11 +242,13 @@ pub fn to_spec(raw: &Raw) -> Json {
         for k in ["docker", "buildpack", "storage"] {
             put(&["deployment", k], d.get(k));
         }
-        put(
-            &["deployment", "external", "imagePath"],
-            d.pointer("/external/imagePath"),
-        );
-        if let Some(internal) = d.get("internal") {
+        let image = external_image(raw).map(|(path, provider)| {
+            json!(registry::restore(path, provider).unwrap_or(path.into()))
+        });
+        put(&["deployment", "external", "imagePath"], image.as_ref());
+        // A VCS job's deployment reads back as its own build (`internal`);
+        // the PUT takes one of `vcs` and `internal`, and `vcs` says it.
+        if let Some(internal) = d.get("internal").filter(|_| job.get("vcsData").is_none()) {
             put(
                 &["deployment", "internal", "id"],
                 internal.get("nfObjectId").or_else(|| internal.get("id")),
@@ -226,8 +275,12 @@ pub fn to_spec(raw: &Raw) -> Json {
             .into_iter()
             .map(|mut check| {
                 if let Some(o) = check.as_object_mut() {
-                    let port = o.remove("httpPort").or_else(|| o.remove("tcpSocketPort"));
-                    if let Some(port) = port.filter(|p| !p.is_null()) {
+                    // Both ports may be there, the unused one `null`; so
+                    // may `path` and `cmd`.
+                    let http = o.remove("httpPort").filter(|p| !p.is_null());
+                    let tcp = o.remove("tcpSocketPort").filter(|p| !p.is_null());
+                    o.retain(|_, v| !v.is_null());
+                    if let Some(port) = http.or(tcp) {
                         o.insert("port".into(), port);
                     }
                 }
@@ -272,7 +325,8 @@ pub fn drift(recorded: &Json, live: &Json, keyed: &Keyed, sensitive: &[String]) 
     let live_arrays = plan::arrays(&shown_live);
     let mut fields = Vec::new();
     for (path, want) in plan::leaves(recorded) {
-        if is_unobservable(&path) {
+        // `null` asks the server for its default: nothing to compare.
+        if is_unobservable(&path) || want.is_null() {
             continue;
         }
         let have = live_leaves

@@ -12,6 +12,7 @@ use crate::import;
 use crate::live::{self, Parts};
 use crate::manifest::{self, JobKey, LoadOptions};
 use crate::reconcile::{self, ReconcileError};
+use crate::registry;
 use crate::settings::{DiagnosticsFormat, ImportSettings};
 use crate::source::SourceFile;
 use crate::state;
@@ -112,32 +113,49 @@ async fn run_async(settings: &ImportSettings, out: &mut dyn Write) -> Result<Exi
             }
         };
         let header = format!("Imported from Northflank by `nfcron import` on {now}: {key}");
-        let manifest = import::manifest_for(
+        let spec = live::to_spec(&raw);
+        let external = live::external_image(&raw);
+        let source = import::Source {
             team,
             project,
             id,
-            &live::to_spec(&raw),
-            settings.all_fields,
-            &settings.sensitive,
-            &header,
-        );
+            live: &spec,
+            host_unknown: external.is_some_and(|(_, p)| registry::fixed_host(p).is_none()),
+        };
+        let manifest =
+            import::manifest_for(&source, settings.all_fields, &settings.sensitive, &header);
         write_file(&file, manifest.text.as_bytes()).map_err(|source| Error::Write {
             path: display.clone(),
             source,
         })?;
-        match verify(&display, &manifest, &keyed, &settings.sensitive, now) {
-            Ok(record) => {
-                changes.push(Change::Applied(key, record));
-            }
-            Err(problem) => {
-                eprintln!("warning: {display}: {problem}; it is written but not recorded in state");
+        if let (Some(name), Some((path, provider))) = (&manifest.registry_host, external) {
+            // Not recorded: the record would need the host. A reconcile
+            // with the variable set reads the job and adopts it.
+            eprintln!(
+                "warning: {project}/{id}: the API gives image `{path}` without its registry host (provider `{provider}`); set ${{{name}}} to it for {display}; not recorded in state, the first reconcile reads and adopts it"
+            );
+        } else {
+            match verify(&display, &manifest, &keyed, &settings.sensitive, now) {
+                Ok(record) => {
+                    changes.push(Change::Applied(key, record));
+                }
+                Err(problem) => {
+                    eprintln!(
+                        "warning: {display}: {problem}; it is written but not recorded in state"
+                    );
+                }
             }
         }
         imported.push(Done {
             project: project.to_string(),
             id: id.to_string(),
             file: display,
-            variables: manifest.variables.iter().map(|(n, _)| n.clone()).collect(),
+            variables: manifest
+                .variables
+                .iter()
+                .map(|(n, _)| n.clone())
+                .chain(manifest.registry_host.clone())
+                .collect(),
         });
     }
     for id in wanted.iter().filter(|id| !seen.contains(**id)) {
@@ -238,6 +256,7 @@ fn verify(
             default_project: None,
             require_env: true,
             lookup: &lookup,
+            allow_unknown_fields: false,
         },
     );
     // The record is what a reconcile with the same --sensitive would

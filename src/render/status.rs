@@ -157,7 +157,9 @@ fn job_row(row: &Row, now: Timestamp) -> Markup {
                 }
             }
             td {
-                @if let Some(schedule) = &row.schedule {
+                @if row.suspended {
+                    span.muted { "suspended" }
+                } @else if let Some(schedule) = &row.schedule {
                     ol.runs {
                         @for run in schedule.next_runs(now, NEXT_RUNS) {
                             li { (minute(run)) }
@@ -296,6 +298,7 @@ mod tests {
             detail: None,
             applied: None,
             schedule: None,
+            suspended: false,
         }
     }
 
