@@ -111,12 +111,7 @@ pub fn manifest_for(
                 continue;
             };
             for (key, value) in entries.iter_mut() {
-                let mut name = variable_name(id, key);
-                let n = taken.entry(name.clone()).or_insert(0);
-                *n += 1;
-                if *n > 1 {
-                    name = format!("{name}_{n}");
-                }
+                let name = unique(&mut taken, variable_name(id, key));
                 let placeholder = Json::String(format!("${{{name}}}"));
                 let live_value = &live_entries[key];
                 match (value, live_value) {
@@ -148,24 +143,16 @@ pub fn manifest_for(
         else {
             continue;
         };
-        let mut name = variable_name(id, path);
-        let n = taken.entry(name.clone()).or_insert(0);
-        *n += 1;
-        if *n > 1 {
-            name = format!("{name}_{n}");
-        }
+        let name = unique(&mut taken, variable_name(id, path));
         variables.push((name.clone(), live_value.clone()));
         if let Some(value) = at_mut(&mut written, &segments) {
             *value = Json::String(format!("${{{name}}}"));
         }
     }
-    let mut registry_host = None;
-    let image = at_mut(&mut written, &["deployment", "external", "imagePath"]);
-    if let (true, Some(Json::String(path))) = (source.host_unknown, image) {
-        let name = variable_name(id, "REGISTRY_HOST");
-        *path = format!("${{{name}}}/{path}");
-        registry_host = Some(name);
-    }
+    let registry_host = match source.host_unknown {
+        true => host_placeholder(&mut written, id),
+        false => None,
+    };
     let mut envelope = Map::new();
     envelope.insert("apiVersion".into(), json!(API_VERSION));
     envelope.insert("kind".into(), json!(KIND));
@@ -187,6 +174,27 @@ pub fn manifest_for(
         variables,
         registry_host,
     }
+}
+
+/// `name`, or `name_2`, `name_3`... when it is taken already.
+fn unique(taken: &mut BTreeMap<String, usize>, name: String) -> String {
+    let n = taken.entry(name.clone()).or_insert(0);
+    *n += 1;
+    match *n {
+        1 => name,
+        n => format!("{name}_{n}"),
+    }
+}
+
+/// Writes the external image of `written` as `${<ID>_REGISTRY_HOST}/<path>`
+/// and returns the variable's name.
+fn host_placeholder(written: &mut Json, id: &str) -> Option<String> {
+    let Some(Json::String(path)) = at_mut(written, &["deployment", "external", "imagePath"]) else {
+        return None;
+    };
+    let name = variable_name(id, "REGISTRY_HOST");
+    *path = format!("${{{name}}}/{path}");
+    Some(name)
 }
 
 /// The value at a dotted path of objects.

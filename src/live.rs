@@ -267,29 +267,34 @@ pub fn to_spec(raw: &Raw) -> Json {
         put(&["buildFiles"], b.get("buildFiles"));
     }
     if let Some(h) = &raw.health_checks {
-        let checks: Vec<Json> = h
-            .get("healthChecks")
-            .and_then(Json::as_array)
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|mut check| {
-                if let Some(o) = check.as_object_mut() {
-                    // Both ports may be there, the unused one `null`; so
-                    // may `path` and `cmd`.
-                    let http = o.remove("httpPort").filter(|p| !p.is_null());
-                    let tcp = o.remove("tcpSocketPort").filter(|p| !p.is_null());
-                    o.retain(|_, v| !v.is_null());
-                    if let Some(port) = http.or(tcp) {
-                        o.insert("port".into(), port);
-                    }
-                }
-                check
-            })
-            .collect();
-        put(&["healthChecks"], Some(&Json::Array(checks)));
+        put(&["healthChecks"], Some(&health_checks(h)));
     }
     Json::Object(spec)
+}
+
+/// `GET .../health-checks` in the PUT's shape: `port` from `httpPort` or
+/// `tcpSocketPort`. Both may be there, the unused one `null`; so may
+/// `path` and `cmd`.
+fn health_checks(read: &Json) -> Json {
+    let checks = read
+        .get("healthChecks")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut check| {
+            if let Some(o) = check.as_object_mut() {
+                let http = o.remove("httpPort").filter(|p| !p.is_null());
+                let tcp = o.remove("tcpSocketPort").filter(|p| !p.is_null());
+                o.retain(|_, v| !v.is_null());
+                if let Some(port) = http.or(tcp) {
+                    o.insert("port".into(), port);
+                }
+            }
+            check
+        })
+        .collect();
+    Json::Array(checks)
 }
 
 fn insert(map: &mut Map<String, Json>, path: &[&str], value: Json) {

@@ -357,4 +357,15 @@ mod tests {
             assert!(html.contains(&format!("<li>{day}</li>")), "{day} in {html}");
         }
     }
+
+    #[test]
+    fn a_suspended_job_shows_no_next_runs() {
+        let mut r = row("p/a", "a", "a.yaml", JobState::InSync);
+        r.schedule = Some(crate::manifest::cron::parse("30 2 * * *").expect("valid"));
+        r.suspended = true;
+        let now: Timestamp = "2026-11-28T23:00:00Z".parse().expect("time");
+        let html = page(&view(vec![r]), now);
+        assert!(!html.contains("2026-11-29 02:30"), "{html}");
+        assert!(html.contains(">suspended<"), "{html}");
+    }
 }
