@@ -14,6 +14,7 @@
 use serde_json::{json, Map, Value as Json};
 
 use crate::api::ApiError;
+use crate::manifest::schema;
 use crate::manifest::JobKey;
 use crate::plan;
 use crate::registry;
@@ -330,8 +331,10 @@ pub fn drift(recorded: &Json, live: &Json, keyed: &Keyed, sensitive: &[String]) 
     let live_arrays = plan::arrays(&shown_live);
     let mut fields = Vec::new();
     for (path, want) in plan::leaves(recorded) {
-        // `null` asks the server for its default: nothing to compare.
-        if is_unobservable(&path) || want.is_null() {
+        // `null` asks the server for its default: nothing to compare. A
+        // field the schema does not know (sent under
+        // `--allow-unknown-fields`) has no read nfcron knows of.
+        if is_unobservable(&path) || want.is_null() || !schema::knows(&path) {
             continue;
         }
         let have = live_leaves
@@ -591,6 +594,14 @@ mod tests {
         assert_eq!(changed.len(), 1);
         assert_eq!(changed[0].live, json!("(sensitive, changed)"));
         assert!(!format!("{changed:?}").contains("two"));
+    }
+
+    #[test]
+    fn unknown_and_null_fields_are_never_drift() {
+        let recorded =
+            json!({"name": "A", "spotInstances": {"enabled": true}, "activeDeadlineSeconds": null});
+        let live = json!({"name": "A", "activeDeadlineSeconds": 3600});
+        assert_eq!(drift(&recorded, &live, &keyed(), &[]), vec![]);
     }
 
     #[test]

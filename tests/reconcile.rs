@@ -989,4 +989,17 @@ fn unknown_fields_are_sent_verbatim_only_when_allowed() {
     );
     let sent = env.fake.job(None, "acme", "newer").expect("job");
     assert_eq!(sent["spotInstances"], serde_json::json!({"enabled": true}));
+    // No read returns it: never drift, never re-sent.
+    env.fake.clear_log();
+    let run = env.run(&[
+        "--output",
+        "json",
+        "--allow-unknown-fields",
+        "--refresh",
+        "--drift",
+        "correct",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(summary(&run)["drift"], 0, "{}", run.stdout);
+    assert_eq!(env.fake.count("PUT"), 0);
 }

@@ -142,6 +142,38 @@ pub const KIND: &str = "CronJob";
 /// The PUT body.
 pub static SPEC: LazyLock<Schema> = LazyLock::new(spec);
 
+/// Whether `path` (dotted, `[i]` for array items, as `plan::leaves` writes
+/// them) is a field the schema knows, rather than one sent as written
+/// under `--allow-unknown-fields`.
+pub fn knows(path: &str) -> bool {
+    let mut schemas: Vec<&Schema> = vec![&SPEC];
+    for segment in path.split('.') {
+        let name = segment.split('[').next().unwrap_or(segment);
+        schemas = schemas.into_iter().flat_map(|s| child(s, name)).collect();
+        if schemas.is_empty() {
+            return false;
+        }
+    }
+    true
+}
+
+/// The schemas a key `name` under `schema` may have (one per `oneOf`
+/// alternative that has it); array items and `null` see through.
+fn child<'s>(schema: &'s Schema, name: &str) -> Vec<&'s Schema> {
+    match &schema.kind {
+        Kind::Object(rule) => rule.field(name).map(|f| &f.schema).into_iter().collect(),
+        Kind::OneOf(alternatives) => alternatives
+            .iter()
+            .flat_map(|a| child(&a.schema, name))
+            .collect(),
+        Kind::Array(rule) => child(&rule.items, name),
+        Kind::Nullable(inner) => child(inner, name),
+        // Free keys: everything below is the user's.
+        Kind::Map(_) | Kind::StrOrObject => vec![schema],
+        _ => Vec::new(),
+    }
+}
+
 // ---- builders: they keep the tree below close to the page's layout ----
 
 fn s(description: &'static str) -> StrBuilder {
@@ -1061,6 +1093,27 @@ mod tests {
         assert_eq!(spec.fields.len(), 22);
         for name in SENSITIVE_FIELDS {
             assert!(spec.field(name).expect(name).sensitive, "{name}");
+        }
+    }
+
+    #[test]
+    fn knows_the_fields_of_the_schema_only() {
+        for known in [
+            "name",
+            "deployment.external.imagePath",
+            "healthChecks[0].port",
+            "runtimeEnvironment.ANY_KEY",
+            "deployment.metadata.annotations.a.b",
+            "buildSettings.buildpack.builder",
+        ] {
+            assert!(knows(known), "{known}");
+        }
+        for unknown in [
+            "spotInstances",
+            "billing.spotPool",
+            "healthChecks[0].grpcPort",
+        ] {
+            assert!(!knows(unknown), "{unknown}");
         }
     }
 
