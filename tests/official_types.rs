@@ -323,6 +323,12 @@ fn the_fake_answers_in_the_pinned_official_read_shapes() {
         }
     }
     assert_eq!(checked, 6 * 11);
+    ts_types::check(
+        &get(&fake, "/v1/projects/acme/jobs?per_page=100"),
+        ty("ListJobsResult"),
+        "/v1/projects/acme/jobs",
+        &mut problems,
+    );
     assert!(
         problems.is_empty(),
         "the fake answers outside the official types:\n{}",

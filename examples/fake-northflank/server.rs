@@ -7,7 +7,13 @@
 //! Used in-process by the tests (`#[path]`-included) and on its own by
 //! `cargo run --example fake-northflank`. Built from the reference page and
 //! API_NOTES.md, not from nfcron's own code: it shares no module with the
-//! client it tests.
+//! client it tests. Its answers are held to the official client's read
+//! types (`GetJob*Result`, `ListJobsResult`, pinned in
+//! tests/data/northflank-js-client/) by tests/official_types.rs: an
+//! external image's path without its registry host beside its
+//! `registryProvider`, values inherited from linked secret groups unless
+//! `show=this`, both health-check ports (the unused one `null`),
+//! capitalised enums and server defaults.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, VecDeque};

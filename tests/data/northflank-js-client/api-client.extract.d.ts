@@ -319,6 +319,31 @@ type PutJobCronData = {
     /** Whether this job should run when another instance of the job is already running. `allow` will enable multiple instances of this job to run. `forbid` will keep the current instance of the job running and stop a new instance from being run. `replace` will terminate any currently running instance of the job and start a new one. Example: "forbid" */
     'concurrencyPolicy'?: 'allow' | 'forbid' | 'replace';
 };
+type ListJobsResult = {
+    /** An array of job objects. */
+    'jobs': {
+        /** Identifier for the job Example: "example-job" */
+        'id': string;
+        /** ID of the project that the job belongs to Example: "default-project" */
+        'projectId': string;
+        /** Full identifier used for job deployment Example: "/example-user/default-project/example-job" */
+        'appId': string;
+        /** Job name Example: "Example Job" */
+        'name': string;
+        /** An array of previously defined tags to help identify and group the resource. */
+        'tags': string[];
+        /** A short description of the job Example: "This is the job description" */
+        'description'?: string;
+        /** Type of the job (manual or cron) Example: "cron" */
+        'jobType': 'manual' | 'cron';
+        /** Whether Continuous Integration is disabled */
+        'disabledCI': boolean;
+        /** Whether Continuous Deployment is disabled */
+        'disabledCD': boolean;
+        /** Cron specific. Whether or not the job's automatic scheduling is suspended */
+        'suspended'?: boolean;
+    }[];
+};
 type GetJobResult = {
     /** Identifier for the job Example: "example-job" */
     'id': string;

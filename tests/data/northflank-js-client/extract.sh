@@ -14,7 +14,7 @@ trap 'rm -rf "$work"' EXIT
 types="$work/package/dist/esm/api-client.d.ts"
 {
   echo "// Extract of @northflank/js-client@$version dist/esm/api-client.d.ts (made by extract.sh)."
-  for t in PutJobCronData GetJobResult GetJobDeploymentResult GetJobRuntimeenvironmentResult \
+  for t in PutJobCronData ListJobsResult GetJobResult GetJobDeploymentResult GetJobRuntimeenvironmentResult \
            GetJobHealthchecksResult GetJobBuildargumentsResult; do
     awk -v t="type $t = {" 'index($0, t) == 1 {on = 1} on {print} on && /^};/ {exit}' "$types"
   done
