@@ -882,7 +882,10 @@ fn the_newest_official_fields_validate_and_are_sent_as_written() {
     let run = env.run_env(&["--output", "json"], &secret);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(env.fake.count("PUT"), 6);
-    assert!(!run.stdout.contains("m0unt-S3cret") && !run.stderr.contains("m0unt-S3cret"));
+    let state = std::fs::read_to_string(env.ws.path().join(".nfcron/state.json")).expect("state");
+    for artefact in [&run.stdout, &run.stderr, &state] {
+        assert!(!artefact.contains("m0unt-S3cret"), "{artefact}");
+    }
     let sent = env
         .fake
         .job(None, "acme", "dockerfile-job")
