@@ -372,3 +372,67 @@ fn the_read_shape_check_finds_what_it_guards() {
     ts_types::check(&bad, &checks, "", &mut problems);
     assert_eq!(problems.len(), 3, "{problems:#?}");
 }
+
+/// What the manifests `import` writes for [`varied_jobs`] need set: each
+/// secret's live value, and the host of the registry the API does not name.
+const IMPORT_VARIABLES: &[(&str, &str)] = &[
+    ("ON_GHCR_OWN", "own"),
+    ("ON_GHCR_ETC_OWN_CONF", "b3du"),
+    ("GIT_DOCKERFILE_NPM_TOKEN", "t0k3n"),
+    ("GIT_BUILDPACK_NPM_TOKEN", "t0k3n"),
+    ("ON_PRIVATE_REGISTRY_HOST", "registry.acme.dev:5000"),
+];
+
+#[test]
+fn every_shape_the_reads_give_imports_validates_and_reconciles_with_no_write() {
+    let fake = Fake::spawn(0);
+    varied_jobs(&fake);
+    let ws = Workspace::new();
+    let api = [
+        ("NORTHFLANK_API_URL", fake.url.as_str()),
+        ("NORTHFLANK_API_TOKEN", TOKEN),
+    ];
+    let run = ws.nfcron_env(&["import", "--project", "acme", "--output", "json"], &api);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let imported = run.json()["imported"].as_array().map(Vec::len);
+    assert_eq!(imported, Some(6), "{}", run.stdout);
+    let env_example =
+        std::fs::read_to_string(ws.path().join("jobs.d/.env.example")).expect(".env.example");
+    let mut listed: Vec<&str> = env_example
+        .lines()
+        .filter_map(|l| l.strip_suffix('='))
+        .collect();
+    listed.sort();
+    let mut expected: Vec<&str> = IMPORT_VARIABLES.iter().map(|(n, _)| *n).collect();
+    expected.sort();
+    assert_eq!(listed, expected, "{env_example}");
+    for id in ["git-dockerfile", "git-buildpack"] {
+        let text =
+            std::fs::read_to_string(ws.path().join(format!("jobs.d/{id}.yaml"))).expect("manifest");
+        assert!(!text.contains("internal"), "vcs with internal: {text}");
+    }
+
+    let mut env: Vec<(&str, &str)> = IMPORT_VARIABLES.to_vec();
+    env.extend(api);
+    let valid = ws.nfcron_env(&["validate", "--require-env"], &env);
+    assert_eq!(valid.code, 0, "{}\n{}", valid.stdout, valid.stderr);
+    fake.clear_log();
+    let run = ws.nfcron_env(&["reconcile", "--output", "json"], &env);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(fake.count("PUT"), 0, "{}", run.stdout);
+    fake.clear_log();
+    let run = ws.nfcron_env(
+        &[
+            "reconcile",
+            "--output",
+            "json",
+            "--refresh",
+            "--drift",
+            "correct",
+        ],
+        &env,
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["summary"]["drift"], 0, "{}", run.stdout);
+    assert_eq!(fake.count("PUT"), 0, "{}", run.stdout);
+}
