@@ -8,8 +8,12 @@
 //! record set, and only those: server-filled defaults, read-only fields and
 //! spelling the API introduces are never drift.
 //!
-//! Some fields cannot be read back at all ([`UNOBSERVABLE`]); drift on them
-//! is unknowable and is never reported.
+//! Some fields cannot be read back at all ([`UNOBSERVABLE`]), nor can the
+//! registry host of an external image (the read gives the path without it
+//! and a `registryProvider`: [`to_spec_for`] compares them with
+//! [`registry::same_image`]); drift on what cannot be read is unknowable
+//! and is never reported. Environment and build arguments are read with
+//! `show=this` (the job's own values; see `api::Client::get_job_part`).
 
 use serde_json::{json, Map, Value as Json};
 
