@@ -164,6 +164,7 @@ fn main() {
             default_project: None,
             require_env: false,
             lookup: &lookup,
+            allow_unknown_fields: false,
         },
     );
     let state_path = big.path().join(".nfcron/state.json");

@@ -250,6 +250,12 @@ pub struct ApplyArgs {
     #[arg(long = "sensitive", value_name = "PATH")]
     pub sensitive: Vec<String>,
 
+    /// Send fields the schema does not know (the API may be newer than this
+    /// nfcron) as written, with a warning; misspellings of known fields
+    /// stay errors.
+    #[arg(long, env = "NFCRON_ALLOW_UNKNOWN_FIELDS")]
+    pub allow_unknown_fields: bool,
+
     /// Delete jobs that nfcron applied before and no manifest names now.
     #[arg(long)]
     pub prune: bool,
@@ -560,6 +566,11 @@ pub struct ValidateArgs {
     /// Treat `${VAR}` references to unset variables as errors, not warnings.
     #[arg(long)]
     pub require_env: bool,
+
+    /// Accept fields the schema does not know (the API may be newer than
+    /// this nfcron) with a warning; misspellings of known fields stay errors.
+    #[arg(long, env = "NFCRON_ALLOW_UNKNOWN_FIELDS")]
+    pub allow_unknown_fields: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

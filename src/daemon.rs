@@ -537,6 +537,7 @@ impl Daemon<'_> {
             refresh_from: self.drift_cursor,
             retry_rejected: false,
             carried: self.carried.clone(),
+            allow_unknown_fields: settings.allow_unknown_fields,
         };
         let files: Arc<[SourceFile]> = files.into();
         let reconciled = match &self.replica {

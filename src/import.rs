@@ -37,6 +37,9 @@ pub struct Imported {
     pub spec: Json,
     /// Placeholder names, in order, with the live value each stands for.
     pub variables: Vec<(String, Json)>,
+    /// The placeholder standing for the external image's registry host,
+    /// when the API does not say it (its value is not known here).
+    pub registry_host: Option<String>,
 }
 
 /// `NIGHTLY_REPORT_DATABASE_URL` for job `nightly-report`, key `DATABASE_URL`.
@@ -61,18 +64,34 @@ pub fn variable_name(job_id: &str, key: &str) -> String {
     }
 }
 
-/// Builds the manifest for a live job whose spec (PUT shape) is `live`.
-/// `sensitive` are the extra `--sensitive` paths (dotted, relative to
-/// `spec`): a string value there becomes a placeholder too.
+/// What the manifest is written from.
+pub struct Source<'a> {
+    pub team: Option<&'a str>,
+    pub project: &'a str,
+    pub id: &'a str,
+    /// The job's spec in PUT shape.
+    pub live: &'a Json,
+    /// Set when the external image's registry provider has no fixed host:
+    /// the image is then written as `${<ID>_REGISTRY_HOST}/<path>`.
+    pub host_unknown: bool,
+}
+
+/// Builds the manifest for a live job. `sensitive` are the extra
+/// `--sensitive` paths (dotted, relative to `spec`): a string value there
+/// becomes a placeholder too.
 pub fn manifest_for(
-    team: Option<&str>,
-    project: &str,
-    id: &str,
-    live: &Json,
+    source: &Source<'_>,
     all_fields: bool,
     sensitive: &[String],
     header: &str,
 ) -> Imported {
+    let Source {
+        team,
+        project,
+        id,
+        live,
+        ..
+    } = *source;
     let mut spec = live.clone();
     if let (false, Json::Object(fields)) = (all_fields, &mut spec) {
         for (name, default) in server_defaults() {
@@ -92,12 +111,7 @@ pub fn manifest_for(
                 continue;
             };
             for (key, value) in entries.iter_mut() {
-                let mut name = variable_name(id, key);
-                let n = taken.entry(name.clone()).or_insert(0);
-                *n += 1;
-                if *n > 1 {
-                    name = format!("{name}_{n}");
-                }
+                let name = unique(&mut taken, variable_name(id, key));
                 let placeholder = Json::String(format!("${{{name}}}"));
                 let live_value = &live_entries[key];
                 match (value, live_value) {
@@ -129,17 +143,16 @@ pub fn manifest_for(
         else {
             continue;
         };
-        let mut name = variable_name(id, path);
-        let n = taken.entry(name.clone()).or_insert(0);
-        *n += 1;
-        if *n > 1 {
-            name = format!("{name}_{n}");
-        }
+        let name = unique(&mut taken, variable_name(id, path));
         variables.push((name.clone(), live_value.clone()));
         if let Some(value) = at_mut(&mut written, &segments) {
             *value = Json::String(format!("${{{name}}}"));
         }
     }
+    let registry_host = match source.host_unknown {
+        true => host_placeholder(&mut written, id),
+        false => None,
+    };
     let mut envelope = Map::new();
     envelope.insert("apiVersion".into(), json!(API_VERSION));
     envelope.insert("kind".into(), json!(KIND));
@@ -159,7 +172,29 @@ pub fn manifest_for(
         text,
         spec,
         variables,
+        registry_host,
     }
+}
+
+/// `name`, or `name_2`, `name_3`... when it is taken already.
+fn unique(taken: &mut BTreeMap<String, usize>, name: String) -> String {
+    let n = taken.entry(name.clone()).or_insert(0);
+    *n += 1;
+    match *n {
+        1 => name,
+        n => format!("{name}_{n}"),
+    }
+}
+
+/// Writes the external image of `written` as `${<ID>_REGISTRY_HOST}/<path>`
+/// and returns the variable's name.
+fn host_placeholder(written: &mut Json, id: &str) -> Option<String> {
+    let Some(Json::String(path)) = at_mut(written, &["deployment", "external", "imagePath"]) else {
+        return None;
+    };
+    let name = variable_name(id, "REGISTRY_HOST");
+    *path = format!("${{{name}}}/{path}");
+    Some(name)
 }
 
 /// The value at a dotted path of objects.
@@ -190,6 +225,45 @@ fn escape_dollars(value: &Json) -> Json {
 mod tests {
     use super::*;
 
+    fn source(live: &Json) -> Source<'_> {
+        Source {
+            team: None,
+            project: "acme",
+            id: "job-a",
+            live,
+            host_unknown: false,
+        }
+    }
+
+    #[test]
+    fn an_image_host_the_api_does_not_say_becomes_a_placeholder() {
+        let live =
+            json!({"name": "Job A", "deployment": {"external": {"imagePath": "ops/app:$1"}}});
+        let out = manifest_for(
+            &Source {
+                host_unknown: true,
+                ..source(&live)
+            },
+            false,
+            &[],
+            "",
+        );
+        assert!(
+            out.text
+                .contains("imagePath: ${JOB_A_REGISTRY_HOST}/ops/app:$$1"),
+            "{}",
+            out.text
+        );
+        assert_eq!(out.registry_host.as_deref(), Some("JOB_A_REGISTRY_HOST"));
+        let plain = manifest_for(&source(&live), false, &[], "");
+        assert!(
+            plain.text.contains("imagePath: ops/app:$$1"),
+            "{}",
+            plain.text
+        );
+        assert_eq!(plain.registry_host, None);
+    }
+
     #[test]
     fn variable_names() {
         assert_eq!(
@@ -206,7 +280,7 @@ mod tests {
             "deployment": {"docker": {"configType": "customCommand", "customCommand": "echo $HOME"}},
             "runtimeEnvironment": {"DB": "postgres://secret"},
             "runtimeFiles": {"/etc/a": {"data": "c2VjcmV0", "encoding": "base64"}}});
-        let out = manifest_for(None, "acme", "job-a", &live, false, &[], "imported");
+        let out = manifest_for(&source(&live), false, &[], "imported");
         assert!(
             !out.text.contains("postgres://secret") && !out.text.contains("c2VjcmV0"),
             "{}",
@@ -228,7 +302,7 @@ mod tests {
         let names: Vec<&str> = out.variables.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["JOB_A_DB", "JOB_A_ETC_A"]);
         assert_eq!(out.spec.get("suspended"), None);
-        let all = manifest_for(None, "acme", "job-a", &live, true, &[], "");
+        let all = manifest_for(&source(&live), true, &[], "");
         assert!(all.text.contains("suspended: false"), "{}", all.text);
     }
 
@@ -245,7 +319,7 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        let out = manifest_for(None, "acme", "job-a", &live, false, &sensitive, "");
+        let out = manifest_for(&source(&live), false, &sensitive, "");
         assert!(!out.text.contains("t0k3n"), "{}", out.text);
         assert!(
             out.text

@@ -18,6 +18,7 @@ pub mod notifications;
 pub mod parallel;
 pub mod plan;
 pub mod reconcile;
+pub mod registry;
 pub mod remote;
 pub mod render;
 pub mod secret;

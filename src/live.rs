@@ -8,14 +8,20 @@
 //! record set, and only those: server-filled defaults, read-only fields and
 //! spelling the API introduces are never drift.
 //!
-//! Some fields cannot be read back at all ([`UNOBSERVABLE`]); drift on them
-//! is unknowable and is never reported.
+//! Some fields cannot be read back at all ([`UNOBSERVABLE`]), nor can the
+//! registry host of an external image (the read gives the path without it
+//! and a `registryProvider`: [`to_spec_for`] compares them with
+//! [`registry::same_image`]); drift on what cannot be read is unknowable
+//! and is never reported. Environment and build arguments are read with
+//! `show=this` (the job's own values; see `api::Client::get_job_part`).
 
 use serde_json::{json, Map, Value as Json};
 
 use crate::api::ApiError;
+use crate::manifest::schema;
 use crate::manifest::JobKey;
 use crate::plan;
+use crate::registry;
 use crate::remote::Api;
 use crate::secret::{self, Keyed};
 
@@ -35,6 +41,15 @@ pub const UNOBSERVABLE: &[&str] = &[
     "buildSettings.storage",
     "buildSettings.dockerfile.useCache",
     "buildSettings.dockerfile.buildkit",
+    // `buildEngineConfiguration.buildpack` has no build context.
+    "buildSettings.buildpack.buildContext",
+    // The job's GET has no `infrastructure`, `stageId` or secret mounts, and
+    // its `deployment.storage` only the ephemeral and /dev/shm sizes.
+    "infrastructure",
+    "stageId",
+    "dockerSecretMounts",
+    "deployment.storage.useHdbStorage",
+    "deployment.storage.usePdSsdStorage",
 ];
 
 /// Fields whose server default is documented: a live value other than the
@@ -124,8 +139,45 @@ pub async fn read(client: &impl Api, key: &JobKey, parts: Parts) -> Result<Optio
     }))
 }
 
+/// [`to_spec`], with the external image written as `want` writes it when
+/// it is the same image: the read has no registry host, so a manifest's
+/// `ghcr.io/acme/app:1` is compared with `acme/app:1` at `github`.
+pub fn to_spec_for(raw: &Raw, want: &Json) -> Json {
+    let mut spec = to_spec(raw);
+    let wanted = want
+        .pointer("/deployment/external/imagePath")
+        .and_then(Json::as_str);
+    if let (Some(wanted), Some((path, provider))) = (wanted, external_image(raw)) {
+        if registry::same_image(wanted, path, provider) {
+            insert_path(
+                &mut spec,
+                &["deployment", "external", "imagePath"],
+                json!(wanted),
+            );
+        }
+    }
+    spec
+}
+
+/// The live external image's path (without host) and registry provider.
+pub fn external_image(raw: &Raw) -> Option<(&str, &str)> {
+    let external = raw.deployment.as_ref()?.get("external")?;
+    Some((
+        external.get("imagePath")?.as_str()?,
+        external.get("registryProvider")?.as_str()?,
+    ))
+}
+
+fn insert_path(spec: &mut Json, path: &[&str], value: Json) {
+    if let Json::Object(map) = spec {
+        insert(map, path, value);
+    }
+}
+
 /// The GET shape(s) mapped back to the PUT body's shape. Fields the API did
-/// not return are absent.
+/// not return (or returned as `null`) are absent. An external image whose
+/// provider has one fixed host gets it back; any other keeps the path the
+/// read gives (no host).
 pub fn to_spec(raw: &Raw) -> Json {
     let job = &raw.job;
     let mut spec = Map::new();
@@ -195,11 +247,13 @@ pub fn to_spec(raw: &Raw) -> Json {
         for k in ["docker", "buildpack", "storage"] {
             put(&["deployment", k], d.get(k));
         }
-        put(
-            &["deployment", "external", "imagePath"],
-            d.pointer("/external/imagePath"),
-        );
-        if let Some(internal) = d.get("internal") {
+        let image = external_image(raw).map(|(path, provider)| {
+            json!(registry::restore(path, provider).unwrap_or(path.into()))
+        });
+        put(&["deployment", "external", "imagePath"], image.as_ref());
+        // A VCS job's deployment reads back as its own build (`internal`);
+        // the PUT takes one of `vcs` and `internal`, and `vcs` says it.
+        if let Some(internal) = d.get("internal").filter(|_| job.get("vcsData").is_none()) {
             put(
                 &["deployment", "internal", "id"],
                 internal.get("nfObjectId").or_else(|| internal.get("id")),
@@ -218,25 +272,34 @@ pub fn to_spec(raw: &Raw) -> Json {
         put(&["buildFiles"], b.get("buildFiles"));
     }
     if let Some(h) = &raw.health_checks {
-        let checks: Vec<Json> = h
-            .get("healthChecks")
-            .and_then(Json::as_array)
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|mut check| {
-                if let Some(o) = check.as_object_mut() {
-                    let port = o.remove("httpPort").or_else(|| o.remove("tcpSocketPort"));
-                    if let Some(port) = port.filter(|p| !p.is_null()) {
-                        o.insert("port".into(), port);
-                    }
-                }
-                check
-            })
-            .collect();
-        put(&["healthChecks"], Some(&Json::Array(checks)));
+        put(&["healthChecks"], Some(&health_checks(h)));
     }
     Json::Object(spec)
+}
+
+/// `GET .../health-checks` in the PUT's shape: `port` from `httpPort` or
+/// `tcpSocketPort`. Both may be there, the unused one `null`; so may
+/// `path` and `cmd`.
+fn health_checks(read: &Json) -> Json {
+    let checks = read
+        .get("healthChecks")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut check| {
+            if let Some(o) = check.as_object_mut() {
+                let http = o.remove("httpPort").filter(|p| !p.is_null());
+                let tcp = o.remove("tcpSocketPort").filter(|p| !p.is_null());
+                o.retain(|_, v| !v.is_null());
+                if let Some(port) = http.or(tcp) {
+                    o.insert("port".into(), port);
+                }
+            }
+            check
+        })
+        .collect();
+    Json::Array(checks)
 }
 
 fn insert(map: &mut Map<String, Json>, path: &[&str], value: Json) {
@@ -272,7 +335,10 @@ pub fn drift(recorded: &Json, live: &Json, keyed: &Keyed, sensitive: &[String]) 
     let live_arrays = plan::arrays(&shown_live);
     let mut fields = Vec::new();
     for (path, want) in plan::leaves(recorded) {
-        if is_unobservable(&path) {
+        // `null` asks the server for its default: nothing to compare. A
+        // field the schema does not know (sent under
+        // `--allow-unknown-fields`) has no read nfcron knows of.
+        if is_unobservable(&path) || want.is_null() || !schema::knows(&path) {
             continue;
         }
         let have = live_leaves
@@ -532,6 +598,14 @@ mod tests {
         assert_eq!(changed.len(), 1);
         assert_eq!(changed[0].live, json!("(sensitive, changed)"));
         assert!(!format!("{changed:?}").contains("two"));
+    }
+
+    #[test]
+    fn unknown_and_null_fields_are_never_drift() {
+        let recorded =
+            json!({"name": "A", "spotInstances": {"enabled": true}, "activeDeadlineSeconds": null});
+        let live = json!({"name": "A", "activeDeadlineSeconds": 3600});
+        assert_eq!(drift(&recorded, &live, &keyed(), &[]), vec![]);
     }
 
     #[test]

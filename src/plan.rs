@@ -186,6 +186,8 @@ pub struct Write {
     /// A create that most likely renames a job of the same file.
     pub renamed_from: Option<String>,
     pub next_runs: Vec<String>,
+    /// The job is written with `suspended: true`: it has no next runs.
+    pub suspended: bool,
     /// The drift this write corrects (`--drift correct`).
     pub drift: Option<Drift>,
 }
@@ -197,6 +199,7 @@ impl Write {
             changes,
             renamed_from: None,
             next_runs: Vec::new(),
+            suspended: false,
             drift: None,
         }
     }
@@ -268,10 +271,17 @@ impl Step {
         self.write().map_or(&[], |w| &w.next_runs)
     }
 
-    /// Fills in the next runs of a write (nothing for other steps).
-    pub fn set_next_runs(&mut self, runs: Vec<String>) {
+    /// Whether the job this step writes is suspended (so never runs).
+    pub fn suspended(&self) -> bool {
+        self.write().is_some_and(|w| w.suspended)
+    }
+
+    /// Fills in the next runs of a write (nothing for other steps); a
+    /// suspended job has none.
+    pub fn set_next_runs(&mut self, runs: Vec<String>, suspended: bool) {
         if let Some(w) = self.write_mut() {
-            w.next_runs = runs;
+            w.next_runs = if suspended { Vec::new() } else { runs };
+            w.suspended = suspended;
         }
     }
 }

@@ -56,6 +56,9 @@ pub struct Options {
     /// true of the manifests and the state before it plans, so they are
     /// not sent again.
     pub carried: Vec<Unrecorded>,
+    /// `--allow-unknown-fields`: fields the schema does not know are sent
+    /// as written (with a warning), unless they look like a misspelling.
+    pub allow_unknown_fields: bool,
 }
 
 /// A write the API took that the store could not record, with the digest
@@ -154,6 +157,7 @@ fn load(
             default_project: options.default_project.as_deref(),
             require_env: false,
             lookup: &lookup,
+            allow_unknown_fields: options.allow_unknown_fields,
         },
     );
     let mut recorded = store.load()?;
@@ -445,6 +449,7 @@ pub async fn plan_base(
             default_project: options.default_project.as_deref(),
             require_env: false,
             lookup: &lookup,
+            allow_unknown_fields: options.allow_unknown_fields,
         },
     );
     let keyed = Keyed::generate().unwrap_or_else(|_| Keyed::new([0; crate::secret::KEY_LEN]));
@@ -634,7 +639,8 @@ async fn adopt(
                     continue;
                 }
             };
-            let fields = live::drift(&d.shown.value(), &live::to_spec(&raw), keyed, sensitive);
+            let shown = d.shown.value();
+            let fields = live::drift(&shown, &live::to_spec_for(&raw, &shown), keyed, sensitive);
             let changes: Vec<Change> = fields
                 .into_iter()
                 .map(|f| Change {
@@ -690,7 +696,7 @@ async fn refresh(
             }
             Ok(None) => Drift::Missing,
             Ok(Some(raw)) => {
-                let fields = live::drift(&spec, &live::to_spec(&raw), keyed, sensitive);
+                let fields = live::drift(&spec, &live::to_spec_for(&raw, &spec), keyed, sensitive);
                 if fields.is_empty() {
                     continue;
                 }
@@ -716,16 +722,17 @@ async fn refresh(
     (drifts, read)
 }
 
-/// The next three run times of every job the plan writes. Only those: on
-/// a plan of thousands of unchanged jobs this is work nobody reads.
+/// The next three run times of every job the plan writes (none for a
+/// suspended one). Only those: on a plan of thousands of unchanged jobs
+/// this is work nobody reads.
 fn fill_next_runs(plan: &mut Plan, desired: &[Desired], now: jiff::Timestamp) {
     for step in &mut plan.steps {
         let Some(i) = step.write().map(|w| w.desired) else {
             continue;
         };
-        let runs = desired[i]
-            .spec
-            .value()
+        let spec = desired[i].spec.value();
+        let suspended = spec.get("suspended") == Some(&Json::Bool(true));
+        let runs = spec
             .get("schedule")
             .and_then(Json::as_str)
             .and_then(|s| cron::parse(s).ok())
@@ -736,7 +743,7 @@ fn fill_next_runs(plan: &mut Plan, desired: &[Desired], now: jiff::Timestamp) {
                     .collect()
             })
             .unwrap_or_default();
-        step.set_next_runs(runs);
+        step.set_next_runs(runs, suspended);
     }
 }
 
@@ -966,6 +973,7 @@ mod tests {
             fetched: false,
             retry_rejected: false,
             carried: Vec::new(),
+            allow_unknown_fields: false,
         }
     }
 

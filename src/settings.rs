@@ -41,6 +41,8 @@ pub struct ValidateSettings {
     pub output: ValidateFormat,
     pub project: Option<String>,
     pub require_env: bool,
+    /// `--allow-unknown-fields` / `NFCRON_ALLOW_UNKNOWN_FIELDS`.
+    pub allow_unknown_fields: bool,
     pub colour: Colour,
 }
 
@@ -63,6 +65,8 @@ pub struct WatchSettings {
     pub state_namespace: String,
     pub concurrency: usize,
     pub sensitive: Vec<String>,
+    /// `--allow-unknown-fields` / `NFCRON_ALLOW_UNKNOWN_FIELDS`.
+    pub allow_unknown_fields: bool,
     pub plan: crate::plan::Options,
     pub debounce: Duration,
     /// Git poll interval (plus up to 10% jitter).
@@ -108,6 +112,8 @@ pub struct ReconcileSettings {
     pub drift: crate::plan::DriftMode,
     pub max_reads: u64,
     pub retry_rejected: bool,
+    /// `--allow-unknown-fields` / `NFCRON_ALLOW_UNKNOWN_FIELDS`.
+    pub allow_unknown_fields: bool,
     pub api: ApiSettings,
     pub colour: Colour,
 }
@@ -247,6 +253,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
             },
             project: args.project.filter(|p| !p.is_empty()),
             require_env: args.require_env,
+            allow_unknown_fields: args.allow_unknown_fields,
             colour,
         }),
         Command::Import(args) => Settings::Import(ImportSettings {
@@ -275,6 +282,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
             state_namespace: args.apply.state.state_namespace,
             concurrency: usize::from(args.apply.concurrency),
             sensitive: args.apply.sensitive,
+            allow_unknown_fields: args.apply.allow_unknown_fields,
             plan: crate::plan::Options {
                 prune: args.apply.prune,
                 allow_empty: args.apply.allow_empty,
@@ -327,6 +335,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
             drift: drift_mode(args.drift),
             max_reads: args.max_reads,
             retry_rejected: args.retry_rejected,
+            allow_unknown_fields: args.apply.allow_unknown_fields,
             colour,
         }),
         Command::Schema => Settings::Schema,

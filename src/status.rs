@@ -117,6 +117,8 @@ pub struct Row {
     pub applied: Option<Applied>,
     /// Parsed once per run; the next runs are computed when drawn.
     pub schedule: Option<cron::Schedule>,
+    /// The manifest suspends the job: no next runs to show.
+    pub suspended: bool,
 }
 
 /// What the last run did.
@@ -305,12 +307,12 @@ impl Board {
         // In a run that read live jobs for drift, an unchanged job with no
         // drift reported was read clean (one not read is `Drift::Unknown`).
         let swept = run.refreshed > 0;
-        let schedules: BTreeMap<&JobKey, &str> = run
+        let schedules: BTreeMap<&JobKey, (&str, bool)> = run
             .catalog
             .jobs
             .iter()
             .filter(|j| j.valid)
-            .filter_map(|j| Some((j.key.as_ref()?, j.schedule.as_deref()?)))
+            .filter_map(|j| Some((j.key.as_ref()?, (j.schedule.as_deref()?, j.suspended))))
             .collect();
         let mut rows = Vec::with_capacity(run.plan.steps.len());
         let mut seen = BTreeSet::new();
@@ -389,17 +391,17 @@ impl Board {
                 }
                 seen.insert(key.clone());
             }
-            let schedule = step
+            let current = step
                 .key
                 .as_ref()
                 .and_then(|k| schedules.get(k).copied())
-                .filter(|_| matches!(state, JobState::InSync | JobState::Drifted))
-                .and_then(|s| cron::parse(s).ok())
-                .or_else(|| {
-                    // An orphan runs what was applied last.
-                    let spec = record.filter(|_| state == JobState::Orphaned)?.spec.value();
-                    cron::parse(spec.get("schedule")?.as_str()?).ok()
-                });
+                .filter(|_| matches!(state, JobState::InSync | JobState::Drifted));
+            let suspended = current.is_some_and(|(_, suspended)| suspended);
+            let schedule = current.and_then(|(s, _)| cron::parse(s).ok()).or_else(|| {
+                // An orphan runs what was applied last.
+                let spec = record.filter(|_| state == JobState::Orphaned)?.spec.value();
+                cron::parse(spec.get("schedule")?.as_str()?).ok()
+            });
             rows.push(Row {
                 job: step.key.as_ref().map(ToString::to_string),
                 name: step.name.clone().or_else(|| record.map(|r| r.name.clone())),
@@ -412,6 +414,7 @@ impl Board {
                     fingerprint: r.digest.chars().take(FINGERPRINT_CHARS).collect(),
                 }),
                 schedule,
+                suspended,
             });
         }
         // Jobs gone from the plan take what was found about them along.
@@ -576,6 +579,7 @@ mod tests {
             changes: Vec::new(),
             renamed_from: None,
             next_runs: Vec::new(),
+            suspended: false,
             drift: None,
         });
         board.ran(

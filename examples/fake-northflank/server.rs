@@ -7,7 +7,13 @@
 //! Used in-process by the tests (`#[path]`-included) and on its own by
 //! `cargo run --example fake-northflank`. Built from the reference page and
 //! API_NOTES.md, not from nfcron's own code: it shares no module with the
-//! client it tests.
+//! client it tests. Its answers are held to the official client's read
+//! types (`GetJob*Result`, `ListJobsResult`, pinned in
+//! tests/data/northflank-js-client/) by tests/it/official_types.rs: an
+//! external image's path without its registry host beside its
+//! `registryProvider`, values inherited from linked secret groups unless
+//! `show=this`, both health-check ports (the unused one `null`),
+//! capitalised enums and server defaults.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, VecDeque};
@@ -30,6 +36,8 @@ use tokio::net::TcpListener;
 pub struct Logged {
     pub method: String,
     pub path: String,
+    /// The query string (without `?`), empty when there is none.
+    pub query: String,
     /// 0 when the connection was dropped without a response.
     pub status: u16,
     /// When the fake answered (or dropped) it.
@@ -69,6 +77,10 @@ pub struct FaultRule {
 #[derive(Debug, Clone)]
 struct Stored {
     project: String,
+    /// Values from linked secret groups: `runtimeEnvironment`,
+    /// `runtimeFiles`, `buildArguments`, `buildFiles`. Read back merged
+    /// with the job's own unless `show=this` (or alone, `show=inherited`).
+    inherited: Map<String, Value>,
     /// `cron`, or `manual` for jobs made with [`Fake::add_manual_job`].
     job_type: &'static str,
     /// The PUT body as received, with `id` added.
@@ -92,6 +104,9 @@ struct World {
     window_start: Option<Instant>,
     latency: Duration,
     clock: u64,
+    /// Body fields accepted beyond `PUT_FIELDS`: an API newer than the
+    /// request type the fake follows.
+    newer_fields: Vec<String>,
 }
 
 /// A running fake. Stops when dropped.
@@ -122,6 +137,7 @@ impl Fake {
             window_start: None,
             latency: Duration::ZERO,
             clock: 0,
+            newer_fields: Vec::new(),
         }));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -263,6 +279,25 @@ impl Fake {
         })
     }
 
+    /// Makes the fake accept PUT body fields its request type lacks, as an
+    /// API newer than it would.
+    pub fn accept_newer_fields(&self, names: &[&str]) {
+        self.with(|w| w.newer_fields = names.iter().map(|n| n.to_string()).collect())
+    }
+
+    /// Links a secret group to a job: its `runtimeEnvironment` etc. are
+    /// inherited by the job (`group` holds those sections).
+    pub fn link_secret_group(&self, project: &str, id: &str, group: Value) {
+        self.with(|w| {
+            if let (Some(s), Value::Object(group)) = (
+                w.jobs.get_mut(&(None, project.to_string(), id.to_string())),
+                group,
+            ) {
+                s.inherited = group;
+            }
+        })
+    }
+
     /// A manual job (not a cron job) in `project`, as the UI would make.
     pub fn add_manual_job(&self, project: &str, name: &str) {
         let id = name.to_lowercase().replace(' ', "-");
@@ -276,6 +311,7 @@ impl Fake {
                 (None, project.to_string(), id),
                 Stored {
                     project: project.to_string(),
+                    inherited: Map::new(),
                     job_type: "manual",
                     body,
                     created_at: "2026-11-28T00:00:00.000Z".into(),
@@ -384,6 +420,7 @@ async fn handle(
         w.log.push(Logged {
             method: method.to_string(),
             path: path.clone(),
+            query: query.clone(),
             status,
             at: Instant::now(),
             job: job.clone(),
@@ -523,7 +560,7 @@ fn route(
                 .jobs
                 .get(&(team.clone(), project.to_string(), id.to_string()))
             {
-                Some(s) => sub_resource(s, sub),
+                Some(s) => sub_resource(s, sub, query),
                 None => (404, error_body(404, "Job not found")),
             }
         }
@@ -544,6 +581,8 @@ fn route(
 const PUT_FIELDS: &[&str] = &[
     "name",
     "description",
+    "stageId",
+    "infrastructure",
     "tags",
     "billing",
     "backoffLimit",
@@ -557,6 +596,7 @@ const PUT_FIELDS: &[&str] = &[
     "runtimeFiles",
     "buildArguments",
     "buildFiles",
+    "dockerSecretMounts",
     "healthChecks",
     "schedule",
     "suspended",
@@ -566,9 +606,12 @@ const PUT_FIELDS: &[&str] = &[
 /// The checks the reference page makes that matter to tests: required
 /// fields, their types, the name pattern, the concurrency enum and unknown
 /// fields. Problems come back as a 400 whose details name the fields.
-fn check_put(body: &Map<String, Value>) -> Map<String, Value> {
+fn check_put(body: &Map<String, Value>, newer: &[String]) -> Map<String, Value> {
     let mut problems = Map::new();
-    for field in body.keys().filter(|k| !PUT_FIELDS.contains(&k.as_str())) {
+    for field in body
+        .keys()
+        .filter(|k| !PUT_FIELDS.contains(&k.as_str()) && !newer.contains(k))
+    {
         problems.insert(field.clone(), json!("is not allowed"));
     }
     match body.get("name").and_then(Value::as_str) {
@@ -621,7 +664,7 @@ fn put_cron(w: &mut World, team: Option<String>, project: &str, body: &[u8]) -> 
     let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(body) else {
         return (400, error_body(400, "Request body must be a JSON object"));
     };
-    let problems = check_put(&body);
+    let problems = check_put(&body, &w.newer_fields);
     if !problems.is_empty() {
         let mut e = error_body(400, "Validation failed");
         e["error"]["details"] = Value::Object(problems);
@@ -642,8 +685,14 @@ fn put_cron(w: &mut World, team: Option<String>, project: &str, body: &[u8]) -> 
         .get(&key)
         .map(|s| s.created_at.clone())
         .unwrap_or_else(|| now.clone());
+    let inherited = w
+        .jobs
+        .get(&key)
+        .map(|s| s.inherited.clone())
+        .unwrap_or_default();
     let stored = Stored {
         project: project.to_string(),
+        inherited,
         job_type: "cron",
         body,
         created_at,
@@ -689,7 +738,7 @@ fn get_shape(s: &Stored) -> Value {
         "billing": {"deploymentPlan": b["billing"]["deploymentPlan"]},
         "settings": {
             "backoffLimit": b["backoffLimit"],
-            "activeDeadlineSeconds": get("activeDeadlineSeconds").unwrap_or(json!(3600)),
+            "activeDeadlineSeconds": get("activeDeadlineSeconds").filter(|v| !v.is_null()).unwrap_or(json!(3600)),
             "cron": {
                 "schedule": b["schedule"],
                 "concurrencyPolicy": capitalise(b["concurrencyPolicy"].as_str().unwrap_or("allow")),
@@ -701,23 +750,26 @@ fn get_shape(s: &Stored) -> Value {
         out["description"] = d;
     }
     if let Some(dep) = b.get("deployment") {
-        let mut deployment = Map::new();
-        for k in ["docker", "buildpack", "storage"] {
-            if let Some(v) = dep.get(k) {
-                deployment.insert(k.into(), v.clone());
-            }
-        }
-        out["deployment"] = Value::Object(deployment);
+        out["deployment"] = Value::Object(runtime_parts(dep));
         if let Some(vcs) = dep.get("vcs") {
-            let mut data = vcs.clone();
-            if let Some(df) = b.get("buildSettings").and_then(|s| s.get("dockerfile")) {
-                data["dockerFilePath"] = df
-                    .get("dockerFilePath")
-                    .cloned()
-                    .unwrap_or(json!("/Dockerfile"));
-                data["dockerWorkDir"] = df.get("dockerWorkDir").cloned().unwrap_or(json!("/"));
+            let mut data = Map::new();
+            for k in [
+                "projectUrl",
+                "projectType",
+                "selfHostedVcsId",
+                "projectBranch",
+            ] {
+                if let Some(v) = vcs.get(k) {
+                    data.insert(k.into(), v.clone());
+                }
             }
-            out["vcsData"] = data;
+            let df = b.get("buildSettings").and_then(|s| s.get("dockerfile"));
+            let df = |k: &str, default: &str| {
+                df.and_then(|d| d.get(k)).cloned().unwrap_or(json!(default))
+            };
+            data.insert("dockerFilePath".into(), df("dockerFilePath", "/Dockerfile"));
+            data.insert("dockerWorkDir".into(), df("dockerWorkDir", "/"));
+            out["vcsData"] = Value::Object(data);
         }
     }
     if let Some(bc) = get("buildConfiguration") {
@@ -728,50 +780,138 @@ fn get_shape(s: &Stored) -> Value {
             let engine = s["dockerfile"]
                 .get("buildEngine")
                 .cloned()
-                .unwrap_or(json!("kaniko"));
+                .unwrap_or(json!("buildkit"));
             out["buildEngineConfiguration"] = json!({"buildEngine": engine});
         }
         Some(s) if s.get("buildpack").is_some() => {
+            // The read has no build context (GetJobResult).
+            let mut buildpack = s["buildpack"].clone();
+            if let Some(b) = buildpack.as_object_mut() {
+                b.remove("buildContext");
+            }
             out["buildEngineConfiguration"] =
-                json!({"buildEngine": "buildpack", "buildpack": s["buildpack"]});
+                json!({"buildEngine": "buildpack", "buildpack": buildpack});
         }
         _ => {}
     }
     out
 }
 
-fn sub_resource(s: &Stored, sub: &str) -> (u16, Value) {
+/// Where an external image lives, as the API tells from its host, and its
+/// path without that host (GetJobDeploymentResult).
+fn registry_of(image: &str) -> (&'static str, String) {
+    let (first, rest) = image.split_once('/').unwrap_or(("", image));
+    let is_host = first.contains('.') || first.contains(':') || first == "localhost";
+    if !is_host {
+        return ("dockerhub", image.to_string());
+    }
+    let provider = match first {
+        "ghcr.io" => "github",
+        "registry.gitlab.com" => "gitlab",
+        "docker.io" | "index.docker.io" => "dockerhub",
+        h if h.contains(".dkr.ecr.") => "ecr",
+        h if h.ends_with(".azurecr.io") => "acr",
+        h if h.ends_with("-docker.pkg.dev") => "gar",
+        _ => "custom",
+    };
+    (provider, rest.to_string())
+}
+
+/// The job's own section, the inherited one, or both, as `show` asks.
+fn shown(s: &Stored, section: &str, query: &str) -> Value {
+    let show = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("show="))
+        .unwrap_or("all");
+    let own = s.body.get(section).cloned().unwrap_or(json!({}));
+    let inherited = s.inherited.get(section).cloned().unwrap_or(json!({}));
+    match show {
+        "this" => own,
+        "inherited" => inherited,
+        _ => {
+            let mut all = inherited;
+            if let (Value::Object(all), Value::Object(own)) = (&mut all, own) {
+                all.extend(own);
+            }
+            all
+        }
+    }
+}
+
+/// The runtime overrides and storage of a PUT's `deployment` as reads give
+/// them: storage only as the ephemeral and /dev/shm sizes.
+fn runtime_parts(dep: &Value) -> Map<String, Value> {
+    let mut out = Map::new();
+    for k in ["docker", "buildpack"] {
+        if let Some(v) = dep.get(k) {
+            out.insert(k.into(), v.clone());
+        }
+    }
+    if let Some(storage) = dep.get("storage") {
+        let mut kept = Map::new();
+        for k in ["ephemeralStorage", "shmSize"] {
+            if let Some(v) = storage.get(k) {
+                kept.insert(k.into(), v.clone());
+            }
+        }
+        out.insert("storage".into(), Value::Object(kept));
+    }
+    out
+}
+
+fn sub_resource(s: &Stored, sub: &str, query: &str) -> (u16, Value) {
     let b = &s.body;
-    let or_empty = |k: &str| b.get(k).cloned().unwrap_or(json!({}));
     match sub {
         "deployment" => {
             let dep = b.get("deployment").cloned().unwrap_or(json!({}));
-            let mut out = Map::new();
-            for k in ["docker", "buildpack", "storage"] {
-                if let Some(v) = dep.get(k) {
-                    out.insert(k.into(), v.clone());
-                }
-            }
+            let mut out = runtime_parts(&dep);
             if let Some(ext) = dep.get("external") {
+                let (provider, path) = registry_of(ext["imagePath"].as_str().unwrap_or_default());
                 out.insert(
                     "external".into(),
-                    json!({"imagePath": ext["imagePath"], "registryProvider": "dockerhub", "privateImage": ext.get("credentials").is_some()}),
+                    json!({"imagePath": path, "registryProvider": provider, "privateImage": ext.get("credentials").is_some()}),
+                );
+            }
+            // A job built from version control deploys its own build.
+            if let Some(vcs) = dep.get("vcs") {
+                let id = b["id"].as_str().unwrap_or_default();
+                out.insert(
+                    "internal".into(),
+                    json!({
+                        "appId": format!("/fake-team/{}/{id}", s.project),
+                        "nfObjectId": id,
+                        "nfObjectType": "job",
+                        "repository": vcs["projectUrl"],
+                        "branch": vcs["projectBranch"],
+                        "buildId": "fake-build-1",
+                        "buildSHA": "latest",
+                    }),
                 );
             }
             if let Some(int) = dep.get("internal") {
-                let mut i = int.clone();
-                i["nfObjectType"] = json!("service");
-                out.insert("internal".into(), i);
+                let object = int.get("id").and_then(Value::as_str).unwrap_or("builder");
+                out.insert(
+                    "internal".into(),
+                    json!({
+                        "appId": format!("/fake-team/{}/{object}", s.project),
+                        "nfObjectId": object,
+                        "nfObjectType": "service",
+                        "repository": "https://github.com/acme/app",
+                        "branch": int.get("branch").cloned().unwrap_or(json!("main")),
+                        "buildId": int.get("buildId").cloned().unwrap_or(json!("fake-build-1")),
+                        "buildSHA": int.get("buildSHA").cloned().unwrap_or(json!("latest")),
+                    }),
+                );
             }
             (200, json!({"data": out}))
         }
         "runtime-environment" => (
             200,
-            json!({"data": {"runtimeEnvironment": or_empty("runtimeEnvironment"), "runtimeFiles": or_empty("runtimeFiles")}}),
+            json!({"data": {"runtimeEnvironment": shown(s, "runtimeEnvironment", query), "runtimeFiles": shown(s, "runtimeFiles", query)}}),
         ),
         "build-arguments" => (
             200,
-            json!({"data": {"buildArguments": or_empty("buildArguments"), "buildFiles": or_empty("buildFiles")}}),
+            json!({"data": {"buildArguments": shown(s, "buildArguments", query), "buildFiles": shown(s, "buildFiles", query)}}),
         ),
         "health-checks" => {
             let checks: Vec<Value> = b
@@ -781,13 +921,19 @@ fn sub_resource(s: &Stored, sub: &str) -> (u16, Value) {
                 .unwrap_or_default()
                 .into_iter()
                 .map(|mut c| {
-                    if let Some(port) = c.as_object_mut().and_then(|o| o.remove("port")) {
-                        let key = if c["protocol"] == "TCP" {
-                            "tcpSocketPort"
-                        } else {
-                            "httpPort"
-                        };
-                        c[key] = port;
+                    // Both ports, the unused one `null`; `path` and `cmd`
+                    // `null` when not set (GetJobHealthchecksResult).
+                    let port = c
+                        .as_object_mut()
+                        .and_then(|o| o.remove("port"))
+                        .unwrap_or(Value::Null);
+                    let tcp = c["protocol"] == "TCP";
+                    c["httpPort"] = if tcp { Value::Null } else { port.clone() };
+                    c["tcpSocketPort"] = if tcp { port } else { Value::Null };
+                    for k in ["path", "cmd"] {
+                        if c.get(k).is_none() {
+                            c[k] = Value::Null;
+                        }
                     }
                     c
                 })

@@ -329,9 +329,17 @@ impl Client {
     }
 
     /// `GET .../jobs/{id}/{what}` (`deployment`, `runtime-environment`, ...).
+    /// Environment and build arguments are read with `show=this`: without
+    /// it the API merges in values inherited from linked secret groups and
+    /// addons, which the job does not own and nfcron must never compare,
+    /// import or write.
     pub async fn get_job_part(&self, key: &JobKey, what: &str) -> Result<Option<Json>, ApiError> {
         let call = self.call("GET", key, &["jobs", &key.id, what], Some(key));
-        not_found_is_none(self.send(Method::GET, call, &[], None).await)
+        let query = match what {
+            "runtime-environment" | "build-arguments" => vec![("show", "this".to_string())],
+            _ => Vec::new(),
+        };
+        not_found_is_none(self.send(Method::GET, call, &query, None).await)
     }
 
     /// `DELETE .../jobs/{id}`. A job that is already gone counts as deleted.

@@ -12,6 +12,7 @@ use crate::import;
 use crate::live::{self, Parts};
 use crate::manifest::{self, JobKey, LoadOptions};
 use crate::reconcile::{self, ReconcileError};
+use crate::registry;
 use crate::settings::{DiagnosticsFormat, ImportSettings};
 use crate::source::SourceFile;
 use crate::state;
@@ -77,11 +78,8 @@ async fn run_async(settings: &ImportSettings, out: &mut dyn Write) -> Result<Exi
             id: id.to_string(),
             reason: reason.to_string(),
         };
-        if job
-            .get("jobType")
-            .and_then(Json::as_str)
-            .is_some_and(|t| t != "cron")
-        {
+        let job_type = job.get("jobType").and_then(Json::as_str);
+        if job_type.is_some_and(|t| t != "cron") {
             eprintln!("skipped {project}/{id}: a manual job, not a cron job");
             skipped.push(skip("manual job"));
             continue;
@@ -111,34 +109,9 @@ async fn run_async(settings: &ImportSettings, out: &mut dyn Write) -> Result<Exi
                 continue;
             }
         };
-        let header = format!("Imported from Northflank by `nfcron import` on {now}: {key}");
-        let manifest = import::manifest_for(
-            team,
-            project,
-            id,
-            &live::to_spec(&raw),
-            settings.all_fields,
-            &settings.sensitive,
-            &header,
-        );
-        write_file(&file, manifest.text.as_bytes()).map_err(|source| Error::Write {
-            path: display.clone(),
-            source,
-        })?;
-        match verify(&display, &manifest, &keyed, &settings.sensitive, now) {
-            Ok(record) => {
-                changes.push(Change::Applied(key, record));
-            }
-            Err(problem) => {
-                eprintln!("warning: {display}: {problem}; it is written but not recorded in state");
-            }
-        }
-        imported.push(Done {
-            project: project.to_string(),
-            id: id.to_string(),
-            file: display,
-            variables: manifest.variables.iter().map(|(n, _)| n.clone()).collect(),
-        });
+        let (done, change) = write_one(settings, &keyed, now, key, &raw, &file, display)?;
+        changes.extend(change);
+        imported.push(done);
     }
     for id in wanted.iter().filter(|id| !seen.contains(**id)) {
         eprintln!("skipped {project}/{id}: no such job");
@@ -154,24 +127,25 @@ async fn run_async(settings: &ImportSettings, out: &mut dyn Write) -> Result<Exi
         reconcile::off_runtime(move || store.commit(&changes))
             .await
             .map_err(ReconcileError::from)?;
-        let names: Vec<&str> = imported
-            .iter()
-            .flat_map(|d| d.variables.iter().map(String::as_str))
-            .collect();
-        if !names.is_empty() {
-            write_env_example(&settings.out.join(".env.example"), &names).map_err(|source| {
-                Error::Write {
-                    path: settings
-                        .out
-                        .join(".env.example")
-                        .to_string_lossy()
-                        .into_owned(),
-                    source,
-                }
-            })?;
-        }
+        env_example(&settings.out, &imported)?;
     }
-    let report = match settings.output {
+    let report = render(settings.output, &imported, &skipped, client.requests_sent());
+    out.write_all(report.as_bytes()).map_err(Error::Output)?;
+    Ok(if failed {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
+}
+
+/// The import report: JSON, or a line per job and a summary.
+fn render(
+    output: DiagnosticsFormat,
+    imported: &[Done],
+    skipped: &[Skipped],
+    requests: u64,
+) -> String {
+    match output {
         DiagnosticsFormat::Json => {
             let mut text = serde_json::to_string_pretty(&json!({
                 "format_version": 1,
@@ -184,7 +158,7 @@ async fn run_async(settings: &ImportSettings, out: &mut dyn Write) -> Result<Exi
         }
         DiagnosticsFormat::Text => {
             let mut text = String::new();
-            for d in &imported {
+            for d in imported {
                 text.push_str(&format!("imported {}/{} -> {}", d.project, d.id, d.file));
                 if !d.variables.is_empty() {
                     text.push_str(&format!(" (set {})", d.variables.join(", ")));
@@ -195,17 +169,68 @@ async fn run_async(settings: &ImportSettings, out: &mut dyn Write) -> Result<Exi
                 "Import: {} imported, {} skipped, {} API requests.\n",
                 imported.len(),
                 skipped.len(),
-                client.requests_sent()
+                requests
             ));
             text
         }
+    }
+}
+
+/// Writes the manifest of one job read live. Returns what to report and,
+/// when the manifest gives the live spec back, the state record a
+/// reconcile would then find unchanged.
+fn write_one(
+    settings: &ImportSettings,
+    keyed: &crate::secret::Keyed,
+    now: jiff::Timestamp,
+    key: JobKey,
+    raw: &live::Raw,
+    file: &Path,
+    display: String,
+) -> Result<(Done, Option<Change>), Error> {
+    let (project, id) = (key.project.as_str(), key.id.as_str());
+    let header = format!("Imported from Northflank by `nfcron import` on {now}: {key}");
+    let spec = live::to_spec(raw);
+    let external = live::external_image(raw);
+    let source = import::Source {
+        team: key.team.as_deref(),
+        project,
+        id,
+        live: &spec,
+        host_unknown: external.is_some_and(|(_, p)| registry::fixed_host(p).is_none()),
     };
-    out.write_all(report.as_bytes()).map_err(Error::Output)?;
-    Ok(if failed {
-        ExitStatus::Failure
+    let manifest = import::manifest_for(&source, settings.all_fields, &settings.sensitive, &header);
+    write_file(file, manifest.text.as_bytes()).map_err(|source| Error::Write {
+        path: display.clone(),
+        source,
+    })?;
+    let mut change = None;
+    if let (Some(name), Some((path, provider))) = (&manifest.registry_host, external) {
+        // Not recorded: the record would need the host. A reconcile with
+        // the variable set reads the job and adopts it.
+        eprintln!(
+            "warning: {project}/{id}: the API gives image `{path}` without its registry host (provider `{provider}`); set ${{{name}}} to it for {display}; not recorded in state, the first reconcile reads and adopts it"
+        );
     } else {
-        ExitStatus::Success
-    })
+        match verify(&display, &manifest, keyed, &settings.sensitive, now) {
+            Ok(record) => change = Some(Change::Applied(key.clone(), record)),
+            Err(problem) => {
+                eprintln!("warning: {display}: {problem}; it is written but not recorded in state")
+            }
+        }
+    }
+    let done = Done {
+        project: project.to_string(),
+        id: id.to_string(),
+        file: display,
+        variables: manifest
+            .variables
+            .iter()
+            .map(|(n, _)| n.clone())
+            .chain(manifest.registry_host.clone())
+            .collect(),
+    };
+    Ok((done, change))
 }
 
 /// Loads the written manifest back, with its variables set to the live
@@ -238,6 +263,7 @@ fn verify(
             default_project: None,
             require_env: true,
             lookup: &lookup,
+            allow_unknown_fields: false,
         },
     );
     // The record is what a reconcile with the same --sensitive would
@@ -263,6 +289,22 @@ fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(path, bytes)
+}
+
+/// Lists the variables the imported manifests use in `<out>/.env.example`.
+fn env_example(out: &Path, imported: &[Done]) -> Result<(), Error> {
+    let names: Vec<&str> = imported
+        .iter()
+        .flat_map(|d| d.variables.iter().map(String::as_str))
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let path = out.join(".env.example");
+    write_env_example(&path, &names).map_err(|source| Error::Write {
+        path: path.to_string_lossy().into_owned(),
+        source,
+    })
 }
 
 /// Adds `names` to `.env.example` (one `NAME=` a line), keeping what is there.

@@ -125,6 +125,7 @@ fn options_for(settings: &ReconcileSettings, revision: Option<String>) -> Option
         fetched: matches!(settings.source, SourceSettings::Git(_)),
         retry_rejected: settings.retry_rejected,
         carried: Vec::new(),
+        allow_unknown_fields: settings.allow_unknown_fields,
     }
 }
 

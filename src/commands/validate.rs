@@ -17,6 +17,7 @@ pub fn run(settings: &ValidateSettings, out: &mut dyn Write) -> Result<ExitStatu
             default_project: settings.project.as_deref(),
             require_env: settings.require_env,
             lookup: &lookup,
+            allow_unknown_fields: settings.allow_unknown_fields,
         },
     );
     tracing::debug!(

@@ -120,6 +120,8 @@ pub struct JobManifest {
     pub spec: Body,
     /// `spec.schedule`, when it is a string.
     pub schedule: Option<String>,
+    /// `spec.suspended` is `true`: the schedule does not run.
+    pub suspended: bool,
     /// Variables the spec references that are unset with no default: the
     /// job cannot be applied until they are set.
     pub missing_env: Vec<String>,
@@ -169,6 +171,9 @@ pub struct LoadOptions<'a> {
     /// Unset variables are errors rather than warnings.
     pub require_env: bool,
     pub lookup: Lookup<'a>,
+    /// `--allow-unknown-fields`: a field the schema does not know, and that
+    /// is no misspelling of one it knows, is a warning and sent as written.
+    pub allow_unknown_fields: bool,
 }
 
 /// Reads, checks and identifies every job in `files`.
@@ -252,6 +257,7 @@ impl JobManifest {
             name: None,
             spec: Body::of(&Json::Null),
             schedule: None,
+            suspended: false,
             missing_env: Vec::new(),
             valid: false,
             problem: None,
@@ -264,7 +270,8 @@ fn load_document(
     root: &Node,
     options: &LoadOptions<'_>,
 ) -> (JobManifest, Vec<Diagnostic>) {
-    let mut checker = Checker::new(options.lookup, options.require_env);
+    let mut checker = Checker::new(options.lookup, options.require_env)
+        .allowing_unknown_fields(options.allow_unknown_fields);
     let mut job = JobManifest::broken(file, root.span.start.line);
     envelope(root, options, &mut checker, &mut job);
     let mut diagnostics = checker.diagnostics;
@@ -398,6 +405,7 @@ fn envelope(
     let text = |field| body.get(field).and_then(Json::as_str).map(str::to_string);
     job.name = text("name");
     job.schedule = text("schedule");
+    job.suspended = body.get("suspended") == Some(&Json::Bool(true));
     job.spec = Body::of(&body);
     if let (Some(name), Some(project)) = (&job.name, project) {
         job.key = Some(JobKey {

@@ -38,6 +38,8 @@ pub enum Kind {
     OneOf(Vec<Alternative>),
     /// A string or an object (annotations).
     StrOrObject,
+    /// `null` (the API's own "unset"), or the inner schema.
+    Nullable(Box<Schema>),
 }
 
 #[derive(Default)]
@@ -124,7 +126,13 @@ pub const SENSITIVE_FIELDS: &[&str] = &[
     "runtimeFiles",
     "buildArguments",
     "buildFiles",
+    "dockerSecretMounts",
 ];
+
+/// The official client whose request type this schema follows
+/// (tests/data/northflank-js-client/VERSION; `tests/it/official_types.rs`
+/// holds the two to each other).
+pub const OFFICIAL_CLIENT: &str = "@northflank/js-client 0.9.5";
 
 /// The manifest envelope's own keys.
 pub const ENVELOPE_FIELDS: &[&str] = &["apiVersion", "kind", "project", "team", "spec"];
@@ -133,6 +141,38 @@ pub const KIND: &str = "CronJob";
 
 /// The PUT body.
 pub static SPEC: LazyLock<Schema> = LazyLock::new(spec);
+
+/// Whether `path` (dotted, `[i]` for array items, as `plan::leaves` writes
+/// them) is a field the schema knows, rather than one sent as written
+/// under `--allow-unknown-fields`.
+pub fn knows(path: &str) -> bool {
+    let mut schemas: Vec<&Schema> = vec![&SPEC];
+    for segment in path.split('.') {
+        let name = segment.split('[').next().unwrap_or(segment);
+        schemas = schemas.into_iter().flat_map(|s| child(s, name)).collect();
+        if schemas.is_empty() {
+            return false;
+        }
+    }
+    true
+}
+
+/// The schemas a key `name` under `schema` may have (one per `oneOf`
+/// alternative that has it); array items and `null` see through.
+fn child<'s>(schema: &'s Schema, name: &str) -> Vec<&'s Schema> {
+    match &schema.kind {
+        Kind::Object(rule) => rule.field(name).map(|f| &f.schema).into_iter().collect(),
+        Kind::OneOf(alternatives) => alternatives
+            .iter()
+            .flat_map(|a| child(&a.schema, name))
+            .collect(),
+        Kind::Array(rule) => child(&rule.items, name),
+        Kind::Nullable(inner) => child(inner, name),
+        // Free keys: everything below is the user's.
+        Kind::Map(_) | Kind::StrOrObject => vec![schema],
+        _ => Vec::new(),
+    }
+}
 
 // ---- builders: they keep the tree below close to the page's layout ----
 
@@ -188,6 +228,13 @@ fn int(
     Schema {
         kind: Kind::Int(IntRule { min, max, one_of }),
         description,
+    }
+}
+
+fn nullable(inner: Schema) -> Schema {
+    Schema {
+        description: inner.description,
+        kind: Kind::Nullable(Box::new(inner)),
     }
 }
 
@@ -301,6 +348,9 @@ const ABSOLUTE_DIR: &str = r"^\/([a-zA-Z0-9-._]+\/)*[a-zA-Z0-9-._]*$";
 /// slashes and dots". Underscores are allowed too: the page's own examples
 /// elsewhere and every real environment (`DATABASE_URL`) use them.
 const ENV_KEY: &str = r"^[A-Za-z0-9_./-]+$";
+/// A Docker secret mount id, as the docs' example (`example-secret-mount_1`)
+/// and BuildKit's ids spell them.
+const SECRET_MOUNT_ID: &str = r"^[A-Za-z0-9_.-]+$";
 const ENV_KEY_WORDS: &str = "letters, numbers, `_`, `-`, `/` and `.`";
 
 const DEPLOY_STORAGE: &[i64] = &[
@@ -322,7 +372,11 @@ fn gpu() -> Schema {
                 "configuration",
                 object(
                     "",
-                    vec![req("gpuType", s("").done()), opt("timesliced", boolean(""))],
+                    vec![
+                        req("gpuType", s("").done()),
+                        opt("gpuCount", int("", Some(1), None, &[])),
+                        opt("timesliced", boolean("")),
+                    ],
                 ),
             ),
         ],
@@ -422,6 +476,8 @@ fn deployment_common() -> Vec<Field> {
             object(
                 "",
                 vec![
+                    opt("useHdbStorage", boolean("")),
+                    opt("usePdSsdStorage", boolean("")),
                     opt(
                         "ephemeralStorage",
                         object(
@@ -666,6 +722,7 @@ fn build_configuration() -> Schema {
                 "fullGitClone",
                 boolean("Include the entire git history as part of the .git folder. Only relevant if \"includeGitFolder\" is set."),
             ),
+            opt("enableGitLfs", boolean("Enable Git LFS support for the build")),
             build_storage(),
         ],
     )
@@ -683,7 +740,7 @@ fn build_settings() -> Schema {
                     vec![
                         opt(
                             "buildEngine",
-                            s("Build engine to use. Defaults to recommended build engine `kaniko`")
+                            s("Build engine to use. Defaults to recommended build engine `buildkit`")
                                 .one_of(&["kaniko", "buildkit"])
                                 .done(),
                         ),
@@ -692,13 +749,29 @@ fn build_settings() -> Schema {
                             "dockerWorkDir",
                             s("The working directory of the Dockerfile.").pattern(ABSOLUTE_DIR).done(),
                         ),
-                        opt("useCache", boolean("Should intermediate image layers be cached?")),
+                        opt(
+                            "useCache",
+                            boolean("DEPRECATED: This field will be removed in the near future and currently has no effect."),
+                        ),
                         opt(
                             "buildkit",
                             object(
                                 "",
                                 vec![
-                                    opt("useInternalCache", boolean("")),
+                                    opt("useCache", boolean("Use persistent storage to cache build layers.")),
+                                    opt(
+                                        "cacheStorageSize",
+                                        int(
+                                            "The amount of persistent storage available to each build in MB.",
+                                            Some(1),
+                                            None,
+                                            &[],
+                                        ),
+                                    ),
+                                    opt(
+                                        "useInternalCache",
+                                        boolean("DEPRECATED: This field will be removed in the near future."),
+                                    ),
                                     opt(
                                         "internalCacheStorage",
                                         Schema {
@@ -725,15 +798,20 @@ fn build_settings() -> Schema {
                     vec![
                         opt(
                             "builder",
-                            s("Buildpack stack to use. Defaults to recommended stack `HEROKU_22`.")
+                            s("Buildpack stack to use. Defaults to recommended stack `HEROKU_24`.")
                                 .one_of(&[
+                                    "HEROKU_24",
                                     "HEROKU_22",
                                     "HEROKU_22_CLASSIC",
                                     "HEROKU_20",
                                     "HEROKU_18",
+                                    "GOOGLE_22",
                                     "GOOGLE_V1",
                                     "CNB_ALPINE",
                                     "CNB_BIONIC",
+                                    "PAKETO_JAMMY_TINY",
+                                    "PAKETO_JAMMY_BASE",
+                                    "PAKETO_JAMMY_FULL",
                                     "PAKETO_TINY",
                                     "PAKETO_BASE",
                                     "PAKETO_FULL",
@@ -767,19 +845,33 @@ fn files(description: &'static str) -> Schema {
     map(
         description,
         Some((r"^/", "an absolute path (starting with `/`)")),
-        object(
-            "",
-            vec![
-                req(
-                    "data",
-                    s("The file's content, encoded as `encoding` says.").done(),
-                ),
-                opt(
-                    "encoding",
-                    s("How `data` is encoded (`utf-8`, `base64`).").done(),
-                ),
-            ],
-        ),
+        file_content(),
+    )
+}
+
+fn file_content() -> Schema {
+    object(
+        "",
+        vec![
+            req(
+                "data",
+                s("The file's content, encoded as `encoding` says.").done(),
+            ),
+            opt(
+                "encoding",
+                s("How `data` is encoded (`utf-8`, `base64`).").done(),
+            ),
+        ],
+    )
+}
+
+/// Docker secret mounts: files keyed by a mount identifier (the ID a
+/// Dockerfile's `RUN --mount=type=secret,id=...` names), not by a path.
+fn secret_mounts() -> Schema {
+    map(
+        "Docker secret mount contents as JSON object, encrypted at rest. Must be a valid Docker secret mount identifier",
+        Some((SECRET_MOUNT_ID, "letters, numbers, `_`, `-` and `.`")),
+        file_content(),
     )
 }
 
@@ -905,6 +997,14 @@ fn spec() -> Schema {
                     .pattern(r#"^[a-zA-Z0-9.,?\s\\/'"()\[\];`%^&*\-_:!]+$"#)
                     .done(),
             ),
+            opt("stageId", s("The ID of the release flow stage the job belongs to.").done()),
+            opt(
+                "infrastructure",
+                object(
+                    "",
+                    vec![opt("architecture", s("The CPU architecture to run on.").one_of(&["x86", "arm"]).done())],
+                ),
+            ),
             opt(
                 "tags",
                 array(
@@ -935,12 +1035,12 @@ fn spec() -> Schema {
             ),
             opt(
                 "activeDeadlineSeconds",
-                int(
+                nullable(int(
                     "The maximum amount of time, in seconds, for a job to run before it is marked as failed.",
                     Some(1),
                     None,
                     &[],
-                ),
+                )),
             ),
             opt("deployment", deployment()),
             opt(
@@ -967,6 +1067,7 @@ fn spec() -> Schema {
                 ),
             ),
             secret("buildFiles", files("Secret files as JSON object, encrypted at rest. File path must be absolute")),
+            secret("dockerSecretMounts", secret_mounts()),
             opt("healthChecks", array("An array of health checks.", health_check())),
             req("schedule", s("The cron timer scheduling when to run the job.").cron().done()),
             opt("suspended", boolean("Whether the cron's automatic scheduling is suspended")),
@@ -989,9 +1090,30 @@ mod tests {
         let Kind::Object(spec) = &SPEC.kind else {
             panic!("spec is an object")
         };
-        assert_eq!(spec.fields.len(), 19);
+        assert_eq!(spec.fields.len(), 22);
         for name in SENSITIVE_FIELDS {
             assert!(spec.field(name).expect(name).sensitive, "{name}");
+        }
+    }
+
+    #[test]
+    fn knows_the_fields_of_the_schema_only() {
+        for known in [
+            "name",
+            "deployment.external.imagePath",
+            "healthChecks[0].port",
+            "runtimeEnvironment.ANY_KEY",
+            "deployment.metadata.annotations.a.b",
+            "buildSettings.buildpack.builder",
+        ] {
+            assert!(knows(known), "{known}");
+        }
+        for unknown in [
+            "spotInstances",
+            "billing.spotPool",
+            "healthChecks[0].grpcPort",
+        ] {
+            assert!(!knows(unknown), "{unknown}");
         }
     }
 

@@ -12,8 +12,10 @@ use serde_json::{Map as JsonMap, Number, Value as Json};
 use super::cron;
 use super::diagnostic::{Code, Diagnostic, Severity};
 use super::interpolate::{interpolate, Interpolated};
-use super::schema::{Alternative, Field, IntRule, Kind, MapRule, ObjectRule, Schema, StrRule};
-use super::yaml::{Node, Span, Value};
+use super::schema::{
+    Alternative, Field, IntRule, Kind, MapRule, ObjectRule, Schema, StrRule, OFFICIAL_CLIENT,
+};
+use super::yaml::{Key, Node, Span, Value};
 
 /// Looks a variable up (the process environment, or a test's table).
 pub type Lookup<'a> = &'a (dyn Fn(&str) -> Option<String> + Sync);
@@ -21,6 +23,9 @@ pub type Lookup<'a> = &'a (dyn Fn(&str) -> Option<String> + Sync);
 pub struct Checker<'a> {
     lookup: Lookup<'a>,
     require_env: bool,
+    /// Fields the schema does not know (and that are no misspelling of one
+    /// it knows) are warned about and kept, not refused.
+    allow_unknown: bool,
     pub diagnostics: Vec<Diagnostic>,
     /// Variables referenced without a value or default.
     pub missing_env: Vec<String>,
@@ -31,13 +36,19 @@ impl<'a> Checker<'a> {
         Checker {
             lookup,
             require_env,
+            allow_unknown: false,
             diagnostics: Vec::new(),
             missing_env: Vec::new(),
         }
     }
 
+    pub fn allowing_unknown_fields(mut self, allow: bool) -> Self {
+        self.allow_unknown = allow;
+        self
+    }
+
     fn fork(&self) -> Checker<'a> {
-        Checker::new(self.lookup, self.require_env)
+        Checker::new(self.lookup, self.require_env).allowing_unknown_fields(self.allow_unknown)
     }
 
     pub fn errors(&self) -> usize {
@@ -107,6 +118,10 @@ impl<'a> Checker<'a> {
             Kind::StrOrObject => match &node.value {
                 Value::Str(_) | Value::Map(_) => self.free(node, path, sensitive),
                 _ => self.wrong_type(node, "a string or an object", path, sensitive),
+            },
+            Kind::Nullable(inner) => match node.value {
+                Value::Null => Json::Null,
+                _ => self.check(node, inner, path, anchor, sensitive),
             },
         }
     }
@@ -316,9 +331,9 @@ impl<'a> Checker<'a> {
                     out.insert(key.name.clone(), v);
                 }
                 None => {
-                    let names: Vec<&str> = rule.fields.iter().map(|f| f.name).collect();
-                    let message = unknown_field(&key.name, &names);
-                    self.report(Code::UnknownField, key.span, &child, sensitive, message);
+                    if let Some(v) = self.unknown(key, value, rule, &child, sensitive) {
+                        out.insert(key.name.clone(), v);
+                    }
                 }
             }
         }
@@ -354,6 +369,47 @@ impl<'a> Checker<'a> {
             }
         }
         Json::Object(out)
+    }
+
+    /// A key `rule` does not list. A misspelling of a known field is an
+    /// error whatever the options; any other unknown field is an error
+    /// that says it may be newer than this nfcron, or, when allowed, a
+    /// warning, and its value is kept as written.
+    fn unknown(
+        &mut self,
+        key: &Key,
+        value: &Node,
+        rule: &ObjectRule,
+        path: &str,
+        sensitive: bool,
+    ) -> Option<Json> {
+        let names: Vec<&str> = rule.fields.iter().map(|f| f.name).collect();
+        if suggest(&key.name, &names).is_some() || names.is_empty() {
+            let message = unknown_field(&key.name, &names);
+            self.report(Code::UnknownField, key.span, path, sensitive, message);
+            return None;
+        }
+        if !self.allow_unknown {
+            let message = format!(
+                "{}; if the API added it after this nfcron (schema of {OFFICIAL_CLIENT}), upgrade nfcron, or pass --allow-unknown-fields (NFCRON_ALLOW_UNKNOWN_FIELDS=true) to send it as written",
+                unknown_field(&key.name, &names)
+            );
+            self.report(Code::UnknownField, key.span, path, sensitive, message);
+            return None;
+        }
+        let mut d = Diagnostic::error(
+            Code::UnknownField,
+            key.span,
+            path,
+            format!(
+                "unknown field `{}` is sent as written, unchecked (--allow-unknown-fields)",
+                key.name
+            ),
+        );
+        d.severity = Severity::Warning;
+        d.sensitive = sensitive;
+        self.diagnostics.push(d);
+        Some(self.free(value, path, sensitive))
     }
 
     fn map(&mut self, node: &Node, rule: &MapRule, path: &str, sensitive: bool) -> Json {

@@ -30,6 +30,7 @@ fn write() -> Write {
         renamed_from: None,
         next_runs: Vec::new(),
         drift: None,
+        suspended: false,
     }
 }
 

@@ -132,7 +132,9 @@ pub fn plan(report: &Report<'_>, diagnostics: &[Diagnostic]) -> String {
                 if step.drift().is_some() {
                     message.push_str(" (corrects drift)");
                 }
-                if let Some(next) = step.next_runs().first() {
+                if step.suspended() {
+                    message.push_str("; suspended, no next run");
+                } else if let Some(next) = step.next_runs().first() {
                     message.push_str(&format!("; next run {next}"));
                 }
                 out.push_str(&command(

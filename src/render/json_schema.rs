@@ -147,6 +147,15 @@ fn node(schema: &Schema) -> Json {
                 .collect();
             out.insert("oneOf".into(), options.into());
         }
+        Kind::Nullable(inner) => {
+            // The inner schema's description stays outside, as for any
+            // other field.
+            let mut inner = node(inner);
+            if let Json::Object(m) = &mut inner {
+                m.remove("description");
+            }
+            out.insert("anyOf".into(), json!([inner, {"type": "null"}]));
+        }
         Kind::StrOrObject => {
             // Not a union `type`: ajv's strict mode refuses those.
             out.insert(

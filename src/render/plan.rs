@@ -305,7 +305,9 @@ pub fn text(report: &Report<'_>, colour: Colour) -> String {
         if step.drift().is_some() {
             out.push_str("    (corrects drift)\n");
         }
-        if !step.next_runs().is_empty() {
+        if step.suspended() {
+            out.push_str("    next runs: none (suspended)\n");
+        } else if !step.next_runs().is_empty() {
             out.push_str(&format!("    next runs: {}\n", step.next_runs().join(", ")));
         }
     }
@@ -521,6 +523,7 @@ impl serde::Serialize for JobOut<'_> {
         )?;
         m.serialize_entry("renamed_from", &step.renamed_from())?;
         m.serialize_entry("next_runs", step.next_runs())?;
+        m.serialize_entry("suspended", &step.suspended())?;
         m.serialize_entry("error", &error)?;
         match step.drift() {
             None => m.serialize_entry("drift", &Json::Null)?,
@@ -629,7 +632,9 @@ pub fn markdown(report: &Report<'_>) -> String {
                 d.push('\n');
             }
         }
-        if !s.next_runs().is_empty() {
+        if s.suspended() {
+            d.push_str("# next runs: none (suspended)\n");
+        } else if !s.next_runs().is_empty() {
             d.push_str(&format!("# next runs: {}\n", s.next_runs().join(", ")));
         }
         d.push_str("```\n\n</details>\n\n");
@@ -700,6 +705,7 @@ mod tests {
                     }],
                     renamed_from: None,
                     next_runs: vec!["2026-11-29T03:00:00Z".into()],
+                    suspended: false,
                     drift: None,
                 }),
             })

@@ -157,7 +157,9 @@ fn job_row(row: &Row, now: Timestamp) -> Markup {
                 }
             }
             td {
-                @if let Some(schedule) = &row.schedule {
+                @if row.suspended {
+                    span.muted { "suspended" }
+                } @else if let Some(schedule) = &row.schedule {
                     ol.runs {
                         @for run in schedule.next_runs(now, NEXT_RUNS) {
                             li { (minute(run)) }
@@ -296,6 +298,7 @@ mod tests {
             detail: None,
             applied: None,
             schedule: None,
+            suspended: false,
         }
     }
 
@@ -353,5 +356,16 @@ mod tests {
         for day in ["2026-11-29 02:30", "2026-11-30 02:30", "2026-12-01 02:30"] {
             assert!(html.contains(&format!("<li>{day}</li>")), "{day} in {html}");
         }
+    }
+
+    #[test]
+    fn a_suspended_job_shows_no_next_runs() {
+        let mut r = row("p/a", "a", "a.yaml", JobState::InSync);
+        r.schedule = Some(crate::manifest::cron::parse("30 2 * * *").expect("valid"));
+        r.suspended = true;
+        let now: Timestamp = "2026-11-28T23:00:00Z".parse().expect("time");
+        let html = page(&view(vec![r]), now);
+        assert!(!html.contains("2026-11-29 02:30"), "{html}");
+        assert!(html.contains(">suspended<"), "{html}");
     }
 }

@@ -362,3 +362,113 @@ fn the_bundled_jobs_show_no_false_drift() {
     assert_eq!(report["summary"]["drift"], 0, "{report:#}");
     assert_eq!(env.fake.count("PUT"), 0);
 }
+
+/// A job deploying `image`, with a TCP health check: the fake answers
+/// in the official read shapes (host stripped, `registryProvider`,
+/// `httpPort: null` beside `tcpSocketPort`).
+fn on_registry(name: &str, image: &str) -> String {
+    format!("{}  deployment:\n    external:\n      imagePath: {image}\n  healthChecks:\n    - protocol: TCP\n      type: livenessProbe\n      port: 5432\n      initialDelaySeconds: 5\n      periodSeconds: 30\n      timeoutSeconds: 2\n      failureThreshold: 3\n", plain(name))
+}
+
+fn six_registries() -> Env {
+    Env::new(&[
+        (
+            "github",
+            on_registry("On GitHub", "ghcr.io/acme/report:1.4"),
+        ),
+        (
+            "gitlab",
+            on_registry("On GitLab", "registry.gitlab.com/acme/tools/sync:2"),
+        ),
+        (
+            "ecr",
+            on_registry(
+                "On ECR",
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/etl:7",
+            ),
+        ),
+        (
+            "library",
+            on_registry("On Hub Library", "docker.io/library/busybox:1.36"),
+        ),
+        ("hub", on_registry("On Hub", "nginx:1.27")),
+        (
+            "private",
+            on_registry("On Private", "registry.acme.dev:5000/ops/cleanup:3"),
+        ),
+    ])
+}
+
+#[test]
+fn images_on_six_registries_and_a_tcp_check_read_back_without_drift() {
+    let env = six_registries().applied();
+    // The fake stores the image as sent and reads it back without host.
+    let stored = env.fake.job(None, "acme", "on-github").expect("job");
+    assert_eq!(
+        stored["deployment"]["external"]["imagePath"],
+        "ghcr.io/acme/report:1.4"
+    );
+
+    let run = env.run(&["--refresh", "--detailed-exitcode"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    assert_eq!(report["summary"]["drift"], 0, "{report:#}");
+    // job + deployment + health-checks for each of the six.
+    assert_eq!(env.fake.requests().len(), 6 * 3);
+    assert_eq!(env.fake.count("PUT"), 0);
+
+    env.fake.clear_log();
+    let run = env.run(&["--refresh", "--drift", "correct"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(env.fake.count("PUT"), 0, "nothing to correct");
+
+    // State lost: adoption reads each job and writes none.
+    std::fs::remove_dir_all(env.ws.path().join(".nfcron")).expect("rm state");
+    env.fake.clear_log();
+    let run = env.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(env.fake.count("PUT"), 0, "{}", run.stdout);
+    assert_eq!(env.fake.count("GET"), 1 + 6 * 3);
+}
+
+#[test]
+fn an_image_that_moved_path_or_registry_is_drift() {
+    let env = six_registries().applied();
+    env.fake.edit_job("acme", "on-github", |b| {
+        b["deployment"]["external"]["imagePath"] = json!("ghcr.io/acme/report:1.5");
+    });
+    env.fake.edit_job("acme", "on-gitlab", |b| {
+        // Same path, another registry.
+        b["deployment"]["external"]["imagePath"] = json!("ghcr.io/acme/tools/sync:2");
+    });
+    env.fake.edit_job("acme", "on-hub", |b| {
+        b["deployment"]["external"]["imagePath"] = json!("docker.io/library/nginx:1.28");
+    });
+    let run = env.run(&["--refresh"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(report["summary"]["drift"], 3, "{report:#}");
+    let fields = |id: &str| job(&report, id)["drift"]["fields"].clone();
+    assert_eq!(
+        fields("on-github"),
+        json!([{"path": "deployment.external.imagePath", "recorded": "ghcr.io/acme/report:1.4", "live": "ghcr.io/acme/report:1.5"}])
+    );
+    assert_eq!(
+        fields("on-gitlab")[0]["live"],
+        json!("ghcr.io/acme/tools/sync:2")
+    );
+    assert_eq!(fields("on-hub")[0]["live"], json!("nginx:1.28"));
+    assert_eq!(job(&report, "on-ecr")["drift"], Value::Null);
+}
+
+#[test]
+fn fields_no_read_returns_are_never_drift() {
+    let env = Env::new(&[(
+        "bp",
+        format!("{}  deployment:\n    vcs:\n      projectUrl: https://github.com/acme/app\n      projectType: github\n      projectBranch: main\n  buildSettings:\n    buildpack:\n      builder: HEROKU_24\n      buildContext: /app\n  infrastructure:\n    architecture: arm\n  stageId: prod\n", plain("Buildpack Job")),
+    )])
+    .applied();
+    let run = env.run(&["--refresh", "--detailed-exitcode"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["summary"]["drift"], 0, "{}", run.stdout);
+}

@@ -113,7 +113,12 @@ fn import_then_reconcile_plans_nothing_and_no_file_holds_a_secret() {
         ("NIGHTLY_REPORT_DATABASE_URL", DB),
         ("NIGHTLY_REPORT_ETC_REPORT_CONF", CONF),
     ];
-    assert_eq!(ws.nfcron_env(&["validate", "--require-env"], &vars).code, 0);
+    let valid = ws.nfcron_env(&["validate", "--require-env"], &vars);
+    assert_eq!(
+        valid.code, 0,
+        "{}\n{}\n{manifest}",
+        valid.stdout, valid.stderr
+    );
 
     // Reconcile with the variables set to the live values: nothing to do.
     fake.clear_log();
@@ -193,4 +198,149 @@ fn existing_files_are_kept_unless_forced_and_jobs_can_be_picked() {
         run.json()["skipped"],
         json!([{"project": "acme", "id": "nope", "reason": "not found"}])
     );
+}
+
+const INHERITED: &str = "Inher1ted-Gr0up-S3cret";
+const OWN: &str = "own-Val1e";
+const ECR_HOST: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+
+/// Jobs on several registries, one built from Git with a newer builder,
+/// and one linked to a secret group.
+fn registry_jobs(fake: &Fake) {
+    let elsewhere = Workspace::new();
+    let base = |name: &str| {
+        format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"0 3 * * *\"\n  concurrencyPolicy: forbid\n")
+    };
+    let image = |name: &str, image: &str| {
+        format!(
+            "{}  deployment:\n    external:\n      imagePath: {image}\n",
+            base(name)
+        )
+    };
+    elsewhere.write(
+        "jobs.d/linked.yaml",
+        format!(
+            "{}  runtimeEnvironment:\n    OWN_KEY: \"{OWN}\"\n",
+            image("Linked Report", "ghcr.io/acme/report:1.4")
+        ),
+    );
+    elsewhere.write(
+        "jobs.d/lab.yaml",
+        image("Lab Sync", "registry.gitlab.com/acme/tools/sync:2"),
+    );
+    elsewhere.write(
+        "jobs.d/ecr.yaml",
+        image("Etl Ecr", &format!("{ECR_HOST}/etl:7")),
+    );
+    elsewhere.write(
+        "jobs.d/vcs.yaml",
+        format!("{}  deployment:\n    vcs:\n      projectUrl: https://github.com/acme/app\n      projectType: github\n      projectBranch: main\n  buildSettings:\n    buildpack:\n      builder: HEROKU_24\n", base("From Git")),
+    );
+    let run = elsewhere.nfcron_env(
+        &["reconcile", "--state", "other/state.json"],
+        &[
+            ("NORTHFLANK_API_URL", fake.url.as_str()),
+            ("NORTHFLANK_API_TOKEN", TOKEN),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    fake.link_secret_group(
+        "acme",
+        "linked-report",
+        json!({"runtimeEnvironment": {"GROUP_DB": INHERITED},
+               "runtimeFiles": {"/etc/group.conf": {"data": INHERITED, "encoding": "utf-8"}}}),
+    );
+    fake.clear_log();
+}
+
+#[test]
+fn imports_keep_registry_hosts_and_leave_inherited_values_out() {
+    let fake = Fake::spawn(0);
+    registry_jobs(&fake);
+    let ws = Workspace::new();
+    let run = import(&ws, &fake, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let read = |id: &str| {
+        std::fs::read_to_string(ws.path().join(format!("jobs.d/{id}.yaml"))).expect("manifest")
+    };
+    let linked = read("linked-report");
+    assert!(
+        linked.contains("imagePath: ghcr.io/acme/report:1.4"),
+        "{linked}"
+    );
+    assert!(
+        linked.contains("OWN_KEY: ${LINKED_REPORT_OWN_KEY}"),
+        "{linked}"
+    );
+    assert!(
+        read("lab-sync").contains("imagePath: registry.gitlab.com/acme/tools/sync:2"),
+        "{}",
+        read("lab-sync")
+    );
+    let ecr = read("etl-ecr");
+    assert!(
+        ecr.contains("imagePath: ${ETL_ECR_REGISTRY_HOST}/etl:7"),
+        "{ecr}"
+    );
+    assert!(
+        run.stderr.contains("acme/etl-ecr") && run.stderr.contains("ETL_ECR_REGISTRY_HOST"),
+        "{}",
+        run.stderr
+    );
+    let vcs = read("from-git");
+    assert!(
+        vcs.contains("builder: HEROKU_24") && vcs.contains("vcs:") && !vcs.contains("internal"),
+        "{vcs}"
+    );
+    let env_example =
+        std::fs::read_to_string(ws.path().join("jobs.d/.env.example")).expect(".env.example");
+    let state = std::fs::read_to_string(ws.path().join(".nfcron/state.json")).expect("state");
+    for artefact in [&linked, &env_example, &state, &run.stdout, &run.stderr] {
+        assert!(
+            !artefact.contains(INHERITED)
+                && !artefact.contains("GROUP_DB")
+                && !artefact.contains("group.conf"),
+            "an inherited value leaked into:\n{artefact}"
+        );
+    }
+    // Environment and build arguments are read with `show=this` only.
+    let queries: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.path.ends_with("/runtime-environment") || r.path.ends_with("/build-arguments")
+        })
+        .map(|r| r.query.clone())
+        .collect();
+    assert_eq!(queries, vec!["show=this"; 8]);
+
+    let vars = [
+        ("LINKED_REPORT_OWN_KEY", OWN),
+        ("ETL_ECR_REGISTRY_HOST", ECR_HOST),
+        ("NORTHFLANK_API_URL", fake.url.as_str()),
+        ("NORTHFLANK_API_TOKEN", TOKEN),
+    ];
+    let valid = ws.nfcron_env(&["validate", "--require-env"], &vars);
+    assert_eq!(valid.code, 0, "{}\n{}", valid.stdout, valid.stderr);
+    fake.clear_log();
+    let run = ws.nfcron_env(&["reconcile", "--output", "json"], &vars);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(fake.count("PUT"), 0, "{}", run.stdout);
+    // The job recorded at import needs no read; the one whose registry host
+    // was a placeholder is read once and adopted.
+    fake.clear_log();
+    let run = ws.nfcron_env(
+        &[
+            "reconcile",
+            "--output",
+            "json",
+            "--refresh",
+            "--drift",
+            "correct",
+        ],
+        &vars,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["summary"]["drift"], 0, "{}", run.stdout);
+    assert_eq!(fake.count("PUT"), 0, "{}", run.stdout);
 }

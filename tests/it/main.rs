@@ -34,6 +34,7 @@ mod hostile_listener;
 mod import;
 mod notify;
 mod observability;
+mod official_types;
 mod pre_commit;
 mod properties;
 mod prune_guard;

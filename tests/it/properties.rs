@@ -28,6 +28,7 @@ fn validate(files: &[SourceFile]) -> manifest::Catalog {
             default_project: Some("p"),
             require_env: false,
             lookup: &lookup,
+            allow_unknown_fields: false,
         },
     );
     let text = diagnostics::text(&catalog, files, Colour(true));

@@ -361,6 +361,7 @@ fn load(files: &BTreeMap<String, Vec<String>>) -> nfcron::manifest::Catalog {
             default_project: None,
             require_env: false,
             lookup: &lookup,
+            allow_unknown_fields: false,
         },
     )
 }

@@ -840,3 +840,168 @@ fn a_refused_token_stops_the_run_after_one_request() {
     assert_eq!(env.fake.count("PUT"), 0);
     assert!(!env.ws.path().join(".nfcron/state.json").exists());
 }
+
+/// A manifest using every field the newest official request type added
+/// since the reference page: a Dockerfile job and one job per newer
+/// builder.
+fn newest_fields() -> Vec<(String, String)> {
+    let head = |name: &str| {
+        format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n    gpu:\n      enabled: true\n      configuration:\n        gpuType: h100\n        gpuCount: 2\n  backoffLimit: 1\n  activeDeadlineSeconds: null\n  schedule: \"0 3 * * *\"\n  concurrencyPolicy: forbid\n  stageId: production\n  infrastructure:\n    architecture: arm\n")
+    };
+    let vcs = "  deployment:\n    vcs:\n      projectUrl: https://github.com/acme/app\n      projectType: github\n      projectBranch: main\n    storage:\n      useHdbStorage: true\n      usePdSsdStorage: false\n    gpu:\n      configuration:\n        gpuType: h100\n        gpuCount: 1\n  buildConfiguration:\n    enableGitLfs: true\n";
+    let mut files = vec![(
+        "dockerfile".to_string(),
+        format!("{}{vcs}  buildSettings:\n    dockerfile:\n      dockerFilePath: /Dockerfile\n      dockerWorkDir: /\n      buildkit:\n        useCache: true\n        cacheStorageSize: 32768\n  dockerSecretMounts:\n    npm-token_1:\n      data: \"${{NFCRON_TEST_MOUNT}}\"\n      encoding: utf-8\n", head("Dockerfile Job")),
+    )];
+    for builder in [
+        "HEROKU_24",
+        "GOOGLE_22",
+        "PAKETO_JAMMY_TINY",
+        "PAKETO_JAMMY_BASE",
+        "PAKETO_JAMMY_FULL",
+    ] {
+        let name = format!("Built {}", builder.replace('_', " "));
+        files.push((
+            builder.to_lowercase(),
+            format!("{}{vcs}  buildSettings:\n    buildpack:\n      builder: {builder}\n      buildContext: /app\n", head(&name)),
+        ));
+    }
+    files
+}
+
+#[test]
+fn the_newest_official_fields_validate_and_are_sent_as_written() {
+    let env = Env::new(0);
+    for (file, text) in newest_fields() {
+        env.ws.write(&format!("jobs.d/{file}.yaml"), text);
+    }
+    let secret = [("NFCRON_TEST_MOUNT", "m0unt-S3cret")];
+    let valid = env.ws.nfcron_env(&["validate"], &secret);
+    assert_eq!(valid.code, 0, "{}\n{}", valid.stdout, valid.stderr);
+    let run = env.run_env(&["--output", "json"], &secret);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(env.fake.count("PUT"), 6);
+    let state = std::fs::read_to_string(env.ws.path().join(".nfcron/state.json")).expect("state");
+    for artefact in [&run.stdout, &run.stderr, &state] {
+        assert!(!artefact.contains("m0unt-S3cret"), "{artefact}");
+    }
+    let sent = env
+        .fake
+        .job(None, "acme", "dockerfile-job")
+        .expect("dockerfile job");
+    for (pointer, value) in [
+        ("/stageId", serde_json::json!("production")),
+        ("/infrastructure/architecture", serde_json::json!("arm")),
+        ("/billing/gpu/configuration/gpuCount", serde_json::json!(2)),
+        (
+            "/deployment/gpu/configuration/gpuCount",
+            serde_json::json!(1),
+        ),
+        ("/deployment/storage/useHdbStorage", serde_json::json!(true)),
+        (
+            "/deployment/storage/usePdSsdStorage",
+            serde_json::json!(false),
+        ),
+        ("/buildConfiguration/enableGitLfs", serde_json::json!(true)),
+        (
+            "/buildSettings/dockerfile/buildkit/useCache",
+            serde_json::json!(true),
+        ),
+        (
+            "/buildSettings/dockerfile/buildkit/cacheStorageSize",
+            serde_json::json!(32768),
+        ),
+        (
+            "/dockerSecretMounts/npm-token_1/data",
+            serde_json::json!("m0unt-S3cret"),
+        ),
+        ("/activeDeadlineSeconds", Value::Null),
+    ] {
+        assert_eq!(sent.pointer(pointer), Some(&value), "{pointer} in {sent:#}");
+    }
+    let built = env
+        .fake
+        .job(None, "acme", "built-paketo-jammy-full")
+        .expect("buildpack job");
+    assert_eq!(
+        built.pointer("/buildSettings/buildpack/builder"),
+        Some(&serde_json::json!("PAKETO_JAMMY_FULL"))
+    );
+    // Read back with --refresh: nothing the reads cannot return is drift.
+    env.fake.clear_log();
+    let run = env.run_env(
+        &["--output", "json", "--refresh", "--detailed-exitcode"],
+        &secret,
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(summary(&run)["drift"], 0, "{}", run.stdout);
+}
+
+#[test]
+fn a_suspended_job_has_no_next_runs_in_any_plan_format() {
+    let env = Env::new(1);
+    env.ws.write(
+        "jobs.d/s.yaml",
+        format!("{}  suspended: true\n", manifest("Sleeper", "*/5 * * * *")),
+    );
+    let run = env.run(&["--dry-run", "--output", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(job(&report, "sleeper")["next_runs"], serde_json::json!([]));
+    assert_eq!(job(&report, "sleeper")["suspended"], true);
+    assert_eq!(
+        job(&report, "job-a")["next_runs"].as_array().map(Vec::len),
+        Some(3),
+        "a job that is not suspended lists its runs"
+    );
+    let text = env.run(&["--dry-run"]).stdout;
+    assert!(text.contains("next runs: none (suspended)"), "{text}");
+    let markdown = env.run(&["--dry-run", "--output", "markdown"]).stdout;
+    assert!(
+        markdown.contains("# next runs: none (suspended)"),
+        "{markdown}"
+    );
+    let github = env.run(&["--dry-run", "--output", "github"]).stdout;
+    assert!(github.contains("suspended, no next run"), "{github}");
+    assert_eq!(env.fake.count("PUT"), 0);
+}
+
+#[test]
+fn unknown_fields_are_sent_verbatim_only_when_allowed() {
+    let env = Env::new(0);
+    env.ws.write(
+        "jobs.d/n.yaml",
+        format!(
+            "{}  spotInstances:\n    enabled: true\n",
+            manifest("Newer", "0 3 * * *")
+        ),
+    );
+    let refused = env.run(&["--output", "json"]);
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    assert_eq!(env.fake.count("PUT"), 0);
+    // An API newer than this nfcron: it knows the field.
+    env.fake.accept_newer_fields(&["spotInstances"]);
+    let run = env.run(&["--output", "json", "--allow-unknown-fields"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(env.fake.count("PUT"), 1);
+    assert!(
+        run.stderr.contains("spotInstances"),
+        "a warning: {}",
+        run.stderr
+    );
+    let sent = env.fake.job(None, "acme", "newer").expect("job");
+    assert_eq!(sent["spotInstances"], serde_json::json!({"enabled": true}));
+    // No read returns it: never drift, never re-sent.
+    env.fake.clear_log();
+    let run = env.run(&[
+        "--output",
+        "json",
+        "--allow-unknown-fields",
+        "--refresh",
+        "--drift",
+        "correct",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(summary(&run)["drift"], 0, "{}", run.stdout);
+    assert_eq!(env.fake.count("PUT"), 0);
+}

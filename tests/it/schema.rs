@@ -42,6 +42,7 @@ fn validate_verdicts(text: &str) -> Vec<bool> {
             default_project: None,
             require_env: false,
             lookup: &lookup,
+            allow_unknown_fields: false,
         },
     );
     assert!(

@@ -27,6 +27,10 @@ const SUBSCHEMA: &[&str] = &[
 ];
 const ALTERNATIVES: &[&str] = &["oneOf", "anyOf", "allOf"];
 
+/// The API took this after CLI 0.9.24: `PutJobCronData` of the pinned
+/// official client has it (held to our schema by tests/it/official_types.rs).
+const NEWER: &str = "in PutJobCronData of @northflank/js-client 0.9.5, newer than CLI 0.9.24";
+
 /// `pointer keyword` -> why the difference is right.
 const ALLOWED: &[(&str, &str)] = &[
     // Patterns: the same strings, written for the regex crate and for
@@ -91,6 +95,87 @@ const ALLOWED: &[(&str, &str)] = &[
     (
         "/properties/healthChecks/items allOf",
         "the page: path and port required for HTTP, cmd for CMD; port for TCP (nothing to connect to without one)",
+    ),
+    // Newer than the CLI's schema: the official client's request type.
+    (
+        "/properties/activeDeadlineSeconds anyOf",
+        NEWER,
+    ),
+    (
+        "/properties/activeDeadlineSeconds minimum",
+        NEWER,
+    ),
+    (
+        "/properties/activeDeadlineSeconds type",
+        NEWER,
+    ),
+    (
+        "/properties/billing/properties/gpu/properties/configuration/properties/gpuCount schema",
+        NEWER,
+    ),
+    (
+        "/properties/buildConfiguration/properties/enableGitLfs schema",
+        NEWER,
+    ),
+    (
+        "/properties/buildSettings/oneOf/0/properties/dockerfile/properties/buildkit/properties/cacheStorageSize schema",
+        NEWER,
+    ),
+    (
+        "/properties/buildSettings/oneOf/0/properties/dockerfile/properties/buildkit/properties/useCache schema",
+        NEWER,
+    ),
+    (
+        "/properties/buildSettings/oneOf/1/properties/buildpack/properties/builder enum",
+        NEWER,
+    ),
+    (
+        "/properties/deployment/oneOf/0/properties/gpu/properties/configuration/properties/gpuCount schema",
+        NEWER,
+    ),
+    (
+        "/properties/deployment/oneOf/0/properties/storage/properties/useHdbStorage schema",
+        NEWER,
+    ),
+    (
+        "/properties/deployment/oneOf/0/properties/storage/properties/usePdSsdStorage schema",
+        NEWER,
+    ),
+    (
+        "/properties/deployment/oneOf/1/properties/gpu/properties/configuration/properties/gpuCount schema",
+        NEWER,
+    ),
+    (
+        "/properties/deployment/oneOf/1/properties/storage/properties/useHdbStorage schema",
+        NEWER,
+    ),
+    (
+        "/properties/deployment/oneOf/1/properties/storage/properties/usePdSsdStorage schema",
+        NEWER,
+    ),
+    (
+        "/properties/deployment/oneOf/2/properties/gpu/properties/configuration/properties/gpuCount schema",
+        NEWER,
+    ),
+    (
+        "/properties/deployment/oneOf/2/properties/storage/properties/useHdbStorage schema",
+        NEWER,
+    ),
+    (
+        "/properties/deployment/oneOf/2/properties/storage/properties/usePdSsdStorage schema",
+        NEWER,
+    ),
+    (
+        "/properties/dockerSecretMounts schema",
+        NEWER,
+    ),
+    (
+        "/properties/infrastructure schema",
+        NEWER,
+    ),
+    (
+        "/properties/stageId schema",
+        NEWER,
     ),
     // Looser than the CLI, where the CLI's rule cannot be what the API means.
     (

@@ -911,3 +911,66 @@ fn text_report_snapshot() {
     assert!(!run.stdout.contains("secret-value"));
     insta::assert_snapshot!(run.stdout);
 }
+
+#[test]
+fn a_field_newer_than_this_nfcron_is_an_error_that_says_how_to_proceed() {
+    let manifest = job("  spotInstances: true\n  regionOverride:\n    x: 1\n");
+    let ws = Workspace::new();
+    ws.write("jobs.d/job.yaml", &manifest);
+    let run = ws.nfcron(&["validate", "--output", "json"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let found = diagnostics(&run);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    let newer = &found[0];
+    assert_eq!(newer["path"], "spec.spotInstances");
+    assert_eq!(newer["severity"], "error");
+    let message = newer["message"].as_str().expect("message");
+    assert!(
+        message.contains("@northflank/js-client 0.9.5")
+            && message.contains("--allow-unknown-fields")
+            && message.contains("NFCRON_ALLOW_UNKNOWN_FIELDS"),
+        "{message}"
+    );
+
+    // Allowed: a warning, and exit 0.
+    for run in [
+        ws.nfcron(&["validate", "--output", "json", "--allow-unknown-fields"]),
+        ws.nfcron_env(
+            &["validate", "--output", "json"],
+            &[("NFCRON_ALLOW_UNKNOWN_FIELDS", "true")],
+        ),
+    ] {
+        assert_eq!(run.code, 0, "{}", run.stdout);
+        let found = diagnostics(&run);
+        let severities: Vec<&str> = found
+            .iter()
+            .filter_map(|d| d["severity"].as_str())
+            .collect();
+        assert_eq!(severities, ["warning", "warning"], "{found:#?}");
+    }
+}
+
+#[test]
+fn a_misspelt_field_stays_an_error_with_unknown_fields_allowed() {
+    for (extra, path) in [
+        ("  nmae: Nightly\n", "spec.nmae"),
+        ("  runtimeEnviroment:\n    A: b\n", "spec.runtimeEnviroment"),
+    ] {
+        let ws = Workspace::new();
+        ws.write("jobs.d/job.yaml", job(extra));
+        let run = ws.nfcron_env(
+            &["validate", "--output", "json", "--allow-unknown-fields"],
+            &[("NFCRON_ALLOW_UNKNOWN_FIELDS", "true")],
+        );
+        assert_eq!(run.code, 1, "{}", run.stdout);
+        let found = diagnostics(&run);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0]["path"], path);
+        assert!(
+            found[0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("did you mean")),
+            "{found:#?}"
+        );
+    }
+}

@@ -6,3 +6,4 @@ pub mod git_servers;
 pub mod hostile_server;
 pub mod pg;
 pub mod sidecar;
+pub mod ts_types;
