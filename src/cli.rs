@@ -321,15 +321,9 @@ pub struct NotifyArgs {
     /// Send each run's events (applied, failed, rejected, drift, invalid,
     /// prune_blocked) to URL: https:// (JSON, signed with
     /// NFCRON_NOTIFY_SECRET), http:// to loopback, or slack+https:// (a
-    /// Slack incoming webhook). Repeatable; NFCRON_NOTIFY takes a
-    /// comma-separated list.
-    #[arg(
-        long = "notify",
-        env = "NFCRON_NOTIFY",
-        hide_env_values = true,
-        value_delimiter = ',',
-        value_name = "URL"
-    )]
+    /// Slack incoming webhook). Repeatable. Without it, NFCRON_NOTIFY: URLs
+    /// separated by commas (a comma inside a URL stays part of it).
+    #[arg(long = "notify", value_name = "URL")]
     pub notify: Vec<String>,
 
     /// After each applying run on a commit, set a GitHub commit status

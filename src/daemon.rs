@@ -197,12 +197,15 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
         false => {
             let sender =
                 crate::notifications::deliver::Sender::new().map_err(DaemonError::Notify)?;
-            let (queue, task) = crate::notifications::deliver::Queue::start(
+            let (queue, lanes) = crate::notifications::deliver::Queue::start(
                 sender,
+                settings.notify.lanes(),
                 metrics.clone(),
                 stop_rx.clone(),
             );
-            tasks.spawn(task);
+            for lane in lanes {
+                tasks.spawn(lane);
+            }
             Some(queue)
         }
     };
@@ -368,6 +371,9 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
         }
     }
     let _ = stop_tx.send(true);
+    // Closes the notification queues: their tasks end once what is left
+    // is sent or its grace is over.
+    drop(daemon);
     while tasks.join_next().await.is_some() {}
     tracing::info!("stopped");
     Ok(())
@@ -460,6 +466,9 @@ impl Daemon<'_> {
                             // then sees the same state on /readyz.
                             self.not_ready(&format!("source unreachable: {}", chain(&e)));
                             tracing::error!(error = %chain(&e), "fetch failed; keeping the last good revision");
+                            if !matches!(e, source::git::GitError::Unverified(_)) {
+                                self.tell_failed(&format!("fetch failed: {}", chain(&e)));
+                            }
                             self.metrics.failed_run(started.elapsed().as_secs_f64());
                             self.status_failed(format!("fetch failed: {}", chain(&e)), started);
                             // Nothing is planned from a failed fetch: no
@@ -612,6 +621,7 @@ impl Daemon<'_> {
                     .unwrap_or_else(|| format!("the last run failed: {}", chain(&e)));
                 self.not_ready(&reason);
                 tracing::error!(error = %chain(&e), "reconcile failed");
+                self.tell_failed(&chain(&e));
                 self.metrics.failed_run(started.elapsed().as_secs_f64());
                 self.status_failed(chain(&e), started);
                 self.failures += 1;
@@ -633,6 +643,17 @@ impl Daemon<'_> {
             swept: run.refreshed > 0,
         };
         queue.push(self.settings.notify.outgoing(&seen, Some(&mut self.told)));
+    }
+
+    /// Queues a `failed` notification for a run that failed as a whole
+    /// (said once until it changes or a run succeeds).
+    fn tell_failed(&mut self, error: &str) {
+        let Some(queue) = &self.notices else {
+            return;
+        };
+        let revision = self.snapshot.as_ref().map(|s| s.revision.as_str());
+        let notify = &self.settings.notify;
+        queue.push(notify.run_failed(error, revision, Some(&mut self.told)));
     }
 
     /// Reads `--token-file` again; a new token replaces the client's (same
@@ -766,7 +787,8 @@ impl Daemon<'_> {
                 kept_revision = kept,
                 "refused the Git source's tip: its signature is not accepted; the last verified revision stays applied"
             );
-            if let Some(queue) = &self.notices {
+            // One notification, from the replica that leads.
+            if let (Some(queue), true) = (&self.notices, self.leads()) {
                 let reason = refusal.reason.to_string();
                 queue.push(
                     self.settings

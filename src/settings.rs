@@ -272,72 +272,80 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
                 cli::Output::Json => DiagnosticsFormat::Json,
             },
         }),
-        Command::Watch(args) => Settings::Watch(WatchSettings {
-            log_json: global.log_json,
-            api: api(args.api)?,
-            notify: notify(args.notify, args.source.git.as_deref())?,
-            source: source(args.path, args.source)?,
-            project: args.apply.project.filter(|p| !p.is_empty()),
-            state_path: args.apply.state.state,
-            state_namespace: args.apply.state.state_namespace,
-            concurrency: usize::from(args.apply.concurrency),
-            sensitive: args.apply.sensitive,
-            allow_unknown_fields: args.apply.allow_unknown_fields,
-            plan: crate::plan::Options {
+        Command::Watch(args) => {
+            let api = api(args.api)?;
+            let notify = notify(args.notify, args.source.git.as_deref(), api.token.as_ref())?;
+            Settings::Watch(WatchSettings {
+                log_json: global.log_json,
+                api,
+                notify,
+                source: source(args.path, args.source)?,
+                project: args.apply.project.filter(|p| !p.is_empty()),
+                state_path: args.apply.state.state,
+                state_namespace: args.apply.state.state_namespace,
+                concurrency: usize::from(args.apply.concurrency),
+                sensitive: args.apply.sensitive,
+                allow_unknown_fields: args.apply.allow_unknown_fields,
+                plan: crate::plan::Options {
+                    prune: args.apply.prune,
+                    allow_empty: args.apply.allow_empty,
+                    max_deletions: args.apply.max_deletions,
+                },
+                debounce: args.debounce,
+                interval: args.interval,
+                resync: args.resync,
+                drift_interval: args.drift_interval,
+                drift_budget: args.drift_budget,
+                drift: drift_mode(args.drift),
+                listen: match args.listen.as_str() {
+                    "off" => None,
+                    addr => Some(
+                        addr.parse()
+                            .map_err(|_| SettingsError::Listen(addr.to_string()))?,
+                    ),
+                },
+                shutdown_timeout: args.shutdown_timeout,
+                failover_check: args.failover_check,
+                stall_timeout: args.stall_timeout,
+                listener: crate::server::Limits {
+                    max_connections: args.listen_max_connections as usize,
+                    header_timeout: args.listen_header_timeout,
+                    body_timeout: args.listen_body_timeout,
+                },
+            })
+        }
+        Command::Reconcile(args) => {
+            let api = api(args.api)?;
+            let notify = notify(args.notify, args.source.git.as_deref(), api.token.as_ref())?;
+            Settings::Reconcile(ReconcileSettings {
+                api,
+                notify,
+                source: source(args.path, args.source)?,
+                base: args.base,
+                output: match args.output {
+                    cli::PlanOutput::Text => OutputFormat::Text,
+                    cli::PlanOutput::Json => OutputFormat::Json,
+                    cli::PlanOutput::Markdown => OutputFormat::Markdown,
+                    cli::PlanOutput::Github => OutputFormat::Github,
+                },
+                dry_run: args.dry_run,
                 prune: args.apply.prune,
                 allow_empty: args.apply.allow_empty,
                 max_deletions: args.apply.max_deletions,
-            },
-            debounce: args.debounce,
-            interval: args.interval,
-            resync: args.resync,
-            drift_interval: args.drift_interval,
-            drift_budget: args.drift_budget,
-            drift: drift_mode(args.drift),
-            listen: match args.listen.as_str() {
-                "off" => None,
-                addr => Some(
-                    addr.parse()
-                        .map_err(|_| SettingsError::Listen(addr.to_string()))?,
-                ),
-            },
-            shutdown_timeout: args.shutdown_timeout,
-            failover_check: args.failover_check,
-            stall_timeout: args.stall_timeout,
-            listener: crate::server::Limits {
-                max_connections: args.listen_max_connections as usize,
-                header_timeout: args.listen_header_timeout,
-                body_timeout: args.listen_body_timeout,
-            },
-        }),
-        Command::Reconcile(args) => Settings::Reconcile(ReconcileSettings {
-            api: api(args.api)?,
-            notify: notify(args.notify, args.source.git.as_deref())?,
-            source: source(args.path, args.source)?,
-            base: args.base,
-            output: match args.output {
-                cli::PlanOutput::Text => OutputFormat::Text,
-                cli::PlanOutput::Json => OutputFormat::Json,
-                cli::PlanOutput::Markdown => OutputFormat::Markdown,
-                cli::PlanOutput::Github => OutputFormat::Github,
-            },
-            dry_run: args.dry_run,
-            prune: args.apply.prune,
-            allow_empty: args.apply.allow_empty,
-            max_deletions: args.apply.max_deletions,
-            detailed_exitcode: args.detailed_exitcode,
-            project: args.apply.project.filter(|p| !p.is_empty()),
-            state_path: args.apply.state.state,
-            state_namespace: args.apply.state.state_namespace,
-            concurrency: usize::from(args.apply.concurrency),
-            sensitive: args.apply.sensitive,
-            refresh: args.refresh,
-            drift: drift_mode(args.drift),
-            max_reads: args.max_reads,
-            retry_rejected: args.retry_rejected,
-            allow_unknown_fields: args.apply.allow_unknown_fields,
-            colour,
-        }),
+                detailed_exitcode: args.detailed_exitcode,
+                project: args.apply.project.filter(|p| !p.is_empty()),
+                state_path: args.apply.state.state,
+                state_namespace: args.apply.state.state_namespace,
+                concurrency: usize::from(args.apply.concurrency),
+                sensitive: args.apply.sensitive,
+                refresh: args.refresh,
+                drift: drift_mode(args.drift),
+                max_reads: args.max_reads,
+                retry_rejected: args.retry_rejected,
+                allow_unknown_fields: args.apply.allow_unknown_fields,
+                colour,
+            })
+        }
         Command::Schema => Settings::Schema,
         Command::Completions(args) => Settings::Completions(match args.shell {
             cli::ShellArg::Bash => Shell::Bash,
@@ -391,24 +399,39 @@ fn drift_mode(arg: cli::DriftArg) -> crate::plan::DriftMode {
 fn notify(
     args: cli::NotifyArgs,
     git_url: Option<&str>,
+    api_token: Option<&Token>,
 ) -> Result<crate::notifications::Config, SettingsError> {
-    use crate::notifications::{deliver::Target, github};
+    use crate::notifications::{deliver, deliver::Target, github};
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let targets = args
-        .notify
+    let listed = match args.notify.is_empty() {
+        true => env("NFCRON_NOTIFY").map_or_else(Vec::new, |l| deliver::split_list(&l)),
+        false => args.notify,
+    };
+    let targets = listed
         .iter()
-        .filter(|raw| !raw.trim().is_empty())
-        .map(|raw| Target::parse(raw))
+        .enumerate()
+        .map(|(i, raw)| Target::parse(i + 1, raw))
         .collect::<Result<Vec<_>, _>>()?;
     let github = match args.github_status {
         true => Some(github::Config::resolve(args.github_repo, env, git_url)?),
         false => None,
     };
+    let secret = env("NFCRON_NOTIFY_SECRET").and_then(|s| Token::new(&s));
+    let hidden = [
+        api_token,
+        secret.as_ref(),
+        github.as_ref().map(|g| &g.token),
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
     Ok(crate::notifications::Config {
         targets,
-        secret: env("NFCRON_NOTIFY_SECRET").and_then(|s| Token::new(&s)),
+        secret,
         github,
         commit: env("GITHUB_SHA"),
+        hidden,
     })
 }
 

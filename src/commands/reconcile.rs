@@ -13,7 +13,11 @@ use crate::{Error, ExitStatus};
 
 pub fn run(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<ExitStatus, Error> {
     let runtime = super::runtime()?;
-    runtime.block_on(run_async(settings, out))
+    let status = runtime.block_on(run_async(settings, out));
+    // Whatever the run awaited is done; what is left on the blocking pool
+    // (a name lookup for a receiver given up on) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    status
 }
 
 async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<ExitStatus, Error> {
@@ -52,7 +56,15 @@ async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<
         }
     };
     let options = options_for(settings, revision);
-    let run = reconcile::reconcile(files.into(), &options, client.as_ref()).await?;
+    let run = match reconcile::reconcile(files.into(), &options, client.as_ref()).await {
+        Ok(run) => run,
+        Err(e) => {
+            let error = crate::apply::chain(&e);
+            let revision = options.revision.as_deref();
+            deliver(settings.notify.run_failed(&error, revision, None)).await;
+            return Err(e.into());
+        }
+    };
     let status = finish(settings, &run, out)?;
     notify(settings, &run).await;
     Ok(status)

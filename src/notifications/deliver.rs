@@ -23,28 +23,28 @@ pub enum Target {
     Slack(Url),
 }
 
-/// A `--notify` URL that cannot be used. The URL itself is never shown
-/// whole: a Slack webhook URL is a secret.
+/// A `--notify` URL that cannot be used, named by its place in the list.
+/// The URL itself is never shown whole: a Slack webhook URL is a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("--notify {shown}: not a URL")]
-    Unparsable { shown: String },
-    #[error("--notify {shown}: use https://, slack+https://, or http:// to a loopback address")]
-    Scheme { shown: String },
+    #[error("--notify URL number {n}: not a URL")]
+    Unparsable { n: usize },
+    #[error("--notify URL number {n} ({shown}): use https://, slack+https://, or http:// to a loopback address")]
+    Scheme { n: usize, shown: String },
 }
 
 impl Target {
-    pub fn parse(raw: &str) -> Result<Target, TargetError> {
+    /// The `n`th (from 1) receiver.
+    pub fn parse(n: usize, raw: &str) -> Result<Target, TargetError> {
         let (slack, rest) = match raw.trim().strip_prefix("slack+") {
             Some(rest) => (true, rest),
             None => (false, raw.trim()),
         };
-        let url = Url::parse(rest).map_err(|_| TargetError::Unparsable {
-            shown: shown_raw(raw),
-        })?;
+        let url = Url::parse(rest).map_err(|_| TargetError::Unparsable { n })?;
         let plain_loopback = url.scheme() == "http" && crate::api::is_loopback(&url);
         if url.scheme() != "https" && !plain_loopback {
-            return Err(TargetError::Scheme { shown: shown(&url) });
+            let shown = shown(&url);
+            return Err(TargetError::Scheme { n, shown });
         }
         Ok(if slack {
             Target::Slack(url)
@@ -73,13 +73,25 @@ pub fn shown(url: &Url) -> String {
     }
 }
 
-fn shown_raw(raw: &str) -> String {
-    let scheme: String = raw
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-        .take(20)
-        .collect();
-    format!("`{scheme}:...`")
+/// `NFCRON_NOTIFY`'s receivers: split at commas that start a new URL
+/// (`,https://`, `,http://`, `,slack+`), so that a comma inside a URL's
+/// query stays part of it.
+pub fn split_list(list: &str) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for piece in list.split(',') {
+        let starts = ["https://", "http://", "slack+"]
+            .iter()
+            .any(|s| piece.trim_start().starts_with(s));
+        match urls.last_mut() {
+            Some(last) if !starts => {
+                last.push(',');
+                last.push_str(piece);
+            }
+            _ => urls.push(piece.to_string()),
+        }
+    }
+    urls.retain(|u| !u.trim().is_empty());
+    urls
 }
 
 /// One POST to make: where, what, and with which headers.
@@ -90,6 +102,9 @@ pub struct Outgoing {
     pub headers: HeaderMap,
     /// For metrics and logs: `notification` or `github_status`.
     pub what: &'static str,
+    /// Which of the sidecar's queues carries it: the receiver's place in
+    /// the list, or one past the last for GitHub.
+    pub lane: usize,
 }
 
 /// The POSTs that tell `targets` of `event`, signed when `secret` is set.
@@ -101,7 +116,8 @@ pub fn outgoing(
 ) -> Vec<Outgoing> {
     targets
         .iter()
-        .map(|target| {
+        .enumerate()
+        .map(|(lane, target)| {
             let body = match target {
                 Target::Json(_) => json_body(event, now),
                 Target::Slack(_) => slack_body(event),
@@ -118,6 +134,7 @@ pub fn outgoing(
                 body,
                 headers,
                 what: "notification",
+                lane,
             }
         })
         .collect()
@@ -140,6 +157,7 @@ pub fn json_body(event: &Event, now: jiff::Timestamp) -> Vec<u8> {
     let body = serde_json::json!({
         "event": event.kind.as_str(),
         "severity": event.kind.severity(),
+        "team": event.team,
         "project": event.project,
         "revision": event.revision,
         "jobs": jobs,
@@ -288,56 +306,103 @@ impl Sender {
     }
 }
 
-/// POSTs the sidecar has yet to make, at most this many.
+/// POSTs the sidecar has yet to make, per receiver, at most this many.
 const QUEUE: usize = 64;
+/// After SIGTERM, what is queued or in flight still has this long.
+const GRACE: Duration = Duration::from_secs(2);
 
-/// The sidecar's delivery queue: runs push, one task sends, in order. A
-/// full queue drops what does not fit (counted), so a receiver that is
-/// slow or down never holds a run back.
+/// The sidecar's delivery queues, one per receiver (and one for GitHub):
+/// runs push, one task per receiver sends, in order. A full queue drops
+/// what does not fit (counted), so a receiver that is slow or down never
+/// holds a run back, nor delays the others.
 #[derive(Clone)]
 pub struct Queue {
-    tx: tokio::sync::mpsc::Sender<Outgoing>,
+    lanes: Vec<tokio::sync::mpsc::Sender<Outgoing>>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Queue {
-    /// The queue, and the task that empties it until `stop` turns true
-    /// (a POST in flight then is given up: shutdown waits for no receiver).
+    /// The queues, and a task for each that sends until every `Queue`
+    /// clone is dropped. Once `stop` turns true, what is queued or in
+    /// flight has [`GRACE`] in all: shutdown waits for no receiver.
     pub fn start(
         sender: Sender,
+        lanes: usize,
         metrics: Arc<crate::metrics::Metrics>,
-        mut stop: tokio::sync::watch::Receiver<bool>,
-    ) -> (Queue, impl std::future::Future<Output = ()>) {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Outgoing>(QUEUE);
-        let counted = metrics.clone();
-        let task = async move {
-            loop {
-                let out = tokio::select! {
-                    _ = stop.wait_for(|s| *s) => return,
-                    out = rx.recv() => match out {
-                        Some(out) => out,
-                        None => return,
-                    },
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> (Queue, Vec<impl std::future::Future<Output = ()>>) {
+        let (mut txs, mut tasks) = (Vec::new(), Vec::new());
+        for _ in 0..lanes {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Outgoing>(QUEUE);
+            txs.push(tx);
+            tasks.push(lane(sender.clone(), rx, metrics.clone(), stop.clone()));
+        }
+        let queue = Queue {
+            lanes: txs,
+            metrics,
+        };
+        (queue, tasks)
+    }
+
+    pub fn push(&self, outs: Vec<Outgoing>) {
+        use tokio::sync::mpsc::error::TrySendError;
+        for out in outs {
+            let what = out.what;
+            let Some(lane) = self.lanes.get(out.lane) else {
+                continue;
+            };
+            match lane.try_send(out) {
+                Ok(()) => {}
+                Err(TrySendError::Full(out)) => {
+                    tracing::warn!(what, to = %shown(&out.url), "notification queue full: dropped");
+                    self.metrics.delivered(what, "dropped");
+                }
+                Err(TrySendError::Closed(_)) => {
+                    tracing::warn!(what, "notifications have stopped: dropped");
+                    self.metrics.delivered(what, "dropped");
+                }
+            }
+        }
+    }
+}
+
+/// One receiver's sender: in order, until its queue closes.
+async fn lane(
+    sender: Sender,
+    mut rx: tokio::sync::mpsc::Receiver<Outgoing>,
+    metrics: Arc<crate::metrics::Metrics>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut until: Option<tokio::time::Instant> = None;
+    while let Some(out) = rx.recv().await {
+        let stopped = *stop.borrow();
+        if until.is_none() && stopped {
+            until = Some(tokio::time::Instant::now() + GRACE);
+        }
+        let send = sender.send(&out);
+        tokio::pin!(send);
+        let ok = match until {
+            Some(at) => tokio::time::timeout_at(at, &mut send)
+                .await
+                .unwrap_or(false),
+            None => {
+                let done = tokio::select! {
+                    ok = &mut send => Some(ok),
+                    _ = stop.wait_for(|s| *s) => None,
                 };
-                tokio::select! {
-                    _ = stop.wait_for(|s| *s) => return,
-                    ok = sender.send(&out) => {
-                        counted.delivered(out.what, if ok { "sent" } else { "failed" });
+                match done {
+                    Some(ok) => ok,
+                    None => {
+                        let at = tokio::time::Instant::now() + GRACE;
+                        until = Some(at);
+                        tokio::time::timeout_at(at, &mut send)
+                            .await
+                            .unwrap_or(false)
                     }
                 }
             }
         };
-        (Queue { tx, metrics }, task)
-    }
-
-    pub fn push(&self, outs: Vec<Outgoing>) {
-        for out in outs {
-            let what = out.what;
-            if self.tx.try_send(out).is_err() {
-                tracing::warn!(what, "notification queue full: dropped");
-                self.metrics.delivered(what, "dropped");
-            }
-        }
+        metrics.delivered(out.what, if ok { "sent" } else { "failed" });
     }
 }
 
@@ -365,15 +430,15 @@ mod tests {
     #[test]
     fn receivers_are_https_slack_or_loopback_http_and_never_shown_whole() {
         assert!(matches!(
-            Target::parse("https://hooks.example.com/x?token=s3cret"),
+            Target::parse(1, "https://hooks.example.com/x?token=s3cret"),
             Ok(Target::Json(_))
         ));
         assert!(matches!(
-            Target::parse("slack+https://hooks.slack.com/services/T/B/s3cret"),
+            Target::parse(1, "slack+https://hooks.slack.com/services/T/B/s3cret"),
             Ok(Target::Slack(_))
         ));
         assert!(matches!(
-            Target::parse("http://127.0.0.1:9/hook"),
+            Target::parse(1, "http://127.0.0.1:9/hook"),
             Ok(Target::Json(_))
         ));
         for bad in [
@@ -382,11 +447,27 @@ mod tests {
             "slack+http://hooks.slack.com/s3cret",
             "not a url s3cret",
         ] {
-            let e = Target::parse(bad).expect_err(bad).to_string();
+            let e = Target::parse(2, bad).expect_err(bad).to_string();
+            assert!(e.contains("number 2"), "{e}");
             assert!(!e.contains("s3cret"), "{e}");
         }
         let url = Url::parse("https://hooks.slack.com/services/T/B/s3cret").expect("url");
         assert_eq!(shown(&url), "https://hooks.slack.com");
+    }
+
+    #[test]
+    fn a_list_splits_only_where_a_new_url_starts() {
+        assert_eq!(
+            split_list(
+                "https://a.example/h?sig=abc,def, slack+https://b.example/x,http://127.0.0.1:1/"
+            ),
+            [
+                "https://a.example/h?sig=abc,def",
+                " slack+https://b.example/x",
+                "http://127.0.0.1:1/"
+            ]
+        );
+        assert_eq!(split_list(""), Vec::<String>::new());
     }
 
     #[test]
@@ -402,6 +483,7 @@ mod tests {
     #[test]
     fn slack_text_cannot_mention_or_link() {
         let event = Event {
+            team: None,
             kind: super::super::EventKind::Rejected,
             project: Some("p".into()),
             revision: None,

@@ -51,7 +51,7 @@ impl Config {
             .ok()
             .filter(|u| u.scheme() == "https" || crate::api::is_loopback(u))
             .filter(|u| matches!(u.scheme(), "https" | "http"))
-            .ok_or_else(|| ConfigError::BadApi(crate::source::display_bytes(raw_api.as_bytes())))?;
+            .ok_or_else(|| ConfigError::BadApi(shown_api(&raw_api)))?;
         let repo = repo
             .or_else(|| env("GITHUB_REPOSITORY"))
             .or_else(|| git_url.and_then(repo_of_git_url))
@@ -62,6 +62,19 @@ impl Config {
             )));
         }
         Ok(Config { api, token, repo })
+    }
+}
+
+/// A refused `GITHUB_API_URL` as an error shows it: without a
+/// `user:password@` part, escaped.
+fn shown_api(raw: &str) -> String {
+    match Url::parse(raw.trim()) {
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            crate::source::display_bytes(url.as_str().as_bytes())
+        }
+        Err(_) => "(not a URL)".to_string(),
     }
 }
 
@@ -94,21 +107,38 @@ pub fn repo_of_git_url(url: &str) -> Option<String> {
 /// One commit status to set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
-    pub project: String,
+    /// `None` for a run that could not place its problem in a project (a
+    /// manifest too broken to name one): context `nfcron` alone.
+    pub project: Option<String>,
     /// `success` or `failure`.
     pub state: &'static str,
     /// Under 140 characters, as GitHub requires.
     pub description: String,
 }
 
+impl Status {
+    /// `nfcron/<project>`, or `nfcron` for the run as a whole.
+    pub fn context(&self) -> String {
+        match &self.project {
+            Some(project) => format!("nfcron/{project}"),
+            None => "nfcron".to_string(),
+        }
+    }
+}
+
 /// The status of each project this run planned: `failure` when one of its
 /// jobs failed, was refused (now or before), is invalid, or was not sent,
-/// or when pruning was blocked; `success` otherwise.
+/// or when pruning was blocked or a manifest too broken to name its
+/// project is invalid (then every project fails, and with no project at
+/// all, the run's own `nfcron` context); `success` otherwise.
 pub fn statuses(plan: &Plan, outcomes: &[Outcome]) -> Vec<Status> {
-    let run_blocked = plan.blocked_deletions.is_some() || !plan.prune_blocked.is_empty();
+    let mut loose_invalid = 0;
     let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
     for (i, step) in plan.steps.iter().enumerate() {
-        let Some(key) = &step.key else { continue };
+        let Some(key) = &step.key else {
+            loose_invalid += usize::from(matches!(step.kind, Kind::Invalid { .. }));
+            continue;
+        };
         let c = counts.entry(key.project.clone()).or_default();
         match (outcomes.get(i), &step.kind) {
             (Some(Outcome::Applied), _) => c.applied += 1,
@@ -119,17 +149,38 @@ pub fn statuses(plan: &Plan, outcomes: &[Outcome]) -> Vec<Status> {
             _ => {}
         }
     }
+    let run_wide = RunWide {
+        prune_blocked: plan.blocked_deletions.is_some() || !plan.prune_blocked.is_empty(),
+        loose_invalid,
+    };
+    if counts.is_empty() && run_wide.any() {
+        counts.insert(String::new(), Counts::default());
+    }
     counts
         .into_iter()
         .map(|(project, c)| {
-            let failed = run_blocked || c.failed + c.refused + c.invalid > 0;
+            let failed = run_wide.any() || c.failed + c.refused + c.invalid > 0;
             Status {
-                project,
+                project: (!project.is_empty()).then_some(project),
                 state: if failed { "failure" } else { "success" },
-                description: c.describe(run_blocked),
+                description: c.describe(&run_wide),
             }
         })
         .collect()
+}
+
+/// Problems of the run that no one project owns: each fails them all.
+#[derive(Debug, Default)]
+struct RunWide {
+    prune_blocked: bool,
+    /// Invalid manifests too broken to name their project.
+    loose_invalid: usize,
+}
+
+impl RunWide {
+    fn any(&self) -> bool {
+        self.prune_blocked || self.loose_invalid > 0
+    }
 }
 
 #[derive(Debug, Default)]
@@ -142,7 +193,7 @@ struct Counts {
 }
 
 impl Counts {
-    fn describe(&self, blocked: bool) -> String {
+    fn describe(&self, run: &RunWide) -> String {
         let parts: Vec<String> = [
             (self.applied, "applied"),
             (self.refused, "refused by the API"),
@@ -159,7 +210,10 @@ impl Counts {
         } else {
             parts.join(", ")
         };
-        if blocked {
+        if run.loose_invalid > 0 {
+            text.push_str(&format!("; {} manifest(s) invalid", run.loose_invalid));
+        }
+        if run.prune_blocked {
             text.push_str("; pruning blocked");
         }
         text.chars().take(139).collect()
@@ -173,7 +227,7 @@ pub fn outgoing(config: &Config, sha: &str, status: &Status) -> Outgoing {
     url.set_path(&format!("{base}/repos/{}/statuses/{sha}", config.repo));
     let body = serde_json::json!({
         "state": status.state,
-        "context": format!("nfcron/{}", status.project),
+        "context": status.context(),
         "description": status.description,
     });
     let mut headers = HeaderMap::new();
@@ -195,6 +249,8 @@ pub fn outgoing(config: &Config, sha: &str, status: &Status) -> Outgoing {
         body: serde_json::to_vec(&body).expect("JSON values serialise"),
         headers,
         what: "github_status",
+        // The caller's to set: GitHub's queue is after the receivers'.
+        lane: 0,
     }
 }
 
@@ -248,12 +304,12 @@ mod tests {
         ));
         let plain = [
             ("GITHUB_TOKEN", "t"),
-            ("GITHUB_API_URL", "http://github.example"),
+            ("GITHUB_API_URL", "http://user:s3cret@github.example"),
         ];
-        assert!(matches!(
-            Config::resolve(Some("a/b".into()), env(&plain), None),
-            Err(ConfigError::BadApi(_))
-        ));
+        match Config::resolve(Some("a/b".into()), env(&plain), None) {
+            Err(ConfigError::BadApi(shown)) => assert!(!shown.contains("s3cret"), "{shown}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -265,7 +321,11 @@ mod tests {
             invalid: usize::MAX,
             unchanged: usize::MAX,
         };
-        assert!(c.describe(true).chars().count() < 140);
-        assert_eq!(Counts::default().describe(false), "no jobs");
+        let run = RunWide {
+            prune_blocked: true,
+            loose_invalid: usize::MAX,
+        };
+        assert!(c.describe(&run).chars().count() < 140);
+        assert_eq!(Counts::default().describe(&RunWide::default()), "no jobs");
     }
 }

@@ -65,11 +65,13 @@ pub struct JobEntry {
     pub message: Option<String>,
 }
 
-/// One notification: every job of one project that one kind of thing
-/// happened to in one run.
+/// One notification: every job of one project (of one team) that one kind
+/// of thing happened to in one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub kind: EventKind,
+    /// The team of team routes (`team:` in manifests), if any.
+    pub team: Option<String>,
     /// `None` when the run cannot tell (a manifest without a project).
     pub project: Option<String>,
     pub revision: Option<String>,
@@ -83,6 +85,9 @@ impl Event {
         let jobs = if n == 1 { "job" } else { "jobs" };
         let what = match self.kind {
             EventKind::Applied => format!("applied {n} {jobs}"),
+            EventKind::Failed if self.jobs.iter().all(|j| j.id.is_empty()) => {
+                "the run failed".to_string()
+            }
             EventKind::Failed => format!("{n} {jobs} failed (retried later)"),
             EventKind::Rejected => format!("the API refused {n} {jobs}"),
             EventKind::Drift => format!("drift on {n} {jobs}"),
@@ -93,8 +98,10 @@ impl Event {
             }
         };
         let mut line = format!("nfcron: {what}");
-        if let Some(project) = &self.project {
-            line.push_str(&format!(" in {project}"));
+        match (&self.team, &self.project) {
+            (Some(team), Some(project)) => line.push_str(&format!(" in {team}/{project}")),
+            (None, Some(project)) => line.push_str(&format!(" in {project}")),
+            _ => {}
         }
         if let Some(revision) = &self.revision {
             line.push_str(&format!(" at {}", short(revision)));
@@ -112,8 +119,10 @@ fn short(revision: &str) -> &str {
 /// (blocked). `outcomes` holds one per step, or none for a run that
 /// stopped before applying.
 pub fn events(plan: &Plan, outcomes: &[Outcome], revision: Option<&str>) -> Vec<Event> {
-    let mut grouped: BTreeMap<(EventKind, Option<String>), Vec<JobEntry>> = BTreeMap::new();
+    type Group = (EventKind, Option<String>, Option<String>);
+    let mut grouped: BTreeMap<Group, Vec<JobEntry>> = BTreeMap::new();
     for (i, step) in plan.steps.iter().enumerate() {
+        let team = step.key.as_ref().and_then(|k| k.team.clone());
         let project = step.key.as_ref().map(|k| k.project.clone());
         let id = step
             .key
@@ -128,7 +137,10 @@ pub fn events(plan: &Plan, outcomes: &[Outcome], revision: Option<&str>) -> Vec<
             result: result.to_string(),
             message,
         };
-        let mut add = |kind, e| grouped.entry((kind, project.clone())).or_default().push(e);
+        let mut add = |kind, e| {
+            let group = (kind, team.clone(), project.clone());
+            grouped.entry(group).or_default().push(e)
+        };
         match outcomes.get(i) {
             Some(Outcome::Applied) => add(EventKind::Applied, entry("applied", None)),
             Some(Outcome::Failed(f)) => add(EventKind::Failed, entry("failed", Some(f.message()))),
@@ -138,10 +150,12 @@ pub fn events(plan: &Plan, outcomes: &[Outcome], revision: Option<&str>) -> Vec<
             _ => {}
         }
         if let Some(drift) = step.drift().filter(|d| d.found()) {
-            add(
-                EventKind::Drift,
-                entry("drifted", Some(drift_message(drift))),
-            );
+            // A write that landed put the manifest back over it.
+            let result = match outcomes.get(i) {
+                Some(Outcome::Applied) => "corrected",
+                _ => "drifted",
+            };
+            add(EventKind::Drift, entry(result, Some(drift_message(drift))));
         }
         if let Kind::Invalid { reason } = &step.kind {
             add(EventKind::Invalid, entry("invalid", Some(reason.clone())));
@@ -149,8 +163,9 @@ pub fn events(plan: &Plan, outcomes: &[Outcome], revision: Option<&str>) -> Vec<
     }
     let mut events: Vec<Event> = grouped
         .into_iter()
-        .map(|((kind, project), jobs)| Event {
+        .map(|((kind, team, project), jobs)| Event {
             kind,
+            team,
             project,
             revision: revision.map(str::to_string),
             jobs,
@@ -160,6 +175,17 @@ pub fn events(plan: &Plan, outcomes: &[Outcome], revision: Option<&str>) -> Vec<
         events.push(event);
     }
     events
+}
+
+/// An event about the run, not about jobs of a project.
+fn run_level(kind: EventKind, revision: Option<&str>, entry: JobEntry) -> Event {
+    Event {
+        kind,
+        team: None,
+        project: None,
+        revision: revision.map(str::to_string),
+        jobs: vec![entry],
+    }
 }
 
 /// Which fields drifted (never their values), or that the job is gone.
@@ -188,10 +214,11 @@ fn prune_blocked(plan: &Plan, revision: Option<&str>) -> Option<Event> {
         })
         .collect();
     if let Some(n) = plan.blocked_deletions {
+        // Blocked deletions stay in the plan as orphans (kept).
         jobs.extend(
             plan.steps
                 .iter()
-                .filter(|s| matches!(s.kind, Kind::Delete { .. }))
+                .filter(|s| matches!(s.kind, Kind::Delete { .. } | Kind::Orphan))
                 .filter_map(|s| s.key.as_ref())
                 .map(|k| JobEntry {
                     id: k.id.clone(),
@@ -205,6 +232,7 @@ fn prune_blocked(plan: &Plan, revision: Option<&str>) -> Option<Event> {
     }
     (!jobs.is_empty()).then(|| Event {
         kind: EventKind::PruneBlocked,
+        team: None,
         project: single_project(plan),
         revision: revision.map(str::to_string),
         jobs,
@@ -229,24 +257,28 @@ fn single_project(plan: &Plan) -> Option<String> {
 /// so that each is said once until it changes or clears.
 #[derive(Debug, Default)]
 pub struct Memory {
-    /// (kind, project, job id) -> the message last sent.
-    said: BTreeMap<(EventKind, Option<String>, String), Option<String>>,
-    /// project -> (commit, state, description) last set on GitHub.
+    /// (kind, team, project, job id) -> the message last sent.
+    said: BTreeMap<Said, Option<String>>,
+    /// context -> (commit, state, description) last set on GitHub.
     statuses: BTreeMap<String, (String, &'static str, String)>,
 }
+
+/// What a lasting condition is remembered by.
+type Said = (EventKind, Option<String>, Option<String>, String);
 
 impl Memory {
     /// Whether `status` on `sha` differs from what was last set.
     fn status_changed(&mut self, sha: &str, status: &github::Status) -> bool {
         let now = (sha.to_string(), status.state, status.description.clone());
-        self.statuses.insert(status.project.clone(), now.clone()) != Some(now)
+        self.statuses.insert(status.context(), now.clone()) != Some(now)
     }
 
     /// Keeps of `events` what was not said before, and remembers this
     /// run's conditions. A condition a run could see and did not find has
     /// cleared, and is said again when it comes back: every manifest is
     /// read each run, but drift only in a `swept` run (one that read live
-    /// jobs), and there only for jobs not left `Unknown`.
+    /// jobs), and there only for jobs not left `Unknown`. Drift a write
+    /// corrected is said and not remembered: if it comes back, it is new.
     pub fn novel(&mut self, events: Vec<Event>, plan: &Plan, swept: bool) -> Vec<Event> {
         self.forget_cleared(&events, plan, swept);
         events
@@ -256,8 +288,13 @@ impl Memory {
                     // Each is a change that happened once.
                     return Some(event);
                 }
+                let (kind, team, project) = (event.kind, &event.team, &event.project);
                 event.jobs.retain(|job| {
-                    let key = (event.kind, event.project.clone(), job.id.clone());
+                    let key = (kind, team.clone(), project.clone(), job.id.clone());
+                    if job.result == "corrected" {
+                        self.said.remove(&key);
+                        return true;
+                    }
                     self.said.insert(key, job.message.clone()).as_ref() != Some(&job.message)
                 });
                 (!event.jobs.is_empty()).then_some(event)
@@ -266,29 +303,28 @@ impl Memory {
     }
 
     fn forget_cleared(&mut self, events: &[Event], plan: &Plan, swept: bool) {
-        let present: BTreeSet<(EventKind, Option<String>, String)> = events
+        let present: BTreeSet<Said> = events
             .iter()
             .flat_map(|e| {
+                let group = (e.kind, e.team.clone(), e.project.clone());
                 e.jobs
                     .iter()
-                    .map(|j| (e.kind, e.project.clone(), j.id.clone()))
+                    .map(move |j| (group.0, group.1.clone(), group.2.clone(), j.id.clone()))
             })
             .collect();
         // Jobs still planned whose live state this run did not read.
-        let unread: BTreeSet<(Option<String>, String)> = plan
+        let unread: BTreeSet<(Option<String>, Option<String>, String)> = plan
             .steps
             .iter()
             .filter(|s| !swept || matches!(s.drift(), Some(Drift::Unknown)))
-            .filter_map(|s| {
-                s.key
-                    .as_ref()
-                    .map(|k| (Some(k.project.clone()), k.id.clone()))
-            })
+            .filter_map(|s| s.key.as_ref())
+            .map(|k| (k.team.clone(), Some(k.project.clone()), k.id.clone()))
             .collect();
         self.said.retain(|key, _| {
-            let (kind, project, id) = key;
+            let (kind, team, project, id) = key;
             present.contains(key)
-                || (*kind == EventKind::Drift && unread.contains(&(project.clone(), id.clone())))
+                || (*kind == EventKind::Drift
+                    && unread.contains(&(team.clone(), project.clone(), id.clone())))
         });
     }
 }
@@ -317,11 +353,19 @@ pub struct Config {
     pub github: Option<github::Config>,
     /// `GITHUB_SHA`: the commit a run on a directory source reports on.
     pub commit: Option<String>,
+    /// Values no body may carry even if an error quotes them: the API
+    /// token, the GitHub token, the notify secret.
+    pub hidden: Vec<crate::secret::Token>,
 }
 
 impl Config {
     pub fn is_empty(&self) -> bool {
         self.targets.is_empty() && self.github.is_none()
+    }
+
+    /// The sidecar's delivery queues: one per receiver, one for GitHub.
+    pub fn lanes(&self) -> usize {
+        self.targets.len() + 1
     }
 
     /// The POSTs a run calls for: its events to every receiver, and, after
@@ -347,17 +391,13 @@ impl Config {
             events = memory.novel(events, plan, swept);
             statuses.retain(|(sha, s)| memory.status_changed(sha, s));
         }
-        let now = jiff::Timestamp::now();
-        let mut outs: Vec<deliver::Outgoing> = events
-            .iter()
-            .flat_map(|e| deliver::outgoing(&self.targets, self.secret.as_ref(), e, now))
-            .collect();
+        let mut outs = self.tell(events);
         if let Some(config) = &self.github {
-            outs.extend(
-                statuses
-                    .iter()
-                    .map(|(sha, s)| github::outgoing(config, sha, s)),
-            );
+            outs.extend(statuses.iter().map(|(sha, s)| {
+                let mut out = github::outgoing(config, sha, s);
+                out.lane = self.lanes() - 1;
+                out
+            }));
         }
         outs
     }
@@ -365,19 +405,55 @@ impl Config {
     /// The POSTs that say the Git source's tip `commit` was refused by
     /// `--verify-signatures`, and why (the last verified revision stays).
     pub fn refused_source(&self, commit: &str, reason: &str) -> Vec<deliver::Outgoing> {
-        let event = Event {
-            kind: EventKind::Unverified,
-            project: None,
-            revision: Some(commit.to_string()),
-            jobs: vec![JobEntry {
-                id: commit.to_string(),
-                action: "verify".to_string(),
-                result: "refused".to_string(),
-                message: Some(reason.to_string()),
-            }],
+        let entry = JobEntry {
+            id: commit.to_string(),
+            action: "verify".to_string(),
+            result: "refused".to_string(),
+            message: Some(reason.to_string()),
         };
+        self.tell(vec![run_level(EventKind::Unverified, Some(commit), entry)])
+    }
+
+    /// The event of a run that failed as a whole (state, lock, source):
+    /// one `failed` notification with the error, no job named. The
+    /// sidecar passes its `memory`: the same failure is said once.
+    pub fn run_failed(
+        &self,
+        error: &str,
+        revision: Option<&str>,
+        memory: Option<&mut Memory>,
+    ) -> Vec<deliver::Outgoing> {
+        let entry = JobEntry {
+            id: String::new(),
+            action: "run".to_string(),
+            result: "failed".to_string(),
+            message: Some(error.to_string()),
+        };
+        let mut events = vec![run_level(EventKind::Failed, revision, entry)];
+        if let Some(memory) = memory {
+            let nothing = Plan::default();
+            events = memory.novel(events, &nothing, false);
+        }
+        self.tell(events)
+    }
+
+    /// The POSTs of `events` to every receiver, with every hidden value
+    /// taken out of their messages.
+    fn tell(&self, mut events: Vec<Event>) -> Vec<deliver::Outgoing> {
+        for job in events.iter_mut().flat_map(|e| e.jobs.iter_mut()) {
+            if let Some(message) = &mut job.message {
+                for hidden in &self.hidden {
+                    if message.contains(hidden.expose()) {
+                        *message = message.replace(hidden.expose(), "(sensitive)");
+                    }
+                }
+            }
+        }
         let now = jiff::Timestamp::now();
-        deliver::outgoing(&self.targets, self.secret.as_ref(), &event, now)
+        events
+            .iter()
+            .flat_map(|e| deliver::outgoing(&self.targets, self.secret.as_ref(), e, now))
+            .collect()
     }
 
     /// The source's revision when it is a commit id, else `GITHUB_SHA`.

@@ -5,6 +5,7 @@ use crate::api::{ApiError, Call};
 use crate::apply::Failure;
 use crate::manifest::JobKey;
 use crate::plan::{Change, PruneBlock, Step, Write};
+use crate::secret::Token;
 
 fn key(project: &str, id: &str) -> Option<JobKey> {
     Some(JobKey {
@@ -211,5 +212,122 @@ fn applied_jobs_are_always_said_and_a_failure_retried_is_said_once() {
     assert_eq!(
         kinds(&memory.novel(events(&p, &failed, None), &p, false)),
         ["failed: a"]
+    );
+}
+
+fn team_step(team: &str, id: &str, kind: Kind) -> Step {
+    let mut step = step("p", id, kind);
+    if let Some(key) = &mut step.key {
+        key.team = Some(team.into());
+    }
+    step
+}
+
+#[test]
+fn deletions_held_back_by_max_deletions_are_named() {
+    let mut plan = plan(vec![
+        step("p", "a", Kind::Orphan),
+        step("p", "b", Kind::Orphan),
+        step("p", "c", unchanged(None)),
+    ]);
+    plan.blocked_deletions = Some(2);
+    let events = events(&plan, &[], None);
+    assert_eq!(kinds(&events), ["prune_blocked: a, b"]);
+    assert_eq!(events[0].kind.severity(), "error");
+}
+
+#[test]
+fn drift_a_write_corrected_is_said_again_when_it_comes_back() {
+    let mut memory = Memory::default();
+    let corrected = plan(vec![step(
+        "p",
+        "a",
+        Kind::Update(Write {
+            drift: Some(changed("schedule")),
+            ..write()
+        }),
+    )]);
+    let applied = [Outcome::Applied];
+    for _ in 0..2 {
+        let said = memory.novel(events(&corrected, &applied, None), &corrected, true);
+        assert_eq!(kinds(&said), ["applied: a", "drift: a"]);
+        let drift = said
+            .iter()
+            .find(|e| e.kind == EventKind::Drift)
+            .expect("drift");
+        assert_eq!(drift.jobs[0].result, "corrected");
+    }
+}
+
+#[test]
+fn jobs_of_two_teams_are_told_and_remembered_apart() {
+    let mut memory = Memory::default();
+    let p = plan(vec![
+        team_step("red", "a", unchanged(Some(changed("schedule")))),
+        team_step("blue", "a", unchanged(Some(changed("suspended")))),
+    ]);
+    let first = memory.novel(events(&p, &[], None), &p, true);
+    assert_eq!(kinds(&first), ["drift: a", "drift: a"]);
+    let teams: Vec<_> = first.iter().map(|e| e.team.as_deref()).collect();
+    assert_eq!(teams, [Some("blue"), Some("red")]);
+    assert_eq!(memory.novel(events(&p, &[], None), &p, true), []);
+}
+
+#[test]
+fn no_body_carries_a_hidden_value_an_error_quotes() {
+    let token = "nf-api-t0ken-quoted-back";
+    let config = Config {
+        targets: vec![deliver::Target::parse(1, "https://hooks.example/x").expect("target")],
+        hidden: vec![Token::new(token).expect("token")],
+        ..Config::default()
+    };
+    let p = plan(vec![step("p", "a", Kind::Create(write()))]);
+    let outcomes = [Outcome::Rejected(refused(&format!(
+        "token {token} is not valid"
+    )))];
+    let run = Run {
+        plan: &p,
+        outcomes: &outcomes,
+        revision: None,
+        applying: true,
+        swept: false,
+    };
+    let outs = config.outgoing(&run, None);
+    assert_eq!(outs.len(), 1);
+    let body = String::from_utf8(outs[0].body.clone()).expect("utf-8");
+    assert!(!body.contains(token), "{body}");
+    assert!(body.contains("token (sensitive) is not valid"), "{body}");
+    let failed = config.run_failed(&format!("lock: {token}"), None, None);
+    let body = String::from_utf8(failed[0].body.clone()).expect("utf-8");
+    assert!(
+        !body.contains(token) && body.contains("\"event\":\"failed\""),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_broken_manifest_without_a_project_fails_every_status() {
+    let mut p = plan(vec![step("p", "a", unchanged(None))]);
+    p.steps.push(Step {
+        key: None,
+        name: None,
+        file: Some("jobs.d/broken.yaml".into()),
+        kind: Kind::Invalid {
+            reason: "not YAML".into(),
+        },
+    });
+    let statuses = github::statuses(&p, &[Outcome::Skipped, Outcome::Skipped]);
+    assert_eq!(statuses.len(), 1);
+    assert_eq!(
+        (statuses[0].context().as_str(), statuses[0].state),
+        ("nfcron/p", "failure")
+    );
+    assert!(statuses[0].description.contains("1 manifest(s) invalid"));
+    // Nothing but the broken file: the run's own context fails.
+    let only = plan(vec![p.steps[1].clone()]);
+    let statuses = github::statuses(&only, &[]);
+    assert_eq!(
+        (statuses[0].context().as_str(), statuses[0].state),
+        ("nfcron", "failure")
     );
 }

@@ -352,3 +352,65 @@ fn the_sidecar_tells_each_change_and_a_lasting_invalid_manifest_once() {
     }
     assert_eq!(generic.requests().len(), 3);
 }
+
+#[test]
+fn a_receiver_list_keeps_commas_inside_urls_and_a_failed_run_is_told() {
+    let env = Env::new();
+    let (first, second) = (receiver(), receiver());
+    let list = format!("{}/h?sig=a,b,{}/other", first.url, second.url);
+    // The state file is not JSON: the run fails as a whole.
+    env.ws.write(".nfcron/state.json", "{ not json");
+    let run = env.reconcile(&[], &[("NFCRON_NOTIFY", &list)]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    for (receiver, target) in [(&first, "/h?sig=a,b"), (&second, "/other")] {
+        let requests = receiver.requests();
+        assert_eq!(requests.len(), 1, "{requests:#?}");
+        assert_eq!(requests[0].target, target);
+        let body = json(&requests[0]);
+        assert_eq!(
+            (&body["event"], &body["severity"]),
+            (&"failed".into(), &"error".into())
+        );
+        assert!(
+            body["jobs"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("state")),
+            "{body}"
+        );
+    }
+    assert_eq!(env.fake.count("PUT"), 0);
+}
+
+#[test]
+fn a_receiver_that_hangs_does_not_delay_the_others_in_the_sidecar() {
+    let env = Env::new();
+    let silent = Hostile::spawn(|_, stream| {
+        let _ = std::io::Read::read(stream, &mut [0; 1]);
+        Ok(())
+    });
+    let healthy = receiver();
+    let (stuck, hook) = (
+        format!("{}/stuck", silent.url),
+        format!("{}/hook", healthy.url),
+    );
+    let mut sidecar = crate::support::sidecar::Sidecar::start(
+        env.ws.path(),
+        &env.fake.url,
+        TOKEN,
+        &["--notify", &stuck, "--notify", &hook, "--debounce", "50ms"],
+    );
+    sidecar.next("reconciled");
+    // Each hung POST costs its receiver 5 s per attempt, three attempts:
+    // the healthy receiver hears of every run long before that.
+    for (n, hour) in [(2, "4"), (3, "5"), (4, "6")] {
+        let edited = manifest("Job B").replace("0 3", &format!("0 {hour}"));
+        env.ws.write("jobs.d/job-b.yaml", edited);
+        sidecar.next("reconciled");
+        healthy.wait_for(n, Duration::from_secs(10));
+    }
+    let events: Vec<Value> = healthy.requests().iter().map(json).collect();
+    assert!(
+        events.iter().all(|e| e["event"] == "applied"),
+        "{events:#?}"
+    );
+}
