@@ -13,13 +13,31 @@
 //! key must be listed for a principal matching the committer's email, in
 //! the namespace `git`, and valid (`valid-after`/`valid-before`) at the
 //! commit's committer time. OpenPGP: the signature must verify against a
-//! primary key or signing subkey of the keyring; key expiry and
-//! revocation are not read (take a key out of the file to revoke it).
+//! primary key or signing subkey of the keyring, and the key must be
+//! usable, as `git verify-commit` (gpg) wants it:
+//!
+//! - not revoked: a key-revocation signature on the primary key, or a
+//!   subkey-revocation signature on the signing subkey, that verifies
+//!   refuses every signature by it, whenever made and whatever the reason
+//!   given (as gpg does);
+//! - not expired, neither when the signature was made (its creation time)
+//!   nor now (the verifier's clock). The expiry of the primary key is read
+//!   from its newest verifying self-signature (direct-key or user ID
+//!   certification), a subkey's from its newest verifying binding
+//!   signature; a subkey is unusable once its primary key is. "Now" too,
+//!   as git refuses a good signature by a key that has expired since
+//!   (gpg's `EXPKEYSIG`): the creation time is the signer's own claim, so
+//!   whoever holds an expired key could otherwise backdate new signatures.
+//!   A commit accepted before its key expires is refused after, and
+//!   `watch` then keeps the last verified revision applied;
+//! - a signature dated before its key was made is refused, and so is one
+//!   whose own expiration time has passed.
 
 use std::path::{Path, PathBuf};
 
-use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
-use pgp::types::KeyDetails;
+use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey, SignedPublicSubKey};
+use pgp::packet::{Signature, SignatureType};
+use pgp::types::{KeyDetails, Tag};
 
 /// A larger file is refused: an allowed-signers file or a keyring is a
 /// few kilobytes.
@@ -91,6 +109,25 @@ pub enum Reason {
     BadSignature { key: String, detail: String },
     #[error("it is signed by the OpenPGP key {issuer}, which the keyring does not hold")]
     UnlistedPgpKey { issuer: String },
+    /// A verifying revocation signature: on the primary key, or on the
+    /// signing subkey (then `fingerprint` is the subkey's).
+    #[error("it is signed by the OpenPGP key {fingerprint}, which is revoked{reason}")]
+    KeyRevoked {
+        fingerprint: String,
+        /// `: ` and the revocation's reason text, if it gives one.
+        reason: String,
+    },
+    /// The key had expired when the signature was made, or has since.
+    #[error("it is signed by the OpenPGP key {fingerprint}, which expired at {at}")]
+    KeyExpired { fingerprint: String, at: String },
+    #[error("its signature is dated {signed}, before the OpenPGP key {fingerprint} was made ({created})")]
+    PredatesKey {
+        fingerprint: String,
+        signed: String,
+        created: String,
+    },
+    #[error("its OpenPGP signature expired at {0}")]
+    SignatureExpired(String),
 }
 
 /// Why the `--verify-signatures` file cannot be used.
@@ -199,15 +236,21 @@ impl Signers {
         Ok(Signers::Ssh(signers))
     }
 
-    /// Whether `commit` may be applied.
+    /// Whether `commit` may be applied, judged by this machine's clock.
     pub fn check(&self, commit: &SignedCommit) -> Result<(), Refusal> {
-        self.reason(commit).map_err(|reason| Refusal {
+        self.check_at(commit, jiff::Timestamp::now().as_second())
+    }
+
+    /// Whether `commit` may be applied at `now` (Unix seconds): an OpenPGP
+    /// key or signature that has expired by then is refused.
+    pub fn check_at(&self, commit: &SignedCommit, now: i64) -> Result<(), Refusal> {
+        self.reason(commit, now).map_err(|reason| Refusal {
             commit: commit.commit.clone(),
             reason,
         })
     }
 
-    fn reason(&self, commit: &SignedCommit) -> Result<(), Reason> {
+    fn reason(&self, commit: &SignedCommit, now: i64) -> Result<(), Reason> {
         let signature = commit.signature.as_deref().ok_or(Reason::Unsigned)?;
         let text = std::str::from_utf8(signature).map_err(|_| Reason::UnknownFormat)?;
         let trimmed = text.trim_start();
@@ -216,7 +259,7 @@ impl Signers {
                 verify_ssh(signers, text, commit)
             }
             Signers::OpenPgp(keys) if trimmed.starts_with(PGP_ARMOR) => {
-                verify_openpgp(keys, text, &commit.payload)
+                verify_openpgp(keys, text, &commit.payload, now)
             }
             Signers::Ssh(_) if trimmed.starts_with(PGP_ARMOR) => Err(Reason::WrongKind {
                 found: "an OpenPGP",
@@ -535,7 +578,12 @@ fn parse_keyring(text: &str) -> Result<Vec<SignedPublicKey>, ParseError> {
     Ok(keys)
 }
 
-fn verify_openpgp(keys: &[SignedPublicKey], armored: &str, payload: &[u8]) -> Result<(), Reason> {
+fn verify_openpgp(
+    keys: &[SignedPublicKey],
+    armored: &str,
+    payload: &[u8],
+    now: i64,
+) -> Result<(), Reason> {
     let (sig, _) = DetachedSignature::from_string(armored).map_err(|e| Reason::Malformed {
         kind: "OpenPGP",
         detail: e.to_string(),
@@ -549,16 +597,14 @@ fn verify_openpgp(keys: &[SignedPublicKey], armored: &str, payload: &[u8]) -> Re
     };
     for key in keys {
         if issued(&key.primary_key) {
-            return pgp_verdict(sig.verify(&key.primary_key, payload), &key.primary_key);
+            pgp_verdict(sig.verify(&key.primary_key, payload), &key.primary_key)?;
+            return usable(key, None, &sig, now);
         }
-        // Subkeys bound for signing only.
-        let signing = key
-            .public_subkeys
-            .iter()
-            .filter(|s| s.signatures.iter().any(|b| b.key_flags().sign()));
-        for subkey in signing {
-            if issued(&subkey.key) {
-                return pgp_verdict(sig.verify(&subkey.key, payload), &subkey.key);
+        // Subkeys whose newest binding allows signing.
+        for subkey in key.public_subkeys.iter().filter(|s| issued(&s.key)) {
+            if newest_binding(key, subkey).is_some_and(|b| b.key_flags().sign()) {
+                pgp_verdict(sig.verify(&subkey.key, payload), &subkey.key)?;
+                return usable(key, Some(subkey), &sig, now);
             }
         }
     }
@@ -575,6 +621,135 @@ fn pgp_verdict(result: pgp::errors::Result<()>, key: &dyn KeyDetails) -> Result<
         key: format!("{:X}", key.fingerprint()),
         detail: e.to_string(),
     })
+}
+
+/// Whether `sig`, which verifies against `key`'s primary key or its
+/// `subkey`, was made by a usable key: neither revoked nor expired, at the
+/// signature's creation time and at `now` (the module doc says why).
+fn usable(
+    key: &SignedPublicKey,
+    subkey: Option<&SignedPublicSubKey>,
+    sig: &Signature,
+    now: i64,
+) -> Result<(), Reason> {
+    let primary = &key.primary_key;
+    let signed = sig.created().ok_or_else(|| Reason::Malformed {
+        kind: "OpenPGP",
+        detail: "it has no creation time".into(),
+    })?;
+    let signed = i64::from(signed.as_secs());
+    let revoked =
+        key.details.revocation_signatures.iter().find(|r| {
+            r.typ() == Some(SignatureType::KeyRevocation) && r.verify_key(primary).is_ok()
+        });
+    if let Some(revocation) = revoked {
+        return Err(key_revoked(primary, revocation));
+    }
+    valid_at(primary, primary_expiry(key), signed, now)?;
+    if let Some(subkey) = subkey {
+        let revoked = subkey.signatures.iter().find(|r| {
+            r.typ() == Some(SignatureType::SubkeyRevocation)
+                && r.verify_subkey_binding(primary, &subkey.key).is_ok()
+        });
+        if let Some(revocation) = revoked {
+            return Err(key_revoked(&subkey.key, revocation));
+        }
+        let expiry = newest_binding(key, subkey).and_then(Signature::key_expiration_time);
+        valid_at(&subkey.key, expiry, signed, now)?;
+    }
+    let lifetime = sig.signature_expiration_time().map(|d| d.as_secs());
+    if let Some(seconds) = lifetime.filter(|&s| s > 0) {
+        let until = signed + i64::from(seconds);
+        if now >= until {
+            return Err(Reason::SignatureExpired(show_time(until)));
+        }
+    }
+    Ok(())
+}
+
+fn key_revoked(key: &dyn KeyDetails, revocation: &Signature) -> Reason {
+    let reason = revocation
+        .revocation_reason_string()
+        .map(|text| String::from_utf8_lossy(text).trim().to_string())
+        .filter(|text| !text.is_empty())
+        .map(|text| format!(": {}", super::display_text(&text)))
+        .unwrap_or_default();
+    Reason::KeyRevoked {
+        fingerprint: format!("{:X}", key.fingerprint()),
+        reason,
+    }
+}
+
+/// Refuses a signature made at `signed` before `key` was made, or at or
+/// after its expiry (`lifetime` after its creation; none or zero: never),
+/// or when the key has expired by `now`.
+fn valid_at(
+    key: &dyn KeyDetails,
+    lifetime: Option<pgp::types::Duration>,
+    signed: i64,
+    now: i64,
+) -> Result<(), Reason> {
+    let fingerprint = || format!("{:X}", key.fingerprint());
+    let created = i64::from(key.created_at().as_secs());
+    if signed < created {
+        return Err(Reason::PredatesKey {
+            fingerprint: fingerprint(),
+            signed: show_time(signed),
+            created: show_time(created),
+        });
+    }
+    let lifetime = lifetime.map(|d| d.as_secs()).filter(|&s| s > 0);
+    if let Some(seconds) = lifetime {
+        let expiry = created + i64::from(seconds);
+        if signed >= expiry || now >= expiry {
+            return Err(Reason::KeyExpired {
+                fingerprint: fingerprint(),
+                at: show_time(expiry),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The key-expiration time of the primary key's newest verifying
+/// self-signature: a direct-key signature or a user ID certification
+/// (not a certification revocation).
+fn primary_expiry(key: &SignedPublicKey) -> Option<pgp::types::Duration> {
+    let primary = &key.primary_key;
+    let direct = key
+        .details
+        .direct_signatures
+        .iter()
+        .filter(|s| s.typ() == Some(SignatureType::Key) && s.verify_key(primary).is_ok());
+    let certifications = key.details.users.iter().flat_map(|user| {
+        user.signatures.iter().filter(move |s| {
+            s.is_certification()
+                && s.typ() != Some(SignatureType::CertRevocation)
+                && s.verify_certification(primary, Tag::UserId, &user.id)
+                    .is_ok()
+        })
+    });
+    direct
+        .chain(certifications)
+        .max_by_key(|s| s.created().map(|t| t.as_secs()))
+        .and_then(Signature::key_expiration_time)
+}
+
+/// The subkey's newest binding signature that verifies against the
+/// primary key.
+fn newest_binding<'a>(
+    key: &SignedPublicKey,
+    subkey: &'a SignedPublicSubKey,
+) -> Option<&'a Signature> {
+    subkey
+        .signatures
+        .iter()
+        .filter(|s| {
+            s.typ() == Some(SignatureType::SubkeyBinding)
+                && s.verify_subkey_binding(&key.primary_key, &subkey.key)
+                    .is_ok()
+        })
+        .max_by_key(|s| s.created().map(|t| t.as_secs()))
 }
 
 fn hex(bytes: &[u8]) -> String {

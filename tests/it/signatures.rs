@@ -337,6 +337,70 @@ fn openpgp_signed_tips_verify_against_an_armored_keyring() {
 }
 
 #[test]
+fn a_tip_signed_by_a_since_revoked_openpgp_key_is_refused() {
+    if !gpg_tools() {
+        return;
+    }
+    let gnupg = GnupgHome {
+        dir: tempfile::tempdir().expect("GNUPGHOME"),
+    };
+    let home = gnupg.dir.path();
+    let gpg = |args: &[&str]| run("gpg", args, home, &[("GNUPGHOME", home)]);
+    let user = "test@example.com";
+    gpg(&[
+        "--batch",
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "Test <test@example.com>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    let origin = Origin::new();
+    let rev = origin.commit("0 1 * * *", user, Sign::Gpg { home, user });
+    let keyring = home.join("keyring.asc");
+    std::fs::write(&keyring, gpg(&["--armor", "--export", user])).expect("write");
+    let (ws, fake) = (Workspace::new(), Fake::spawn(0));
+    let run = reconcile(&ws, &fake, &origin, &keyring, &["--dry-run"]);
+    assert_eq!(
+        run.code, 0,
+        "accepted before the revocation: {}",
+        run.stderr
+    );
+    // The revocation certificate gpg made with the key, imported (without
+    // the ':' that guards it against that), then the key exported again.
+    let colons = gpg(&["--with-colons", "--list-keys", user]);
+    let fingerprint = colons
+        .lines()
+        .find_map(|l| l.strip_prefix("fpr:::::::::"))
+        .and_then(|l| l.strip_suffix(':'))
+        .expect("a fingerprint")
+        .to_string();
+    let certificate = std::fs::read_to_string(
+        home.join("openpgp-revocs.d")
+            .join(format!("{fingerprint}.rev")),
+    )
+    .expect("revocation certificate")
+    .replace(":-----BEGIN", "-----BEGIN");
+    let revocation = home.join("revocation.asc");
+    std::fs::write(&revocation, certificate).expect("write");
+    gpg(&["--batch", "--import", revocation.to_str().expect("utf-8")]);
+    std::fs::write(&keyring, gpg(&["--armor", "--export", user])).expect("write");
+    fake.clear_log();
+    let run = reconcile(&ws, &fake, &origin, &keyring, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "error: commit {rev} is not applied (--verify-signatures): it is signed by the OpenPGP key {fingerprint}, which is revoked"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fake.requests().len(), 0);
+}
+
+#[test]
 fn verify_signatures_needs_a_git_source_and_a_usable_file() {
     let ws = Workspace::new().with_bundled_jobs();
     let file = ws.write("allowed_signers", "alice@example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGXE2XSPUGdWz85Ec9JDh+JOqRHFQSC3Ghh/AlUKH7Gw\n");

@@ -13,8 +13,19 @@ const PGP_KEY: &str = include_str!("testdata/pgp.pub");
 const PGP_SIG: &str = include_str!("testdata/pgp.sig");
 const OTHER_KEY: &str = include_str!("testdata/other.pub");
 const OTHER_SIG: &str = include_str!("testdata/other.sig");
+const REVOKED_KEY: &str = include_str!("testdata/revoked.pub");
+const REVOKED_SIG: &str = include_str!("testdata/revoked.sig");
+const EXPIRED_KEY: &str = include_str!("testdata/expired.pub");
+const EXPIRED_EARLY: &str = include_str!("testdata/expired.early.sig");
+const EXPIRED_VALID: &str = include_str!("testdata/expired.valid.sig");
+const EXPIRED_LATE: &str = include_str!("testdata/expired.late.sig");
+const EXPIRED_DAY: &str = include_str!("testdata/expired.day.sig");
+const SUBKEY_KEY: &str = include_str!("testdata/subkey.pub");
+const SUBKEY_SIG: &str = include_str!("testdata/subkey.sig");
 /// The payload's committer time, 2023-11-14T22:13:20Z.
 const COMMITTED: i64 = 1_700_000_000;
+/// 2020-07-01T00:00:00Z: `expired.pub` is valid (2020-01-01 to 2021-01-01).
+const MID_2020: i64 = 1_593_561_600;
 
 fn commit(signature: Option<&str>) -> SignedCommit {
     SignedCommit {
@@ -292,4 +303,121 @@ fn rsa_and_ecdsa_keys_verify_too() {
             "{key}"
         );
     }
+}
+
+fn keyring(text: &str) -> Vec<SignedPublicKey> {
+    match Signers::parse(text).expect("a keyring") {
+        Signers::OpenPgp(keys) => keys,
+        Signers::Ssh(_) => panic!("not a keyring"),
+    }
+}
+
+fn pgp_reason(keys: &[SignedPublicKey], signature: &str, now: i64) -> Option<Reason> {
+    let signers = Signers::OpenPgp(keys.to_vec());
+    signers
+        .check_at(&commit(Some(signature)), now)
+        .err()
+        .map(|refusal| refusal.reason)
+}
+
+#[test]
+fn a_revoked_openpgp_key_is_refused_naming_it() {
+    let mut keys = keyring(REVOKED_KEY);
+    let fingerprint = format!("{:X}", keys[0].primary_key.fingerprint());
+    assert_eq!(fingerprint, "0C94EEFA2DA27966193D24839D5217FFFF3EF2E2");
+    let why = pgp_reason(&keys, REVOKED_SIG, COMMITTED).expect("refused");
+    assert_eq!(
+        why,
+        Reason::KeyRevoked {
+            fingerprint: fingerprint.clone(),
+            reason: String::new()
+        }
+    );
+    assert_eq!(
+        why.to_string(),
+        format!("it is signed by the OpenPGP key {fingerprint}, which is revoked")
+    );
+    // The signature was made before the revocation, and is good: the
+    // revocation alone refuses it.
+    keys[0].details.revocation_signatures.clear();
+    assert_eq!(pgp_reason(&keys, REVOKED_SIG, COMMITTED), None);
+}
+
+#[test]
+fn a_revoked_signing_subkey_is_refused_naming_it() {
+    let mut keys = keyring(SUBKEY_KEY);
+    let subkey = format!("{:X}", keys[0].public_subkeys[0].key.fingerprint());
+    assert_eq!(subkey, "E212A479FF49743A77FC36AB86FE12D86790EE89");
+    assert!(
+        keys[0].details.revocation_signatures.is_empty(),
+        "the primary is fine"
+    );
+    assert_eq!(
+        pgp_reason(&keys, SUBKEY_SIG, COMMITTED),
+        Some(Reason::KeyRevoked {
+            fingerprint: subkey,
+            reason: String::new()
+        })
+    );
+    keys[0].public_subkeys[0]
+        .signatures
+        .retain(|s| s.typ() != Some(SignatureType::SubkeyRevocation));
+    assert_eq!(pgp_reason(&keys, SUBKEY_SIG, COMMITTED), None);
+}
+
+#[test]
+fn an_expired_openpgp_key_is_refused_when_it_signed_and_since() {
+    // Made 2020-01-01 with no expiry, then given one (2021-01-01) by a
+    // newer self-signature: the newer one counts.
+    let keys = keyring(EXPIRED_KEY);
+    let fingerprint = "914E6049B31440AD7D0A35A7DA06420DF64353F6".to_string();
+    assert_eq!(
+        format!("{:X}", keys[0].primary_key.fingerprint()),
+        fingerprint
+    );
+    let expired = Reason::KeyExpired {
+        fingerprint: fingerprint.clone(),
+        at: "2021-01-01T00:00:00Z".into(),
+    };
+    // Signed 2020-06-01, while valid: accepted while the key is valid...
+    assert_eq!(pgp_reason(&keys, EXPIRED_VALID, MID_2020), None);
+    // ...refused once it has expired, as git does.
+    assert_eq!(
+        pgp_reason(&keys, EXPIRED_VALID, COMMITTED),
+        Some(expired.clone())
+    );
+    // Signed 2021-06-01, after the expiry: refused whatever the clock says.
+    assert_eq!(
+        pgp_reason(&keys, EXPIRED_LATE, MID_2020),
+        Some(expired.clone())
+    );
+    assert_eq!(
+        expired.to_string(),
+        format!(
+            "it is signed by the OpenPGP key {fingerprint}, which expired at 2021-01-01T00:00:00Z"
+        )
+    );
+    // Signed 2020-06-01 to expire a day later.
+    assert_eq!(
+        pgp_reason(&keys, EXPIRED_DAY, MID_2020),
+        Some(Reason::SignatureExpired("2020-06-02T00:00:00Z".into()))
+    );
+    // An hour after it was made, it holds.
+    assert_eq!(pgp_reason(&keys, EXPIRED_DAY, 1_590_969_600 + 3_600), None);
+    // Signed 2019-06-01, before the key was made.
+    let early = pgp_reason(&keys, EXPIRED_EARLY, MID_2020).expect("refused");
+    assert_eq!(
+        early.to_string(),
+        format!("its signature is dated 2019-06-01T00:00:00Z, before the OpenPGP key {fingerprint} was made (2020-01-01T00:00:00Z)")
+    );
+}
+
+#[test]
+fn check_judges_openpgp_expiry_by_the_clock() {
+    let keys = Signers::parse(EXPIRED_KEY).expect("a keyring");
+    let why = keys
+        .check(&commit(Some(EXPIRED_VALID)))
+        .expect_err("expired since")
+        .reason;
+    assert!(matches!(why, Reason::KeyExpired { .. }), "{why}");
 }
