@@ -150,10 +150,10 @@ fn a_stalled_git_server_makes_the_sidecar_unready_then_it_recovers() {
             && error.contains("did not answer within 1s (--git-timeout)"),
         "{failed}"
     );
-    let (status, response) = sidecar.http("GET", "/readyz", "");
+    let (status, response) = sidecar.get("/readyz");
     assert_eq!(status, 503, "{response}");
     assert!(response.contains("did not answer"), "{response}");
-    let (_, metrics) = sidecar.http("GET", "/metrics", "");
+    let (_, metrics) = sidecar.get("/metrics");
     assert!(
         metrics.contains("nfcron_reconcile_runs_total{result=\"failure\"} 1"),
         "{metrics}"
@@ -162,12 +162,17 @@ fn a_stalled_git_server_makes_the_sidecar_unready_then_it_recovers() {
 
     // The server answers again: the next poll (here a webhook) applies.
     switch.forward(server.addr());
-    let (status, _) = sidecar.http("POST", "/hooks/git", "X-Gitlab-Token: hook-s3cret\r\n");
+    let (status, _, _) = sidecar.http(
+        "POST",
+        "/hooks/git",
+        &[("X-Gitlab-Token", "hook-s3cret".into())],
+        b"{}",
+    );
     assert_eq!(status, 202);
     let reconciled = sidecar.next("reconciled");
     assert_eq!(reconciled["revision"], rev.as_str(), "{reconciled}");
     assert_eq!(reconciled["create"], 1, "{reconciled}");
-    let (status, response) = sidecar.http("GET", "/readyz", "");
+    let (status, response) = sidecar.get("/readyz");
     assert_eq!(status, 200, "{response}");
 }
 
