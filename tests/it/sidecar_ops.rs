@@ -147,7 +147,7 @@ fn promtool_accepts_the_text_004_scrape_and_openmetrics_is_served_when_asked() {
             .collect()
     };
     assert_eq!(samples(&open), samples(&plain));
-    let (code, _) = watch.terminate();
+    let code = watch.terminate().code;
     assert_eq!(code, 0);
 }
 
@@ -344,7 +344,8 @@ fn under_log_format_json_every_stderr_line_is_json_and_a_used_up_rate_limit_is_o
     assert_eq!(fake.count("PUT"), 1, "nothing sent past the limit");
     lines.extend(run);
 
-    let (code, rest) = watch.terminate();
+    let exit = watch.terminate();
+    let (code, rest) = (exit.code, exit.lines);
     assert_eq!(code, 0);
     lines.extend(rest);
     assert!(
@@ -445,7 +446,7 @@ fn healthz_fails_when_a_run_is_stuck_on_a_silent_git_server_past_the_stall_timeo
     let (status, _, body) = watch.http("GET", "/readyz", &[], b"");
     assert_eq!(status, 503, "{body}");
     // The probes still answer and SIGTERM still ends it.
-    let (code, _) = watch.terminate();
+    let code = watch.terminate().code;
     assert_eq!(code, 0);
 }
 

@@ -3,7 +3,8 @@
 //! plain HTTP requests to it, SIGTERM on request and SIGKILL on drop.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -52,6 +53,9 @@ fn banner_addr(line: &Line) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A change to the command made just before it is spawned.
+type Tweak = Box<dyn FnOnce(&mut Command)>;
+
 /// How a [`Sidecar`] is started: `nfcron GLOBAL watch --listen
 /// 127.0.0.1:0 ARGS` in `dir`, with the API's URL and token, the webhook
 /// secret and `NO_COLOR` in its environment, then `env`.
@@ -61,6 +65,7 @@ pub struct Builder {
     args: Vec<String>,
     /// Set (`Some`) or removed (`None`), in order, after the defaults.
     env: Vec<(String, Option<String>)>,
+    tweak: Option<Tweak>,
 }
 
 impl Builder {
@@ -88,6 +93,13 @@ impl Builder {
         self
     }
 
+    /// Applies `tweak` to the command last, before it is spawned (for
+    /// `pre_exec`, say).
+    pub fn command(mut self, tweak: impl FnOnce(&mut Command) + 'static) -> Builder {
+        self.tweak = Some(Box::new(tweak));
+        self
+    }
+
     /// Starts it; returns once the listener's banner is out.
     pub fn start(self) -> Sidecar {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nfcron"));
@@ -112,11 +124,11 @@ impl Builder {
                 None => cmd.env_remove(k),
             };
         }
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start nfcron watch");
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        if let Some(tweak) = self.tweak {
+            tweak(&mut cmd);
+        }
+        let mut child = cmd.spawn().expect("start nfcron watch");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, lines) = mpsc::channel::<Line>();
         std::thread::spawn(move || {
@@ -150,6 +162,16 @@ impl Builder {
     }
 }
 
+/// How a sidecar ended after SIGTERM.
+pub struct Exit {
+    /// The exit code (-1 for a signal).
+    pub code: i32,
+    /// From SIGTERM to the exit (seen within 20 ms).
+    pub took: Duration,
+    /// Every line not read before.
+    pub lines: Vec<Line>,
+}
+
 pub struct Sidecar {
     child: Option<Child>,
     lines: Receiver<Line>,
@@ -173,6 +195,7 @@ impl Sidecar {
                 ("NORTHFLANK_API_URL".into(), Some(api_url.into())),
                 ("NORTHFLANK_API_TOKEN".into(), Some(token.into())),
             ],
+            tweak: None,
         }
     }
 
@@ -269,6 +292,13 @@ impl Sidecar {
         &self.seen
     }
 
+    /// A connection to the listener, reads bounded by [`WAIT`].
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(&self.addr).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        stream
+    }
+
     /// Status, head (lower-cased) and body of `METHOD path` with `headers`
     /// and `body`, on a connection of its own.
     pub fn http(
@@ -278,8 +308,7 @@ impl Sidecar {
         headers: &[(&str, String)],
         body: &[u8],
     ) -> (u16, String, String) {
-        let mut stream = std::net::TcpStream::connect(&self.addr).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        let mut stream = self.connect();
         let mut request = format!(
             "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
             body.len()
@@ -290,16 +319,24 @@ impl Sidecar {
         request.push_str("\r\n");
         stream.write_all(request.as_bytes()).expect("send");
         stream.write_all(body).expect("send body");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read");
-        let (head, body) = response
-            .split_once("\r\n\r\n")
-            .unwrap_or((response.as_str(), ""));
+        let mut raw = Vec::new();
+        match stream.read_to_end(&mut raw) {
+            Ok(_) => {}
+            // A reset after a complete response: the server closed with
+            // part of the request unread.
+            Err(e) if e.kind() == ErrorKind::ConnectionReset && !raw.is_empty() => {}
+            Err(e) => panic!(
+                "no complete response: {e}; got {:?}",
+                String::from_utf8_lossy(&raw)
+            ),
+        }
+        let response = String::from_utf8_lossy(&raw);
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
         let status = head
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok())
-            .expect("status");
+            .unwrap_or_else(|| panic!("no status in {response:?}"));
         (status, head.to_ascii_lowercase(), body.to_string())
     }
 
@@ -332,28 +369,33 @@ impl Sidecar {
         self.child.as_ref().map_or(0, Child::id)
     }
 
-    /// SIGTERM; the exit code and every line not yet read.
-    pub fn terminate(mut self) -> (i32, Vec<Line>) {
+    /// SIGTERM, then waits (within [`WAIT`]) for the process to exit.
+    pub fn terminate(mut self) -> Exit {
         let mut child = self.child.take().expect("running");
         // SAFETY: sending a signal to our own child process, not yet reaped.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + WAIT;
-        let mut rest = Vec::new();
+        let sent = Instant::now();
+        let mut lines = Vec::new();
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
+                let took = sent.elapsed();
                 // The pipe closes with the process: drain what is left.
                 while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-                    rest.push(line);
+                    lines.push(line);
                 }
-                return (status.code().unwrap_or(-1), rest);
+                return Exit {
+                    code: status.code().unwrap_or(-1),
+                    took,
+                    lines,
+                };
             }
-            if Instant::now() >= deadline {
+            if sent.elapsed() >= WAIT {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!("watch did not stop within {WAIT:?} of SIGTERM");
             }
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
-                rest.push(line);
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(20)) {
+                lines.push(line);
             }
         }
     }
