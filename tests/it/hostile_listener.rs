@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::Workspace;
 use fake::{Fake, TOKEN};
 
-use crate::support::sidecar::{Sidecar, HOOK_SECRET};
+use crate::support::sidecar::{read_response, signature, Sidecar, HOOK_SECRET};
 
 /// How long a connection may stay open, or the connection cap stay full,
 /// before a test calls it a failure: shorter than the shared sidecar
@@ -51,27 +51,9 @@ fn open_fds(watch: &Sidecar) -> usize {
         .count()
 }
 
-/// Reads a whole response (the server must close the connection after
-/// it); the status and body.
+/// The status and body of a whole response on `stream`.
 fn response(stream: &mut TcpStream) -> (u16, String) {
-    let mut raw = Vec::new();
-    match stream.read_to_end(&mut raw) {
-        Ok(_) => {}
-        // A reset after a complete response: the server closed with our
-        // unread upload in its buffer.
-        Err(e) if e.kind() == ErrorKind::ConnectionReset && !raw.is_empty() => {}
-        Err(e) => panic!(
-            "no complete response: {e}; got {:?}",
-            String::from_utf8_lossy(&raw)
-        ),
-    }
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {text:?}"));
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    let (status, _, body) = read_response(stream);
     (status, body)
 }
 
@@ -135,19 +117,6 @@ fn refused(watch: &Sidecar, reason: &str) -> f64 {
         watch,
         &format!("nfcron_http_refused_total{{reason=\"{reason}\"}}"),
     )
-}
-
-fn signature(body: &[u8], secret: &str) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
 }
 
 /// A watch over one valid manifest that has completed its first run.

@@ -16,7 +16,7 @@ use common::Workspace;
 use fake::{Fake, TOKEN};
 use serde_json::Value;
 
-use crate::support::sidecar::{metric, Sidecar, HOOK_SECRET, JSON_INFO, WAIT};
+use crate::support::sidecar::{metric, signature, Sidecar, HOOK_SECRET, JSON_INFO, WAIT};
 
 fn manifest(name: &str, schedule: &str) -> String {
     format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
@@ -171,16 +171,7 @@ fn a_401_sets_nfcron_token_refused() {
 }
 
 fn signed_hook(body: &[u8]) -> Vec<(&'static str, String)> {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).expect("key");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    vec![("X-Hub-Signature-256", format!("sha256={hex}"))]
+    vec![("X-Hub-Signature-256", signature(body, HOOK_SECRET))]
 }
 
 fn webhooks(watch: &Sidecar, n: usize) {

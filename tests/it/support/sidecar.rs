@@ -319,25 +319,7 @@ impl Sidecar {
         request.push_str("\r\n");
         stream.write_all(request.as_bytes()).expect("send");
         stream.write_all(body).expect("send body");
-        let mut raw = Vec::new();
-        match stream.read_to_end(&mut raw) {
-            Ok(_) => {}
-            // A reset after a complete response: the server closed with
-            // part of the request unread.
-            Err(e) if e.kind() == ErrorKind::ConnectionReset && !raw.is_empty() => {}
-            Err(e) => panic!(
-                "no complete response: {e}; got {:?}",
-                String::from_utf8_lossy(&raw)
-            ),
-        }
-        let response = String::from_utf8_lossy(&raw);
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status in {response:?}"));
-        (status, head.to_ascii_lowercase(), body.to_string())
+        read_response(&mut stream)
     }
 
     /// Status and body of `GET path`.
@@ -424,4 +406,43 @@ pub fn metric(text: &str, series: &str) -> f64 {
             (name == series).then(|| value.parse().expect("a number"))
         })
         .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+}
+
+/// Reads a whole response (the server must close the connection after
+/// it): the status, the head (lower-cased) and the body.
+pub fn read_response(stream: &mut TcpStream) -> (u16, String, String) {
+    let mut raw = Vec::new();
+    match stream.read_to_end(&mut raw) {
+        Ok(_) => {}
+        // A reset after a complete response: the server closed with part
+        // of the request (an upload, say) unread.
+        Err(e) if e.kind() == ErrorKind::ConnectionReset && !raw.is_empty() => {}
+        Err(e) => panic!(
+            "no complete response: {e}; got {:?}",
+            String::from_utf8_lossy(&raw)
+        ),
+    }
+    let response = String::from_utf8_lossy(&raw);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {response:?}"));
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+/// The `sha256=HEX` HMAC-SHA256 of `body` with `secret`, as GitHub signs a
+/// webhook (`X-Hub-Signature-256`).
+pub fn signature(body: &[u8], secret: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
 }
