@@ -11,7 +11,7 @@ use crate::fake;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Run, Workspace};
+use common::{job, Run, Workspace};
 use fake::{Fake, Fault, FaultRule, TOKEN};
 use hyper::Method;
 use serde_json::Value;
@@ -44,15 +44,6 @@ fn reconcile(ws: &Workspace, fake: &Fake, extra: &[&str]) -> Run {
             ("NORTHFLANK_API_TOKEN", TOKEN),
         ],
     )
-}
-
-fn job<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .find(|j| j["id"] == id)
-        .unwrap_or_else(|| panic!("no job {id} in {report:#}"))
 }
 
 fn state(ws: &Workspace) -> Value {

@@ -10,7 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
-use common::{Run, Workspace};
+use common::{job, Run, Workspace};
 use fake::{Fake, TOKEN};
 use serde_json::{json, Value};
 
@@ -61,15 +61,6 @@ fn on_a_full_disk(ws: &Workspace, fake: &Fake, args: &[&str]) -> Output {
         });
     }
     cmd.output().expect("run nfcron")
-}
-
-fn job<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .find(|j| j["id"] == id)
-        .unwrap_or_else(|| panic!("no job {id} in {report:#}"))
 }
 
 #[test]
