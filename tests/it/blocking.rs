@@ -15,70 +15,23 @@
 use crate::common;
 use crate::fake;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use common::Workspace;
 use fake::{Fake, TOKEN};
-use serde_json::Value;
 
-const WAIT: Duration = Duration::from_secs(30);
+use crate::support::sidecar::{Sidecar, WAIT};
+
 const HOLD: Duration = Duration::from_secs(2);
 /// A quarter of the hold: see the module's comment.
 const PROBE_LIMIT: Duration = Duration::from_millis(500);
 
 const MANIFEST: &str = "kind: CronJob\nproject: acme\nspec:\n  name: nightly\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"0 3 * * *\"\n  concurrencyPolicy: forbid\n";
 
-struct Watch {
-    child: Child,
-    /// Stderr lines parsed as JSON (`--log-format json`).
-    lines: Receiver<Value>,
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Watch {
-    /// The next event with this message, within [`WAIT`].
-    fn next(&self, message: &str) -> Value {
-        let deadline = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no `{message}` within {WAIT:?}; saw {seen:#?}"));
-            if line["message"] == message {
-                return line;
-            }
-            seen.push(line);
-        }
-    }
-}
-
 /// One `GET /healthz`: its status and how long the answer took.
-fn healthz(addr: &str) -> (u16, Duration) {
+fn healthz(watch: &Sidecar) -> (u16, Duration) {
     let started = Instant::now();
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(WAIT)).expect("timeout");
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {response:?}"));
+    let (status, _, _) = watch.http("GET", "/healthz", &[], b"");
     (status, started.elapsed())
 }
 
@@ -87,43 +40,13 @@ fn healthz_answers_while_a_state_fsync_is_held_for_2s() {
     let fake = Fake::spawn(0);
     let ws = Workspace::new();
     ws.write("jobs/nightly.yaml", MANIFEST);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
-        .current_dir(ws.path())
-        .args([
-            "--log-format",
-            "json",
-            "watch",
-            "jobs",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("NORTHFLANK_API_URL", &fake.url)
-        .env("NORTHFLANK_API_TOKEN", TOKEN)
+    let mut watch = Sidecar::builder(ws.path(), &fake.url, TOKEN)
+        .global(&["--log-format", "json"])
+        .args(&["jobs"])
         .env("NFCRON_TEST_FSYNC_DELAY", "2s")
         .env("TOKIO_WORKER_THREADS", "1")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start nfcron watch");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for raw in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let line = serde_json::from_str::<Value>(&raw)
-                .unwrap_or_else(|_| serde_json::json!({ "message": raw }));
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let watch = Watch { child, lines };
-    let banner = watch.next("listening");
-    let addr = banner["url"]
-        .as_str()
-        .and_then(|u| u.strip_prefix("http://"))
-        .expect("the banner's url")
-        .to_string();
+        .env_remove("NFCRON_WEBHOOK_SECRET")
+        .start();
 
     // The first run PUTs the job, then saves the state: the save's fsync
     // is held for HOLD. Probe /healthz until the job's line (written once
@@ -137,13 +60,14 @@ fn healthz_answers_while_a_state_fsync_is_held_for_2s() {
             Instant::now() < deadline,
             "the job was not recorded within {WAIT:?} of the held fsync"
         );
-        probes.push(healthz(&addr));
+        probes.push(healthz(&watch));
         // Waits for the next log line at most 20 ms: paces the probes
         // without sleeping past the event.
-        match watch.lines.recv_timeout(Duration::from_millis(20)) {
-            Ok(line) if line["message"] == "job" || line["message"] == "reconciled" => break line,
-            Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("nfcron watch exited"),
+        // (A watch that exited fails the next probe's connect.)
+        if let Some(line) = watch.poll(Duration::from_millis(20)) {
+            if line["message"] == "job" || line["message"] == "reconciled" {
+                break line;
+            }
         }
     };
     let during = held.elapsed();

@@ -89,6 +89,16 @@ impl Workspace {
     }
 }
 
+/// The entry for job `id` in a JSON report's `jobs`.
+pub fn job<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .find(|j| j["id"] == id)
+        .unwrap_or_else(|| panic!("no job {id} in {report:#}"))
+}
+
 /// A Git repository with a work tree at `dir`, on branch `main`.
 pub fn git_init(dir: &Path) -> git2::Repository {
     let repo = git2::Repository::init(dir).expect("git init");

@@ -5,9 +5,10 @@
 
 use crate::common;
 use crate::fake;
+use crate::support::kills;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Command, Stdio};
+use std::collections::BTreeSet;
+use std::process::Command;
 use std::time::Duration;
 
 use common::Workspace;
@@ -55,44 +56,13 @@ fn sigkill_at_twenty_points_leaves_a_state_the_next_run_trusts() {
     }
     let fake = Fake::spawn(0);
     fake.set_latency(Duration::from_millis(15));
-    let mut kills_in_flight: BTreeMap<String, usize> = BTreeMap::new();
-    for kill in 0..KILLS {
-        let puts_before = fake.count("PUT");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
-            .current_dir(ws.path())
-            .args(["reconcile", "--concurrency", &CONCURRENCY.to_string()])
-            .env("NORTHFLANK_API_URL", &fake.url)
-            .env("NORTHFLANK_API_TOKEN", TOKEN)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start");
-        // Kill at a different depth each time: after 1 to 8 more PUTs.
-        let target = puts_before + 1 + kill % 8;
-        let reached = fake.wait_until(Duration::from_secs(20), |log| {
-            log.iter().filter(|r| r.method == "PUT").count() >= target
-        });
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reaped");
-        if !reached {
-            break; // the apply finished before this kill point
-        }
-        // Jobs the API has but the state lacks were in flight at the kill.
-        let recorded = state(&ws).unwrap_or_default();
-        for id in fake
-            .job_ids("acme")
-            .into_iter()
-            .filter(|id| !recorded.contains(id))
-        {
-            *kills_in_flight.entry(id).or_default() += 1;
-        }
-        assert!(
-            recorded
-                .iter()
-                .all(|id| fake.job(None, "acme", id).is_some()),
-            "state claims a job the API lacks"
-        );
-    }
+    let kills_in_flight = kills::apply_killed(
+        ws.path(),
+        &fake,
+        &["reconcile", "--concurrency", &CONCURRENCY.to_string()],
+        KILLS,
+        || state(&ws).unwrap_or_default(),
+    );
     // The last, uninterrupted run.
     let run = ws.nfcron_env(
         &["reconcile"],
@@ -106,16 +76,7 @@ fn sigkill_at_twenty_points_leaves_a_state_the_next_run_trusts() {
     let live: BTreeSet<String> = fake.job_ids("acme").into_iter().collect();
     assert_eq!(recorded.len(), JOBS);
     assert_eq!(recorded, live, "state matches the API's jobs exactly");
-    let mut puts: BTreeMap<String, usize> = BTreeMap::new();
-    for r in fake.requests().iter().filter(|r| r.method == "PUT") {
-        *puts
-            .entry(r.job.clone().expect("PUTs name their job"))
-            .or_default() += 1;
-    }
-    for (id, n) in &puts {
-        let allowed = 1 + kills_in_flight.get(id).copied().unwrap_or(0);
-        assert!(*n <= allowed, "{id} was PUT {n} times; {allowed} allowed");
-    }
+    kills::assert_puts_within(&fake, &kills_in_flight);
     // A further run trusts the state: nothing to do, nothing sent.
     fake.clear_log();
     let run = ws.nfcron_env(

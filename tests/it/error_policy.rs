@@ -8,19 +8,15 @@
 use crate::common;
 use crate::fake;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Run, Workspace};
+use common::{job, Run, Workspace};
 use fake::{Fake, Fault, FaultRule, TOKEN};
 use hyper::Method;
 use serde_json::Value;
 
-const WAIT: Duration = Duration::from_secs(30);
+use crate::support::sidecar::{metric, Sidecar, WAIT};
 
 fn manifest(name: &str, schedule: &str) -> String {
     format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
@@ -48,15 +44,6 @@ fn reconcile(ws: &Workspace, fake: &Fake, extra: &[&str]) -> Run {
             ("NORTHFLANK_API_TOKEN", TOKEN),
         ],
     )
-}
-
-fn job<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .find(|j| j["id"] == id)
-        .unwrap_or_else(|| panic!("no job {id} in {report:#}"))
 }
 
 fn state(ws: &Workspace) -> Value {
@@ -215,149 +202,17 @@ fn a_503_is_retried_and_lands() {
 
 // ---- watch ----
 
-/// One stderr line: parsed when it is JSON, kept raw always.
-struct Line {
-    raw: String,
-    json: Option<Value>,
-}
-
-/// A running `nfcron watch` and its stderr, line by line.
-struct Watch {
-    child: Child,
-    lines: Receiver<Line>,
-    addr: String,
-}
-
-impl Watch {
-    fn start(dir: &Path, fake: &Fake, env: &[(&str, &str)], args: &[&str]) -> Watch {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
-            .current_dir(dir)
-            .args(["--log-format", "json", "--log-level", "info"])
-            .args(["watch", "--listen", "127.0.0.1:0", "--drift-interval", "0"])
-            .args(args)
-            .env("NORTHFLANK_API_URL", &fake.url)
-            .env_remove("NORTHFLANK_API_TOKEN")
-            .env_remove("RUST_LOG")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start nfcron watch");
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for raw in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let json = serde_json::from_str::<Value>(&raw).ok();
-                if tx.send(Line { raw, json }).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + WAIT;
-        let addr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no listening banner within {WAIT:?}"));
-            if let Some(url) = line.json.as_ref().and_then(|v| v["url"].as_str()) {
-                break url.trim_start_matches("http://").to_string();
-            }
-        };
-        Watch { child, lines, addr }
+/// `nfcron watch` against `fake` with `env` and `args`, no drift sweep and
+/// no webhook; without a token unless `env` has one (a test gives it in
+/// `--token-file` instead).
+fn start_watch(dir: &Path, fake: &Fake, env: &[(&str, &str)], args: &[&str]) -> Sidecar {
+    let mut builder = Sidecar::builder(dir, &fake.url, "")
+        .env_remove("NORTHFLANK_API_TOKEN")
+        .env_remove("NFCRON_WEBHOOK_SECRET");
+    for (k, v) in env {
+        builder = builder.env(k, v);
     }
-
-    /// The next JSON event with this message.
-    fn next(&self, message: &str) -> Value {
-        let deadline = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no `{message}` within {WAIT:?}; saw {seen:#?}"));
-            if let Some(v) = line.json.filter(|v| v["message"] == message) {
-                return v;
-            }
-            seen.push(line.raw);
-        }
-    }
-
-    /// Asserts that no run completes within `window`.
-    fn no_run_within(&self, window: Duration) {
-        let deadline = Instant::now() + window;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            match self.lines.recv_timeout(left) {
-                Ok(line) => assert!(
-                    line.json
-                        .as_ref()
-                        .is_none_or(|v| v["message"] != "reconciled"),
-                    "an extra run: {}",
-                    line.raw
-                ),
-                Err(mpsc::RecvTimeoutError::Timeout) => return,
-                Err(e) => panic!("watch's stderr closed: {e}"),
-            }
-        }
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(&self.addr).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).expect("timeout");
-        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).expect("send");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read");
-        let (head, body) = response
-            .split_once("\r\n\r\n")
-            .unwrap_or((response.as_str(), ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status");
-        (status, body.to_string())
-    }
-
-    /// Polls `path` until it answers `want`; the last body.
-    fn poll_until(&self, path: &str, want: u16) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let (status, body) = self.get(path);
-            if status == want {
-                return body;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{path} still {status} after {WAIT:?}: {body}"
-            );
-            // Readiness changes as a run ends, which the sidecar logs: wake
-            // on its next line (or after 50 ms), then ask again.
-            let _ = self.lines.recv_timeout(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The value of one series (`name{labels}`) in exposition text.
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .find_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            (name == series).then(|| value.parse().expect("a number"))
-        })
-        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+    builder.args(&["--drift-interval", "0"]).args(args).start()
 }
 
 #[test]
@@ -367,7 +222,7 @@ fn watch_puts_a_job_the_api_refuses_once_across_three_resyncs_and_again_once_aft
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
     fake.inject(put_fault(400, 1));
-    let watch = Watch::start(
+    let mut watch = start_watch(
         ws.path(),
         &fake,
         &[("NORTHFLANK_API_TOKEN", TOKEN)],
@@ -422,7 +277,7 @@ fn watch_schedules_no_backoff_retry_for_a_run_whose_only_error_is_a_rejection() 
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
     fake.inject(put_fault(404, 1));
-    let watch = Watch::start(
+    let mut watch = start_watch(
         ws.path(),
         &fake,
         &[("NORTHFLANK_API_TOKEN", TOKEN)],
@@ -443,7 +298,7 @@ fn watch_retries_a_run_whose_put_got_503_until_it_lands() {
     // No retries within a run (--retry-max-time 0s): the run fails, and
     // the sidecar's backoff retry (5 s later) lands it.
     fake.inject(put_fault(503, 1));
-    let watch = Watch::start(
+    let mut watch = start_watch(
         ws.path(),
         &fake,
         &[("NORTHFLANK_API_TOKEN", TOKEN)],
@@ -475,7 +330,7 @@ fn a_refused_token_turns_readyz_503_and_a_new_token_in_the_token_file_recovers_w
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let token_file = ws.write("secret/token", format!("{TOKEN}\n"));
     let fake = Fake::spawn(0);
-    let watch = Watch::start(
+    let mut watch = start_watch(
         ws.path(),
         &fake,
         &[],
@@ -516,7 +371,7 @@ fn a_refused_token_turns_readyz_503_and_a_new_token_in_the_token_file_recovers_w
     );
     let (_, text) = watch.get("/metrics");
     assert_eq!(metric(&text, "nfcron_token_refused"), 0.0, "{text}");
-    let pid = watch.child.id();
+    let pid = watch.pid();
     assert!(Path::new(&format!("/proc/{pid}")).exists(), "restarted?");
 }
 
@@ -526,7 +381,7 @@ fn a_token_refused_in_one_run_is_tried_again_by_the_next_run() {
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
     fake.set_token("nf-not-yet-granted");
-    let watch = Watch::start(
+    let mut watch = start_watch(
         ws.path(),
         &fake,
         &[("NORTHFLANK_API_TOKEN", TOKEN)],

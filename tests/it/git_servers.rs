@@ -11,15 +11,13 @@ use crate::support::sidecar;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{git_commit, git_init, Workspace};
 use serde_json::Value;
 use servers::{bare_copy, Lighttpd, Switch};
-use sidecar::Sidecar;
+use sidecar::{Sidecar, WAIT};
 
-const WAIT: Duration = Duration::from_secs(60);
 const TOKEN: &str = "s3cret-git-token";
 
 fn manifest(name: &str, schedule: &str) -> String {
@@ -58,24 +56,6 @@ fn nfcron(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Command {
         cmd.env(k, v);
     }
     cmd
-}
-
-/// Waits for `child` to exit, at most `limit` (then kills it); its exit
-/// status, `None` when it had to be killed.
-fn wait_exit(mut child: Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let pid = child.id() as libc::pid_t;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait().expect("wait"));
-    });
-    match rx.recv_timeout(limit) {
-        Ok(status) => Some(status),
-        Err(_) => {
-            // SAFETY: killing our own child, which has not been reaped.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            None
-        }
-    }
 }
 
 #[test]
@@ -150,10 +130,10 @@ fn a_stalled_git_server_makes_the_sidecar_unready_then_it_recovers() {
             && error.contains("did not answer within 1s (--git-timeout)"),
         "{failed}"
     );
-    let (status, response) = sidecar.http("GET", "/readyz", "");
+    let (status, response) = sidecar.get("/readyz");
     assert_eq!(status, 503, "{response}");
     assert!(response.contains("did not answer"), "{response}");
-    let (_, metrics) = sidecar.http("GET", "/metrics", "");
+    let (_, metrics) = sidecar.get("/metrics");
     assert!(
         metrics.contains("nfcron_reconcile_runs_total{result=\"failure\"} 1"),
         "{metrics}"
@@ -162,12 +142,17 @@ fn a_stalled_git_server_makes_the_sidecar_unready_then_it_recovers() {
 
     // The server answers again: the next poll (here a webhook) applies.
     switch.forward(server.addr());
-    let (status, _) = sidecar.http("POST", "/hooks/git", "X-Gitlab-Token: hook-s3cret\r\n");
+    let (status, _, _) = sidecar.http(
+        "POST",
+        "/hooks/git",
+        &[("X-Gitlab-Token", "hook-s3cret".into())],
+        b"{}",
+    );
     assert_eq!(status, 202);
     let reconciled = sidecar.next("reconciled");
     assert_eq!(reconciled["revision"], rev.as_str(), "{reconciled}");
     assert_eq!(reconciled["create"], 1, "{reconciled}");
-    let (status, response) = sidecar.http("GET", "/readyz", "");
+    let (status, response) = sidecar.get("/readyz");
     assert_eq!(status, 200, "{response}");
 }
 
@@ -203,7 +188,7 @@ fn sigterm_ends_a_sidecar_stuck_on_a_silent_git_server_within_shutdown_timeout()
     let signalled = Instant::now();
     // SAFETY: signalling our own child by its id.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let status = wait_exit(child, Duration::from_secs(10));
+    let status = common::wait_with_deadline(child, Duration::from_secs(10));
     let took = signalled.elapsed();
     assert!(status.is_some(), "still running {took:?} after SIGTERM");
     assert!(

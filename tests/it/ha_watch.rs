@@ -125,10 +125,11 @@ fn a_webhook_sent_to_a_standby_reaches_the_leader() {
     let mut b = replica(&ws, &api, &db.url, &fast);
     b.next("standing by: another replica leads and applies");
 
-    let (status, response) = b.http(
+    let (status, _, response) = b.http(
         "POST",
         "/hooks/git",
-        &format!("X-Gitlab-Token: {HOOK_SECRET}\r\n"),
+        &[("X-Gitlab-Token", HOOK_SECRET.into())],
+        b"{}",
     );
     assert_eq!(status, 202, "{response}");
     b.next("webhook relayed to the leader");

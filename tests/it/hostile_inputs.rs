@@ -8,18 +8,16 @@ use crate::common;
 use crate::fake;
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
 
 use common::{Run, Workspace};
 use fake::{Fake, TOKEN};
 use serde_json::Value;
 
-const WAIT: Duration = Duration::from_secs(20);
+use crate::support::sidecar::{Sidecar, WAIT};
 
 fn manifest(name: &str, schedule: &str) -> String {
     format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
@@ -219,82 +217,11 @@ fn reconcile_does_not_block_on_a_fifo_named_like_a_manifest() {
     );
 }
 
-/// A running `nfcron watch` and its JSON log.
-struct Watch {
-    child: Child,
-    events: Receiver<Value>,
-}
-
-impl Watch {
-    fn start(dir: &Path, fake: &Fake) -> Watch {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
-            .current_dir(dir)
-            .args([
-                "--log-format",
-                "json",
-                "--log-level",
-                "info",
-                "watch",
-                "--listen",
-                "127.0.0.1:0",
-                "--resync",
-                "1h",
-            ])
-            .env("NORTHFLANK_API_URL", &fake.url)
-            .env("NORTHFLANK_API_TOKEN", TOKEN)
-            .env("NFCRON_WEBHOOK_SECRET", "hook-secret")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start nfcron watch");
-        let (tx, events) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    let _ = tx.send(v);
-                }
-            }
-        });
-        Watch { child, events }
-    }
-
-    /// The next `reconciled` event for which `done` holds.
-    fn reconciled(&self, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(v) if v["message"] == "reconciled" && done(&v) => return v,
-                Ok(_) => {}
-                Err(_) => panic!("no matching `reconciled` event within {WAIT:?}"),
-            }
-        }
-    }
-
-    fn terminate(mut self) -> i32 {
-        // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "watch did not stop within {WAIT:?} of SIGTERM"
-            );
-            let _ = self.events.recv_timeout(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The next `reconciled` event for which `done` holds.
+fn reconciled(watch: &mut Sidecar, done: impl Fn(&Value) -> bool) -> Value {
+    watch.next_where("matching `reconciled` event", |v| {
+        v["message"] == "reconciled" && done(v)
+    })
 }
 
 #[test]
@@ -302,21 +229,21 @@ fn watch_keeps_applying_edits_with_a_fifo_in_its_directory() {
     let ws = Workspace::new();
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
-    let watch = Watch::start(ws.path(), &fake);
-    watch.reconciled(|_| true);
+    let mut watch = Sidecar::start(ws.path(), &fake.url, TOKEN, &["--resync", "1h"]);
+    reconciled(&mut watch, |_| true);
     assert_eq!(fake.job_ids("acme"), ["job-a"]);
 
     mkfifo(&ws.path().join("jobs.d/pipe.yaml"));
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 2 * * *"));
-    watch.reconciled(|v| v["update"] == 1);
+    reconciled(&mut watch, |v| v["update"] == 1);
     assert_eq!(
         fake.job(None, "acme", "job-a").expect("job")["schedule"],
         "0 2 * * *"
     );
     ws.write("jobs.d/b.yaml", manifest("Job B", "0 3 * * *"));
-    watch.reconciled(|v| v["create"] == 1);
+    reconciled(&mut watch, |v| v["create"] == 1);
     assert_eq!(fake.job_ids("acme"), ["job-a", "job-b"]);
-    let code = watch.terminate();
+    let code = watch.terminate().code;
     assert!(
         code == 0 || code == 1,
         "SIGTERM ends the watch: exit {code}"

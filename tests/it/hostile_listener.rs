@@ -7,182 +7,53 @@
 use crate::common;
 use crate::fake;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use common::Workspace;
 use fake::{Fake, TOKEN};
-use serde_json::Value;
 
-const SECRET: &str = "hook-s3cret";
+use crate::support::sidecar::{read_response, signature, Sidecar, HOOK_SECRET};
+
+/// How long a connection may stay open, or the connection cap stay full,
+/// before a test calls it a failure: shorter than the shared sidecar
+/// `WAIT`, as these tests assert that the listener frees what a hostile
+/// client holds within a bound, and their shrunk limits are a second or two.
 const WAIT: Duration = Duration::from_secs(20);
+
 const MIB: usize = 1024 * 1024;
 
 fn manifest(name: &str) -> String {
     format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"0 1 * * *\"\n  concurrencyPolicy: forbid\n")
 }
 
-/// A running `nfcron watch` and its JSON log.
-struct Watch {
-    child: Child,
-    events: Receiver<Value>,
-    addr: String,
+/// `nfcron watch ARGS` against the API at `api_url`.
+fn start_watch(dir: &Path, api_url: &str, args: &[&str]) -> Sidecar {
+    Sidecar::start(dir, api_url, TOKEN, args)
 }
 
-impl Watch {
-    fn start(dir: &Path, api_url: &str, args: &[&str]) -> Watch {
-        Self::start_with(dir, api_url, args, |_| {})
-    }
-
-    fn start_with(
-        dir: &Path,
-        api_url: &str,
-        args: &[&str],
-        tweak: impl FnOnce(&mut Command),
-    ) -> Watch {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nfcron"));
-        cmd.current_dir(dir)
-            .args(["--log-format", "json", "--log-level", "info", "watch"])
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("NORTHFLANK_API_URL", api_url)
-            .env("NORTHFLANK_API_TOKEN", TOKEN)
-            .env("NFCRON_WEBHOOK_SECRET", SECRET)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        tweak(&mut cmd);
-        let mut child = cmd.spawn().expect("start nfcron watch");
-        let (tx, events) = mpsc::channel();
-        let (addr_tx, addr_rx) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    // The banner is a JSON line under --log-format json.
-                    if let Some(addr) = v["url"].as_str().and_then(|u| u.strip_prefix("http://")) {
-                        let _ = addr_tx.send(addr.to_string());
-                    }
-                    let _ = tx.send(v);
-                }
-            }
-        });
-        let addr = addr_rx.recv_timeout(WAIT).expect("the listener came up");
-        Watch {
-            child,
-            events,
-            addr,
-        }
-    }
-
-    /// The next log event with this message (others are skipped).
-    fn next(&self, message: &str) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(v) if v["message"] == message => return v,
-                Ok(_) => {}
-                Err(_) => panic!("no `{message}` event within {WAIT:?}"),
-            }
-        }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect(&self.addr).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).expect("timeout");
-        stream
-    }
-
-    /// One request on its own connection; the status and body.
-    fn http(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, String)],
-        body: &[u8],
-    ) -> (u16, String) {
-        let mut stream = self.connect();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).expect("send");
-        stream.write_all(body).expect("send body");
-        response(&mut stream)
-    }
-
-    /// SIGTERM; the exit code and how long the process took to exit.
-    fn terminate(mut self) -> (i32, Duration) {
-        // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let sent = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return (status.code().unwrap_or(-1), sent.elapsed());
-            }
-            assert!(
-                sent.elapsed() < WAIT,
-                "watch did not stop within {WAIT:?} of SIGTERM"
-            );
-            let _ = self.events.recv_timeout(Duration::from_millis(20));
-        }
-    }
-
-    /// CPU time the process has used, in clock ticks (user + system).
-    fn cpu_ticks(&self) -> u64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("stat");
-        // Fields after the command name, which is in parentheses.
-        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let field = |i: usize| fields[i].parse::<u64>().expect("ticks");
-        field(11) + field(12)
-    }
-
-    fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
-            .expect("fds")
-            .count()
-    }
+/// CPU time the process has used, in clock ticks (user + system).
+fn cpu_ticks(watch: &Sidecar) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", watch.pid())).expect("stat");
+    // Fields after the command name, which is in parentheses.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| fields[i].parse::<u64>().expect("ticks");
+    field(11) + field(12)
 }
 
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn open_fds(watch: &Sidecar) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", watch.pid()))
+        .expect("fds")
+        .count()
 }
 
-/// Reads a whole response (the server must close the connection after
-/// it); the status and body.
+/// The status and body of a whole response on `stream`.
 fn response(stream: &mut TcpStream) -> (u16, String) {
-    let mut raw = Vec::new();
-    match stream.read_to_end(&mut raw) {
-        Ok(_) => {}
-        // A reset after a complete response: the server closed with our
-        // unread upload in its buffer.
-        Err(e) if e.kind() == ErrorKind::ConnectionReset && !raw.is_empty() => {}
-        Err(e) => panic!(
-            "no complete response: {e}; got {:?}",
-            String::from_utf8_lossy(&raw)
-        ),
-    }
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {text:?}"));
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    let (status, _, body) = read_response(stream);
     (status, body)
 }
 
@@ -213,7 +84,7 @@ fn closed_by_server(stream: &mut TcpStream, trickle: &[u8], pace: Duration) -> b
 
 /// An upload head declaring 1 MiB, then `sent` bytes of it; the stream is
 /// left open with the rest never sent.
-fn stalled_upload(watch: &Watch, headers: &[(&str, String)], sent: usize) -> TcpStream {
+fn stalled_upload(watch: &Sidecar, headers: &[(&str, String)], sent: usize) -> TcpStream {
     let mut stream = watch.connect();
     let mut head = format!("POST /hooks/git HTTP/1.1\r\nHost: x\r\nContent-Length: {MIB}\r\n");
     for (k, v) in headers {
@@ -232,8 +103,8 @@ fn stalled_upload(watch: &Watch, headers: &[(&str, String)], sent: usize) -> Tcp
 
 /// A series of the Prometheus text format (0 when absent: counters of a
 /// label set appear with their first increment).
-fn metric(watch: &Watch, series: &str) -> f64 {
-    let (status, text) = watch.http("GET", "/metrics", &[], b"");
+fn metric(watch: &Sidecar, series: &str) -> f64 {
+    let (status, _, text) = watch.http("GET", "/metrics", &[], b"");
     assert_eq!(status, 200);
     text.lines()
         .filter(|l| !l.starts_with('#'))
@@ -241,30 +112,17 @@ fn metric(watch: &Watch, series: &str) -> f64 {
         .map_or(0.0, |v| v.parse().expect("a number"))
 }
 
-fn refused(watch: &Watch, reason: &str) -> f64 {
+fn refused(watch: &Sidecar, reason: &str) -> f64 {
     metric(
         watch,
         &format!("nfcron_http_refused_total{{reason=\"{reason}\"}}"),
     )
 }
 
-fn signature(body: &[u8], secret: &str) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
-}
-
 /// A watch over one valid manifest that has completed its first run.
-fn started(ws: &Workspace, fake: &Fake, args: &[&str]) -> Watch {
+fn started(ws: &Workspace, fake: &Fake, args: &[&str]) -> Sidecar {
     ws.write("jobs.d/a.yaml", manifest("Job A"));
-    let watch = Watch::start(ws.path(), &fake.url, args);
+    let mut watch = start_watch(ws.path(), &fake.url, args);
     watch.next("reconciled");
     watch
 }
@@ -295,7 +153,7 @@ fn a_stalled_upload_without_a_valid_signature_header_is_refused_before_its_body_
         assert_eq!(status, expected, "{headers:?}: {body}");
     }
     // Declared too large: refused from the head too.
-    let signed = [("X-Hub-Signature-256", signature(b"", SECRET))];
+    let signed = [("X-Hub-Signature-256", signature(b"", HOOK_SECRET))];
     let mut stream = watch.connect();
     stream
         .write_all(
@@ -316,14 +174,14 @@ fn a_stalled_upload_without_a_valid_signature_header_is_refused_before_its_body_
     ] {
         assert_eq!(refused(&watch, reason), n, "{reason}");
     }
-    assert_eq!(watch.terminate().0, 0);
+    assert_eq!(watch.terminate().code, 0);
 }
 
 #[test]
 fn a_signed_upload_that_stalls_is_cut_after_the_body_timeout_and_its_body_is_not_kept() {
     let ws = Workspace::new();
     let fake = Fake::spawn(0);
-    let watch = started(
+    let mut watch = started(
         &ws,
         &fake,
         &["--resync", "1h", "--listen-body-timeout", "300ms"],
@@ -356,13 +214,13 @@ fn a_signed_upload_that_stalls_is_cut_after_the_body_timeout_and_its_body_is_not
     // The full body with the wrong signature: 401; with the right one: 202.
     let payload = vec![b'z'; 200 * 1024];
     assert_eq!(watch.http("POST", "/hooks/git", &forged, &payload).0, 401);
-    let good = [("X-Hub-Signature-256", signature(&payload, SECRET))];
+    let good = [("X-Hub-Signature-256", signature(&payload, HOOK_SECRET))];
     assert_eq!(watch.http("POST", "/hooks/git", &good, &payload).0, 202);
     watch.next("reconciled");
     for reason in ["body_timeout", "too_large", "bad_signature"] {
         assert_eq!(refused(&watch, reason), 1.0, "{reason}");
     }
-    assert_eq!(watch.terminate().0, 0);
+    assert_eq!(watch.terminate().code, 0);
 }
 
 #[test]
@@ -413,7 +271,7 @@ fn slowloris_and_idle_connections_are_closed_after_the_header_timeout() {
         "an idle keep-alive connection was still open after {WAIT:?}"
     );
     assert_eq!(watch.http("GET", "/healthz", &[], b"").0, 200);
-    assert_eq!(watch.terminate().0, 0);
+    assert_eq!(watch.terminate().code, 0);
 }
 
 #[test]
@@ -421,7 +279,7 @@ fn with_the_connection_cap_reached_healthz_answers_within_a_second_and_signed_we
 {
     let ws = Workspace::new();
     let fake = Fake::spawn(0);
-    let watch = started(
+    let mut watch = started(
         &ws,
         &fake,
         &[
@@ -448,13 +306,13 @@ fn with_the_connection_cap_reached_healthz_answers_within_a_second_and_signed_we
     }
     // Only probes are served now.
     let payload = b"{}";
-    let signed = [("X-Hub-Signature-256", signature(payload, SECRET))];
-    let (status, body) = watch.http("POST", "/hooks/git", &signed, payload);
+    let signed = [("X-Hub-Signature-256", signature(payload, HOOK_SECRET))];
+    let (status, _, body) = watch.http("POST", "/hooks/git", &signed, payload);
     assert_eq!(status, 503, "the cap is reached: {body}");
     assert_eq!(refused(&watch, "busy"), 1.0);
     for path in ["/healthz", "/healthz", "/readyz", "/metrics", "/healthz"] {
         let asked = Instant::now();
-        let (status, body) = watch.http("GET", path, &[], b"");
+        let (status, _, body) = watch.http("GET", path, &[], b"");
         let took = asked.elapsed();
         assert_eq!(status, 200, "{path}: {body}");
         assert!(
@@ -466,7 +324,7 @@ fn with_the_connection_cap_reached_healthz_answers_within_a_second_and_signed_we
     drop(attackers);
     let deadline = Instant::now() + WAIT;
     loop {
-        let (status, body) = watch.http("POST", "/hooks/git", &signed, payload);
+        let (status, _, body) = watch.http("POST", "/hooks/git", &signed, payload);
         if status == 202 {
             break;
         }
@@ -477,14 +335,14 @@ fn with_the_connection_cap_reached_healthz_answers_within_a_second_and_signed_we
         );
     }
     watch.next("reconciled");
-    assert_eq!(watch.terminate().0, 0);
+    assert_eq!(watch.terminate().code, 0);
 }
 
 #[test]
 fn clients_that_never_read_their_responses_lose_their_connections_and_free_the_cap() {
     let ws = Workspace::new();
     let fake = Fake::spawn(0);
-    let watch = started(
+    let mut watch = started(
         &ws,
         &fake,
         &[
@@ -509,12 +367,12 @@ fn clients_that_never_read_their_responses_lose_their_connections_and_free_the_c
         })
         .collect();
     let payload = b"{}";
-    let signed = [("X-Hub-Signature-256", signature(payload, SECRET))];
+    let signed = [("X-Hub-Signature-256", signature(payload, HOOK_SECRET))];
     // A response not taken within the header timeout ends the connection:
     // the cap frees itself while the attackers are still there.
     let deadline = Instant::now() + WAIT;
     loop {
-        let (status, body) = watch.http("POST", "/hooks/git", &signed, payload);
+        let (status, _, body) = watch.http("POST", "/hooks/git", &signed, payload);
         if status == 202 {
             break;
         }
@@ -535,7 +393,7 @@ fn clients_that_never_read_their_responses_lose_their_connections_and_free_the_c
         assert!(ended, "an attacker's connection is still open");
     }
     watch.next("reconciled");
-    assert_eq!(watch.terminate().0, 0);
+    assert_eq!(watch.terminate().code, 0);
 }
 
 #[test]
@@ -552,29 +410,32 @@ fn at_the_fd_limit_the_accept_loop_backs_off_instead_of_spinning_and_recovers() 
         "1s",
     ];
     // How many descriptors an idle watch holds, then a limit a few above.
-    let probe = Watch::start(ws.path(), &fake.url, &args);
+    let mut probe = start_watch(ws.path(), &fake.url, &args);
     probe.next("reconciled");
-    let idle_fds = probe.open_fds() as u64;
+    let idle_fds = open_fds(&probe) as u64;
     drop(probe);
     let limit = idle_fds + 6;
-    let watch = Watch::start_with(ws.path(), &fake.url, &args, |cmd| {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
-        unsafe {
-            cmd.pre_exec(move || {
-                let rl = libc::rlimit {
-                    rlim_cur: limit,
-                    rlim_max: limit,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    });
+    let mut watch = Sidecar::builder(ws.path(), &fake.url, TOKEN)
+        .args(&args)
+        .command(move |cmd| {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let rl = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        })
+        .start();
     watch.next("reconciled");
-    let before = watch.cpu_ticks();
+    let before = cpu_ticks(&watch);
     let started = Instant::now();
     // Far more connections than descriptors left; each holds one until
     // the header timeout.
@@ -606,7 +467,7 @@ fn at_the_fd_limit_the_accept_loop_backs_off_instead_of_spinning_and_recovers() 
             "/healthz not served within {WAIT:?} after the fd limit"
         );
     }
-    let busy = watch.cpu_ticks() - before;
+    let busy = cpu_ticks(&watch) - before;
     let wall = started.elapsed();
     drop(attackers);
     // A spinning accept loop burns a whole core: ~100 ticks a second.
@@ -615,7 +476,7 @@ fn at_the_fd_limit_the_accept_loop_backs_off_instead_of_spinning_and_recovers() 
         (busy as f64) < wall.as_secs_f64() * ticks_per_second * 0.3,
         "{busy} ticks of CPU in {wall:?} at the fd limit"
     );
-    assert_eq!(watch.terminate().0, 0);
+    assert_eq!(watch.terminate().code, 0);
 }
 
 #[test]
@@ -656,8 +517,9 @@ fn black_hole() -> (String, Receiver<Vec<u8>>) {
     (addr, rx)
 }
 
-fn assert_prompt_exit(watch: Watch, shutdown_timeout: Duration) {
-    let (code, took) = watch.terminate();
+fn assert_prompt_exit(watch: Sidecar, shutdown_timeout: Duration) {
+    let exit = watch.terminate();
+    let (code, took) = (exit.code, exit.took);
     assert_eq!(code, 0);
     // The margin the watchdog allows, plus slack for a loaded machine.
     let limit = shutdown_timeout + Duration::from_millis(2500);
@@ -672,7 +534,7 @@ fn sigterm_exits_within_the_shutdown_timeout_while_an_api_request_never_answers(
     let ws = Workspace::new();
     ws.write("jobs.d/a.yaml", manifest("Job A"));
     let (addr, requests) = black_hole();
-    let watch = Watch::start(
+    let watch = start_watch(
         ws.path(),
         &format!("http://{addr}"),
         &["--timeout", "1h", "--shutdown-timeout", "500ms"],
@@ -688,7 +550,7 @@ fn sigterm_exits_within_the_shutdown_timeout_while_a_git_fetch_never_answers() {
     let (addr, requests) = black_hole();
     let fake = Fake::spawn(0);
     let url = format!("http://{addr}/jobs.git");
-    let watch = Watch::start(
+    let watch = start_watch(
         ws.path(),
         &fake.url,
         &["--git", &url, "--shutdown-timeout", "500ms"],
@@ -706,7 +568,7 @@ fn sigterm_exits_within_the_shutdown_timeout_while_a_run_blocks_on_a_fifo() {
     let c = std::ffi::CString::new(state.to_str().expect("utf-8")).expect("path");
     // SAFETY: a valid C string.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
-    let watch = Watch::start(
+    let mut watch = start_watch(
         ws.path(),
         &fake.url,
         &[
@@ -728,9 +590,8 @@ fn sigterm_exits_within_the_shutdown_timeout_while_a_run_blocks_on_a_fifo() {
             break Some(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
         }
         if watch
-            .events
-            .recv_timeout(Duration::from_millis(10))
-            .is_ok_and(|v| v["message"] == "reconciled" || v["message"] == "reconcile failed")
+            .poll(Duration::from_millis(10))
+            .is_some_and(|v| v["message"] == "reconciled" || v["message"] == "reconcile failed")
         {
             break None;
         }

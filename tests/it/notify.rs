@@ -4,14 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use hyper::Method;
 use serde_json::Value;
-use sha2::Sha256;
 
 use crate::common::{Run, Workspace};
 use crate::fake::{Fake, Fault, FaultRule, TOKEN};
 use crate::support::hostile_server::{respond, Hostile, Request};
+use crate::support::sidecar::signature;
 
 const SECRET: &str = "notify-s3cret-value";
 const DB_SECRET: &str = "postgres://u:db-s3cret@db/x";
@@ -115,17 +114,9 @@ fn an_apply_with_a_refusal_sends_one_signed_notification_per_kind_and_a_slack_me
     for r in &requests {
         assert_eq!((r.method.as_str(), r.target.as_str()), ("POST", "/hook"));
         assert_eq!(r.header("content-type"), Some("application/json"));
-        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
-        mac.update(&r.body);
-        let hex: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
         assert_eq!(
             r.header("x-signature"),
-            Some(format!("sha256={hex}").as_str())
+            Some(signature(&r.body, SECRET).as_str())
         );
     }
     let rejected = json(by_event(&requests, "rejected"));

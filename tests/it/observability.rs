@@ -9,19 +9,16 @@ use crate::common;
 use crate::fake;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::{git_commit, git_init, have_tool, Workspace};
 use fake::{Fake, TOKEN};
 use serde_json::Value;
 
+use crate::support::sidecar::Sidecar;
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const WAIT: Duration = Duration::from_secs(30);
 
 fn promtool(args: &[&str]) -> (i32, String) {
     let out = Command::new("promtool")
@@ -150,102 +147,6 @@ fn samples(text: &str) -> BTreeMap<String, Vec<BTreeMap<String, String>>> {
     out
 }
 
-/// A running `nfcron watch` and its stderr (JSON lines).
-struct Sidecar {
-    child: Child,
-    lines: Receiver<String>,
-    addr: String,
-}
-
-impl Sidecar {
-    fn start(dir: &Path, fake: &Fake, args: &[&str]) -> Sidecar {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
-            .current_dir(dir)
-            .args(["--log-format", "json", "--log-level", "info"])
-            .args(["watch", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("NORTHFLANK_API_URL", &fake.url)
-            .env("NORTHFLANK_API_TOKEN", TOKEN)
-            .env("NFCRON_WEBHOOK_SECRET", "observability-hook-secret")
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start nfcron watch");
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut sidecar = Sidecar {
-            child,
-            lines,
-            addr: String::new(),
-        };
-        let banner = sidecar.next(|v| v["url"].is_string(), "a listening banner");
-        sidecar.addr = banner["url"]
-            .as_str()
-            .and_then(|u| u.strip_prefix("http://"))
-            .expect("http URL")
-            .to_string();
-        sidecar
-    }
-
-    /// The next JSON event that `wanted` accepts.
-    fn next(&self, wanted: impl Fn(&Value) -> bool, what: &str) -> Value {
-        let deadline = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}; saw {seen:#?}"));
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if wanted(&v) {
-                    return v;
-                }
-            }
-            seen.push(line);
-        }
-    }
-
-    /// Status and body of one request.
-    fn http(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-        let mut stream = TcpStream::connect(&self.addr).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).expect("timeout");
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).expect("send");
-        stream.write_all(body).expect("send body");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read");
-        let (head, body) = response
-            .split_once("\r\n\r\n")
-            .unwrap_or((response.as_str(), ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status");
-        (status, body.to_string())
-    }
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn every_metric_the_dashboard_and_the_alert_rules_name_is_in_a_real_scrape() {
     let origin = tempfile::tempdir().expect("origin");
@@ -264,9 +165,10 @@ fn every_metric_the_dashboard_and_the_alert_rules_name_is_in_a_real_scrape() {
     let ws = Workspace::new();
     let fake = Fake::spawn(0);
     let url = format!("file://{}", origin.path().display());
-    let sidecar = Sidecar::start(
+    let mut sidecar = Sidecar::start(
         ws.path(),
-        &fake,
+        &fake.url,
+        TOKEN,
         &[
             "--git",
             &url,
@@ -278,13 +180,13 @@ fn every_metric_the_dashboard_and_the_alert_rules_name_is_in_a_real_scrape() {
             "0",
         ],
     );
-    let run = sidecar.next(|v| v["message"] == "reconciled", "first `reconciled`");
+    let run = sidecar.next("reconciled");
     assert_eq!(run["create"], 2, "{run}");
     // One refused listener request, so that the refusals counter has a
     // series (a labelled family shows none until its first event).
-    let (status, _) = sidecar.http("POST", "/hooks/git", b"{}");
+    let (status, _, _) = sidecar.http("POST", "/hooks/git", &[], b"{}");
     assert_eq!(status, 401, "an unsigned webhook");
-    let (status, scrape) = sidecar.http("GET", "/metrics", b"");
+    let (status, scrape) = sidecar.get("/metrics");
     assert_eq!(status, 200, "{scrape}");
     let samples = samples(&scrape);
 

@@ -6,10 +6,9 @@
 use crate::common;
 use crate::fake;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
@@ -17,189 +16,18 @@ use common::Workspace;
 use fake::{Fake, TOKEN};
 use serde_json::Value;
 
-const SECRET: &str = "hook-s3cret";
-const WAIT: Duration = Duration::from_secs(30);
+use crate::support::sidecar::{metric, signature, Sidecar, HOOK_SECRET, JSON_INFO, WAIT};
 
 fn manifest(name: &str, schedule: &str) -> String {
     format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
 }
 
-/// One stderr line: parsed when it is JSON, kept raw always.
-struct Line {
-    raw: String,
-    json: Option<Value>,
-}
-
-/// A running `nfcron watch` and its stderr, line by line.
-struct Watch {
-    child: Child,
-    lines: Receiver<Line>,
-    addr: String,
-    /// Every line up to and including the banner.
-    early: Vec<Line>,
-}
-
-/// The listener's address from the banner, plain or JSON.
-fn banner_addr(line: &Line) -> Option<String> {
-    if let Some(addr) = line.raw.strip_prefix("nfcron watch: listening on http://") {
-        return Some(addr.to_string());
-    }
-    let v = line.json.as_ref()?;
-    v["url"]
-        .as_str()?
-        .strip_prefix("http://")
-        .map(str::to_string)
-}
-
-impl Watch {
-    /// `global` goes before `watch` (`--log-format`, `--log-level`).
-    fn start(dir: &Path, fake: &Fake, global: &[&str], args: &[&str]) -> Watch {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
-            .current_dir(dir)
-            .args(global)
-            .args(["watch", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("NORTHFLANK_API_URL", &fake.url)
-            .env("NORTHFLANK_API_TOKEN", TOKEN)
-            .env("NFCRON_WEBHOOK_SECRET", SECRET)
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start nfcron watch");
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for raw in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let json = serde_json::from_str::<Value>(&raw).ok();
-                if tx.send(Line { raw, json }).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + WAIT;
-        let mut early: Vec<Line> = Vec::new();
-        let addr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines.recv_timeout(left).unwrap_or_else(|_| {
-                let raw: Vec<&str> = early.iter().map(|l| l.raw.as_str()).collect();
-                panic!("no listening banner within {WAIT:?}; saw {raw:#?}")
-            });
-            let addr = banner_addr(&line);
-            early.push(line);
-            if let Some(addr) = addr {
-                break addr;
-            }
-        };
-        Watch {
-            child,
-            lines,
-            addr,
-            early,
-        }
-    }
-
-    /// Every line until a JSON event with this message; returns them all.
-    fn until(&self, message: &str) -> Vec<Line> {
-        let deadline = Instant::now() + WAIT;
-        let mut seen: Vec<Line> = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
-                let raw: Vec<&str> = seen.iter().map(|l| l.raw.as_str()).collect();
-                panic!("no `{message}` within {WAIT:?}; saw {raw:#?}")
-            });
-            let done = line.json.as_ref().is_some_and(|v| v["message"] == message);
-            seen.push(line);
-            if done {
-                return seen;
-            }
-        }
-    }
-
-    /// The next JSON event with this message.
-    fn next(&self, message: &str) -> Value {
-        self.until(message)
-            .pop()
-            .and_then(|l| l.json)
-            .expect("a JSON event")
-    }
-
-    /// Status, headers (lower-cased names) and body of one request.
-    fn http(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, String)],
-        body: &[u8],
-    ) -> (u16, String, String) {
-        let mut stream = TcpStream::connect(&self.addr).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).expect("timeout");
-        let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            request.push_str(&format!("{k}: {v}\r\n"));
-        }
-        request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).expect("send");
-        stream.write_all(body).expect("send body");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read");
-        let (head, body) = response
-            .split_once("\r\n\r\n")
-            .unwrap_or((response.as_str(), ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status");
-        (status, head.to_ascii_lowercase(), body.to_string())
-    }
-
-    /// SIGTERM; the exit code and every line not yet read.
-    fn terminate(mut self) -> (i32, Vec<Line>) {
-        // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + WAIT;
-        let mut rest = Vec::new();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                // The pipe closes with the process: drain what is left.
-                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-                    rest.push(line);
-                }
-                return (status.code().unwrap_or(-1), rest);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "watch did not stop within {WAIT:?} of SIGTERM"
-            );
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
-                rest.push(line);
-            }
-        }
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The value of one series (`name{labels}`) in exposition text.
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .find_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            (name == series).then(|| value.parse().expect("a number"))
-        })
-        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+/// `nfcron GLOBAL watch ARGS` against `fake`.
+fn start_watch(dir: &Path, fake: &Fake, global: &[&str], args: &[&str]) -> Sidecar {
+    Sidecar::builder(dir, &fake.url, TOKEN)
+        .global(global)
+        .args(args)
+        .start()
 }
 
 /// `promtool check metrics` on `text`: its exit code and output. Missing
@@ -240,14 +68,12 @@ fn promtool_check(text: &str) -> Option<(i32, String)> {
     ))
 }
 
-const JSON_INFO: [&str; 4] = ["--log-format", "json", "--log-level", "info"];
-
 #[test]
 fn promtool_accepts_the_text_004_scrape_and_openmetrics_is_served_when_asked() {
     let ws = Workspace::new();
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
-    let watch = Watch::start(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
+    let mut watch = start_watch(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
     watch.next("reconciled");
     // A refused listener request, so that every counter family has samples.
     let (status, _, _) = watch.http("POST", "/hooks/git", &[], b"{}");
@@ -321,7 +147,7 @@ fn promtool_accepts_the_text_004_scrape_and_openmetrics_is_served_when_asked() {
             .collect()
     };
     assert_eq!(samples(&open), samples(&plain));
-    let (code, _) = watch.terminate();
+    let code = watch.terminate().code;
     assert_eq!(code, 0);
 }
 
@@ -331,7 +157,7 @@ fn a_401_sets_nfcron_token_refused() {
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
     fake.set_token("another-token");
-    let watch = Watch::start(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
+    let mut watch = start_watch(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
     watch.next("reconciled");
     let (_, _, text) = watch.http("GET", "/metrics", &[], b"");
     assert_eq!(metric(&text, "nfcron_token_refused"), 1.0, "{text}");
@@ -345,54 +171,20 @@ fn a_401_sets_nfcron_token_refused() {
 }
 
 fn signed_hook(body: &[u8]) -> Vec<(&'static str, String)> {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    vec![("X-Hub-Signature-256", format!("sha256={hex}"))]
+    vec![("X-Hub-Signature-256", signature(body, HOOK_SECRET))]
 }
 
-impl Watch {
-    fn webhooks(&self, n: usize) {
-        let body = br#"{"ref":"refs/heads/main"}"#;
-        for i in 0..n {
-            let (status, _, reply) = self.http("POST", "/hooks/git", &signed_hook(body), body);
-            assert_eq!(status, 202, "webhook {i}: {reply}");
-        }
+fn webhooks(watch: &Sidecar, n: usize) {
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    for i in 0..n {
+        let (status, _, reply) = watch.http("POST", "/hooks/git", &signed_hook(body), body);
+        assert_eq!(status, 202, "webhook {i}: {reply}");
     }
+}
 
-    /// Asserts that no run completes within `window`: the quiet period a
-    /// run would follow is a tenth of it, so a run still owed would show.
-    fn no_run_within(&self, window: Duration) {
-        let deadline = Instant::now() + window;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            match self.lines.recv_timeout(left) {
-                Ok(line) => assert!(
-                    line.json
-                        .as_ref()
-                        .is_none_or(|v| v["message"] != "reconciled"),
-                    "an extra run: {}",
-                    line.raw
-                ),
-                Err(mpsc::RecvTimeoutError::Timeout) => return,
-                Err(e) => panic!("watch's stderr closed: {e}"),
-            }
-        }
-    }
-
-    fn successful_runs(&self) -> f64 {
-        let (_, _, text) = self.http("GET", "/metrics", &[], b"");
-        metric(&text, "nfcron_reconcile_runs_total{result=\"success\"}")
-    }
+fn successful_runs(watch: &Sidecar) -> f64 {
+    let (_, _, text) = watch.http("GET", "/metrics", &[], b"");
+    metric(&text, "nfcron_reconcile_runs_total{result=\"success\"}")
 }
 
 #[test]
@@ -404,7 +196,7 @@ fn ten_webhooks_and_a_file_event_during_a_run_give_exactly_one_follow_up_run() {
     // while it is in progress.
     fake.set_latency(Duration::from_millis(1500));
     let debounce = Duration::from_millis(300);
-    let watch = Watch::start(
+    let mut watch = start_watch(
         ws.path(),
         &fake,
         &JSON_INFO,
@@ -423,7 +215,7 @@ fn ten_webhooks_and_a_file_event_during_a_run_give_exactly_one_follow_up_run() {
         fake.wait_until(WAIT, |log| !log.is_empty()),
         "the first run sent nothing"
     );
-    watch.webhooks(10);
+    webhooks(&watch, 10);
     ws.write("jobs.d/b.yaml", manifest("Job B", "0 2 * * *"));
     let (status, _, body) = watch.http("GET", "/readyz", &[], b"");
     assert_eq!(
@@ -436,7 +228,7 @@ fn ten_webhooks_and_a_file_event_during_a_run_give_exactly_one_follow_up_run() {
     let follow_up = watch.next("reconciled");
     assert_eq!(follow_up["create"], 1, "{first}\n{follow_up}");
     watch.no_run_within(debounce * 10);
-    assert_eq!(watch.successful_runs(), 2.0);
+    assert_eq!(successful_runs(&watch), 2.0);
     assert_eq!(fake.count("PUT"), 2);
 }
 
@@ -446,7 +238,7 @@ fn a_burst_of_webhooks_while_idle_gives_one_run_after_the_quiet_period() {
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
     let debounce = Duration::from_millis(500);
-    let watch = Watch::start(
+    let mut watch = start_watch(
         ws.path(),
         &fake,
         &JSON_INFO,
@@ -460,18 +252,18 @@ fn a_burst_of_webhooks_while_idle_gives_one_run_after_the_quiet_period() {
         ],
     );
     watch.next("reconciled");
-    assert_eq!(watch.successful_runs(), 1.0);
+    assert_eq!(successful_runs(&watch), 1.0);
     // Back to back: each one restarts the quiet period, so one run follows
     // the last (before, the first started a run and the rest a second).
     let sent = Instant::now();
-    watch.webhooks(10);
+    webhooks(&watch, 10);
     watch.next("reconciled");
     assert!(
         sent.elapsed() >= debounce,
         "the run started before the quiet period ended"
     );
     watch.no_run_within(debounce * 10);
-    assert_eq!(watch.successful_runs(), 2.0);
+    assert_eq!(successful_runs(&watch), 2.0);
 }
 
 #[test]
@@ -480,7 +272,7 @@ fn under_log_format_json_every_stderr_line_is_json_and_a_used_up_rate_limit_is_o
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
     // No --log-level and no RUST_LOG: watch's default is info.
-    let watch = Watch::start(
+    let mut watch = start_watch(
         ws.path(),
         &fake,
         &["--log-format", "json"],
@@ -493,7 +285,7 @@ fn under_log_format_json_every_stderr_line_is_json_and_a_used_up_rate_limit_is_o
             "100ms",
         ],
     );
-    let mut lines = watch_early(&watch);
+    let mut lines = watch.early.clone();
     let banner = lines
         .last()
         .and_then(|l| l.json.clone())
@@ -543,7 +335,8 @@ fn under_log_format_json_every_stderr_line_is_json_and_a_used_up_rate_limit_is_o
     assert_eq!(fake.count("PUT"), 1, "nothing sent past the limit");
     lines.extend(run);
 
-    let (code, rest) = watch.terminate();
+    let exit = watch.terminate();
+    let (code, rest) = (exit.code, exit.lines);
     assert_eq!(code, 0);
     lines.extend(rest);
     assert!(
@@ -555,17 +348,6 @@ fn under_log_format_json_every_stderr_line_is_json_and_a_used_up_rate_limit_is_o
     for line in &lines {
         assert!(line.json.is_some(), "not JSON: {}", line.raw);
     }
-}
-
-fn watch_early(watch: &Watch) -> Vec<Line> {
-    watch
-        .early
-        .iter()
-        .map(|l| Line {
-            raw: l.raw.clone(),
-            json: l.json.clone(),
-        })
-        .collect()
 }
 
 #[test]
@@ -620,24 +402,6 @@ fn black_hole() -> (String, Receiver<()>) {
     (addr, rx)
 }
 
-impl Watch {
-    /// Polls `path` until its status is `want` or the deadline passes.
-    fn poll_until(&self, path: &str, want: u16) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let (status, _, body) = self.http("GET", path, &[], b"");
-            if status == want {
-                return body;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{path} still {status} after {WAIT:?}: {body}"
-            );
-            let _ = self.lines.recv_timeout(Duration::from_millis(50));
-        }
-    }
-}
-
 #[test]
 fn healthz_fails_when_a_run_is_stuck_on_a_silent_git_server_past_the_stall_timeout() {
     let ws = Workspace::new();
@@ -645,7 +409,7 @@ fn healthz_fails_when_a_run_is_stuck_on_a_silent_git_server_past_the_stall_timeo
     let fake = Fake::spawn(0);
     let url = format!("http://{addr}/jobs.git");
     let started = Instant::now();
-    let watch = Watch::start(
+    let mut watch = start_watch(
         ws.path(),
         &fake,
         &JSON_INFO,
@@ -673,7 +437,7 @@ fn healthz_fails_when_a_run_is_stuck_on_a_silent_git_server_past_the_stall_timeo
     let (status, _, body) = watch.http("GET", "/readyz", &[], b"");
     assert_eq!(status, 503, "{body}");
     // The probes still answer and SIGTERM still ends it.
-    let (code, _) = watch.terminate();
+    let code = watch.terminate().code;
     assert_eq!(code, 0);
 }
 
@@ -683,7 +447,7 @@ fn healthz_stays_ok_across_runs_spaced_wider_than_the_stall_timeout() {
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
     let started = Instant::now();
-    let watch = Watch::start(
+    let mut watch = start_watch(
         ws.path(),
         &fake,
         &JSON_INFO,
@@ -712,7 +476,7 @@ fn readyz_says_token_refused_after_a_401_and_names_an_unreadable_source() {
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
     fake.set_token("another-token");
-    let watch = Watch::start(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
+    let mut watch = start_watch(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
     watch.next("reconciled");
     let (status, _, body) = watch.http("GET", "/readyz", &[], b"");
     assert_eq!(
@@ -731,7 +495,7 @@ fn readyz_says_token_refused_after_a_401_and_names_an_unreadable_source() {
     )
     .expect("symlink");
     let fake = Fake::spawn(0);
-    let watch = Watch::start(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
+    let mut watch = start_watch(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
     watch.next("reconciled");
     let (status, _, body) = watch.http("GET", "/readyz", &[], b"");
     assert_eq!(status, 503, "{body}");

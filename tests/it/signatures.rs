@@ -485,10 +485,10 @@ fn watch_keeps_the_last_verified_revision_while_the_tip_is_refused() {
         .any(|l| l == "nfcron_source_verified 1"));
 
     let unsigned = origin.commit("0 2 * * *", "alice@example.com", Sign::Not);
-    let hook = format!("X-Gitlab-Token: {HOOK_SECRET}\r\n");
+    let hook = [("X-Gitlab-Token", HOOK_SECRET.to_string())];
     let refused_message = "refused the Git source's tip: its signature is not accepted; the last verified revision stays applied";
     for _ in 0..2 {
-        assert_eq!(watch.http("POST", "/hooks/git", &hook).0, 202);
+        assert_eq!(watch.http("POST", "/hooks/git", &hook, b"{}").0, 202);
         // The last verified revision is reconciled again: nothing to do.
         let run = watch.next("reconciled");
         assert_eq!(run["revision"], first.as_str(), "{run}");
@@ -522,7 +522,7 @@ fn watch_keeps_the_last_verified_revision_while_the_tip_is_refused() {
         .any(|l| l == "nfcron_source_verified 0"));
 
     let signed = origin.commit("0 3 * * *", "alice@example.com", Sign::Ssh(&alice));
-    assert_eq!(watch.http("POST", "/hooks/git", &hook).0, 202);
+    assert_eq!(watch.http("POST", "/hooks/git", &hook, b"{}").0, 202);
     let run = watch.next("reconciled");
     assert_eq!(
         (run["update"].as_u64(), run["revision"].as_str()),

@@ -7,10 +7,10 @@ use crate::common;
 use crate::fake;
 
 use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
-use common::{Run, Workspace};
+use common::{job, Run, Workspace};
 use fake::{Fake, TOKEN};
 use serde_json::{json, Value};
 
@@ -36,13 +36,31 @@ fn reconcile(ws: &Workspace, fake: &Fake, args: &[&str]) -> Run {
     ws.nfcron_env(&full, &api_env(fake))
 }
 
-fn job<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .find(|j| j["id"] == id)
-        .unwrap_or_else(|| panic!("no job {id} in {report:#}"))
+/// `nfcron ARGS` on a full disk, as a file size limit: every state write
+/// fails with EFBIG (SIGXFSZ ignored), whoever runs the test (root ignores
+/// a read-only directory).
+fn on_a_full_disk(ws: &Workspace, fake: &Fake, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nfcron"));
+    cmd.current_dir(ws.path())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .envs(api_env(fake));
+    // SAFETY: async-signal-safe calls only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                // Below one journal line: the first commit fails.
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.output().expect("run nfcron")
 }
 
 #[test]
@@ -163,37 +181,18 @@ fn a_state_file_that_cannot_be_written_stops_the_run_at_the_first_failed_save() 
     }
     std::fs::remove_file(ws.path().join("jobs.d/c.yaml")).expect("rm");
     fake.clear_log();
-    // A full disk, as a file size limit: every state write fails with
-    // EFBIG (SIGXFSZ ignored), whoever runs the test (root ignores a
-    // read-only directory).
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nfcron"));
-    cmd.current_dir(ws.path())
-        .args([
+    let out = on_a_full_disk(
+        &ws,
+        &fake,
+        &[
             "reconcile",
             "--output",
             "json",
             "--concurrency",
             "1",
             "--prune",
-        ])
-        .env("NO_COLOR", "1")
-        .envs(api_env(&fake));
-    // SAFETY: async-signal-safe calls only, between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            let limit = libc::rlimit {
-                // Below one journal line: the first commit fails.
-                rlim_cur: 64,
-                rlim_max: 64,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let out = cmd.output().expect("run nfcron");
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
@@ -240,26 +239,7 @@ fn the_text_report_names_jobs_not_attempted() {
     assert_eq!(reconcile(&ws, &fake, &[]).code, 0);
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 6 * * *"));
     ws.write("jobs.d/b.yaml", manifest("Job B", "0 6 * * *"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nfcron"));
-    cmd.current_dir(ws.path())
-        .args(["reconcile", "--concurrency", "1"])
-        .env("NO_COLOR", "1")
-        .envs(api_env(&fake));
-    // SAFETY: async-signal-safe calls only, between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            let limit = libc::rlimit {
-                rlim_cur: 64,
-                rlim_max: 64,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let out = cmd.output().expect("run");
+    let out = on_a_full_disk(&ws, &fake, &["reconcile", "--concurrency", "1"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(

@@ -7,18 +7,15 @@
 use crate::common;
 use crate::fake;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use common::{git_commit, git_init, Workspace};
 use fake::{Fake, Fault, FaultRule, TOKEN};
-use serde_json::Value;
 
-const WAIT: Duration = Duration::from_secs(30);
+use crate::support::sidecar::Sidecar;
 
 /// A secret value the manifests pull in from the environment.
 const DB_PASSWORD: &str = "hunter2-St4tus-page-secret";
@@ -40,108 +37,21 @@ fn manifest(name: &str, schedule: &str) -> String {
     format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n  runtimeEnvironment:\n    DB_PASSWORD: \"${{STATUS_DB_PASSWORD}}\"\n")
 }
 
-/// A running `nfcron watch` and its stderr (JSON lines).
-struct Sidecar {
-    child: Child,
-    lines: Receiver<String>,
-    addr: String,
+/// `nfcron watch ARGS` against `fake`, the manifests' secret in its
+/// environment, the webhook off.
+fn start_sidecar(dir: &Path, fake: &Fake, args: &[&str]) -> Sidecar {
+    Sidecar::builder(dir, &fake.url, TOKEN)
+        .env("STATUS_DB_PASSWORD", DB_PASSWORD)
+        .env_remove("NFCRON_WEBHOOK_SECRET")
+        .args(args)
+        .start()
 }
 
-impl Sidecar {
-    fn start(dir: &Path, fake: &Fake, args: &[&str]) -> Sidecar {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
-            .current_dir(dir)
-            .args(["--log-format", "json", "--log-level", "info"])
-            .args(["watch", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("NORTHFLANK_API_URL", &fake.url)
-            .env("NORTHFLANK_API_TOKEN", TOKEN)
-            .env("STATUS_DB_PASSWORD", DB_PASSWORD)
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .env_remove("NFCRON_WEBHOOK_SECRET")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start nfcron watch");
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        let addr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no listening banner within {WAIT:?}; saw {seen:#?}"));
-            let url = serde_json::from_str::<Value>(&line)
-                .ok()
-                .and_then(|v| v["url"].as_str().map(str::to_string));
-            seen.push(line);
-            if let Some(addr) = url.and_then(|u| u.strip_prefix("http://").map(str::to_string)) {
-                break addr;
-            }
-        };
-        Sidecar { child, lines, addr }
-    }
-
-    /// The next JSON event with this message.
-    fn next(&self, message: &str) -> Value {
-        let deadline = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no `{message}` within {WAIT:?}; saw {seen:#?}"));
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if v["message"] == message {
-                    return v;
-                }
-            }
-            seen.push(line);
-        }
-    }
-
-    /// Status, head (lower-cased) and body of one request on its own
-    /// connection.
-    fn http(&self, method: &str, path: &str) -> (u16, String, String) {
-        let mut stream = TcpStream::connect(&self.addr).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).expect("timeout");
-        let request = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).expect("send");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read");
-        let (head, body) = response
-            .split_once("\r\n\r\n")
-            .unwrap_or((response.as_str(), ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status");
-        (status, head.to_ascii_lowercase(), body.to_string())
-    }
-
-    fn page(&self) -> String {
-        let (status, head, body) = self.http("GET", "/");
-        assert_eq!(status, 200, "{head}\n{body}");
-        body
-    }
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The body of `GET /`, which must answer 200.
+fn get_page(sidecar: &Sidecar) -> String {
+    let (status, head, body) = sidecar.http("GET", "/", &[], b"");
+    assert_eq!(status, 200, "{head}\n{body}");
+    body
 }
 
 /// The `<tr>` of one job (by its `team/project/id`).
@@ -200,7 +110,7 @@ fn quiet_sidecar() -> (Workspace, Fake, Sidecar) {
         times: 1,
         after: 0,
     });
-    let sidecar = Sidecar::start(
+    let mut sidecar = start_sidecar(
         ws.path(),
         &fake,
         &[
@@ -246,7 +156,7 @@ fn next_daily(hour: i8, minute: i8) -> Vec<String> {
 fn the_status_page_shows_each_job_state_escaped_without_secrets_and_costs_no_request() {
     let (_ws, fake, sidecar) = quiet_sidecar();
 
-    let (status, head, page) = sidecar.http("GET", "/");
+    let (status, head, page) = sidecar.http("GET", "/", &[], b"");
     assert_eq!(status, 200, "{head}");
     assert!(
         head.contains("\r\ncontent-type: text/html; charset=utf-8\r\n"),
@@ -314,9 +224,9 @@ fn the_status_page_shows_each_job_state_escaped_without_secrets_and_costs_no_req
     let sent = fake.requests().len();
     assert!(sent >= 3, "the run itself talked to the fake: {sent}");
     for _ in 0..20 {
-        sidecar.page();
+        get_page(&sidecar);
     }
-    let (status, head, body) = sidecar.http("HEAD", "/");
+    let (status, head, body) = sidecar.http("HEAD", "/", &[], b"");
     assert_eq!(status, 200, "{head}");
     assert!(body.is_empty(), "HEAD has no body: {body}");
     let length: usize = head
@@ -330,12 +240,12 @@ fn the_status_page_shows_each_job_state_escaped_without_secrets_and_costs_no_req
 
     // Other methods are refused with what is allowed; queries are ignored.
     for method in ["POST", "PUT", "DELETE"] {
-        let (status, head, _) = sidecar.http(method, "/");
+        let (status, head, _) = sidecar.http(method, "/", &[], b"");
         assert_eq!(status, 405, "{method}: {head}");
         assert!(head.contains("\r\nallow: get, head"), "{head}");
     }
-    assert_eq!(sidecar.http("GET", "/?refresh=1").0, 200);
-    assert_eq!(sidecar.http("GET", "/index.html").0, 404);
+    assert_eq!(sidecar.http("GET", "/?refresh=1", &[], b"").0, 200);
+    assert_eq!(sidecar.http("GET", "/index.html", &[], b"").0, 404);
 }
 
 #[test]
@@ -372,7 +282,7 @@ fn the_status_page_shows_drift_failures_and_the_git_revision() {
         after: 1,
     });
     let url = format!("file://{}", origin.path().display());
-    let sidecar = Sidecar::start(
+    let mut sidecar = start_sidecar(
         ws.path(),
         &fake,
         &[
@@ -400,7 +310,7 @@ fn the_status_page_shows_drift_failures_and_the_git_revision() {
     // The board is updated before the run's summary line.
     sidecar.next("reconciled");
 
-    let page = sidecar.page();
+    let page = get_page(&sidecar);
     let alpha = row(&page, "acme/alpha-drift");
     assert!(alpha.contains(r#"data-state="drifted""#), "{alpha}");
     assert!(alpha.contains("changed live: schedule"), "{alpha}");
@@ -415,7 +325,7 @@ fn the_status_page_shows_drift_failures_and_the_git_revision() {
     assert!(!page.contains(TOKEN), "the token on the page");
     // A drifted job stays drifted through runs that read nothing.
     sidecar.next("reconciled");
-    let page = sidecar.page();
+    let page = get_page(&sidecar);
     assert!(
         row(&page, "acme/alpha-drift").contains(r#"data-state="drifted""#),
         "{page}"
@@ -490,7 +400,7 @@ fn headless_chromium_renders_the_rows_and_states_and_takes_a_screenshot() {
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .expect("temp dir")
         .keep();
-    let url = format!("http://{}/", sidecar.addr);
+    let url = format!("http://{}/", sidecar.addr());
     let Some(dom) = chromium(
         &out.join("profile-dom"),
         &["--dump-dom".to_string(), url.clone()],

@@ -3,7 +3,7 @@
 
 use crate::common;
 use crate::fake;
-use crate::support::pg;
+use crate::support::{kills, pg};
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -218,7 +218,7 @@ fn the_password_in_the_url_is_never_printed() {
 /// is PUT more than once plus the kills that caught it in flight.
 #[test]
 fn sigkill_at_ten_points_of_a_200_job_apply_converges() {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeSet;
     const JOBS: usize = 200;
     let Some(db) = pg::Db::new("sigkill") else {
         return;
@@ -233,58 +233,20 @@ fn sigkill_at_ten_points_of_a_200_job_apply_converges() {
             .map(|row| row[0].clone().expect("id"))
             .collect()
     };
-    let mut kills_in_flight: BTreeMap<String, usize> = BTreeMap::new();
-    for kill in 0..10 {
-        let puts_before = fake.count("PUT");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
-            .current_dir(ws.path())
-            .args(["reconcile", "--concurrency", "4", "--state", &db.url])
-            .env("NORTHFLANK_API_URL", &fake.url)
-            .env("NORTHFLANK_API_TOKEN", TOKEN)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start");
-        let target = puts_before + 1 + kill % 8;
-        let reached = fake.wait_until(Duration::from_secs(20), |log| {
-            log.iter().filter(|r| r.method == "PUT").count() >= target
-        });
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reaped");
-        if !reached {
-            break;
-        }
-        let recorded = recorded();
-        for id in fake
-            .job_ids("acme")
-            .into_iter()
-            .filter(|id| !recorded.contains(id))
-        {
-            *kills_in_flight.entry(id).or_default() += 1;
-        }
-        assert!(
-            recorded
-                .iter()
-                .all(|id| fake.job(None, "acme", id).is_some()),
-            "state claims a job the API lacks"
-        );
-    }
+    let kills_in_flight = kills::apply_killed(
+        ws.path(),
+        &fake,
+        &["reconcile", "--concurrency", "4", "--state", &db.url],
+        10,
+        recorded,
+    );
     // The session of a killed run is gone, and its lock with it.
     let run = reconcile(&ws, &fake, &db.url, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let live: BTreeSet<String> = fake.job_ids("acme").into_iter().collect();
     assert_eq!(recorded().len(), JOBS);
     assert_eq!(recorded(), live, "state matches the API's jobs exactly");
-    let mut puts: BTreeMap<String, usize> = BTreeMap::new();
-    for r in fake.requests().iter().filter(|r| r.method == "PUT") {
-        *puts
-            .entry(r.job.clone().expect("PUTs name their job"))
-            .or_default() += 1;
-    }
-    for (id, n) in &puts {
-        let allowed = 1 + kills_in_flight.get(id).copied().unwrap_or(0);
-        assert!(*n <= allowed, "{id} was PUT {n} times; {allowed} allowed");
-    }
+    kills::assert_puts_within(&fake, &kills_in_flight);
     fake.clear_log();
     let run = reconcile(&ws, &fake, &db.url, &[]);
     assert_eq!(run.code, 0);
