@@ -465,11 +465,13 @@ impl Daemon<'_> {
                             // Readiness first: whoever reads the log line
                             // then sees the same state on /readyz.
                             self.not_ready(&format!("source unreachable: {}", chain(&e)));
+                            // The metric too: a scrape after the log line
+                            // counts this run.
+                            self.metrics.failed_run(started.elapsed().as_secs_f64());
                             tracing::error!(error = %chain(&e), "fetch failed; keeping the last good revision");
                             if !matches!(e, source::git::GitError::Unverified(_)) {
                                 self.tell_failed(&format!("fetch failed: {}", chain(&e)));
                             }
-                            self.metrics.failed_run(started.elapsed().as_secs_f64());
                             self.status_failed(format!("fetch failed: {}", chain(&e)), started);
                             // Nothing is planned from a failed fetch: no
                             // prune can follow from it.
@@ -620,9 +622,9 @@ impl Daemon<'_> {
                     .unready_reason(&files)
                     .unwrap_or_else(|| format!("the last run failed: {}", chain(&e)));
                 self.not_ready(&reason);
+                self.metrics.failed_run(started.elapsed().as_secs_f64());
                 tracing::error!(error = %chain(&e), "reconcile failed");
                 self.tell_failed(&chain(&e));
-                self.metrics.failed_run(started.elapsed().as_secs_f64());
                 self.status_failed(chain(&e), started);
                 self.failures += 1;
                 true
