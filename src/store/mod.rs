@@ -82,6 +82,12 @@ pub trait Store: Send + Sync {
     /// Where, for messages: a path (a URL would have its password removed).
     fn location(&self) -> String;
 
+    /// What holding no state yet means here, for the warning that says the
+    /// run plans against an empty baseline.
+    fn nothing_recorded(&self) -> &'static str {
+        "no state file"
+    }
+
     /// Takes the lock an applying run holds from before it loads the state
     /// until after its last commit, or fails at once naming its holder.
     fn lock(&self) -> Result<Held, StateError>;

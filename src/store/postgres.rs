@@ -106,6 +106,49 @@ pub struct Target {
     config: Config,
     tls: Tls,
     shown: String,
+    /// The password as a server's message may quote it back: hidden in
+    /// every error (see [`DbCause`]).
+    secrets: crate::secret::QuotedForms,
+    /// How long connecting may take in all: TCP, TLS, startup and
+    /// authentication (libpq's `connect_timeout`).
+    connect_deadline: Duration,
+}
+
+/// A driver or server error as shown: its text (with its causes) with the
+/// password hidden. The driver's error is not kept, so nothing can format
+/// it unredacted later.
+#[derive(Debug)]
+pub struct DbCause(String);
+
+impl std::fmt::Display for DbCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DbCause {}
+
+impl DbCause {
+    fn new(error: &postgres::Error, secrets: &[String]) -> DbCause {
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            let more = cause.to_string();
+            if !text.contains(&more) {
+                text.push_str(": ");
+                text.push_str(&more);
+            }
+            source = cause.source();
+        }
+        DbCause(scrub(&text, secrets))
+    }
+}
+
+/// `text` with every secret form in it shown as `***`.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    secrets.iter().fold(text.to_string(), |text, secret| {
+        text.replace(secret.as_str(), "***")
+    })
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -139,27 +182,32 @@ impl Target {
         let mut parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
         // sslmode and sslrootcert are read here (libpq's values, which the
         // driver's own parser does not all know) and removed before it.
+        // The other parameters are kept as written: re-encoding them would
+        // turn `%20` into `+`, which libpq and the driver read as a `+`.
         let mut sslmode = env("PGSSLMODE");
         let mut sslrootcert = env("PGSSLROOTCERT");
-        let kept: Vec<(String, String)> = parsed
-            .query_pairs()
-            .filter_map(|(k, v)| match k.as_ref() {
-                "sslmode" => {
-                    sslmode = Some(v.into_owned());
-                    None
+        let kept: Vec<&str> = parsed
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|segment| !segment.is_empty())
+            .filter(|segment| {
+                let (k, v) = segment.split_once('=').unwrap_or((segment, ""));
+                let value = || {
+                    percent_encoding::percent_decode_str(v)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                };
+                match k {
+                    "sslmode" => sslmode = Some(value()),
+                    "sslrootcert" => sslrootcert = Some(value()),
+                    _ => return true,
                 }
-                "sslrootcert" => {
-                    sslrootcert = Some(v.into_owned());
-                    None
-                }
-                _ => Some((k.into_owned(), v.into_owned())),
+                false
             })
             .collect();
-        if kept.is_empty() {
-            parsed.set_query(None);
-        } else {
-            parsed.query_pairs_mut().clear().extend_pairs(kept);
-        }
+        let kept = kept.join("&");
+        parsed.set_query((!kept.is_empty()).then_some(kept.as_str()));
         let mut config: Config = parsed
             .as_str()
             .parse()
@@ -197,6 +245,25 @@ impl Target {
                 .unwrap_or(10);
             config.connect_timeout(Duration::from_secs(seconds.max(2)));
         }
+        let connect_deadline = config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(Duration::from_secs(10));
+        // The driver logs a server's notices at info under its own name,
+        // whatever the filter: they are the database's chatter (`relation
+        // ... already exists` on every migration check), ours to show at
+        // debug only.
+        config.notice_callback(|notice| {
+            tracing::debug!(
+                severity = notice.severity(),
+                notice = notice.message(),
+                "database notice"
+            );
+        });
+        let secrets = config
+            .get_password()
+            .map(|p| crate::secret::QuotedForms::of(&String::from_utf8_lossy(p)))
+            .unwrap_or_default();
         if config.get_application_name().is_none() {
             config.application_name("nfcron");
         }
@@ -232,7 +299,13 @@ impl Target {
             Tls::On { .. } => SslMode::Require,
         });
         let shown = redact_url(parsed.as_str());
-        Ok(Target { config, tls, shown })
+        Ok(Target {
+            config,
+            tls,
+            shown,
+            secrets,
+            connect_deadline,
+        })
     }
 
     /// The URL without its password.
@@ -240,7 +313,55 @@ impl Target {
         &self.shown
     }
 
+    /// Connects (TCP, TLS, startup, authentication) and sets the session's
+    /// timeouts, within the connect deadline: the driver bounds only the
+    /// TCP connect, and a server that accepts and then says nothing would
+    /// hold the run forever. The attempt runs on a thread of its own that
+    /// is left behind on the deadline; it ends when the server answers or
+    /// drops the connection, or with the process.
     fn connect(&self) -> Result<Client, StateError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let target = self.clone();
+        std::thread::Builder::new()
+            .name("nfcron-pg-connect".into())
+            .spawn(move || {
+                let connected = target.connect_now().map(|mut client| {
+                    for set in SESSION_TIMEOUTS {
+                        if let Err(e) = client.batch_execute(set) {
+                            let e = DbCause::new(&e, target.secrets.as_slice());
+                            tracing::debug!(error = %e, "{set}: not applied");
+                        }
+                    }
+                    client
+                });
+                let _ = tx.send(connected);
+            })
+            .map_err(|_| self.deadline("start a connection", Duration::ZERO))?;
+        match rx.recv_timeout(self.connect_deadline) {
+            Ok(connected) => connected,
+            Err(_) => Err(self.deadline(
+                "connect (TCP, TLS, startup and authentication)",
+                self.connect_deadline,
+            )),
+        }
+    }
+
+    fn deadline(&self, step: &'static str, after: Duration) -> StateError {
+        let host = match self.config.get_hosts().first() {
+            Some(postgres::config::Host::Tcp(h)) => h.clone(),
+            Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".into(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        StateError::DatabaseDeadline {
+            shown: self.shown.clone(),
+            host: format!("{host}:{port}"),
+            step,
+            after,
+        }
+    }
+
+    fn connect_now(&self) -> Result<Client, StateError> {
         let connected = match &self.tls {
             Tls::Off => self.config.connect(postgres::NoTls),
             Tls::On { root, verify_name } => {
@@ -260,7 +381,7 @@ impl Target {
         StateError::Database {
             shown: self.shown.clone(),
             doing,
-            source,
+            source: DbCause::new(&source, self.secrets.as_slice()),
         }
     }
 }
@@ -273,21 +394,23 @@ pub fn redact_url(url: &str) -> String {
             if u.password().is_some() {
                 let _ = u.set_password(Some("***"));
             }
-            // libpq (and the driver) also take it as a query parameter.
-            let secret = |k: &str| matches!(k, "password" | "sslpassword");
-            if u.query_pairs().any(|(k, _)| secret(&k)) {
-                let pairs: Vec<(String, String)> = u
-                    .query_pairs()
-                    .map(|(k, v)| {
-                        let v = if secret(&k) {
-                            "***".into()
+            // libpq (and the driver) also take it as a query parameter;
+            // any parameter naming a password, in any casing, is hidden.
+            // The rest is kept as written.
+            if let Some(query) = u.query().map(str::to_string) {
+                let shown: Vec<String> = query
+                    .split('&')
+                    .map(|segment| {
+                        let key = segment.split_once('=').map_or(segment, |(k, _)| k);
+                        let name = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
+                        if name.to_lowercase().contains("password") {
+                            format!("{key}=***")
                         } else {
-                            v.into_owned()
-                        };
-                        (k.into_owned(), v)
+                            segment.to_string()
+                        }
                     })
                     .collect();
-                u.query_pairs_mut().clear().extend_pairs(pairs);
+                u.set_query(Some(&shown.join("&")));
             }
             u.to_string()
         }
@@ -647,11 +770,6 @@ impl PostgresStore {
                     });
                 }
                 let mut client = self.target.connect()?;
-                for set in SESSION_TIMEOUTS {
-                    if let Err(e) = client.batch_execute(set) {
-                        tracing::debug!(error = %e, "{set}: not applied");
-                    }
-                }
                 let found =
                     migrate(&mut client).map_err(|e| self.target.error("migrate the tables", e))?;
                 if found > SCHEMA_VERSION {
@@ -813,6 +931,10 @@ struct Leadership;
 impl Store for PostgresStore {
     fn location(&self) -> String {
         format!("{} (namespace {})", self.target.shown, self.namespace)
+    }
+
+    fn nothing_recorded(&self) -> &'static str {
+        "a new, empty namespace"
     }
 
     fn lock(&self) -> Result<Held, StateError> {
@@ -1095,6 +1217,18 @@ mod tests {
             redact_url("postgres://u@db/x?password=s3cret&sslmode=require"),
             "postgres://u@db/x?password=***&sslmode=require"
         );
+        // In any casing, and the rest of the query kept as written.
+        assert_eq!(
+            redact_url("postgres://u@db/x?PassWord=s3cret&options=-c%20a%3D1&sslPASSWORD=k"),
+            "postgres://u@db/x?PassWord=***&options=-c%20a%3D1&sslPASSWORD=***"
+        );
+        let target = Target::parse(
+            "postgres://u@db/x?options=-c%20a%3D1&sslmode=disable",
+            &no_env,
+        )
+        .expect("parse");
+        assert_eq!(target.shown(), "postgres://u@db/x?options=-c%20a%3D1");
+        assert_eq!(target.config.get_options(), Some("-c a=1"));
         let target = Target::parse("postgres://u:s3cret@db/x", &no_env).expect("parse");
         assert!(!format!("{target:?}").contains("s3cret"));
         assert!(!target.shown().contains("s3cret"));
