@@ -294,7 +294,7 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
                 quiet = Quiet::extend(quiet, settings.debounce);
             }
             Some(()) = token_rx.recv() => {
-                if daemon.metrics.token_refused() {
+                if daemon.metrics.token_refused() && daemon.token_file_differs().await {
                     tracing::info!("--token-file changed while the token is refused: trying it");
                     pending.run = true;
                     retry_at = None;
@@ -577,6 +577,18 @@ impl Daemon<'_> {
         }
     }
 
+    /// Whether `--token-file` now holds another token than the one in use
+    /// (an unreadable file does not count: it is read again at each run).
+    async fn token_file_differs(&self) -> bool {
+        let api = self.settings.api.clone();
+        let Some(Ok(read)) = off_runtime(move || api.reread_token()).await else {
+            return false;
+        };
+        self.token
+            .as_ref()
+            .is_none_or(|t| t.expose() != read.expose())
+    }
+
     /// Reads `--token-file` again; a new token replaces the client's (same
     /// budget, counters and observer). A file that cannot be read keeps
     /// the token in use. On the blocking pool: the file may be a FIFO or
@@ -784,8 +796,11 @@ fn release_freed_memory() {
 }
 
 /// Watches the directory that holds `file` (not the file: a secret mount
-/// replaces it through a symlink swap, an editor by a rename). `None`, with
-/// a warning, when it cannot be watched: each run still reads it again.
+/// replaces it through a symlink swap, an editor by a rename), passing on
+/// only events that name the file or the `..data` link a Kubernetes Secret
+/// volume swaps: the directory may also hold the sidecar's own log or state,
+/// written on every line. `None`, with a warning, when it cannot be
+/// watched: each run still reads it again.
 fn watch_token_file(
     file: &std::path::Path,
     changed: mpsc::Sender<()>,
@@ -795,8 +810,14 @@ fn watch_token_file(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    let name = file.file_name().map(std::ffi::OsStr::to_os_string);
     let watched = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
+        let Ok(event) = event else { return };
+        let ours = event.paths.iter().any(|p| {
+            p.file_name()
+                .is_some_and(|n| n == "..data" || Some(n) == name.as_deref())
+        });
+        if ours && !matches!(event.kind, notify::EventKind::Access(_)) {
             let _ = changed.try_send(());
         }
     })
