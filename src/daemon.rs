@@ -2,9 +2,10 @@
 //! drift timers, retries) -> the one reconcile path, one run at a time.
 //!
 //! Triggers that arrive during a run coalesce into the next: one follow-up
-//! run however many there were. File events and webhooks are debounced by
-//! a quiet period: a run starts `--debounce` after the last of them (at
-//! most 10 x `--debounce` after the first). The process
+//! run however many there were. File events are debounced by a quiet
+//! period: a run starts `--debounce` after the last of them (at most 10 x
+//! `--debounce` after the first); a webhook starts its fetch at once. The
+//! process
 //! never exits because of an API or source error: it reports, keeps the
 //! last good source revision, and tries again later. SIGTERM and SIGINT stop
 //! new work, let the run in progress finish (up to `--shutdown-timeout`;
@@ -286,9 +287,9 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
         }
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
-            // Editors write several events per save, `git checkout` one per
-            // file, and webhooks come in bursts: each event (or run of
-            // events queued during a run) extends the quiet period.
+            // Editors write several events per save and `git checkout` one
+            // per file: each event (or run of events queued during a run)
+            // extends the quiet period.
             Some(()) = fs_rx.recv() => {
                 pending.run = true;
                 quiet = Quiet::extend(quiet, settings.debounce);
@@ -303,10 +304,12 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
             }
             Some(()) = hook_rx.recv() => {
                 // A standby fetches too (its cache stays warm) and passes
-                // the webhook on to the leader.
+                // the webhook on to the leader. A push is whole when its
+                // webhook comes: no quiet period, the fetch starts now.
+                // Webhooks arriving during the run wait in the channel
+                // (one place), so a burst gives one follow-up run.
                 daemon.relay_webhook().await;
                 pending.fetch = true;
-                quiet = Quiet::extend(quiet, settings.debounce);
             }
             _ = tokio::time::sleep_until(next_campaign.into()), if daemon.replica.is_some() => {
                 next_campaign = Instant::now() + settings.failover_check;
