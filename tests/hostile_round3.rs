@@ -456,3 +456,24 @@ fn a_refused_token_beside_the_log_file_does_not_feed_on_its_own_log() {
     assert!(cpu < Duration::from_secs(1), "{cpu:?} of CPU in 6 s");
     assert!(put, "the new token is used: {text}");
 }
+
+#[test]
+fn watch_reports_a_silent_state_database_in_readyz_naming_host_and_step() {
+    let port = pg_server(silent);
+    let ws = Workspace::new();
+    ws.write("jobs.d/nightly.yaml", JOB);
+    let fake = Fake::spawn(0);
+    let url = format!("postgres://nfcron:{PG_PASSWORD}@127.0.0.1:{port}/test?connect_timeout=2");
+    let mut sidecar = sidecar::Sidecar::start(ws.path(), &fake.url, TOKEN, &["jobs.d", "--state", &url]);
+    sidecar.next("leadership check failed; this replica applies nothing until it leads again");
+    let (status, body) = sidecar.get("/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains(&format!("127.0.0.1:{port}")) && body.contains("connect"),
+        "{body}"
+    );
+    assert!(!body.contains(PG_PASSWORD), "{body}");
+    assert_eq!(fake.requests().len(), 0, "no API request without the state");
+    let log = serde_json::to_string(sidecar.drain()).expect("json");
+    assert!(!log.contains(PG_PASSWORD), "{log}");
+}
