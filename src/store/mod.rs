@@ -17,6 +17,7 @@
 
 pub mod file;
 pub mod memory;
+mod pg_deadline;
 pub mod postgres;
 
 use std::path::Path;

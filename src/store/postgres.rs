@@ -33,7 +33,7 @@ use std::time::Duration;
 use postgres::config::SslMode;
 use postgres::{Client, Config, IsolationLevel};
 
-use super::{Change, Held, Store};
+use super::{pg_deadline, Change, Held, Store};
 use crate::manifest::JobKey;
 use crate::secret::{Keyed, Redacted, KEY_LEN};
 use crate::state::{Record, Rejection, State, StateError};
@@ -52,8 +52,11 @@ const SESSION_TIMEOUTS: &[&str] = &[
     "SET tcp_keepalives_interval = 3",
     "SET tcp_keepalives_count = 3",
     "SET tcp_user_timeout = 20000",
-    "SET statement_timeout = '60s'",
 ];
+
+/// The server's bound on a statement (a lock wait included) unless the
+/// URL's `options` set `statement_timeout`.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The migrations, in order: version `i + 1` is `MIGRATIONS[i]`. Only
 /// ever appended to.
@@ -112,6 +115,8 @@ pub struct Target {
     /// How long connecting may take in all: TCP, TLS, startup and
     /// authentication (libpq's `connect_timeout`).
     connect_deadline: Duration,
+    /// The server's `statement_timeout`, set on every session.
+    statement_timeout: Duration,
 }
 
 /// A driver or server error as shown: its text (with its causes) with the
@@ -142,6 +147,22 @@ impl DbCause {
         }
         DbCause(scrub(&text, secrets))
     }
+}
+
+/// `statement_timeout` as libpq's `options` set it (`-c
+/// statement_timeout=5000`, `-cstatement_timeout=5s`); milliseconds when no
+/// unit is given, as the server reads it.
+fn statement_timeout_in(options: &str) -> Option<Duration> {
+    let value = options.split("statement_timeout=").nth(1)?;
+    let value = value.split_whitespace().next()?.trim_matches('\'');
+    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let n: u64 = digits.parse().ok()?;
+    Some(match &value[digits.len()..] {
+        "" | "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "min" => Duration::from_secs(n.saturating_mul(60)),
+        _ => return None,
+    })
 }
 
 /// `text` with every secret form in it shown as `***`.
@@ -260,6 +281,10 @@ impl Target {
                 "database notice"
             );
         });
+        let statement_timeout = config
+            .get_options()
+            .and_then(statement_timeout_in)
+            .unwrap_or(STATEMENT_TIMEOUT);
         let secrets = config
             .get_password()
             .map(|p| crate::secret::QuotedForms::of(&String::from_utf8_lossy(p)))
@@ -305,7 +330,19 @@ impl Target {
             shown,
             secrets,
             connect_deadline,
+            statement_timeout,
         })
+    }
+
+    /// How long one store step (its statements, a lock wait) may take
+    /// before the client gives up on the server: the server's own bound
+    /// plus the connect deadline as a margin for the answer to travel.
+    fn step_deadline(&self) -> Duration {
+        self.statement_timeout + self.connect_deadline
+    }
+
+    fn port(&self) -> u16 {
+        self.config.get_ports().first().copied().unwrap_or(5432)
     }
 
     /// The URL without its password.
@@ -319,20 +356,26 @@ impl Target {
     /// hold the run forever. The attempt runs on a thread of its own that
     /// is left behind on the deadline; it ends when the server answers or
     /// drops the connection, or with the process.
-    fn connect(&self) -> Result<Client, StateError> {
+    fn connect(&self) -> Result<(Client, Option<i32>), StateError> {
         let (tx, rx) = std::sync::mpsc::channel();
         let target = self.clone();
         std::thread::Builder::new()
             .name("nfcron-pg-connect".into())
             .spawn(move || {
+                let before = pg_deadline::sockets();
                 let connected = target.connect_now().map(|mut client| {
-                    for set in SESSION_TIMEOUTS {
+                    let socket = pg_deadline::new_socket(&before, target.port());
+                    let statement = format!(
+                        "SET statement_timeout = {}",
+                        target.statement_timeout.as_millis()
+                    );
+                    for set in SESSION_TIMEOUTS.iter().copied().chain([statement.as_str()]) {
                         if let Err(e) = client.batch_execute(set) {
                             let e = DbCause::new(&e, target.secrets.as_slice());
                             tracing::debug!(error = %e, "{set}: not applied");
                         }
                     }
-                    client
+                    (client, socket)
                 });
                 let _ = tx.send(connected);
             })
@@ -352,7 +395,7 @@ impl Target {
             Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
             None => "localhost".into(),
         };
-        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        let port = self.port();
         StateError::DatabaseDeadline {
             shown: self.shown.clone(),
             host: format!("{host}:{port}"),
@@ -532,7 +575,9 @@ mod tls {
 /// A `postgres::Client` closes its connection on drop by blocking on its
 /// own runtime, which panics on a thread that drives async tasks: this
 /// drops it on a thread of its own.
-struct Conn(Option<Client>);
+/// The client and its socket's descriptor (when it could be told), for
+/// the step deadline.
+struct Conn(Option<Client>, Option<i32>);
 
 impl Drop for Conn {
     fn drop(&mut self) {
@@ -603,7 +648,7 @@ impl PostgresStore {
         PostgresStore {
             target,
             namespace: namespace.to_string(),
-            conn: Arc::new(Mutex::new(Conn(None))),
+            conn: Arc::new(Mutex::new(Conn(None, None))),
             replica: false,
             leading: AtomicBool::new(false),
         }
@@ -726,7 +771,7 @@ impl PostgresStore {
 
     fn drop_connection(&self) {
         let old = self.conn.lock().unwrap_or_else(|e| e.into_inner()).0.take();
-        drop(Conn(old));
+        drop(Conn(old, None));
     }
 
     /// Runs `work` on the connection, connecting (and migrating) first
@@ -769,19 +814,44 @@ impl PostgresStore {
                         location: self.location(),
                     });
                 }
-                let mut client = self.target.connect()?;
-                let found =
-                    migrate(&mut client).map_err(|e| self.target.error("migrate the tables", e))?;
+                let (client, socket) = self.target.connect()?;
+                *conn = Conn(Some(client), socket);
+                let found = self.within_deadline(&mut conn, |client| {
+                    migrate(client).map_err(|e| self.target.error("migrate the tables", e))
+                })?;
                 if found > SCHEMA_VERSION {
                     return Err(StateError::Corrupt {
                         path: self.location().into(),
                         why: format!("its tables are at version {found}, newer than {SCHEMA_VERSION}, the version this nfcron knows; a newer nfcron migrated them"),
                     });
                 }
-                conn.0 = Some(client);
             }
-            work(conn.0.as_mut().expect("connected above"))
+            self.within_deadline(&mut conn, work)
         })
+    }
+
+    /// `work` on the connection, within the step deadline: past it, the
+    /// connection is cut (see `pg_deadline`), dropped, and the step's error
+    /// is the deadline, naming what it was doing.
+    fn within_deadline<T>(
+        &self,
+        conn: &mut Conn,
+        work: impl FnOnce(&mut Client) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        let after = self.target.step_deadline();
+        let watchdog = conn
+            .1
+            .and_then(|fd| pg_deadline::Watchdog::arm(fd, self.target.port(), after));
+        let result = work(conn.0.as_mut().expect("connected"));
+        if !watchdog.is_some_and(pg_deadline::Watchdog::disarm) {
+            return result;
+        }
+        *conn = Conn(None, None);
+        let step = match &result {
+            Err(StateError::Database { doing, .. }) => doing,
+            _ => "answer",
+        };
+        Err(self.target.deadline(step, after))
     }
 
     fn err(&self, doing: &'static str) -> impl Fn(postgres::Error) -> StateError + '_ {
@@ -843,13 +913,19 @@ const HOLDS_LOCK: &str = "SELECT EXISTS (SELECT 1 FROM pg_locks l, (SELECT hasht
 struct PgLock {
     conn: Arc<Mutex<Conn>>,
     namespace: String,
+    port: u16,
+    deadline: Duration,
 }
 
 impl Drop for PgLock {
     fn drop(&mut self) {
         let (conn, namespace) = (self.conn.clone(), self.namespace.clone());
+        let (port, deadline) = (self.port, self.deadline);
         blocking(move || {
             let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+            let watchdog = conn
+                .1
+                .and_then(|fd| pg_deadline::Watchdog::arm(fd, port, deadline));
             if let Some(client) = conn.0.as_mut() {
                 let _ = client.execute(
                     "DELETE FROM nfcron_locks WHERE namespace = $1 AND pid = $2",
@@ -859,6 +935,11 @@ impl Drop for PgLock {
                     format!("SELECT pg_advisory_unlock({LOCK_KEY})").as_str(),
                     &[&namespace],
                 );
+            }
+            if watchdog.is_some_and(pg_deadline::Watchdog::disarm) {
+                // The server stopped answering: the session (and the lock
+                // with it) ends with the connection.
+                *conn = Conn(None, None);
             }
         });
     }
@@ -988,6 +1069,8 @@ impl Store for PostgresStore {
         Ok(Box::new(PgLock {
             conn: self.conn.clone(),
             namespace: self.namespace.clone(),
+            port: self.target.port(),
+            deadline: self.target.step_deadline(),
         }))
     }
 
@@ -1198,6 +1281,28 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn the_statement_timeout_the_options_set_bounds_each_step() {
+        assert_eq!(
+            statement_timeout_in("-c statement_timeout=5000"),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            statement_timeout_in("-csearch_path=x -cstatement_timeout=7s"),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(statement_timeout_in("-c search_path=x"), None);
+        assert_eq!(statement_timeout_in("-c statement_timeout=5h"), None);
+        let target = Target::parse(
+            "postgres://u@db/x?connect_timeout=3&options=-c%20statement_timeout%3D2000",
+            &no_env,
+        )
+        .expect("parse");
+        assert_eq!(target.step_deadline(), Duration::from_secs(5));
+        let default = Target::parse("postgres://u@db/x", &no_env).expect("parse");
+        assert_eq!(default.step_deadline(), Duration::from_secs(70));
     }
 
     #[test]
