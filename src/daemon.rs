@@ -4,7 +4,8 @@
 //! Triggers that arrive during a run coalesce into the next: one follow-up
 //! run however many there were. File events are debounced by a quiet
 //! period: a run starts `--debounce` after the last of them (at most 10 x
-//! `--debounce` after the first); a webhook starts its fetch at once. The
+//! `--debounce` after the first); the first webhook of a burst starts its
+//! fetch at once, the rest give one more fetch when they stop. The
 //! process
 //! never exits because of an API or source error: it reports, keeps the
 //! last good source revision, and tries again later. SIGTERM and SIGINT stop
@@ -112,6 +113,16 @@ impl Quiet {
         Self::extend_at(window, debounce, Instant::now())
     }
 
+    /// A webhook's window: like a file event's, but never closing an open
+    /// window (a file event's longer `--debounce`) sooner.
+    fn extend_hook(window: Option<Quiet>, quiet: Duration, now: Instant) -> Option<Quiet> {
+        let extended = Self::extend_at(window, quiet, now);
+        match (window, extended) {
+            (Some(open), Some(new)) if open.until > new.until => Some(open),
+            (_, new) => new.or(window),
+        }
+    }
+
     fn extend_at(window: Option<Quiet>, debounce: Duration, now: Instant) -> Option<Quiet> {
         if debounce.is_zero() {
             return None;
@@ -124,6 +135,11 @@ impl Quiet {
         })
     }
 }
+
+/// The quiet period that closes a burst of webhooks (at most `--debounce`):
+/// the first webhook fetches at once, the rest give one more fetch this
+/// long after the last of them.
+const HOOK_QUIET: Duration = Duration::from_millis(50);
 
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 /// After SIGTERM, the process ends at most this long past
@@ -255,6 +271,9 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
     // Open while file events or webhooks keep arriving: no run starts
     // until it closes.
     let mut quiet: Option<Quiet> = None;
+    // When the last webhook came: one closer than HOOK_QUIET is the same
+    // burst.
+    let mut last_hook: Option<Instant> = None;
     let mut stop = stop_rx.clone();
     loop {
         if pending.any() && quiet.is_none() {
@@ -305,11 +324,17 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
             Some(()) = hook_rx.recv() => {
                 // A standby fetches too (its cache stays warm) and passes
                 // the webhook on to the leader. A push is whole when its
-                // webhook comes: no quiet period, the fetch starts now.
-                // Webhooks arriving during the run wait in the channel
-                // (one place), so a burst gives one follow-up run.
+                // webhook comes: the first of a burst fetches at once; the
+                // rest (each within HOOK_QUIET of the one before, or queued
+                // during the run) give one more fetch, after they stop.
                 daemon.relay_webhook().await;
                 pending.fetch = true;
+                let now = Instant::now();
+                let hook_quiet = HOOK_QUIET.min(settings.debounce);
+                if last_hook.is_some_and(|t| now.duration_since(t) < hook_quiet) {
+                    quiet = Quiet::extend_hook(quiet, hook_quiet, now);
+                }
+                last_hook = Some(now);
             }
             _ = tokio::time::sleep_until(next_campaign.into()), if daemon.replica.is_some() => {
                 next_campaign = Instant::now() + settings.failover_check;
@@ -872,6 +897,20 @@ async fn signals(stop: watch::Sender<bool>, shutdown_timeout: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_webhook_never_closes_a_file_events_window_sooner() {
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let file = Quiet::extend_at(None, ms(200), t0);
+        let after_hook = Quiet::extend_hook(file, ms(50), t0 + ms(10));
+        assert_eq!(after_hook, file);
+        // Alone, a webhook's window is the short one, moving with each.
+        let w = Quiet::extend_hook(None, ms(50), t0).expect("a window");
+        assert_eq!(w.until, t0 + ms(50));
+        let w = Quiet::extend_hook(Some(w), ms(50), t0 + ms(30)).expect("a window");
+        assert_eq!((w.first, w.until), (t0, t0 + ms(80)));
+    }
 
     #[test]
     fn the_quiet_period_runs_from_the_last_event_up_to_ten_debounces() {

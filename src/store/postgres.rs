@@ -149,6 +149,108 @@ impl DbCause {
     }
 }
 
+/// The rest of libpq's variables the driver can honour: `PGOPTIONS`,
+/// `PGAPPNAME`, `PGTARGETSESSIONATTRS`, `PGHOSTADDR`; and, with no password
+/// given, the password file (`PGPASSFILE`, else `~/.pgpass`).
+fn more_libpq_variables(
+    config: &mut Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), String> {
+    if config.get_options().is_none() {
+        if let Some(options) = env("PGOPTIONS") {
+            config.options(&options);
+        }
+    }
+    if config.get_application_name().is_none() {
+        if let Some(name) = env("PGAPPNAME") {
+            config.application_name(&name);
+        }
+    }
+    if let Some(attrs) = env("PGTARGETSESSIONATTRS") {
+        config.target_session_attrs(match attrs.as_str() {
+            "any" => postgres::config::TargetSessionAttrs::Any,
+            "read-write" => postgres::config::TargetSessionAttrs::ReadWrite,
+            "read-only" => postgres::config::TargetSessionAttrs::ReadOnly,
+            other => {
+                return Err(format!(
+                    "PGTARGETSESSIONATTRS {other:?} is not any, read-write or read-only"
+                ))
+            }
+        });
+    }
+    if config.get_hostaddrs().is_empty() {
+        if let Some(addr) = env("PGHOSTADDR") {
+            let ip = addr
+                .parse()
+                .map_err(|_| format!("PGHOSTADDR {addr:?} is not an IP address"))?;
+            config.hostaddr(ip);
+        }
+    }
+    if config.get_password().is_none() {
+        let file = env("PGPASSFILE")
+            .map(std::path::PathBuf::from)
+            .or_else(|| env("HOME").map(|h| std::path::Path::new(&h).join(".pgpass")));
+        if let Some(password) = file
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|text| pgpass(&text, config))
+        {
+            config.password(password);
+        }
+    }
+    Ok(())
+}
+
+/// The password the first matching line of a libpq password file gives
+/// (`host:port:database:user:password`, `*` matching anything, `\:` and
+/// `\\` escaped).
+fn pgpass(text: &str, config: &Config) -> Option<String> {
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "localhost".into(),
+    };
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
+    let db = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("")
+        .to_string();
+    let user = config.get_user().unwrap_or("").to_string();
+    let wanted = [host, port, db, user];
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .find_map(|line| {
+            let fields = pgpass_fields(line);
+            let [h, p, d, u, password] = fields.as_slice() else {
+                return None;
+            };
+            [h, p, d, u]
+                .iter()
+                .zip(&wanted)
+                .all(|(field, want)| field.as_str() == "*" || field == &want)
+                .then(|| password.clone())
+        })
+}
+
+fn pgpass_fields(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => field.extend(chars.next()),
+            ':' if fields.len() < 4 => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
 /// `statement_timeout` as libpq's `options` set it (`-c
 /// statement_timeout=5000`, `-cstatement_timeout=5s`); milliseconds when no
 /// unit is given, as the server reads it.
@@ -260,6 +362,7 @@ impl Target {
                 config.dbname(&db);
             }
         }
+        more_libpq_variables(&mut config, env).map_err(bad)?;
         if config.get_connect_timeout().is_none() {
             let seconds = env("PGCONNECT_TIMEOUT")
                 .and_then(|s| s.parse::<u64>().ok())
@@ -1281,6 +1384,45 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn the_other_libpq_variables_and_the_password_file_work() {
+        let dir = tempfile::tempdir().expect("dir");
+        let pgpass = dir.path().join("pgpass");
+        std::fs::write(
+            &pgpass,
+            "# comment\nother:5432:*:nf:wrong\ndb.internal:*:state:nf:pa\\:ss\n",
+        )
+        .expect("write");
+        let file = pgpass.display().to_string();
+        let env = |name: &str| {
+            Some(match name {
+                "PGOPTIONS" => "-c statement_timeout=5000".to_string(),
+                "PGAPPNAME" => "sidecar".into(),
+                "PGTARGETSESSIONATTRS" => "read-write".into(),
+                "PGHOSTADDR" => "10.0.0.7".into(),
+                "PGPASSFILE" => file.clone(),
+                _ => return None,
+            })
+        };
+        let t = Target::parse("postgres://nf@db.internal/state", &env).expect("parse");
+        assert_eq!(t.config.get_options(), Some("-c statement_timeout=5000"));
+        assert_eq!(t.config.get_application_name(), Some("sidecar"));
+        assert_eq!(
+            t.config.get_hostaddrs(),
+            ["10.0.0.7".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert_eq!(t.config.get_password(), Some(&b"pa:ss"[..]));
+        assert_eq!(t.step_deadline(), Duration::from_secs(15));
+        // The URL's own values win.
+        let t = Target::parse(
+            "postgres://nf:url@db.internal/state?application_name=a",
+            &env,
+        )
+        .expect("parse");
+        assert_eq!(t.config.get_password(), Some(&b"url"[..]));
+        assert_eq!(t.config.get_application_name(), Some("a"));
     }
 
     #[test]
