@@ -141,6 +141,10 @@ impl Quiet {
 /// long after the last of them.
 const HOOK_QUIET: Duration = Duration::from_millis(50);
 
+/// How long a leadership check may wait on the database before `/readyz`
+/// says so.
+const DATABASE_WAIT_SHOWN: Duration = Duration::from_secs(1);
+
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 /// After SIGTERM, the process ends at most this long past
 /// `--shutdown-timeout`, whatever a run is stuck in.
@@ -345,8 +349,9 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
                         retry_at = None;
                     }
                     Some(Wake::Hook) => {
+                        // Relayed webhooks fetch at once, as this
+                        // replica's own do.
                         pending.fetch = true;
-                        quiet = Quiet::extend(quiet, settings.debounce);
                     }
                     None => {}
                 }
@@ -672,7 +677,7 @@ impl Daemon<'_> {
         } else {
             self.role
         };
-        let found = off_runtime(move || store.campaign()).await;
+        let found = self.waiting_on_the_database(store).await;
         match found {
             Ok(Campaign::Leading { hooks }) => {
                 self.role = Role::Leading;
@@ -756,6 +761,36 @@ impl Daemon<'_> {
             started.elapsed(),
             &self.client.rate_limit(),
         );
+    }
+
+    /// A campaign, which may connect: a database that is slow to answer
+    /// (up to its connect and step deadlines) shows in `/readyz` after a
+    /// second, naming it, instead of the reason from before the wait.
+    async fn waiting_on_the_database(
+        &self,
+        store: Arc<PostgresStore>,
+    ) -> Result<Campaign, crate::state::StateError> {
+        let location = store.location();
+        let campaign = off_runtime(move || store.campaign());
+        tokio::pin!(campaign);
+        tokio::select! {
+            found = &mut campaign => found,
+            () = tokio::time::sleep(DATABASE_WAIT_SHOWN) => {
+                let before = {
+                    let readiness = self.shared.readiness.lock().expect("readiness lock");
+                    (readiness.ready, readiness.reason.clone())
+                };
+                self.not_ready(&format!("waiting for the state database {location}"));
+                let found = campaign.await;
+                if found.is_ok() {
+                    // The wait is over: readiness is what it was (the
+                    // campaign's outcome updates it from there).
+                    let mut readiness = self.shared.readiness.lock().expect("readiness lock");
+                    (readiness.ready, readiness.reason) = before;
+                }
+                found
+            }
+        }
     }
 
     fn not_ready(&self, reason: &str) {

@@ -559,3 +559,27 @@ fn a_postgres_server_that_stops_answering_mid_run_fails_the_step_by_its_deadline
         );
     }
 }
+
+#[test]
+fn watch_says_it_waits_for_the_state_database_in_readyz_while_it_waits() {
+    let port = pg_server(silent);
+    let ws = Workspace::new();
+    ws.write("jobs.d/nightly.yaml", JOB);
+    let fake = Fake::spawn(0);
+    let url = format!("postgres://nfcron:{PG_PASSWORD}@127.0.0.1:{port}/test?connect_timeout=20");
+    let sidecar = sidecar::Sidecar::start(ws.path(), &fake.url, TOKEN, &["jobs.d", "--state", &url]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let body = loop {
+        let (status, body) = sidecar.get("/readyz");
+        assert_eq!(status, 503, "{body}");
+        if body.contains("waiting for the state database") || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        body.contains("waiting for the state database") && body.contains(&format!("127.0.0.1:{port}")),
+        "{body}"
+    );
+    assert!(!body.contains(PG_PASSWORD), "{body}");
+}
