@@ -567,7 +567,8 @@ fn watch_says_it_waits_for_the_state_database_in_readyz_while_it_waits() {
     ws.write("jobs.d/nightly.yaml", JOB);
     let fake = Fake::spawn(0);
     let url = format!("postgres://nfcron:{PG_PASSWORD}@127.0.0.1:{port}/test?connect_timeout=20");
-    let sidecar = sidecar::Sidecar::start(ws.path(), &fake.url, TOKEN, &["jobs.d", "--state", &url]);
+    let sidecar =
+        sidecar::Sidecar::start(ws.path(), &fake.url, TOKEN, &["jobs.d", "--state", &url]);
     let deadline = Instant::now() + Duration::from_secs(15);
     let body = loop {
         let (status, body) = sidecar.get("/readyz");
@@ -578,7 +579,8 @@ fn watch_says_it_waits_for_the_state_database_in_readyz_while_it_waits() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(
-        body.contains("waiting for the state database") && body.contains(&format!("127.0.0.1:{port}")),
+        body.contains("waiting for the state database")
+            && body.contains(&format!("127.0.0.1:{port}")),
         "{body}"
     );
     assert!(!body.contains(PG_PASSWORD), "{body}");

@@ -373,17 +373,6 @@ impl Target {
             .get_connect_timeout()
             .copied()
             .unwrap_or(Duration::from_secs(10));
-        // The driver logs a server's notices at info under its own name,
-        // whatever the filter: they are the database's chatter (`relation
-        // ... already exists` on every migration check), ours to show at
-        // debug only.
-        config.notice_callback(|notice| {
-            tracing::debug!(
-                severity = notice.severity(),
-                notice = notice.message(),
-                "database notice"
-            );
-        });
         let statement_timeout = config
             .get_options()
             .and_then(statement_timeout_in)
@@ -392,6 +381,19 @@ impl Target {
             .get_password()
             .map(|p| crate::secret::QuotedForms::of(&String::from_utf8_lossy(p)))
             .unwrap_or_default();
+        // The driver logs a server's notices at info under its own name,
+        // whatever the filter: they are the database's chatter (`relation
+        // ... already exists` on every migration check), ours to show at
+        // debug only.
+        let hidden = secrets.clone();
+        config.notice_callback(move |notice| {
+            tracing::debug!(
+                severity = notice.severity(),
+                notice = scrub(notice.message(), hidden.as_slice()),
+                "database notice"
+            );
+        });
+
         if config.get_application_name().is_none() {
             config.application_name("nfcron");
         }
