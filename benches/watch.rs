@@ -2,7 +2,9 @@
 //!
 //! - file save -> PUT received by the fake, p50 and p95 over 50 edits
 //!   (default 200 ms debounce), with 1,000 jobs watched;
-//! - webhook -> PUT received, over 10 pushes to a local Git repository;
+//! - webhook -> PUT received, over 10 pushes to a local Git repository
+//!   (default debounce: a webhook does not wait for it), and the runs a
+//!   burst of 10 webhooks for one push gives (at most 2);
 //! - idle RSS of the watcher with 1,000 jobs.
 //!
 //! Run with `cargo bench --bench watch`.
@@ -86,6 +88,19 @@ impl Watch {
                 return;
             }
         }
+    }
+
+    /// Lines holding `needle` that arrive within `window`.
+    fn count_within(&self, needle: &str, window: Duration) -> usize {
+        let deadline = Instant::now() + window;
+        let mut n = 0;
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            n += usize::from(line.contains(needle));
+        }
+        n
     }
 
     fn rss_kib(&self) -> u64 {
@@ -223,8 +238,22 @@ fn main() {
     }
     hooks.sort();
     println!(
-        "watch, webhook -> PUT (10 pushes): p50 {:.0} ms  p95 {:.0} ms",
+        "watch, webhook -> PUT (10 pushes, default 200ms debounce): p50 {:.0} ms  p95 {:.0} ms",
         percentile(&hooks, 0.5),
         percentile(&hooks, 0.95)
     );
+
+    // A burst: 10 webhooks for one push, as a forge retrying or several
+    // hooks on one repository send.
+    commit(11);
+    let puts = fake.count("PUT");
+    for _ in 0..10 {
+        let mut stream = TcpStream::connect(&watch.addr).expect("connect");
+        stream
+            .write_all(b"POST /hooks/git HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Gitlab-Token: bench\r\nContent-Length: 2\r\n\r\n{}")
+            .expect("post");
+    }
+    put_number(&fake, puts + 1);
+    let runs = watch.count_within("\"reconciled\"", Duration::from_secs(3));
+    println!("watch, a burst of 10 webhooks for one push: {runs} runs");
 }

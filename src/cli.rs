@@ -164,10 +164,27 @@ pub struct ScheduleArgs {
     pub output: Output,
 }
 
-/// An RFC 3339 time such as `2026-11-28T16:07:30Z`.
+/// The latest `--after`: run times are looked for up to five years past
+/// it, and the calendar ends with the year 9999.
+const LATEST_AFTER: &str = "9994-12-31T23:59:59Z";
+
+/// An RFC 3339 time such as `2026-11-28T16:07:30Z`, no later than
+/// [`LATEST_AFTER`]. The date library's own message is not shown: it speaks
+/// of its internals (Unix seconds ranges), not of the input.
 pub fn parse_timestamp(s: &str) -> Result<jiff::Timestamp, String> {
-    s.parse()
-        .map_err(|e| format!("`{s}` is not an RFC 3339 time such as 2026-11-28T16:07:30Z ({e})"))
+    let latest: jiff::Timestamp = LATEST_AFTER.parse().expect("a valid time");
+    let too_late = || {
+        format!("`{s}` is later than {LATEST_AFTER}: run times are looked for up to five years ahead, and the calendar ends with the year 9999")
+    };
+    match s.parse::<jiff::Timestamp>() {
+        Ok(t) if t <= latest => Ok(t),
+        Ok(_) => Err(too_late()),
+        // A year at the very end of the range may not convert at all.
+        Err(_) if s.get(..4).and_then(|y| y.parse::<u32>().ok()) >= Some(9994) => Err(too_late()),
+        Err(_) => Err(format!(
+            "`{s}` is not an RFC 3339 time such as 2026-11-28T16:07:30Z"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -2,9 +2,11 @@
 //! drift timers, retries) -> the one reconcile path, one run at a time.
 //!
 //! Triggers that arrive during a run coalesce into the next: one follow-up
-//! run however many there were. File events and webhooks are debounced by
-//! a quiet period: a run starts `--debounce` after the last of them (at
-//! most 10 x `--debounce` after the first). The process
+//! run however many there were. File events are debounced by a quiet
+//! period: a run starts `--debounce` after the last of them (at most 10 x
+//! `--debounce` after the first); the first webhook of a burst starts its
+//! fetch at once, the rest give one more fetch when they stop. The
+//! process
 //! never exits because of an API or source error: it reports, keeps the
 //! last good source revision, and tries again later. SIGTERM and SIGINT stop
 //! new work, let the run in progress finish (up to `--shutdown-timeout`;
@@ -114,6 +116,16 @@ impl Quiet {
         Self::extend_at(window, debounce, Instant::now())
     }
 
+    /// A webhook's window: like a file event's, but never closing an open
+    /// window (a file event's longer `--debounce`) sooner.
+    fn extend_hook(window: Option<Quiet>, quiet: Duration, now: Instant) -> Option<Quiet> {
+        let extended = Self::extend_at(window, quiet, now);
+        match (window, extended) {
+            (Some(open), Some(new)) if open.until > new.until => Some(open),
+            (_, new) => new.or(window),
+        }
+    }
+
     fn extend_at(window: Option<Quiet>, debounce: Duration, now: Instant) -> Option<Quiet> {
         if debounce.is_zero() {
             return None;
@@ -126,6 +138,15 @@ impl Quiet {
         })
     }
 }
+
+/// The quiet period that closes a burst of webhooks (at most `--debounce`):
+/// the first webhook fetches at once, the rest give one more fetch this
+/// long after the last of them.
+const HOOK_QUIET: Duration = Duration::from_millis(50);
+
+/// How long a leadership check may wait on the database before `/readyz`
+/// says so.
+const DATABASE_WAIT_SHOWN: Duration = Duration::from_secs(1);
 
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 /// After SIGTERM, the process ends at most this long past
@@ -280,6 +301,9 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
     // Open while file events or webhooks keep arriving: no run starts
     // until it closes.
     let mut quiet: Option<Quiet> = None;
+    // When the last webhook came: one closer than HOOK_QUIET is the same
+    // burst.
+    let mut last_hook: Option<Instant> = None;
     let mut stop = stop_rx.clone();
     loop {
         if pending.any() && quiet.is_none() {
@@ -312,15 +336,15 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
         }
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
-            // Editors write several events per save, `git checkout` one per
-            // file, and webhooks come in bursts: each event (or run of
-            // events queued during a run) extends the quiet period.
+            // Editors write several events per save and `git checkout` one
+            // per file: each event (or run of events queued during a run)
+            // extends the quiet period.
             Some(()) = fs_rx.recv() => {
                 pending.run = true;
                 quiet = Quiet::extend(quiet, settings.debounce);
             }
             Some(()) = token_rx.recv() => {
-                if daemon.metrics.token_refused() {
+                if daemon.metrics.token_refused() && daemon.token_file_differs().await {
                     tracing::info!("--token-file changed while the token is refused: trying it");
                     pending.run = true;
                     retry_at = None;
@@ -329,10 +353,18 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
             }
             Some(()) = hook_rx.recv() => {
                 // A standby fetches too (its cache stays warm) and passes
-                // the webhook on to the leader.
+                // the webhook on to the leader. A push is whole when its
+                // webhook comes: the first of a burst fetches at once; the
+                // rest (each within HOOK_QUIET of the one before, or queued
+                // during the run) give one more fetch, after they stop.
                 daemon.relay_webhook().await;
                 pending.fetch = true;
-                quiet = Quiet::extend(quiet, settings.debounce);
+                let now = Instant::now();
+                let hook_quiet = HOOK_QUIET.min(settings.debounce);
+                if last_hook.is_some_and(|t| now.duration_since(t) < hook_quiet) {
+                    quiet = Quiet::extend_hook(quiet, hook_quiet, now);
+                }
+                last_hook = Some(now);
             }
             _ = tokio::time::sleep_until(next_campaign.into()), if daemon.replica.is_some() => {
                 next_campaign = Instant::now() + settings.failover_check;
@@ -343,8 +375,9 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
                         retry_at = None;
                     }
                     Some(Wake::Hook) => {
+                        // Relayed webhooks fetch at once, as this
+                        // replica's own do.
                         pending.fetch = true;
-                        quiet = Quiet::extend(quiet, settings.debounce);
                     }
                     None => {}
                 }
@@ -658,6 +691,18 @@ impl Daemon<'_> {
         queue.push(notify.run_failed(error, revision, Some(&mut self.told)));
     }
 
+    /// Whether `--token-file` now holds another token than the one in use
+    /// (an unreadable file does not count: it is read again at each run).
+    async fn token_file_differs(&self) -> bool {
+        let api = self.settings.api.clone();
+        let Some(Ok(read)) = off_runtime(move || api.reread_token()).await else {
+            return false;
+        };
+        self.token
+            .as_ref()
+            .is_none_or(|t| t.expose() != read.expose())
+    }
+
     /// Reads `--token-file` again; a new token replaces the client's (same
     /// budget, counters and observer). A file that cannot be read keeps
     /// the token in use. On the blocking pool: the file may be a FIFO or
@@ -713,7 +758,7 @@ impl Daemon<'_> {
         } else {
             self.role
         };
-        let found = off_runtime(move || store.campaign()).await;
+        let found = self.waiting_on_the_database(store).await;
         match found {
             Ok(Campaign::Leading { hooks }) => {
                 self.role = Role::Leading;
@@ -836,6 +881,36 @@ impl Daemon<'_> {
         );
     }
 
+    /// A campaign, which may connect: a database that is slow to answer
+    /// (up to its connect and step deadlines) shows in `/readyz` after a
+    /// second, naming it, instead of the reason from before the wait.
+    async fn waiting_on_the_database(
+        &self,
+        store: Arc<PostgresStore>,
+    ) -> Result<Campaign, crate::state::StateError> {
+        let location = store.location();
+        let campaign = off_runtime(move || store.campaign());
+        tokio::pin!(campaign);
+        tokio::select! {
+            found = &mut campaign => found,
+            () = tokio::time::sleep(DATABASE_WAIT_SHOWN) => {
+                let before = {
+                    let readiness = self.shared.readiness.lock().expect("readiness lock");
+                    (readiness.ready, readiness.reason.clone())
+                };
+                self.not_ready(&format!("waiting for the state database {location}"));
+                let found = campaign.await;
+                if found.is_ok() {
+                    // The wait is over: readiness is what it was (the
+                    // campaign's outcome updates it from there).
+                    let mut readiness = self.shared.readiness.lock().expect("readiness lock");
+                    (readiness.ready, readiness.reason) = before;
+                }
+                found
+            }
+        }
+    }
+
     fn not_ready(&self, reason: &str) {
         let mut readiness = self.shared.readiness.lock().expect("readiness lock");
         readiness.ready = false;
@@ -902,8 +977,11 @@ fn release_freed_memory() {
 }
 
 /// Watches the directory that holds `file` (not the file: a secret mount
-/// replaces it through a symlink swap, an editor by a rename). `None`, with
-/// a warning, when it cannot be watched: each run still reads it again.
+/// replaces it through a symlink swap, an editor by a rename), passing on
+/// only events that name the file or the `..data` link a Kubernetes Secret
+/// volume swaps: the directory may also hold the sidecar's own log or state,
+/// written on every line. `None`, with a warning, when it cannot be
+/// watched: each run still reads it again.
 fn watch_token_file(
     file: &std::path::Path,
     changed: mpsc::Sender<()>,
@@ -913,8 +991,14 @@ fn watch_token_file(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    let name = file.file_name().map(std::ffi::OsStr::to_os_string);
     let watched = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
+        let Ok(event) = event else { return };
+        let ours = event.paths.iter().any(|p| {
+            p.file_name()
+                .is_some_and(|n| n == "..data" || Some(n) == name.as_deref())
+        });
+        if ours && !matches!(event.kind, notify::EventKind::Access(_)) {
             let _ = changed.try_send(());
         }
     })
@@ -966,6 +1050,20 @@ async fn signals(stop: watch::Sender<bool>, shutdown_timeout: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_webhook_never_closes_a_file_events_window_sooner() {
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let file = Quiet::extend_at(None, ms(200), t0);
+        let after_hook = Quiet::extend_hook(file, ms(50), t0 + ms(10));
+        assert_eq!(after_hook, file);
+        // Alone, a webhook's window is the short one, moving with each.
+        let w = Quiet::extend_hook(None, ms(50), t0).expect("a window");
+        assert_eq!(w.until, t0 + ms(50));
+        let w = Quiet::extend_hook(Some(w), ms(50), t0 + ms(30)).expect("a window");
+        assert_eq!((w.first, w.until), (t0, t0 + ms(80)));
+    }
 
     #[test]
     fn the_quiet_period_runs_from_the_last_event_up_to_ten_debounces() {

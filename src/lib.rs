@@ -92,10 +92,11 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitStatus {
         }
     };
     let json = cli.log_format == cli::LogFormat::Json;
+    let github = github_output(&cli);
     let (global, settings) = match settings::resolve(cli) {
         Ok(resolved) => resolved,
         Err(e) => {
-            report_error(&Error::from(e), json);
+            report_error(&Error::from(e), json, github);
             return ExitStatus::Failure;
         }
     };
@@ -105,7 +106,12 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitStatus {
         settings::Settings::Watch(_) => "info",
         _ => "warn",
     };
-    init_logging(global.log_filter.as_deref(), default_level, global.log_json);
+    init_logging(
+        global.log_filter.as_deref(),
+        default_level,
+        global.log_json,
+        github,
+    );
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match &settings {
@@ -123,16 +129,50 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitStatus {
     match result {
         Ok(status) => status,
         Err(e) => {
-            report_error(&e, global.log_json);
+            report_error(&e, global.log_json, github);
             ExitStatus::Failure
         }
+    }
+}
+
+/// Whether stdout carries GitHub workflow commands: then nothing else the
+/// process writes, on stdout or stderr, may read as one.
+fn github_output(cli: &cli::Cli) -> bool {
+    match &cli.command {
+        cli::Command::Validate(args) => args.output == cli::ValidateOutput::Github,
+        cli::Command::Reconcile(args) => args.output == cli::PlanOutput::Github,
+        _ => false,
+    }
+}
+
+/// stderr, through `render::github::inert` when stdout is GitHub workflow
+/// commands. A log event and an error report are each one `write`, so
+/// every line is judged whole.
+struct Stderr {
+    github: bool,
+}
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.github {
+            let text = render::github::inert(&String::from_utf8_lossy(buf));
+            std::io::stderr().write_all(text.as_bytes())?;
+        } else {
+            std::io::stderr().write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 
 /// `error: ...` then one `caused by: ...` per source; under
 /// `--log-format json` one object shaped as the log events, with the causes
 /// in `causes`, so that every stderr line is JSON.
-fn report_error(e: &dyn std::error::Error, json: bool) {
+fn report_error(e: &dyn std::error::Error, json: bool, github: bool) {
+    let mut stderr = Stderr { github };
     if json {
         let mut causes = Vec::new();
         let mut source = e.source();
@@ -147,7 +187,7 @@ fn report_error(e: &dyn std::error::Error, json: bool) {
             "causes": causes,
             "target": "nfcron",
         });
-        eprintln!("{line}");
+        let _ = stderr.write_all(format!("{line}\n").as_bytes());
         return;
     }
     let mut text = format!("error: {e}\n");
@@ -156,10 +196,10 @@ fn report_error(e: &dyn std::error::Error, json: bool) {
         text.push_str(&format!("  caused by: {cause}\n"));
         source = cause.source();
     }
-    eprint!("{text}");
+    let _ = stderr.write_all(text.as_bytes());
 }
 
-fn init_logging(filter: Option<&str>, default_level: &str, json: bool) {
+fn init_logging(filter: Option<&str>, default_level: &str, json: bool, github: bool) {
     // Other crates' logs stay at warn unless a filter names them: their
     // trace output is not ours to vouch for.
     let filter = match filter {
@@ -184,7 +224,7 @@ fn init_logging(filter: Option<&str>, default_level: &str, json: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour && !json)
-        .with_writer(std::io::stderr);
+        .with_writer(move || Stderr { github });
     let _ = if json {
         builder.json().flatten_event(true).try_init()
     } else {

@@ -231,7 +231,8 @@ pub async fn reconcile_in<A: Api>(
     if recorded.is_none() {
         tracing::warn!(
             state = %store.location(),
-            "no state file: planning against an empty baseline (every job shows as create)"
+            "{}: planning against an empty baseline (every job shows as create)",
+            store.nothing_recorded()
         );
     }
     let mut recorded = recorded.unwrap_or_default();

@@ -40,6 +40,50 @@ impl Token {
     }
 }
 
+impl Token {
+    /// The forms in which a server's text can quote the token back: as it
+    /// is, and JSON-escaped once and twice (a message quoting a JSON
+    /// document). Longest first, as `api` replaces them.
+    pub fn quoted_forms(&self) -> QuotedForms {
+        QuotedForms(quoted_forms(&self.0))
+    }
+}
+
+/// A secret's quoted forms (see [`Token::quoted_forms`]); formats as `***`.
+#[derive(Clone, Default)]
+pub struct QuotedForms(Vec<String>);
+
+impl QuotedForms {
+    pub fn of(secret: &str) -> QuotedForms {
+        QuotedForms(quoted_forms(secret))
+    }
+
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for QuotedForms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("QuotedForms(***)")
+    }
+}
+
+/// `secret` as it is and JSON-escaped once and twice, longest first, empty
+/// forms left out.
+pub fn quoted_forms(secret: &str) -> Vec<String> {
+    let escaped = |s: &str| {
+        let quoted = Json::String(s.to_string()).to_string();
+        quoted[1..quoted.len() - 1].to_string()
+    };
+    let once = escaped(secret);
+    let twice = escaped(&once);
+    let mut out = vec![twice, once, secret.to_string()];
+    out.retain(|s| !s.is_empty());
+    out.dedup();
+    out
+}
+
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Token(***)")

@@ -232,6 +232,35 @@ pub enum SettingsError {
     VerifyWithoutGit,
     #[error(transparent)]
     Signers(#[from] crate::source::verify::LoadError),
+    #[error("--state-namespace: {0}")]
+    Namespace(String),
+}
+
+/// The longest `--state-namespace`: it is part of the tables' primary keys,
+/// whose index entries PostgreSQL bounds (about 2,700 bytes).
+pub const MAX_NAMESPACE: usize = 200;
+
+/// A namespace: 1 to [`MAX_NAMESPACE`] characters, no control character
+/// (it is shown in messages and log lines as it is). Checked before any
+/// connection or lock; a refused one is shown escaped and cut.
+fn namespace(raw: String) -> Result<String, SettingsError> {
+    let refuse = |why: String| Err(SettingsError::Namespace(why));
+    if raw.is_empty() {
+        return refuse("a namespace cannot be empty".into());
+    }
+    let length = raw.chars().count();
+    if length > MAX_NAMESPACE {
+        return refuse(format!(
+            "a namespace is at most {MAX_NAMESPACE} characters; this one has {length}"
+        ));
+    }
+    if raw.chars().any(char::is_control) {
+        let shown: String = raw.chars().flat_map(char::escape_debug).collect();
+        return refuse(format!(
+            "a namespace holds no control characters: \"{shown}\""
+        ));
+    }
+    Ok(raw)
 }
 
 pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
@@ -263,7 +292,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
             out: args.out,
             jobs: args.jobs,
             state_path: args.state.state,
-            state_namespace: args.state.state_namespace,
+            state_namespace: namespace(args.state.state_namespace)?,
             force: args.force,
             all_fields: args.all_fields,
             sensitive: args.sensitive,
@@ -282,7 +311,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
                 source: source(args.path, args.source)?,
                 project: args.apply.project.filter(|p| !p.is_empty()),
                 state_path: args.apply.state.state,
-                state_namespace: args.apply.state.state_namespace,
+                state_namespace: namespace(args.apply.state.state_namespace)?,
                 concurrency: usize::from(args.apply.concurrency),
                 sensitive: args.apply.sensitive,
                 allow_unknown_fields: args.apply.allow_unknown_fields,
@@ -335,7 +364,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
                 detailed_exitcode: args.detailed_exitcode,
                 project: args.apply.project.filter(|p| !p.is_empty()),
                 state_path: args.apply.state.state,
-                state_namespace: args.apply.state.state_namespace,
+                state_namespace: namespace(args.apply.state.state_namespace)?,
                 concurrency: usize::from(args.apply.concurrency),
                 sensitive: args.apply.sensitive,
                 refresh: args.refresh,
@@ -356,7 +385,7 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
         Command::State(command) => Settings::State(match command {
             cli::StateCommand::List(args) => StateSettings::List {
                 state: args.at.state,
-                namespace: args.at.state_namespace,
+                namespace: namespace(args.at.state_namespace)?,
                 output: match args.output {
                     cli::Output::Text => DiagnosticsFormat::Text,
                     cli::Output::Json => DiagnosticsFormat::Json,
@@ -365,11 +394,11 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
             cli::StateCommand::Migrate(args) => StateSettings::Migrate {
                 from: args.from,
                 to: args.to,
-                namespace: args.state_namespace,
+                namespace: namespace(args.state_namespace)?,
             },
             cli::StateCommand::Unlock(args) => StateSettings::Unlock {
                 state: args.at.state,
-                namespace: args.at.state_namespace,
+                namespace: namespace(args.at.state_namespace)?,
                 force: args.force,
             },
         }),

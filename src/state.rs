@@ -99,7 +99,14 @@ pub enum StateError {
         shown: String,
         doing: &'static str,
         #[source]
-        source: postgres::Error,
+        source: crate::store::postgres::DbCause,
+    },
+    #[error("state database {shown}: no answer from {host} to {step} within {after:?}")]
+    DatabaseDeadline {
+        shown: String,
+        host: String,
+        step: &'static str,
+        after: std::time::Duration,
     },
     #[error("cannot take the state lock {path}")]
     Lock {

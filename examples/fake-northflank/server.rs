@@ -61,6 +61,10 @@ pub enum Fault {
     /// Answer with this status and an error whose message quotes the
     /// request body, as validators that name the value they refused do.
     Echo { status: u16 },
+    /// Answer with this status and an error whose message quotes the
+    /// request's bearer token, as servers that name the refused token do
+    /// (plain in `message`, JSON-escaped inside `details`).
+    EchoToken { status: u16 },
 }
 
 /// Applies `fault` to the next `times` requests with `method` (any when
@@ -441,6 +445,11 @@ async fn handle(
         let quoted = format!("refused: {}", String::from_utf8_lossy(&body));
         let mut payload = error_body(status, &quoted);
         payload["error"]["details"] = json!({ "body": quoted });
+        (status, payload, None)
+    } else if let Some(Fault::EchoToken { status }) = fault {
+        let token = auth.as_deref().unwrap_or("").trim_start_matches("Bearer ");
+        let mut payload = error_body(status, &format!("token {token} is not valid"));
+        payload["error"]["details"] = json!({ "request": json!({"token": token}).to_string() });
         (status, payload, None)
     } else if auth.as_deref() != Some(&format!("Bearer {}", w.token)) {
         (

@@ -194,6 +194,9 @@ pub struct Client {
     /// Set by a 401: the token is bad for every call, so the rest of the
     /// run sends nothing more.
     token_refused: Arc<AtomicBool>,
+    /// The token as a server may quote it back in an error: hidden there
+    /// like the body's secrets.
+    token_forms: crate::secret::QuotedForms,
     observer: Observer,
 }
 
@@ -260,6 +263,7 @@ impl Client {
             sent: Arc::new(AtomicU64::new(0)),
             in_flight: Arc::new(AtomicUsize::new(0)),
             token_refused: Arc::new(AtomicBool::new(false)),
+            token_forms: config.token.quoted_forms(),
             observer: Observer::default(),
         })
     }
@@ -271,6 +275,7 @@ impl Client {
         let mut next = self.clone();
         next.http = http_client(&self.base, token, self.timeout)?;
         next.token_refused = Arc::new(AtomicBool::new(false));
+        next.token_forms = token.quoted_forms();
         Ok(next)
     }
 
@@ -572,7 +577,10 @@ impl Client {
         if status == StatusCode::UNAUTHORIZED {
             self.token_refused.store(true, Ordering::Relaxed);
         }
-        let secrets = body.map_or_else(Vec::new, Payload::secrets);
+        let mut secrets = body.map_or_else(Vec::new, Payload::secrets);
+        secrets.extend_from_slice(self.token_forms.as_slice());
+        // Longest first: a secret holding another is hidden whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         Err(status_error(call, status, &bytes, retry_after, &secrets))
     }
 

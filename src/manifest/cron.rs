@@ -159,6 +159,11 @@ impl Problem {
     }
 }
 
+/// The longest `@every`: five years of 365.25 days, the span robfig/cron
+/// searches for a schedule's next run. A longer delay is refused, so that
+/// every valid schedule has run times to show.
+pub const MAX_EVERY_SECONDS: i64 = 5 * 36_525 * 864;
+
 /// The verdict on `schedule`: valid when the API's pattern finds a match in
 /// it, Kubernetes' parser accepts it and it holds no `TZ`.
 pub fn judge(schedule: &str) -> Verdict {
@@ -235,6 +240,14 @@ fn descriptor(text: &str) -> Result<Schedule, CronError> {
         })?;
         // robfig's Every: at least a second, whole seconds.
         let seconds = nanos.max(1_000_000_000) / 1_000_000_000;
+        if seconds > MAX_EVERY_SECONDS {
+            return Err(CronError(format!(
+                "`@every {duration}` is longer than five years ({}h), the horizon within which \
+                 run times are looked for (Kubernetes' parser stops there too): it would never \
+                 be seen to run",
+                MAX_EVERY_SECONDS / 3600
+            )));
+        }
         return Ok(Schedule(Rule::Every(seconds)));
     }
     Err(CronError(format!(

@@ -17,7 +17,9 @@ use crate::plan::{Action, Drift};
 use super::plan::{address, Report};
 
 /// The message part of a workflow command. Other control characters (ESC
-/// would recolour the log) are written as `\u{1b}`, as the text output does.
+/// would recolour the log) are written as `\u{1b}`, as the text output does;
+/// a `##[` is broken as in [`inert`], so that no reader of the line can take
+/// it for a second command.
 pub fn escape_data(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -31,7 +33,54 @@ pub fn escape_data(text: &str) -> String {
             c => out.push(c),
         }
     }
-    out
+    break_legacy_markers(&out).into_owned()
+}
+
+/// What `##[` becomes: the second `#` written as a JSON/Unicode escape, so
+/// that a JSON log line still decodes to the very text it held.
+const LEGACY_BROKEN: &str = "#\\u0023[";
+
+/// What a `:` that would open a line becomes.
+const COLON_BROKEN: &str = "\\u003a";
+
+fn break_legacy_markers(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains("##[") {
+        // One pass is enough: the replacement neither ends in `#` nor has
+        // `#[` after its first `#`, so no new `##[` can form across it.
+        text.replace("##[", LEGACY_BROKEN).into()
+    } else {
+        text.into()
+    }
+}
+
+/// Text that is not a workflow command nfcron means (plan lines, diffs,
+/// file names, API messages, log lines), made so that GitHub's runner reads
+/// no command in it: the runner splits its input at `\n` and `\r`, takes a
+/// line that starts with `::` after leading whitespace for a command, and
+/// one that holds `##[` anywhere for a legacy one. Such a line gets its
+/// opening `:` written `\u003a` and each `##[` written `#\u0023[`; all other
+/// text is kept byte for byte, line breaks included.
+pub fn inert(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let end = rest.find(['\n', '\r']).unwrap_or(rest.len());
+        let (line, tail) = rest.split_at(end);
+        let line = break_legacy_markers(line);
+        let body = line.trim_start();
+        if body.starts_with("::") {
+            out.push_str(&line[..line.len() - body.len()]);
+            out.push_str(COLON_BROKEN);
+            out.push_str(&body[1..]);
+        } else {
+            out.push_str(&line);
+        }
+        let Some(brk) = tail.chars().next() else {
+            return out;
+        };
+        out.push(brk);
+        rest = &tail[brk.len_utf8()..];
+    }
 }
 
 /// A property value (`file=`, `title=`): the data escapes plus `:` and `,`.
@@ -87,7 +136,7 @@ pub fn diagnostic(d: &Diagnostic) -> String {
 /// summary line (plain text: the log shows it, GitHub ignores it).
 pub fn diagnostics(catalog: &Catalog) -> String {
     let mut out: String = catalog.diagnostics.iter().map(diagnostic).collect();
-    out.push_str(&super::diagnostics::summary(catalog));
+    out.push_str(&inert(&super::diagnostics::summary(catalog)));
     out.push('\n');
     out
 }
@@ -177,7 +226,7 @@ pub fn plan(report: &Report<'_>, diagnostics: &[Diagnostic]) -> String {
             &format!("nothing is deleted until this is fixed: {}", block.reason),
         ));
     }
-    out.push_str(&super::plan::text(report, super::Colour(false)));
+    out.push_str(&inert(&super::plan::text(report, super::Colour(false))));
     out
 }
 
@@ -186,6 +235,71 @@ mod tests {
     use super::*;
     use crate::manifest::diagnostic::Code;
     use crate::manifest::yaml::Span;
+
+    /// Lines the runner would take for a command: split at `\n` and `\r`,
+    /// `::` after leading whitespace, or `##[` anywhere.
+    fn runner_commands(text: &str) -> Vec<&str> {
+        text.split(['\n', '\r'])
+            .filter(|line| line.trim_start().starts_with("::") || line.contains("##["))
+            .collect()
+    }
+
+    /// Inverse of `inert`, for the property that nothing else changed.
+    fn revive(text: &str) -> String {
+        text.replace(LEGACY_BROKEN, "##[")
+            .split('\n')
+            .map(|line| {
+                let body = line.trim_start();
+                match body.strip_prefix(COLON_BROKEN) {
+                    Some(rest) if rest.starts_with(':') => {
+                        format!("{}:{rest}", &line[..line.len() - body.len()])
+                    }
+                    _ => line.to_string(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn inert_text_holds_no_command_the_runner_would_read() {
+        let hostile =
+            "  ::stop-commands::abc\nx ##[add-mask]y\r::error::z\n\u{a0}::warning::w\n###[a]";
+        assert_eq!(runner_commands(hostile).len(), 5);
+        let safe = inert(hostile);
+        assert_eq!(runner_commands(&safe), Vec::<&str>::new(), "{safe}");
+        assert_eq!(
+            safe,
+            "  \\u003a:stop-commands::abc\nx #\\u0023[add-mask]y\r\\u003a:error::z\n\u{a0}\\u003a:warning::w\n##\\u0023[a]"
+        );
+        assert_eq!(inert("plain: text\n"), "plain: text\n");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 2000,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(22),
+            failure_persistence: None,
+            ..Default::default()
+        })]
+        #[test]
+        fn no_content_survives_inert_as_a_command(
+            text in "([:#\\[\\] \t\r\n\u{a0}\u{2003}a-z%,=]|::|##\\[|\\\\){0,60}"
+        ) {
+            let safe = inert(&text);
+            proptest::prop_assert!(runner_commands(&safe).is_empty(), "{:?} -> {:?}", text, safe);
+            if !text.contains('\\') && !text.contains('\r') {
+                proptest::prop_assert_eq!(revive(&safe), text);
+            }
+        }
+
+        #[test]
+        fn annotation_data_is_one_line_with_no_second_command(text in "\\PC{0,40}|[:#\\[\\]\r\n%]{0,40}") {
+            let line = command("notice", &[("file", text.clone())], &text);
+            proptest::prop_assert_eq!(line.matches('\n').count(), 1);
+            proptest::prop_assert!(!line.contains('\r') && !line.contains("##["), "{:?}", line);
+        }
+    }
 
     #[test]
     fn properties_and_data_are_escaped_as_github_reads_them() {

@@ -17,6 +17,7 @@
 
 pub mod file;
 pub mod memory;
+mod pg_deadline;
 pub mod postgres;
 
 use std::path::Path;
@@ -81,6 +82,12 @@ pub type Held = Box<dyn Send + Sync>;
 pub trait Store: Send + Sync {
     /// Where, for messages: a path (a URL would have its password removed).
     fn location(&self) -> String;
+
+    /// What holding no state yet means here, for the warning that says the
+    /// run plans against an empty baseline.
+    fn nothing_recorded(&self) -> &'static str {
+        "no state file"
+    }
 
     /// Takes the lock an applying run holds from before it loads the state
     /// until after its last commit, or fails at once naming its holder.

@@ -33,7 +33,7 @@ use std::time::Duration;
 use postgres::config::SslMode;
 use postgres::{Client, Config, IsolationLevel};
 
-use super::{Change, Held, Store};
+use super::{pg_deadline, Change, Held, Store};
 use crate::manifest::JobKey;
 use crate::secret::{Keyed, Redacted, KEY_LEN};
 use crate::state::{Record, Rejection, State, StateError};
@@ -52,8 +52,11 @@ const SESSION_TIMEOUTS: &[&str] = &[
     "SET tcp_keepalives_interval = 3",
     "SET tcp_keepalives_count = 3",
     "SET tcp_user_timeout = 20000",
-    "SET statement_timeout = '60s'",
 ];
+
+/// The server's bound on a statement (a lock wait included) unless the
+/// URL's `options` set `statement_timeout`.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The migrations, in order: version `i + 1` is `MIGRATIONS[i]`. Only
 /// ever appended to.
@@ -106,6 +109,169 @@ pub struct Target {
     config: Config,
     tls: Tls,
     shown: String,
+    /// The password as a server's message may quote it back: hidden in
+    /// every error (see [`DbCause`]).
+    secrets: crate::secret::QuotedForms,
+    /// How long connecting may take in all: TCP, TLS, startup and
+    /// authentication (libpq's `connect_timeout`).
+    connect_deadline: Duration,
+    /// The server's `statement_timeout`, set on every session.
+    statement_timeout: Duration,
+}
+
+/// A driver or server error as shown: its text (with its causes) with the
+/// password hidden. The driver's error is not kept, so nothing can format
+/// it unredacted later.
+#[derive(Debug)]
+pub struct DbCause(String);
+
+impl std::fmt::Display for DbCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DbCause {}
+
+impl DbCause {
+    fn new(error: &postgres::Error, secrets: &[String]) -> DbCause {
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            let more = cause.to_string();
+            if !text.contains(&more) {
+                text.push_str(": ");
+                text.push_str(&more);
+            }
+            source = cause.source();
+        }
+        DbCause(scrub(&text, secrets))
+    }
+}
+
+/// The rest of libpq's variables the driver can honour: `PGOPTIONS`,
+/// `PGAPPNAME`, `PGTARGETSESSIONATTRS`, `PGHOSTADDR`; and, with no password
+/// given, the password file (`PGPASSFILE`, else `~/.pgpass`).
+fn more_libpq_variables(
+    config: &mut Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), String> {
+    if config.get_options().is_none() {
+        if let Some(options) = env("PGOPTIONS") {
+            config.options(&options);
+        }
+    }
+    if config.get_application_name().is_none() {
+        if let Some(name) = env("PGAPPNAME") {
+            config.application_name(&name);
+        }
+    }
+    if let Some(attrs) = env("PGTARGETSESSIONATTRS") {
+        config.target_session_attrs(match attrs.as_str() {
+            "any" => postgres::config::TargetSessionAttrs::Any,
+            "read-write" => postgres::config::TargetSessionAttrs::ReadWrite,
+            "read-only" => postgres::config::TargetSessionAttrs::ReadOnly,
+            other => {
+                return Err(format!(
+                    "PGTARGETSESSIONATTRS {other:?} is not any, read-write or read-only"
+                ))
+            }
+        });
+    }
+    if config.get_hostaddrs().is_empty() {
+        if let Some(addr) = env("PGHOSTADDR") {
+            let ip = addr
+                .parse()
+                .map_err(|_| format!("PGHOSTADDR {addr:?} is not an IP address"))?;
+            config.hostaddr(ip);
+        }
+    }
+    if config.get_password().is_none() {
+        let file = env("PGPASSFILE")
+            .map(std::path::PathBuf::from)
+            .or_else(|| env("HOME").map(|h| std::path::Path::new(&h).join(".pgpass")));
+        if let Some(password) = file
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|text| pgpass(&text, config))
+        {
+            config.password(password);
+        }
+    }
+    Ok(())
+}
+
+/// The password the first matching line of a libpq password file gives
+/// (`host:port:database:user:password`, `*` matching anything, `\:` and
+/// `\\` escaped).
+fn pgpass(text: &str, config: &Config) -> Option<String> {
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "localhost".into(),
+    };
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
+    let db = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("")
+        .to_string();
+    let user = config.get_user().unwrap_or("").to_string();
+    let wanted = [host, port, db, user];
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .find_map(|line| {
+            let fields = pgpass_fields(line);
+            let [h, p, d, u, password] = fields.as_slice() else {
+                return None;
+            };
+            [h, p, d, u]
+                .iter()
+                .zip(&wanted)
+                .all(|(field, want)| field.as_str() == "*" || field == &want)
+                .then(|| password.clone())
+        })
+}
+
+fn pgpass_fields(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => field.extend(chars.next()),
+            ':' if fields.len() < 4 => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+/// `statement_timeout` as libpq's `options` set it (`-c
+/// statement_timeout=5000`, `-cstatement_timeout=5s`); milliseconds when no
+/// unit is given, as the server reads it.
+fn statement_timeout_in(options: &str) -> Option<Duration> {
+    let value = options.split("statement_timeout=").nth(1)?;
+    let value = value.split_whitespace().next()?.trim_matches('\'');
+    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let n: u64 = digits.parse().ok()?;
+    Some(match &value[digits.len()..] {
+        "" | "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "min" => Duration::from_secs(n.saturating_mul(60)),
+        _ => return None,
+    })
+}
+
+/// `text` with every secret form in it shown as `***`.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    secrets.iter().fold(text.to_string(), |text, secret| {
+        text.replace(secret.as_str(), "***")
+    })
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -139,27 +305,32 @@ impl Target {
         let mut parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
         // sslmode and sslrootcert are read here (libpq's values, which the
         // driver's own parser does not all know) and removed before it.
+        // The other parameters are kept as written: re-encoding them would
+        // turn `%20` into `+`, which libpq and the driver read as a `+`.
         let mut sslmode = env("PGSSLMODE");
         let mut sslrootcert = env("PGSSLROOTCERT");
-        let kept: Vec<(String, String)> = parsed
-            .query_pairs()
-            .filter_map(|(k, v)| match k.as_ref() {
-                "sslmode" => {
-                    sslmode = Some(v.into_owned());
-                    None
+        let kept: Vec<&str> = parsed
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|segment| !segment.is_empty())
+            .filter(|segment| {
+                let (k, v) = segment.split_once('=').unwrap_or((segment, ""));
+                let value = || {
+                    percent_encoding::percent_decode_str(v)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                };
+                match k {
+                    "sslmode" => sslmode = Some(value()),
+                    "sslrootcert" => sslrootcert = Some(value()),
+                    _ => return true,
                 }
-                "sslrootcert" => {
-                    sslrootcert = Some(v.into_owned());
-                    None
-                }
-                _ => Some((k.into_owned(), v.into_owned())),
+                false
             })
             .collect();
-        if kept.is_empty() {
-            parsed.set_query(None);
-        } else {
-            parsed.query_pairs_mut().clear().extend_pairs(kept);
-        }
+        let kept = kept.join("&");
+        parsed.set_query((!kept.is_empty()).then_some(kept.as_str()));
         let mut config: Config = parsed
             .as_str()
             .parse()
@@ -191,12 +362,38 @@ impl Target {
                 config.dbname(&db);
             }
         }
+        more_libpq_variables(&mut config, env).map_err(bad)?;
         if config.get_connect_timeout().is_none() {
             let seconds = env("PGCONNECT_TIMEOUT")
                 .and_then(|s| s.parse::<u64>().ok())
                 .unwrap_or(10);
             config.connect_timeout(Duration::from_secs(seconds.max(2)));
         }
+        let connect_deadline = config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(Duration::from_secs(10));
+        let statement_timeout = config
+            .get_options()
+            .and_then(statement_timeout_in)
+            .unwrap_or(STATEMENT_TIMEOUT);
+        let secrets = config
+            .get_password()
+            .map(|p| crate::secret::QuotedForms::of(&String::from_utf8_lossy(p)))
+            .unwrap_or_default();
+        // The driver logs a server's notices at info under its own name,
+        // whatever the filter: they are the database's chatter (`relation
+        // ... already exists` on every migration check), ours to show at
+        // debug only.
+        let hidden = secrets.clone();
+        config.notice_callback(move |notice| {
+            tracing::debug!(
+                severity = notice.severity(),
+                notice = scrub(notice.message(), hidden.as_slice()),
+                "database notice"
+            );
+        });
+
         if config.get_application_name().is_none() {
             config.application_name("nfcron");
         }
@@ -232,7 +429,25 @@ impl Target {
             Tls::On { .. } => SslMode::Require,
         });
         let shown = redact_url(parsed.as_str());
-        Ok(Target { config, tls, shown })
+        Ok(Target {
+            config,
+            tls,
+            shown,
+            secrets,
+            connect_deadline,
+            statement_timeout,
+        })
+    }
+
+    /// How long one store step (its statements, a lock wait) may take
+    /// before the client gives up on the server: the server's own bound
+    /// plus the connect deadline as a margin for the answer to travel.
+    fn step_deadline(&self) -> Duration {
+        self.statement_timeout + self.connect_deadline
+    }
+
+    fn port(&self) -> u16 {
+        self.config.get_ports().first().copied().unwrap_or(5432)
     }
 
     /// The URL without its password.
@@ -240,7 +455,61 @@ impl Target {
         &self.shown
     }
 
-    fn connect(&self) -> Result<Client, StateError> {
+    /// Connects (TCP, TLS, startup, authentication) and sets the session's
+    /// timeouts, within the connect deadline: the driver bounds only the
+    /// TCP connect, and a server that accepts and then says nothing would
+    /// hold the run forever. The attempt runs on a thread of its own that
+    /// is left behind on the deadline; it ends when the server answers or
+    /// drops the connection, or with the process.
+    fn connect(&self) -> Result<(Client, Option<i32>), StateError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let target = self.clone();
+        std::thread::Builder::new()
+            .name("nfcron-pg-connect".into())
+            .spawn(move || {
+                let before = pg_deadline::sockets();
+                let connected = target.connect_now().map(|mut client| {
+                    let socket = pg_deadline::new_socket(&before, target.port());
+                    let statement = format!(
+                        "SET statement_timeout = {}",
+                        target.statement_timeout.as_millis()
+                    );
+                    for set in SESSION_TIMEOUTS.iter().copied().chain([statement.as_str()]) {
+                        if let Err(e) = client.batch_execute(set) {
+                            let e = DbCause::new(&e, target.secrets.as_slice());
+                            tracing::debug!(error = %e, "{set}: not applied");
+                        }
+                    }
+                    (client, socket)
+                });
+                let _ = tx.send(connected);
+            })
+            .map_err(|_| self.deadline("start a connection", Duration::ZERO))?;
+        match rx.recv_timeout(self.connect_deadline) {
+            Ok(connected) => connected,
+            Err(_) => Err(self.deadline(
+                "connect (TCP, TLS, startup and authentication)",
+                self.connect_deadline,
+            )),
+        }
+    }
+
+    fn deadline(&self, step: &'static str, after: Duration) -> StateError {
+        let host = match self.config.get_hosts().first() {
+            Some(postgres::config::Host::Tcp(h)) => h.clone(),
+            Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".into(),
+        };
+        let port = self.port();
+        StateError::DatabaseDeadline {
+            shown: self.shown.clone(),
+            host: format!("{host}:{port}"),
+            step,
+            after,
+        }
+    }
+
+    fn connect_now(&self) -> Result<Client, StateError> {
         let connected = match &self.tls {
             Tls::Off => self.config.connect(postgres::NoTls),
             Tls::On { root, verify_name } => {
@@ -260,7 +529,7 @@ impl Target {
         StateError::Database {
             shown: self.shown.clone(),
             doing,
-            source,
+            source: DbCause::new(&source, self.secrets.as_slice()),
         }
     }
 }
@@ -273,21 +542,23 @@ pub fn redact_url(url: &str) -> String {
             if u.password().is_some() {
                 let _ = u.set_password(Some("***"));
             }
-            // libpq (and the driver) also take it as a query parameter.
-            let secret = |k: &str| matches!(k, "password" | "sslpassword");
-            if u.query_pairs().any(|(k, _)| secret(&k)) {
-                let pairs: Vec<(String, String)> = u
-                    .query_pairs()
-                    .map(|(k, v)| {
-                        let v = if secret(&k) {
-                            "***".into()
+            // libpq (and the driver) also take it as a query parameter;
+            // any parameter naming a password, in any casing, is hidden.
+            // The rest is kept as written.
+            if let Some(query) = u.query().map(str::to_string) {
+                let shown: Vec<String> = query
+                    .split('&')
+                    .map(|segment| {
+                        let key = segment.split_once('=').map_or(segment, |(k, _)| k);
+                        let name = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
+                        if name.to_lowercase().contains("password") {
+                            format!("{key}=***")
                         } else {
-                            v.into_owned()
-                        };
-                        (k.into_owned(), v)
+                            segment.to_string()
+                        }
                     })
                     .collect();
-                u.query_pairs_mut().clear().extend_pairs(pairs);
+                u.set_query(Some(&shown.join("&")));
             }
             u.to_string()
         }
@@ -409,7 +680,9 @@ mod tls {
 /// A `postgres::Client` closes its connection on drop by blocking on its
 /// own runtime, which panics on a thread that drives async tasks: this
 /// drops it on a thread of its own.
-struct Conn(Option<Client>);
+/// The client and its socket's descriptor (when it could be told), for
+/// the step deadline.
+struct Conn(Option<Client>, Option<i32>);
 
 impl Drop for Conn {
     fn drop(&mut self) {
@@ -480,7 +753,7 @@ impl PostgresStore {
         PostgresStore {
             target,
             namespace: namespace.to_string(),
-            conn: Arc::new(Mutex::new(Conn(None))),
+            conn: Arc::new(Mutex::new(Conn(None, None))),
             replica: false,
             leading: AtomicBool::new(false),
         }
@@ -603,7 +876,7 @@ impl PostgresStore {
 
     fn drop_connection(&self) {
         let old = self.conn.lock().unwrap_or_else(|e| e.into_inner()).0.take();
-        drop(Conn(old));
+        drop(Conn(old, None));
     }
 
     /// Runs `work` on the connection, connecting (and migrating) first
@@ -646,24 +919,44 @@ impl PostgresStore {
                         location: self.location(),
                     });
                 }
-                let mut client = self.target.connect()?;
-                for set in SESSION_TIMEOUTS {
-                    if let Err(e) = client.batch_execute(set) {
-                        tracing::debug!(error = %e, "{set}: not applied");
-                    }
-                }
-                let found =
-                    migrate(&mut client).map_err(|e| self.target.error("migrate the tables", e))?;
+                let (client, socket) = self.target.connect()?;
+                *conn = Conn(Some(client), socket);
+                let found = self.within_deadline(&mut conn, |client| {
+                    migrate(client).map_err(|e| self.target.error("migrate the tables", e))
+                })?;
                 if found > SCHEMA_VERSION {
                     return Err(StateError::Corrupt {
                         path: self.location().into(),
                         why: format!("its tables are at version {found}, newer than {SCHEMA_VERSION}, the version this nfcron knows; a newer nfcron migrated them"),
                     });
                 }
-                conn.0 = Some(client);
             }
-            work(conn.0.as_mut().expect("connected above"))
+            self.within_deadline(&mut conn, work)
         })
+    }
+
+    /// `work` on the connection, within the step deadline: past it, the
+    /// connection is cut (see `pg_deadline`), dropped, and the step's error
+    /// is the deadline, naming what it was doing.
+    fn within_deadline<T>(
+        &self,
+        conn: &mut Conn,
+        work: impl FnOnce(&mut Client) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        let after = self.target.step_deadline();
+        let watchdog = conn
+            .1
+            .and_then(|fd| pg_deadline::Watchdog::arm(fd, self.target.port(), after));
+        let result = work(conn.0.as_mut().expect("connected"));
+        if !watchdog.is_some_and(pg_deadline::Watchdog::disarm) {
+            return result;
+        }
+        *conn = Conn(None, None);
+        let step = match &result {
+            Err(StateError::Database { doing, .. }) => doing,
+            _ => "answer",
+        };
+        Err(self.target.deadline(step, after))
     }
 
     fn err(&self, doing: &'static str) -> impl Fn(postgres::Error) -> StateError + '_ {
@@ -725,13 +1018,19 @@ const HOLDS_LOCK: &str = "SELECT EXISTS (SELECT 1 FROM pg_locks l, (SELECT hasht
 struct PgLock {
     conn: Arc<Mutex<Conn>>,
     namespace: String,
+    port: u16,
+    deadline: Duration,
 }
 
 impl Drop for PgLock {
     fn drop(&mut self) {
         let (conn, namespace) = (self.conn.clone(), self.namespace.clone());
+        let (port, deadline) = (self.port, self.deadline);
         blocking(move || {
             let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+            let watchdog = conn
+                .1
+                .and_then(|fd| pg_deadline::Watchdog::arm(fd, port, deadline));
             if let Some(client) = conn.0.as_mut() {
                 let _ = client.execute(
                     "DELETE FROM nfcron_locks WHERE namespace = $1 AND pid = $2",
@@ -741,6 +1040,11 @@ impl Drop for PgLock {
                     format!("SELECT pg_advisory_unlock({LOCK_KEY})").as_str(),
                     &[&namespace],
                 );
+            }
+            if watchdog.is_some_and(pg_deadline::Watchdog::disarm) {
+                // The server stopped answering: the session (and the lock
+                // with it) ends with the connection.
+                *conn = Conn(None, None);
             }
         });
     }
@@ -815,6 +1119,10 @@ impl Store for PostgresStore {
         format!("{} (namespace {})", self.target.shown, self.namespace)
     }
 
+    fn nothing_recorded(&self) -> &'static str {
+        "a new, empty namespace"
+    }
+
     fn lock(&self) -> Result<Held, StateError> {
         if self.replica {
             // The session holds the lock while it lives: check it does.
@@ -866,6 +1174,8 @@ impl Store for PostgresStore {
         Ok(Box::new(PgLock {
             conn: self.conn.clone(),
             namespace: self.namespace.clone(),
+            port: self.target.port(),
+            deadline: self.target.step_deadline(),
         }))
     }
 
@@ -1079,6 +1389,67 @@ mod tests {
     }
 
     #[test]
+    fn the_other_libpq_variables_and_the_password_file_work() {
+        let dir = tempfile::tempdir().expect("dir");
+        let pgpass = dir.path().join("pgpass");
+        std::fs::write(
+            &pgpass,
+            "# comment\nother:5432:*:nf:wrong\ndb.internal:*:state:nf:pa\\:ss\n",
+        )
+        .expect("write");
+        let file = pgpass.display().to_string();
+        let env = |name: &str| {
+            Some(match name {
+                "PGOPTIONS" => "-c statement_timeout=5000".to_string(),
+                "PGAPPNAME" => "sidecar".into(),
+                "PGTARGETSESSIONATTRS" => "read-write".into(),
+                "PGHOSTADDR" => "10.0.0.7".into(),
+                "PGPASSFILE" => file.clone(),
+                _ => return None,
+            })
+        };
+        let t = Target::parse("postgres://nf@db.internal/state", &env).expect("parse");
+        assert_eq!(t.config.get_options(), Some("-c statement_timeout=5000"));
+        assert_eq!(t.config.get_application_name(), Some("sidecar"));
+        assert_eq!(
+            t.config.get_hostaddrs(),
+            ["10.0.0.7".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert_eq!(t.config.get_password(), Some(&b"pa:ss"[..]));
+        assert_eq!(t.step_deadline(), Duration::from_secs(15));
+        // The URL's own values win.
+        let t = Target::parse(
+            "postgres://nf:url@db.internal/state?application_name=a",
+            &env,
+        )
+        .expect("parse");
+        assert_eq!(t.config.get_password(), Some(&b"url"[..]));
+        assert_eq!(t.config.get_application_name(), Some("a"));
+    }
+
+    #[test]
+    fn the_statement_timeout_the_options_set_bounds_each_step() {
+        assert_eq!(
+            statement_timeout_in("-c statement_timeout=5000"),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            statement_timeout_in("-csearch_path=x -cstatement_timeout=7s"),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(statement_timeout_in("-c search_path=x"), None);
+        assert_eq!(statement_timeout_in("-c statement_timeout=5h"), None);
+        let target = Target::parse(
+            "postgres://u@db/x?connect_timeout=3&options=-c%20statement_timeout%3D2000",
+            &no_env,
+        )
+        .expect("parse");
+        assert_eq!(target.step_deadline(), Duration::from_secs(5));
+        let default = Target::parse("postgres://u@db/x", &no_env).expect("parse");
+        assert_eq!(default.step_deadline(), Duration::from_secs(70));
+    }
+
+    #[test]
     fn the_password_is_redacted_wherever_the_url_is_shown() {
         assert_eq!(
             redact_url("postgres://u:s3cret@db:5432/x?sslmode=require"),
@@ -1095,6 +1466,18 @@ mod tests {
             redact_url("postgres://u@db/x?password=s3cret&sslmode=require"),
             "postgres://u@db/x?password=***&sslmode=require"
         );
+        // In any casing, and the rest of the query kept as written.
+        assert_eq!(
+            redact_url("postgres://u@db/x?PassWord=s3cret&options=-c%20a%3D1&sslPASSWORD=k"),
+            "postgres://u@db/x?PassWord=***&options=-c%20a%3D1&sslPASSWORD=***"
+        );
+        let target = Target::parse(
+            "postgres://u@db/x?options=-c%20a%3D1&sslmode=disable",
+            &no_env,
+        )
+        .expect("parse");
+        assert_eq!(target.shown(), "postgres://u@db/x?options=-c%20a%3D1");
+        assert_eq!(target.config.get_options(), Some("-c a=1"));
         let target = Target::parse("postgres://u:s3cret@db/x", &no_env).expect("parse");
         assert!(!format!("{target:?}").contains("s3cret"));
         assert!(!target.shown().contains("s3cret"));

@@ -267,3 +267,143 @@ fn a_dry_run_plan_adds_a_notice_per_changed_job_and_keeps_its_exit_code() {
     assert_eq!(errors[0].get("title"), Some("nfcron cron"));
     assert!(errors[0].get("line").is_some_and(|l| l != "0"));
 }
+
+/// Every line GitHub's runner would act on, as it reads its input: split at
+/// `\n` and `\r`; a command when, after leading whitespace, the line is
+/// `::name ...::...`, or when it holds `##[name]` anywhere (legacy form).
+fn runner_commands(text: &str) -> Vec<&str> {
+    text.split(['\n', '\r'])
+        .filter(|line| {
+            let v2 = line
+                .trim_start()
+                .strip_prefix("::")
+                .is_some_and(|rest| rest.contains("::"));
+            let v1 = line.find("##[").is_some_and(|at| line[at..].contains(']'));
+            v2 || v1
+        })
+        .collect()
+}
+
+/// The commands nfcron means: one annotation per line, at the line's start.
+fn intended(line: &str) -> bool {
+    ["::notice ", "::error ", "::warning "]
+        .iter()
+        .any(|p| line.starts_with(p))
+        && line.contains("title=nfcron ")
+}
+
+fn hostile(name: &str, description: &str, command: &str) -> String {
+    good(name).replace(
+        "  backoffLimit: 1\n",
+        &format!(
+            "  description: {}\n  backoffLimit: 1\n",
+            serde_json::to_string(description).unwrap()
+        ),
+    )
+    .replace(
+        "      imagePath: nginx:1.27\n",
+        &format!(
+            "      imagePath: nginx:1.27\n    docker:\n      configType: customCommand\n      customCommand: {}\n",
+            serde_json::to_string(command).unwrap()
+        ),
+    )
+}
+
+/// Asserts stdout holds exactly `annotations` commands, all meant, and
+/// stderr none.
+fn assert_only_intended(run: &common::Run, annotations: usize) {
+    let out = runner_commands(&run.stdout);
+    let forged: Vec<&&str> = out.iter().filter(|l| !intended(l)).collect();
+    assert!(
+        forged.is_empty(),
+        "forged on stdout: {forged:#?}\n{}",
+        run.stdout
+    );
+    assert_eq!(out.len(), annotations, "{}", run.stdout);
+    let err = runner_commands(&run.stderr);
+    assert!(err.is_empty(), "forged on stderr: {err:#?}\n{}", run.stderr);
+}
+
+#[test]
+fn hostile_plans_files_values_and_api_messages_issue_no_unintended_command() {
+    let ws = Workspace::new();
+    let repo = common::git_init(ws.path());
+    let file = "jobs.d/x##[add-matcher]y.yaml";
+    let before = hostile(
+        "Hostile",
+        "one\n::stop-commands::abc\n  ::warning::w\nthree",
+        "echo ##[add-mask]x",
+    );
+    common::git_commit(&repo, &[(file, Some(&before))], "hostile");
+    let fake = Fake::spawn(0);
+    let env = [
+        ("NORTHFLANK_API_URL", fake.url.as_str()),
+        ("NORTHFLANK_API_TOKEN", TOKEN),
+        ("NFCRON_TEST_DB", SECRET),
+    ];
+    let applied = ws.nfcron_env(&["reconcile", "--output", "github"], &env);
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    assert_only_intended(&applied, 1);
+
+    // Only the lines around the unchanged `::stop-commands::` line change.
+    let after = hostile(
+        "Hostile",
+        "ONE\n::stop-commands::abc\n  ::warning::w\nTHREE\r::error::cr",
+        "echo ##[add-mask]y",
+    );
+    ws.write(file, &after);
+    let args = [
+        "reconcile",
+        "--dry-run",
+        "--output",
+        "github",
+        "--log-level",
+        "trace",
+    ];
+    let plan = ws.nfcron_env(&args, &env);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stdout.contains("stop-commands::abc"),
+        "{}",
+        plan.stdout
+    );
+    assert_only_intended(&plan, 1);
+
+    common::git_commit(&repo, &[(file, Some(&after))], "more");
+    let base = ws.nfcron_env(&[&args[..], &["--base", "HEAD~1"]].concat(), &env);
+    assert_eq!(base.code, 0, "{}{}", base.stdout, base.stderr);
+    assert!(base.stdout.contains("add-mask"), "{}", base.stdout);
+    assert_only_intended(&base, 1);
+
+    // The API quotes the body back (with `##[` in it), refusing it, then
+    // failing it: both messages reach stdout and the logs on stderr.
+    for status in [422, 500] {
+        fake.inject(fake::FaultRule {
+            method: Some(hyper::Method::PUT),
+            fault: fake::Fault::Echo { status },
+            times: 20,
+            after: 0,
+        });
+        let run = ws.nfcron_env(
+            &[
+                "reconcile",
+                "--output",
+                "github",
+                "--log-level",
+                "debug",
+                "--retry-max-time",
+                "1s",
+            ],
+            &env,
+        );
+        fake.clear_faults();
+        assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+        assert!(
+            run.stdout.contains("add-mask") || run.stderr.contains("add-mask"),
+            "{}{}",
+            run.stdout,
+            run.stderr
+        );
+        assert_only_intended(&run, 1);
+    }
+}

@@ -31,6 +31,7 @@ mod hostile;
 mod hostile_api;
 mod hostile_inputs;
 mod hostile_listener;
+mod hostile_round3;
 mod import;
 mod notify;
 mod observability;

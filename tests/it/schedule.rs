@@ -259,3 +259,58 @@ fn plans_list_the_same_next_runs_as_the_schedule_command() {
     assert_eq!(job["next_runs"], command.json()["next"], "{plan:#}");
     assert_eq!(job["next_runs"].as_array().map(Vec::len), Some(3));
 }
+
+#[test]
+fn an_every_longer_than_five_years_is_refused_by_schedule_and_validate_alike() {
+    let run = schedule(&["@every 1000000h"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("invalid") && run.stdout.contains("longer than five years"),
+        "{}",
+        run.stdout
+    );
+    let ok = schedule(&["@every 43800h", "--count", "2"]);
+    assert_eq!(ok.code, 0, "{}", ok.stdout);
+    assert!(!ok.stdout.contains("no further run"), "{}", ok.stdout);
+
+    let ws = Workspace::new();
+    ws.write(
+        "jobs.d/rare.yaml",
+        "kind: CronJob\nproject: acme\nspec:\n  name: Rare\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"@every 1000000h\"\n  concurrencyPolicy: forbid\n  deployment:\n    external:\n      imagePath: nginx:1.27\n",
+    );
+    let validate = ws.nfcron(&["validate"]);
+    assert_eq!(validate.code, 1, "{}{}", validate.stdout, validate.stderr);
+    assert!(
+        format!("{}{}", validate.stdout, validate.stderr).contains("longer than five years"),
+        "{}{}",
+        validate.stdout,
+        validate.stderr
+    );
+}
+
+#[test]
+fn an_after_at_the_end_of_the_calendar_gets_a_clean_error() {
+    for after in ["9999-12-31T23:59:00Z", "9995-01-01T00:00:00Z"] {
+        let run = schedule(&["0 3 * * *", "--after", after]);
+        assert_eq!(run.code, 1, "{}", run.stdout);
+        assert!(
+            run.stderr.contains("later than 9994-12-31T23:59:59Z"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("Unix timestamp"), "{}", run.stderr);
+    }
+    let run = schedule(&[
+        "0 3 * * *",
+        "--after",
+        "9994-12-31T00:00:00Z",
+        "--count",
+        "1",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("9994-12-31T03:00:00Z"),
+        "{}",
+        run.stdout
+    );
+}

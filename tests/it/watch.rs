@@ -514,3 +514,72 @@ fn drift_sweeps_find_and_correct_changes_made_behind_the_sidecar() {
     );
     assert_eq!(watch.terminate(), 0);
 }
+
+#[test]
+fn a_webhook_burst_fetches_at_once_whatever_the_debounce_and_gives_at_most_two_runs() {
+    let origin = tempfile::tempdir().expect("origin");
+    let repo = git_init(origin.path());
+    git_commit(
+        &repo,
+        &[("jobs.d/a.yaml", Some(&manifest("Job A", "0 1 * * *")))],
+        "first",
+    );
+    let ws = Workspace::new();
+    let fake = Fake::spawn(0);
+    let url = format!("file://{}", origin.path().display());
+    // A debounce no test would wait out: a webhook that waited for it
+    // would never be applied.
+    let watch = Watch::start(
+        ws.path(),
+        &fake,
+        &[
+            "--git",
+            &url,
+            "--interval",
+            "1h",
+            "--resync",
+            "1h",
+            "--debounce",
+            "1h",
+        ],
+    );
+    assert_eq!(watch.next("reconciled")["create"], 1);
+    git_commit(
+        &repo,
+        &[("jobs.d/a.yaml", Some(&manifest("Job A", "0 2 * * *")))],
+        "second",
+    );
+    // The first run's PUT is slow, so the burst lands during it.
+    fake.set_latency(Duration::from_millis(500));
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    for _ in 0..10 {
+        let (status, _) = watch.http(
+            "POST",
+            "/hooks/git",
+            &[("X-Hub-Signature-256", signature(body, SECRET))],
+            body,
+        );
+        assert_eq!(status, 202);
+    }
+    let first = watch.next("reconciled");
+    assert_eq!(first["update"], 1, "{first}");
+    fake.set_latency(Duration::ZERO);
+    // At most one follow-up: whatever comes within a few seconds more.
+    let mut runs = 1;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while let Ok(v) = watch
+        .events
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+    {
+        if v["message"] == "reconciled" {
+            runs += 1;
+            assert_eq!(v["api_requests"], 0, "the follow-up has nothing to do: {v}");
+        }
+    }
+    assert!(runs <= 2, "{runs} runs for a burst of 10 webhooks");
+    assert_eq!(
+        fake.job(None, "acme", "job-a").expect("job")["schedule"],
+        "0 2 * * *"
+    );
+    assert_eq!(watch.terminate(), 0);
+}

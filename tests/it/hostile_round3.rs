@@ -1,0 +1,584 @@
+//! Servers that answer with what they should not: an API quoting the bearer
+//! token back, a PostgreSQL server that never answers or echoes its
+//! password, a token refused beside a busy log file.
+
+use crate::common;
+use crate::fake;
+use crate::support::pg;
+use crate::support::sidecar;
+
+use std::time::{Duration, Instant};
+
+use common::{Run, Workspace};
+use fake::{Fake, Fault, FaultRule, TOKEN};
+
+const JOB: &str = "kind: CronJob\nproject: acme\nspec:\n  name: Nightly\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"0 3 * * *\"\n  concurrencyPolicy: forbid\n  deployment:\n    external:\n      imagePath: nginx:1.27\n";
+
+fn echo_token(fake: &Fake, status: u16) {
+    fake.clear_faults();
+    fake.inject(FaultRule {
+        method: Some(hyper::Method::PUT),
+        fault: Fault::EchoToken { status },
+        times: 1000,
+        after: 0,
+    });
+}
+
+fn assert_no_token(what: &str, text: &str) {
+    assert!(!text.contains(TOKEN), "the token is in {what}:\n{text}");
+}
+
+#[test]
+fn an_api_token_quoted_back_in_an_error_is_hidden_in_every_output_log_and_state() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/nightly.yaml", JOB);
+    let fake = Fake::spawn(0);
+    let env = [
+        ("NORTHFLANK_API_URL", fake.url.as_str()),
+        ("NORTHFLANK_API_TOKEN", TOKEN),
+    ];
+    for status in [401, 422] {
+        echo_token(&fake, status);
+        for output in ["text", "json", "markdown", "github"] {
+            let run: Run = ws.nfcron_env(
+                &[
+                    "--log-level",
+                    "trace",
+                    "reconcile",
+                    "--retry-rejected",
+                    "--output",
+                    output,
+                ],
+                &env,
+            );
+            assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+            assert!(
+                run.stdout.contains("is not valid") || run.stderr.contains("is not valid"),
+                "the message is shown, the token hidden: {}{}",
+                run.stdout,
+                run.stderr
+            );
+            assert_no_token(&format!("{status} {output} stdout"), &run.stdout);
+            assert_no_token(&format!("{status} {output} stderr"), &run.stderr);
+        }
+        let state =
+            std::fs::read_to_string(ws.path().join(".nfcron/state.json")).unwrap_or_default();
+        assert_no_token("the state file", &state);
+    }
+    let state = std::fs::read_to_string(ws.path().join(".nfcron/state.json")).expect("state");
+    assert!(
+        state.contains("is not valid"),
+        "the 422 is recorded: {state}"
+    );
+
+    // The sidecar, refused afresh: its log, status page and metrics.
+    let ws = Workspace::new();
+    ws.write("jobs.d/nightly.yaml", JOB);
+    let mut sidecar = sidecar::Sidecar::start(ws.path(), &fake.url, TOKEN, &["jobs.d"]);
+    sidecar.next("reconciled");
+    for path in ["/", "/metrics", "/readyz"] {
+        let (_, body) = sidecar.get(path);
+        assert_no_token(path, &body);
+    }
+    let log = serde_json::to_string(sidecar.drain()).expect("json");
+    assert_no_token("the sidecar's log", &log);
+}
+
+const PG_PASSWORD: &str = "pg-pa55word-s3cret";
+
+/// A PostgreSQL "server" on 127.0.0.1 that accepts and then `answer`s each
+/// connection (after reading its startup message); keeps them open.
+fn pg_server(answer: fn(&mut std::net::TcpStream)) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            answer(&mut stream);
+            open.push(stream);
+        }
+    });
+    port
+}
+
+fn silent(_: &mut std::net::TcpStream) {}
+
+/// An `ErrorResponse` to the startup message that quotes the password.
+fn echo_password(stream: &mut std::net::TcpStream) {
+    use std::io::{Read, Write};
+    let mut len = [0u8; 4];
+    if stream.read_exact(&mut len).is_err() {
+        return;
+    }
+    let mut startup = vec![0u8; (u32::from_be_bytes(len) as usize).saturating_sub(4)];
+    let _ = stream.read_exact(&mut startup);
+    let mut fields = Vec::new();
+    for (code, text) in [
+        (b'S', "FATAL".to_string()),
+        (b'V', "FATAL".to_string()),
+        (b'C', "28P01".to_string()),
+        (b'M', format!("password \"{PG_PASSWORD}\" is wrong")),
+    ] {
+        fields.push(code);
+        fields.extend_from_slice(text.as_bytes());
+        fields.push(0);
+    }
+    fields.push(0);
+    let mut message = vec![b'E'];
+    message.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+    message.extend_from_slice(&fields);
+    let _ = stream.write_all(&message);
+}
+
+/// Runs nfcron with `args`; asserts it fails within `within`, sent no API
+/// request, named the host, and did not show the password.
+fn fails_fast(ws: &Workspace, fake: &Fake, args: &[&str], within: Duration, port: u16) -> Run {
+    let env = [
+        ("NORTHFLANK_API_URL", fake.url.as_str()),
+        ("NORTHFLANK_API_TOKEN", TOKEN),
+    ];
+    let (run, took) = run_within(ws, args, &env, within);
+    assert_eq!(run.code, 1, "{args:?}: {}{}", run.stdout, run.stderr);
+    assert!(took < within, "{args:?} took {took:?}: {}", run.stderr);
+    assert_eq!(fake.requests().len(), 0, "{args:?}: no API request");
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        !all.contains(PG_PASSWORD),
+        "{args:?} shows the password: {all}"
+    );
+    assert!(
+        all.contains(&format!("127.0.0.1:{port}")),
+        "{args:?} names the host: {all}"
+    );
+    run
+}
+
+/// nfcron with `args`, killed (and the test failed) when it outlives
+/// `within`; how long it took.
+fn run_within(
+    ws: &Workspace,
+    args: &[&str],
+    env: &[(&str, &str)],
+    within: Duration,
+) -> (Run, Duration) {
+    use std::io::Read;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_nfcron"));
+    cmd.args(args)
+        .current_dir(ws.path())
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let started = Instant::now();
+    let mut child = cmd.spawn().expect("start nfcron");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = err.read_to_string(&mut text);
+        text
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > within {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} still running after {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = started.elapsed();
+    let mut stdout = String::new();
+    let _ = out.read_to_string(&mut stdout);
+    let run = Run {
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr: reader.join().expect("stderr reader"),
+    };
+    (run, took)
+}
+
+#[test]
+fn a_silent_postgres_server_fails_reconcile_dry_run_and_state_list_within_30_s() {
+    let port = pg_server(silent);
+    let ws = Workspace::new();
+    ws.write("jobs.d/nightly.yaml", JOB);
+    let fake = Fake::spawn(0);
+    let url = format!("postgres://nfcron:{PG_PASSWORD}@127.0.0.1:{port}/test");
+    // The default deadline, once; a short one (libpq's connect_timeout) for
+    // the others.
+    let run = fails_fast(
+        &ws,
+        &fake,
+        &["reconcile", "--state", &url],
+        Duration::from_secs(30),
+        port,
+    );
+    assert!(
+        run.stderr.contains("connect"),
+        "names the step: {}",
+        run.stderr
+    );
+    let short = format!("{url}?connect_timeout=2");
+    for args in [
+        &["reconcile", "--dry-run", "--state", &short][..],
+        &["state", "list", "--state", &short][..],
+    ] {
+        fails_fast(&ws, &fake, args, Duration::from_secs(10), port);
+    }
+}
+
+#[test]
+fn a_postgres_error_that_quotes_the_password_is_shown_without_it() {
+    let port = pg_server(echo_password);
+    let ws = Workspace::new();
+    ws.write("jobs.d/nightly.yaml", JOB);
+    let fake = Fake::spawn(0);
+    for url in [
+        format!("postgres://nfcron:{PG_PASSWORD}@127.0.0.1:{port}/test"),
+        format!("postgres://nfcron@127.0.0.1:{port}/test?password={PG_PASSWORD}"),
+    ] {
+        for args in [
+            &["reconcile", "--state", &url][..],
+            &["--log-format", "json", "state", "list", "--state", &url][..],
+        ] {
+            let run = fails_fast(&ws, &fake, args, Duration::from_secs(30), port);
+            assert!(
+                run.stderr.contains("is wrong"),
+                "the server's message is shown: {}",
+                run.stderr
+            );
+        }
+    }
+    // A parameter the driver does not know: refused, its value hidden.
+    let url = format!("postgres://nfcron@127.0.0.1:{port}/test?PassWord={PG_PASSWORD}");
+    let run = fails_fast(
+        &ws,
+        &fake,
+        &["state", "list", "--state", &url],
+        Duration::from_secs(30),
+        port,
+    );
+    assert!(run.stderr.contains("PassWord=***"), "{}", run.stderr);
+}
+
+#[test]
+fn libpq_options_with_percent_encoded_spaces_reach_the_server() {
+    let Some(db) = pg::Db::new("libpq_options") else {
+        return;
+    };
+    let ws = Workspace::new();
+    let url = format!(
+        "{}?options=-c%20search_path%3D{}%20-c%20statement_timeout%3D5000",
+        pg::SERVER,
+        db.schema
+    );
+    let run = ws.nfcron(&["state", "list", "--state", &url]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(db.count("SELECT count(*) FROM nfcron_namespaces"), 0);
+    let tables = db.count(&format!(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{}'",
+        db.schema
+    ));
+    assert!(
+        tables > 0,
+        "the tables are made in the schema the options name"
+    );
+}
+
+#[test]
+fn postgres_notices_are_not_logged_at_info_or_error_level() {
+    let Some(db) = pg::Db::new("pg_notices") else {
+        return;
+    };
+    let ws = Workspace::new();
+    ws.write("jobs.d/nightly.yaml", JOB);
+    let fake = Fake::spawn(0);
+    let env = [
+        ("NORTHFLANK_API_URL", fake.url.as_str()),
+        ("NORTHFLANK_API_TOKEN", TOKEN),
+    ];
+    let first = ws.nfcron_env(&["reconcile", "--dry-run", "--state", &db.url], &env);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(
+        first.stderr.contains("a new, empty namespace") && !first.stderr.contains("no state file"),
+        "a new namespace is named as one: {}",
+        first.stderr
+    );
+    // The tables exist now: migrating again draws the server's notices.
+    for level in ["info", "error", "warn"] {
+        let run = ws.nfcron_env(
+            &["--log-level", level, "state", "list", "--state", &db.url],
+            &env,
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            !run.stderr.contains("NOTICE"),
+            "--log-level {level}: {}",
+            run.stderr
+        );
+    }
+    let run = ws.nfcron_env(
+        &["--log-level", "debug", "state", "list", "--state", &db.url],
+        &env,
+    );
+    assert!(
+        run.stderr.contains("database notice"),
+        "shown at debug: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_empty_huge_or_multi_line_namespace_is_refused_before_connecting() {
+    let port = pg_server(silent);
+    let url = format!("postgres://nfcron@127.0.0.1:{port}/test");
+    let ws = Workspace::new();
+    ws.write("jobs.d/nightly.yaml", JOB);
+    let huge = "n".repeat(10_000);
+    for (namespace, says) in [
+        ("", "cannot be empty"),
+        (huge.as_str(), "at most 200 characters; this one has 10000"),
+        (
+            "prod\nINFO forged line",
+            "no control characters: \"prod\\nINFO forged line\"",
+        ),
+    ] {
+        for args in [
+            &[
+                "reconcile",
+                "--dry-run",
+                "--state",
+                &url,
+                "--state-namespace",
+                namespace,
+            ][..],
+            &[
+                "state",
+                "list",
+                "--state",
+                &url,
+                "--state-namespace",
+                namespace,
+            ][..],
+        ] {
+            let (run, _) = run_within(&ws, args, &[], Duration::from_secs(5));
+            assert_eq!(run.code, 1, "{}", run.stderr);
+            assert!(run.stderr.contains(says), "{}", run.stderr);
+            assert!(!run.stderr.contains("\nINFO forged"), "{}", run.stderr);
+            assert!(
+                run.stderr.len() < 1000,
+                "the refusal is short: {}",
+                run.stderr.len()
+            );
+        }
+    }
+}
+
+/// CPU time (user + system) of process `pid`, from /proc/<pid>/stat.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // Fields after the command name (which may hold spaces), from field 3.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+#[test]
+fn a_refused_token_beside_the_log_file_does_not_feed_on_its_own_log() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/nightly.yaml", JOB);
+    let secrets = ws.path().join("run");
+    std::fs::create_dir_all(&secrets).expect("mkdir");
+    let token_file = secrets.join("token");
+    std::fs::write(&token_file, "refused-token\n").expect("token");
+    let log_path = secrets.join("nfcron.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let fake = Fake::spawn(0);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nfcron"))
+        .current_dir(ws.path())
+        .env_remove("NORTHFLANK_API_TOKEN")
+        .env_remove("RUST_LOG")
+        .env("NORTHFLANK_API_URL", &fake.url)
+        .env("NO_COLOR", "1")
+        .args(["--log-format", "json", "watch", "jobs.d", "--listen", "off"])
+        .arg("--token-file")
+        .arg(&token_file)
+        .arg("--state")
+        .arg(secrets.join("state.json"))
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start nfcron watch");
+    let pid = child.id();
+    let lines = || {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    // The first run is refused; then six seconds of what follows.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fake.count("PUT") + fake.count("GET") == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        fake.requests().iter().any(|r| r.status == 401),
+        "the token is refused"
+    );
+    let (cpu0, started) = (cpu_time(pid), Instant::now());
+    while started.elapsed() < Duration::from_secs(6) && lines() < 100 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (cpu, logged) = (cpu_time(pid) - cpu0, lines());
+
+    // A new token in the file is still picked up.
+    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token");
+    let put = fake.wait_arrived(Duration::from_secs(30), "PUT", 1);
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    eprintln!("refused token beside the log: {logged} lines, {cpu:?} CPU in 6 s");
+    assert!(
+        logged < 100,
+        "{logged} log lines in 6 s:\n{}",
+        &text[..text.len().min(3000)]
+    );
+    assert!(cpu < Duration::from_secs(1), "{cpu:?} of CPU in 6 s");
+    assert!(put, "the new token is used: {text}");
+}
+
+#[test]
+fn watch_reports_a_silent_state_database_in_readyz_naming_host_and_step() {
+    let port = pg_server(silent);
+    let ws = Workspace::new();
+    ws.write("jobs.d/nightly.yaml", JOB);
+    let fake = Fake::spawn(0);
+    let url = format!("postgres://nfcron:{PG_PASSWORD}@127.0.0.1:{port}/test?connect_timeout=2");
+    let mut sidecar =
+        sidecar::Sidecar::start(ws.path(), &fake.url, TOKEN, &["jobs.d", "--state", &url]);
+    sidecar.next("leadership check failed; this replica applies nothing until it leads again");
+    let (status, body) = sidecar.get("/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains(&format!("127.0.0.1:{port}")) && body.contains("connect"),
+        "{body}"
+    );
+    assert!(!body.contains(PG_PASSWORD), "{body}");
+    assert_eq!(fake.requests().len(), 0, "no API request without the state");
+    let log = serde_json::to_string(sidecar.drain()).expect("json");
+    assert!(!log.contains(PG_PASSWORD), "{log}");
+}
+
+/// A relay to the PostgreSQL server on 127.0.0.1:5432 that goes silent on
+/// a connection from the first message holding `trigger`: it drops what
+/// the client sends from then on and answers nothing, keeping the
+/// connection open, as a server stuck mid-statement does.
+fn freezing_relay(trigger: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let Ok(server) = std::net::TcpStream::connect("127.0.0.1:5432") else {
+                continue;
+            };
+            let frozen = Arc::new(AtomicBool::new(false));
+            for (from, to, upstream) in [
+                (client.try_clone(), server.try_clone(), true),
+                (server.try_clone(), client.try_clone(), false),
+            ] {
+                let (Ok(mut from), Ok(mut to)) = (from, to) else {
+                    continue;
+                };
+                let frozen = frozen.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        if upstream && String::from_utf8_lossy(&buf[..n]).contains(trigger) {
+                            frozen.store(true, Ordering::SeqCst);
+                        }
+                        if !frozen.load(Ordering::SeqCst) && to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    // Either side gone: the other goes too, so that the
+                    // server ends the session and frees its locks.
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn a_postgres_server_that_stops_answering_mid_run_fails_the_step_by_its_deadline() {
+    let Some(db) = pg::Db::new("pg_stall") else {
+        return;
+    };
+    let ws = Workspace::new();
+    ws.write("jobs.d/nightly.yaml", JOB);
+    let fake = Fake::spawn(0);
+    for (trigger, args, step) in [
+        ("pg_try_advisory_lock", &["reconcile"][..], "take the lock"),
+        (
+            "FROM nfcron_jobs",
+            &["reconcile", "--dry-run"][..],
+            "read the state",
+        ),
+    ] {
+        let port = freezing_relay(trigger);
+        // The server's statement_timeout (1 s) plus connect_timeout (2 s).
+        let url = format!(
+            "postgres://postgres:{PG_PASSWORD}@127.0.0.1:{port}/test?connect_timeout=2&options=-c%20search_path%3D{}%20-c%20statement_timeout%3D1000",
+            db.schema
+        );
+        let args = [args, &["--state", &url]].concat();
+        let run = fails_fast(&ws, &fake, &args, Duration::from_secs(20), port);
+        assert!(
+            run.stderr.contains(&format!(
+                "no answer from 127.0.0.1:{port} to {step} within 3s"
+            )),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn watch_says_it_waits_for_the_state_database_in_readyz_while_it_waits() {
+    let port = pg_server(silent);
+    let ws = Workspace::new();
+    ws.write("jobs.d/nightly.yaml", JOB);
+    let fake = Fake::spawn(0);
+    let url = format!("postgres://nfcron:{PG_PASSWORD}@127.0.0.1:{port}/test?connect_timeout=20");
+    let sidecar =
+        sidecar::Sidecar::start(ws.path(), &fake.url, TOKEN, &["jobs.d", "--state", &url]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let body = loop {
+        let (status, body) = sidecar.get("/readyz");
+        assert_eq!(status, 503, "{body}");
+        if body.contains("waiting for the state database") || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        body.contains("waiting for the state database")
+            && body.contains(&format!("127.0.0.1:{port}")),
+        "{body}"
+    );
+    assert!(!body.contains(PG_PASSWORD), "{body}");
+}
