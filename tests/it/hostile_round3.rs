@@ -179,17 +179,8 @@ fn run_within(
         let _ = err.read_to_string(&mut text);
         text
     });
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if started.elapsed() > within {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{args:?} still running after {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::wait_with_deadline(child, within)
+        .unwrap_or_else(|| panic!("{args:?} still running after {within:?}"));
     let took = started.elapsed();
     let mut stdout = String::new();
     let _ = out.read_to_string(&mut stdout);
@@ -424,18 +415,15 @@ fn a_refused_token_beside_the_log_file_does_not_feed_on_its_own_log() {
             .count()
     };
     // The first run is refused; then six seconds of what follows.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while fake.count("PUT") + fake.count("GET") == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    fake.wait_until(Duration::from_secs(30), |log| !log.is_empty());
     assert!(
         fake.requests().iter().any(|r| r.status == 401),
         "the token is refused"
     );
-    let (cpu0, started) = (cpu_time(pid), Instant::now());
-    while started.elapsed() < Duration::from_secs(6) && lines() < 100 {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let cpu0 = cpu_time(pid);
+    // Six seconds, or until the log has 100 lines (looked at whenever the
+    // sidecar calls the API, and at the end).
+    fake.wait_until(Duration::from_secs(6), |_| lines() >= 100);
     let (cpu, logged) = (cpu_time(pid) - cpu0, lines());
 
     // A new token in the file is still picked up.
@@ -564,7 +552,7 @@ fn watch_says_it_waits_for_the_state_database_in_readyz_while_it_waits() {
     ws.write("jobs.d/nightly.yaml", JOB);
     let fake = Fake::spawn(0);
     let url = format!("postgres://nfcron:{PG_PASSWORD}@127.0.0.1:{port}/test?connect_timeout=20");
-    let sidecar =
+    let mut sidecar =
         sidecar::Sidecar::start(ws.path(), &fake.url, TOKEN, &["jobs.d", "--state", &url]);
     let deadline = Instant::now() + Duration::from_secs(15);
     let body = loop {
@@ -573,7 +561,8 @@ fn watch_says_it_waits_for_the_state_database_in_readyz_while_it_waits() {
         if body.contains("waiting for the state database") || Instant::now() > deadline {
             break body;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // Wakes on the sidecar's next log line, or after 100 ms.
+        let _ = sidecar.poll(Duration::from_millis(100));
     };
     assert!(
         body.contains("waiting for the state database")
