@@ -373,17 +373,7 @@ fn now_rfc3339() -> String {
         .to_string()
 }
 
-/// An error and its causes on one line.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use crate::errors::chain;
 
 fn log(
     key: &crate::manifest::JobKey,

@@ -359,6 +359,13 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
                 // during the run) give one more fetch, after they stop.
                 daemon.relay_webhook().await;
                 pending.fetch = true;
+                // A file event queued beside it (both came during the last
+                // run) keeps its quiet period: a run now would read the
+                // file, and its event would then start one more.
+                if fs_rx.try_recv().is_ok() {
+                    pending.run = true;
+                    quiet = Quiet::extend(quiet, settings.debounce);
+                }
                 let now = Instant::now();
                 let hook_quiet = HOOK_QUIET.min(settings.debounce);
                 if last_hook.is_some_and(|t| now.duration_since(t) < hook_quiet) {

@@ -15,7 +15,6 @@ use crate::live::{self, Parts};
 use crate::manifest::{self, cron, Catalog, JobKey, LoadOptions};
 use crate::plan::{self, Action, Change, Desired, Drift, DriftMode, Invalid, Plan, PruneBlock};
 use crate::remote::Api;
-use crate::render::plan::Baseline;
 use crate::secret::{self, Keyed};
 use crate::source::SourceFile;
 use crate::state::{State, StateError};
@@ -73,6 +72,28 @@ pub struct Unrecorded {
 
 /// `--max-reads` when not given.
 pub const DEFAULT_MAX_READS: u64 = 200;
+
+/// Where the "before" side of the plan came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    State,
+    Empty,
+    /// Live reads filled in for a missing or incomplete state.
+    Live,
+    /// `--base REF`: the manifests at REF.
+    Base,
+}
+
+impl Baseline {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Baseline::State => "state",
+            Baseline::Empty => "empty",
+            Baseline::Live => "live",
+            Baseline::Base => "base",
+        }
+    }
+}
 
 /// Everything one reconcile found and did.
 #[derive(Debug)]

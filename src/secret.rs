@@ -21,7 +21,14 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value as Json};
 use sha2::Sha256;
 
-use crate::manifest::schema::SENSITIVE_FIELDS;
+/// The fields whose values are secrets, by name at the top of `spec`.
+pub const SENSITIVE_FIELDS: &[&str] = &[
+    "runtimeEnvironment",
+    "runtimeFiles",
+    "buildArguments",
+    "buildFiles",
+    "dockerSecretMounts",
+];
 
 /// The Northflank API token.
 #[derive(Clone)]

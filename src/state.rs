@@ -30,7 +30,6 @@ use serde_json::Value as Json;
 
 use crate::manifest::JobKey;
 use crate::secret::{Keyed, Redacted, KEY_LEN};
-use crate::store::Change;
 
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -99,7 +98,7 @@ pub enum StateError {
         shown: String,
         doing: &'static str,
         #[source]
-        source: crate::store::postgres::DbCause,
+        source: DbCause,
     },
     #[error("state database {shown}: no answer from {host} to {step} within {after:?}")]
     DatabaseDeadline {
@@ -1138,3 +1137,72 @@ mod tests {
         assert!(!dir.path().join("other/key").exists());
     }
 }
+
+/// One change to the recorded state, committed after the API took (or
+/// refused for good) a write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// The job was PUT (or adopted as it is live): its record, and no
+    /// rejection any more.
+    Applied(JobKey, Record),
+    /// The job was deleted: neither record nor rejection.
+    Deleted(JobKey),
+    /// The API refused this spec for good.
+    Rejected(JobKey, Rejection),
+    /// A rejection no longer held back (the manifest is gone, or
+    /// `--retry-rejected`).
+    Forgotten(JobKey),
+}
+
+impl Change {
+    /// The job the change is about.
+    pub fn key(&self) -> &JobKey {
+        match self {
+            Change::Applied(key, _)
+            | Change::Deleted(key)
+            | Change::Rejected(key, _)
+            | Change::Forgotten(key) => key,
+        }
+    }
+
+    /// Applies the change to an in-memory state.
+    pub fn apply_to(&self, state: &mut State) {
+        match self {
+            Change::Applied(key, record) => {
+                state.rejected.remove(key);
+                state.jobs.insert(key.clone(), record.clone());
+            }
+            Change::Deleted(key) => {
+                state.rejected.remove(key);
+                state.jobs.remove(key);
+            }
+            Change::Rejected(key, rejection) => {
+                state.rejected.insert(key.clone(), rejection.clone());
+            }
+            Change::Forgotten(key) => {
+                state.rejected.remove(key);
+            }
+        }
+    }
+}
+
+/// A driver or server error as shown: its text (with its causes) with the
+/// password hidden. The driver's error is not kept, so nothing can format
+/// it unredacted later.
+#[derive(Debug)]
+pub struct DbCause(String);
+
+impl DbCause {
+    /// Text already cleared of the password.
+    pub(crate) fn from_text(text: String) -> DbCause {
+        DbCause(text)
+    }
+}
+
+impl std::fmt::Display for DbCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DbCause {}

@@ -453,7 +453,7 @@ mod tests {
     use super::*;
     use crate::manifest::Catalog;
     use crate::plan::{Change, Plan, Step, Write};
-    use crate::render::plan::Baseline;
+    use crate::reconcile::Baseline;
     use crate::state::{Record, State};
 
     fn key(id: &str) -> JobKey {

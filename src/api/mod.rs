@@ -9,7 +9,6 @@
 mod error;
 mod retry;
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -897,15 +896,7 @@ fn shown_location(request: &Url, raw: &[u8]) -> String {
     shown(&location, 256)
 }
 
-/// Whether `url`'s host is loopback (`localhost`, 127.0.0.0/8, `::1`).
-pub(crate) fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    }
-}
+pub(crate) use crate::net::is_loopback;
 
 #[cfg(test)]
 mod tests {

@@ -120,14 +120,9 @@ impl ObjectRule {
     }
 }
 
-/// The fields whose values are secrets, by name at the top of `spec`.
-pub const SENSITIVE_FIELDS: &[&str] = &[
-    "runtimeEnvironment",
-    "runtimeFiles",
-    "buildArguments",
-    "buildFiles",
-    "dockerSecretMounts",
-];
+/// The fields whose values are secrets (owned by `secret`, which every
+/// output path goes through).
+pub use crate::secret::SENSITIVE_FIELDS;
 
 /// The official client whose request type this schema follows
 /// (tests/data/northflank-js-client/VERSION; `tests/it/official_types.rs`

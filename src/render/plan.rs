@@ -10,27 +10,7 @@ use super::Colour;
 use crate::apply::Outcome;
 use crate::plan::{Action, Change, Drift, Kind, Plan, PruneBlock, Step};
 
-/// Where the "before" side of the plan came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Baseline {
-    State,
-    Empty,
-    /// Live reads filled in for a missing or incomplete state.
-    Live,
-    /// `--base REF`: the manifests at REF.
-    Base,
-}
-
-impl Baseline {
-    fn as_str(self) -> &'static str {
-        match self {
-            Baseline::State => "state",
-            Baseline::Empty => "empty",
-            Baseline::Live => "live",
-            Baseline::Base => "base",
-        }
-    }
-}
+pub use crate::reconcile::Baseline;
 
 pub struct Report<'a> {
     pub plan: &'a Plan,

@@ -232,7 +232,7 @@ pub fn check_url(raw: &str) -> Result<(), GitUrlError> {
     };
     match url.scheme() {
         "https" | "ssh" | "git+ssh" | "ssh+git" | "file" => Ok(()),
-        "http" if crate::api::is_loopback(&url) => Ok(()),
+        "http" if crate::net::is_loopback(&url) => Ok(()),
         "http" => Err(GitUrlError::Insecure(redact(raw))),
         scheme => Err(GitUrlError::UnsupportedScheme {
             url: redact(raw),

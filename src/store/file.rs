@@ -187,7 +187,7 @@ impl Drop for FileHeld {
             match state::fold_journal(&self.path, state) {
                 Ok(()) => *journal_len = Some(0),
                 Err(e) => {
-                    tracing::warn!(error = %crate::apply::chain(&e), "cannot fold the state journal into the state file; the next run replays it")
+                    tracing::warn!(error = %crate::errors::chain(&e), "cannot fold the state journal into the state file; the next run replays it")
                 }
             }
         }

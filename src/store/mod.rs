@@ -23,57 +23,10 @@ pub mod postgres;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::manifest::JobKey;
 use crate::secret::Keyed;
-use crate::state::{Record, Rejection, State, StateError};
+use crate::state::{State, StateError};
 
-/// One change to the recorded state, committed after the API took (or
-/// refused for good) a write.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Change {
-    /// The job was PUT (or adopted as it is live): its record, and no
-    /// rejection any more.
-    Applied(JobKey, Record),
-    /// The job was deleted: neither record nor rejection.
-    Deleted(JobKey),
-    /// The API refused this spec for good.
-    Rejected(JobKey, Rejection),
-    /// A rejection no longer held back (the manifest is gone, or
-    /// `--retry-rejected`).
-    Forgotten(JobKey),
-}
-
-impl Change {
-    /// The job the change is about.
-    pub fn key(&self) -> &JobKey {
-        match self {
-            Change::Applied(key, _)
-            | Change::Deleted(key)
-            | Change::Rejected(key, _)
-            | Change::Forgotten(key) => key,
-        }
-    }
-
-    /// Applies the change to an in-memory state.
-    pub fn apply_to(&self, state: &mut State) {
-        match self {
-            Change::Applied(key, record) => {
-                state.rejected.remove(key);
-                state.jobs.insert(key.clone(), record.clone());
-            }
-            Change::Deleted(key) => {
-                state.rejected.remove(key);
-                state.jobs.remove(key);
-            }
-            Change::Rejected(key, rejection) => {
-                state.rejected.insert(key.clone(), rejection.clone());
-            }
-            Change::Forgotten(key) => {
-                state.rejected.remove(key);
-            }
-        }
-    }
-}
+pub use crate::state::Change;
 
 /// The lock of an applying run, held until dropped.
 pub type Held = Box<dyn Send + Sync>;

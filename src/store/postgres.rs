@@ -36,7 +36,7 @@ use postgres::{Client, Config, IsolationLevel};
 use super::{pg_deadline, Change, Held, Store};
 use crate::manifest::JobKey;
 use crate::secret::{Keyed, Redacted, KEY_LEN};
-use crate::state::{Record, Rejection, State, StateError};
+use crate::state::{DbCause, Record, Rejection, State, StateError};
 
 /// Whether `--state` names a PostgreSQL database rather than a file.
 pub fn is_url(state: &str) -> bool {
@@ -119,34 +119,19 @@ pub struct Target {
     statement_timeout: Duration,
 }
 
-/// A driver or server error as shown: its text (with its causes) with the
-/// password hidden. The driver's error is not kept, so nothing can format
-/// it unredacted later.
-#[derive(Debug)]
-pub struct DbCause(String);
-
-impl std::fmt::Display for DbCause {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for DbCause {}
-
-impl DbCause {
-    fn new(error: &postgres::Error, secrets: &[String]) -> DbCause {
-        let mut text = error.to_string();
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            let more = cause.to_string();
-            if !text.contains(&more) {
-                text.push_str(": ");
-                text.push_str(&more);
-            }
-            source = cause.source();
+/// A driver or server error as shown, its password hidden.
+fn db_cause(error: &postgres::Error, secrets: &[String]) -> DbCause {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
         }
-        DbCause(scrub(&text, secrets))
+        source = cause.source();
     }
+    DbCause::from_text(scrub(&text, secrets))
 }
 
 /// The rest of libpq's variables the driver can honour: `PGOPTIONS`,
@@ -476,7 +461,7 @@ impl Target {
                     );
                     for set in SESSION_TIMEOUTS.iter().copied().chain([statement.as_str()]) {
                         if let Err(e) = client.batch_execute(set) {
-                            let e = DbCause::new(&e, target.secrets.as_slice());
+                            let e = db_cause(&e, target.secrets.as_slice());
                             tracing::debug!(error = %e, "{set}: not applied");
                         }
                     }
@@ -529,7 +514,7 @@ impl Target {
         StateError::Database {
             shown: self.shown.clone(),
             doing,
-            source: DbCause::new(&source, self.secrets.as_slice()),
+            source: db_cause(&source, self.secrets.as_slice()),
         }
     }
 }
