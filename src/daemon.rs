@@ -509,9 +509,7 @@ impl Daemon<'_> {
                             // counts this run.
                             self.metrics.failed_run(started.elapsed().as_secs_f64());
                             tracing::error!(error = %chain(&e), "fetch failed; keeping the last good revision");
-                            if !matches!(e, source::git::GitError::Unverified(_)) {
-                                self.tell_failed(&format!("fetch failed: {}", chain(&e)));
-                            }
+                            self.tell_failed(&format!("fetch failed: {}", chain(&e)));
                             self.status_failed(format!("fetch failed: {}", chain(&e)), started);
                             // Nothing is planned from a failed fetch: no
                             // prune can follow from it.
@@ -688,9 +686,10 @@ impl Daemon<'_> {
     }
 
     /// Queues a `failed` notification for a run that failed as a whole
-    /// (said once until it changes or a run succeeds).
+    /// (said once until it changes or a run succeeds). Standbys fetch too:
+    /// only the leader says so.
     fn tell_failed(&mut self, error: &str) {
-        let Some(queue) = &self.notices else {
+        let Some(queue) = self.notices.as_ref().filter(|_| self.leads()) else {
             return;
         };
         let revision = self.snapshot.as_ref().map(|s| s.revision.as_str());

@@ -483,7 +483,8 @@ pub fn canonical(value: &Json) -> String {
     serde_json::to_string(&Sorted(value)).expect("JSON values serialise")
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex, two digits a byte.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

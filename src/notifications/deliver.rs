@@ -198,9 +198,10 @@ pub fn signature(secret: &Token, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
         .expect("HMAC takes any key length");
     mac.update(body);
-    let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
+    format!(
+        "sha256={}",
+        crate::secret::hex(&mac.finalize().into_bytes())
+    )
 }
 
 /// Each attempt's time limit (connect, send, answer).
@@ -284,7 +285,8 @@ impl Sender {
         let total = outs.len();
         let mut tasks = tokio::task::JoinSet::new();
         for out in outs {
-            let sender = Arc::new(self.clone());
+            // Cheap: the clients share their connection pools.
+            let sender = self.clone();
             tasks.spawn(async move { sender.send(&out).await });
         }
         let mut tally = Tally::default();

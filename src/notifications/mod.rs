@@ -302,6 +302,17 @@ impl Memory {
             .collect()
     }
 
+    /// Whether a run that failed as a whole failed anew (another error,
+    /// or the first since a run went through). Other conditions are kept:
+    /// a failed run saw none of them.
+    fn first_failure(&mut self, event: &Event) -> bool {
+        let Some(job) = event.jobs.first() else {
+            return true;
+        };
+        let key = (event.kind, None, None, job.id.clone());
+        self.said.insert(key, job.message.clone()).as_ref() != Some(&job.message)
+    }
+
     fn forget_cleared(&mut self, events: &[Event], plan: &Plan, swept: bool) {
         let present: BTreeSet<Said> = events
             .iter()
@@ -429,12 +440,12 @@ impl Config {
             result: "failed".to_string(),
             message: Some(error.to_string()),
         };
-        let mut events = vec![run_level(EventKind::Failed, revision, entry)];
-        if let Some(memory) = memory {
-            let nothing = Plan::default();
-            events = memory.novel(events, &nothing, false);
+        let event = run_level(EventKind::Failed, revision, entry);
+        let said_before = memory.is_some_and(|m| !m.first_failure(&event));
+        match said_before {
+            true => Vec::new(),
+            false => self.tell(vec![event]),
         }
-        self.tell(events)
     }
 
     /// The POSTs of `events` to every receiver, with every hidden value
@@ -442,7 +453,10 @@ impl Config {
     fn tell(&self, mut events: Vec<Event>) -> Vec<deliver::Outgoing> {
         for job in events.iter_mut().flat_map(|e| e.jobs.iter_mut()) {
             if let Some(message) = &mut job.message {
-                for hidden in &self.hidden {
+                // As for spec secrets: a value this short would match by
+                // chance, and says nothing by itself.
+                let hidden = self.hidden.iter().filter(|h| h.expose().len() >= 4);
+                for hidden in hidden {
                     if message.contains(hidden.expose()) {
                         *message = message.replace(hidden.expose(), "(sensitive)");
                     }

@@ -331,3 +331,28 @@ fn a_broken_manifest_without_a_project_fails_every_status() {
         ("nfcron", "failure")
     );
 }
+
+#[test]
+fn a_run_failure_is_said_once_and_forgets_nothing_else() {
+    let config = Config {
+        targets: vec![deliver::Target::parse(1, "https://hooks.example/x").expect("target")],
+        ..Config::default()
+    };
+    let mut memory = Memory::default();
+    let drifted = plan(vec![step("p", "a", unchanged(Some(changed("schedule"))))]);
+    let run = |p| Run {
+        plan: p,
+        outcomes: &[],
+        revision: None,
+        applying: true,
+        swept: true,
+    };
+    assert_eq!(config.outgoing(&run(&drifted), Some(&mut memory)).len(), 1);
+    assert_eq!(config.run_failed("lock held", None, Some(&mut memory)).len(), 1);
+    assert_eq!(config.run_failed("lock held", None, Some(&mut memory)).len(), 0);
+    assert_eq!(config.run_failed("other", None, Some(&mut memory)).len(), 1);
+    // The drift was said before the failures: not again.
+    assert_eq!(config.outgoing(&run(&drifted), Some(&mut memory)).len(), 0);
+    // That run went through: the same failure later is news.
+    assert_eq!(config.run_failed("other", None, Some(&mut memory)).len(), 1);
+}
