@@ -44,13 +44,21 @@ async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<
         SourceSettings::Git(git) => {
             let git = git.clone();
             let snapshot = match off_runtime(move || git.sync()).await {
-                Err(source::git::GitError::Unverified(refusal)) => {
-                    let reason = refusal.reason.to_string();
-                    let outs = settings.notify.refused_source(&refusal.commit, &reason);
+                Ok(snapshot) => snapshot,
+                Err(e) => {
+                    let outs = match &e {
+                        source::git::GitError::Unverified(refusal) => {
+                            let reason = refusal.reason.to_string();
+                            settings.notify.refused_source(&refusal.commit, &reason)
+                        }
+                        other => {
+                            let error = format!("fetch failed: {}", crate::errors::chain(other));
+                            settings.notify.run_failed(&error, None, None)
+                        }
+                    };
                     deliver(outs).await;
-                    return Err(source::git::GitError::Unverified(refusal).into());
+                    return Err(e.into());
                 }
-                synced => synced?,
             };
             (snapshot.files, Some(snapshot.revision))
         }

@@ -348,8 +348,18 @@ fn a_run_failure_is_said_once_and_forgets_nothing_else() {
         swept: true,
     };
     assert_eq!(config.outgoing(&run(&drifted), Some(&mut memory)).len(), 1);
-    assert_eq!(config.run_failed("lock held", None, Some(&mut memory)).len(), 1);
-    assert_eq!(config.run_failed("lock held", None, Some(&mut memory)).len(), 0);
+    assert_eq!(
+        config
+            .run_failed("lock held", None, Some(&mut memory))
+            .len(),
+        1
+    );
+    assert_eq!(
+        config
+            .run_failed("lock held", None, Some(&mut memory))
+            .len(),
+        0
+    );
     assert_eq!(config.run_failed("other", None, Some(&mut memory)).len(), 1);
     // The drift was said before the failures: not again.
     assert_eq!(config.outgoing(&run(&drifted), Some(&mut memory)).len(), 0);

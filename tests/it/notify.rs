@@ -405,3 +405,25 @@ fn a_receiver_that_hangs_does_not_delay_the_others_in_the_sidecar() {
         "{events:#?}"
     );
 }
+
+#[test]
+fn a_git_source_that_cannot_be_fetched_is_told_as_a_failed_run() {
+    let env = Env::new();
+    let generic = receiver();
+    let hook = format!("{}/hook", generic.url);
+    let missing = env.ws.path().join("no-such-repository");
+    let missing = missing.to_str().expect("utf-8 path");
+    let run = env.reconcile(&["--git", missing, "--notify", &hook], &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let requests = generic.requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    let body = json(&requests[0]);
+    assert_eq!(body["event"], "failed");
+    assert!(
+        body["jobs"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("fetch failed")),
+        "{body}"
+    );
+    assert_eq!(env.fake.requests().len(), 0);
+}
