@@ -17,7 +17,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nfcron::manifest::{self, LoadOptions};
-use nfcron::state::{self, State};
+use nfcron::state::State;
+use nfcron::store::file::key;
 
 fn manifest(n: usize, schedule: &str) -> String {
     format!(
@@ -168,7 +169,7 @@ fn main() {
         },
     );
     let state_path = big.path().join(".nfcron/state.json");
-    let keyed = state::load_key(&state_path, true).expect("key");
+    let keyed = key::load_key(&state_path, true).expect("key");
     let (desired, invalid) = nfcron::reconcile::prepare(&catalog, &keyed, &[]);
     assert!(invalid.is_empty());
     let mut state = State::default();

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::reconcile::ReconcileError;
 use crate::settings::{DiagnosticsFormat, StateSettings};
-use crate::state::{self, StateError};
+use crate::state::StateError;
 use crate::store::{self, Change};
 use crate::{Error, ExitStatus};
 
@@ -214,13 +214,13 @@ fn unlock(
             "state unlock removes the lock of a run that is gone; pass --force to confirm".into(),
         ));
     }
-    let message = match state::force_unlock(at).map_err(err)? {
-        state::Unlocked::Removed { path, pid } => format!(
+    let message = match crate::store::file::lock::force_unlock(at).map_err(err)? {
+        crate::store::file::lock::Unlocked::Removed { path, pid } => format!(
             "Unlocked: removed {} (held by pid {}, which is gone).\n",
             path.display(),
             pid.as_deref().unwrap_or("unknown")
         ),
-        state::Unlocked::Absent { path } => {
+        crate::store::file::lock::Unlocked::Absent { path } => {
             format!("Not locked: there is no {}.\n", path.display())
         }
     };

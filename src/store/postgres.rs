@@ -728,7 +728,7 @@ impl std::fmt::Debug for PostgresStore {
 
 impl PostgresStore {
     fn parse_key(&self, hex: &str) -> Result<Keyed, StateError> {
-        crate::state::parse_key(hex).ok_or_else(|| StateError::Corrupt {
+        crate::store::file::key::parse_key(hex).ok_or_else(|| StateError::Corrupt {
             path: self.location().into(),
             why: format!("the key is not {KEY_LEN} bytes in hex"),
         })
@@ -1133,7 +1133,7 @@ impl Store for PostgresStore {
                     .map_err(self.err("read the lock's holder"))?;
                 let dead_here = holder.is_some_and(|row| {
                     let pid = i32::try_from(row.get::<_, i64>(1)).unwrap_or(0);
-                    row.get::<_, String>(0) == host && crate::state::pid_gone(pid)
+                    row.get::<_, String>(0) == host && crate::store::file::lock::pid_gone(pid)
                 });
                 if !dead_here {
                     break false;

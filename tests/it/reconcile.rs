@@ -318,8 +318,8 @@ fn retries_stop_at_retry_max_time() {
 #[test]
 fn a_held_lock_fails_fast_naming_the_holder() {
     let env = Env::new(1);
-    let _held =
-        nfcron::state::StateLock::acquire(&env.ws.path().join(".nfcron/state.json")).expect("lock");
+    let _held = nfcron::store::file::StateLock::acquire(&env.ws.path().join(".nfcron/state.json"))
+        .expect("lock");
     let run = env.run(&[]);
     assert_eq!(run.code, 1);
     assert!(

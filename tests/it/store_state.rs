@@ -206,8 +206,8 @@ fn state_unlock_needs_force_removes_a_dead_holders_lock_and_refuses_a_live_one()
     assert!(none.stdout.starts_with("Not locked"), "{}", none.stdout);
 
     // A live holder (this test process) keeps its lock.
-    let held =
-        nfcron::state::StateLock::acquire(&ws.path().join(".nfcron/state.json")).expect("lock");
+    let held = nfcron::store::file::StateLock::acquire(&ws.path().join(".nfcron/state.json"))
+        .expect("lock");
     let live = ws.nfcron(&["state", "unlock", "--force"]);
     assert_eq!(live.code, 1);
     assert!(

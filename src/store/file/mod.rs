@@ -1,8 +1,9 @@
 //! The file store: `state.json` with a journal beside it that each commit
 //! appends to (one fsynced line per change), folded into `state.json`
 //! when the applying run ends (its lock is released) and when an applying
-//! run loads; `key` and `state.lock` beside them (the format and the
-//! primitives are in `state.rs`).
+//! run loads; `key` and `state.lock` beside them. `format` is the file
+//! format and the journal, `disk` the atomic-write primitives, `lock` and
+//! `key` the files beside the state.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +11,16 @@ use std::sync::{Arc, Mutex};
 
 use super::{Change, Held, Store};
 use crate::secret::Keyed;
-use crate::state::{self, State, StateError, StateLock};
+use crate::state::{State, StateError};
+
+mod disk;
+pub mod format;
+pub mod key;
+pub mod lock;
+#[cfg(test)]
+mod primitives_tests;
+
+pub use lock::StateLock;
 
 /// `--state PATH`. Keeps the state it last read or committed (snapshot
 /// plus journal), so that folding writes it from memory.
@@ -72,7 +82,7 @@ impl Store for FileStore {
         // two reads: read again until the journal is the same file, as long,
         // before and after (a snapshot folded from a longer journal than the
         // one replayed onto it could bring back what a later line undid).
-        let journal_file = state::journal_path(&self.path);
+        let journal_file = format::journal_path(&self.path);
         let identity = || {
             use std::os::unix::fs::MetadataExt;
             std::fs::metadata(&journal_file)
@@ -82,7 +92,7 @@ impl Store for FileStore {
         let mut attempt = 0;
         let (journal, mut journal_len, snapshot) = loop {
             let before = identity();
-            let (journal, journal_len) = state::read_journal(&self.path)?;
+            let (journal, journal_len) = format::read_journal(&self.path)?;
             let snapshot = State::load(&self.path)?;
             attempt += 1;
             if self.locked.load(Ordering::SeqCst) || identity() == before || attempt == 20 {
@@ -97,7 +107,7 @@ impl Store for FileStore {
                 change.apply_to(&mut state);
             }
             if self.locked.load(Ordering::SeqCst) {
-                state::fold_journal(&self.path, &state)?;
+                format::fold_journal(&self.path, &state)?;
                 journal_len = 0;
             }
             Some(state)
@@ -113,15 +123,15 @@ impl Store for FileStore {
     }
 
     fn key(&self, create: bool) -> Result<Keyed, StateError> {
-        state::load_key(&self.path, create)
+        key::load_key(&self.path, create)
     }
 
     fn stored_key(&self) -> Result<Option<Keyed>, StateError> {
-        state::read_key(&self.path)
+        key::read_key(&self.path)
     }
 
     fn set_key(&self, key: &Keyed) -> Result<(), StateError> {
-        state::replace_key(&self.path, key)
+        key::replace_key(&self.path, key)
     }
 
     fn commit(&self, changes: &[Change]) -> Result<(), StateError> {
@@ -138,7 +148,7 @@ impl Store for FileStore {
             });
         }
         let at = journal_len.unwrap_or_default();
-        *journal_len = Some(state::append_journal(&self.path, at, changes)?);
+        *journal_len = Some(format::append_journal(&self.path, at, changes)?);
         let mut current = self.current.lock().expect("state lock");
         let state = current.as_mut().expect("loaded above");
         for change in changes {
@@ -184,7 +194,7 @@ impl Drop for FileHeld {
         let mut journal_len = self.journal_len.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(state) = current.as_ref() {
-            match state::fold_journal(&self.path, state) {
+            match format::fold_journal(&self.path, state) {
                 Ok(()) => *journal_len = Some(0),
                 Err(e) => {
                     tracing::warn!(error = %crate::errors::chain(&e), "cannot fold the state journal into the state file; the next run replays it")
@@ -222,7 +232,7 @@ mod tests {
     fn commits_go_to_the_journal_under_the_lock_and_fold_when_it_is_released() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("state.json");
-        let journal = state::journal_path(&path);
+        let journal = format::journal_path(&path);
         let store = FileStore::new(&path);
         // Without the lock nothing is written.
         assert!(matches!(
