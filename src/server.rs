@@ -833,4 +833,56 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn readiness_reasons_read_as_readyz_shows_them() {
+        use crate::source::verify::{Reason, Refusal};
+        let refusal = Refusal {
+            commit: "abc123".into(),
+            reason: Reason::Unsigned,
+        };
+        let cases = [
+            (NotReady::Starting, "the first reconcile has not completed"),
+            (
+                NotReady::SourceUnreachable("timed out".into()),
+                "source unreachable: timed out",
+            ),
+            (
+                NotReady::SourceUnreadable {
+                    path: "jobs/a.yaml".into(),
+                    message: "permission denied".into(),
+                },
+                "source unreadable: jobs/a.yaml: permission denied",
+            ),
+            (
+                NotReady::Unverified(refusal),
+                "commit abc123 is not applied (--verify-signatures): it is not signed",
+            ),
+            (
+                NotReady::TokenRefused,
+                "token refused: the API answered 401",
+            ),
+            (
+                NotReady::RunFailed("state locked".into()),
+                "the last run failed: state locked",
+            ),
+            (
+                NotReady::WaitingForDatabase {
+                    location: "db:5432/x (namespace n)".into(),
+                },
+                "waiting for the state database db:5432/x (namespace n)",
+            ),
+            (
+                NotReady::DatabaseUnreachable("refused".into()),
+                "state database unreachable: refused",
+            ),
+            (
+                NotReady::SteppedDown,
+                "stepped down: the state database session was lost; checking the leadership again",
+            ),
+        ];
+        for (why, text) in cases {
+            assert_eq!(why.to_string(), text);
+        }
+    }
 }
