@@ -139,16 +139,8 @@ impl<'a> Runner<'a> {
             self.stand_by(&files);
             return false;
         }
-        let options = self.reconcile_options(work, revision);
         let files: Arc<[SourceFile]> = files.into();
-        let reconciled = match &self.replica {
-            Some(store) => {
-                let store: Arc<dyn Store> = store.clone();
-                reconcile::reconcile_in(store, files.clone(), &options, Some(&self.client)).await
-            }
-            None => reconcile::reconcile(files.clone(), &options, Some(&self.client)).await,
-        };
-        match reconciled {
+        match self.reconcile(work, &files, revision).await {
             Ok(run) => self.ran(&run, &files, started),
             Err(e) => {
                 let why = self
@@ -269,8 +261,14 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// What `reconcile` is asked to do for `work`.
-    fn reconcile_options(&self, work: Pending, revision: Option<String>) -> Options {
+    /// One reconcile of `files` for `work`: the one place that speaks
+    /// `reconcile`'s interface.
+    async fn reconcile(
+        &self,
+        work: Pending,
+        files: &Arc<[SourceFile]>,
+        revision: Option<String>,
+    ) -> Result<reconcile::RunReport, reconcile::ReconcileError> {
         let settings = self.settings;
         // Outside drift sweeps reads serve only adoption (jobs the state
         // lacks), under the same cap as `reconcile`.
@@ -280,7 +278,7 @@ impl<'a> Runner<'a> {
         } else {
             reconcile::DEFAULT_MAX_READS
         };
-        Options {
+        let options = Options {
             dry_run: false,
             plan: settings.plan,
             fetched: git_source,
@@ -301,6 +299,13 @@ impl<'a> Runner<'a> {
             retry_rejected: false,
             carried: self.carried.clone(),
             allow_unknown_fields: settings.allow_unknown_fields,
+        };
+        match &self.replica {
+            Some(store) => {
+                let store: Arc<dyn Store> = store.clone();
+                reconcile::reconcile_in(store, files.clone(), &options, Some(&self.client)).await
+            }
+            None => reconcile::reconcile(files.clone(), &options, Some(&self.client)).await,
         }
     }
 
