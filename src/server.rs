@@ -103,14 +103,44 @@ impl Default for Limits {
 }
 
 /// What `/readyz` reports.
-#[derive(Debug, Default)]
-pub struct Readiness {
-    pub ready: bool,
-    /// Why not, when not.
-    pub reason: String,
-    /// A standby replica (another one leads and applies): ready, and
-    /// `/readyz` says `standby`.
-    pub standby: bool,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// This replica applies, and its last run completed.
+    Ready,
+    /// Another replica leads and applies; this one follows the source.
+    Standby,
+    NotReady(NotReady),
+}
+
+/// Why `/readyz` says no: everything a restart cannot cure. Shown as
+/// `not ready: <reason>`, the reason written by [`NotReady`]'s `Display`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    #[error("the first reconcile has not completed")]
+    Starting,
+    /// A Git fetch failed (the error's chain).
+    #[error("source unreachable: {0}")]
+    SourceUnreachable(String),
+    /// Part of the source could not be read.
+    #[error("source unreadable: {path}: {message}")]
+    SourceUnreadable { path: String, message: String },
+    /// `--verify-signatures` refused the Git tip.
+    #[error(transparent)]
+    Unverified(crate::source::verify::Refusal),
+    #[error("token refused: the API answered 401")]
+    TokenRefused,
+    /// A run failed as a whole (the error's chain).
+    #[error("the last run failed: {0}")]
+    RunFailed(String),
+    /// A leadership check is slow to answer.
+    #[error("waiting for the state database {location}")]
+    WaitingForDatabase { location: String },
+    /// A leadership check failed (the error's chain).
+    #[error("state database unreachable: {0}")]
+    DatabaseUnreachable(String),
+    /// The leader's session was lost since the last check.
+    #[error("stepped down: the state database session was lost; checking the leadership again")]
+    SteppedDown,
 }
 
 /// What `/healthz` reports: whether the reconcile loop is making progress.
@@ -183,6 +213,14 @@ pub struct Shared {
     pub webhook: mpsc::Sender<()>,
     /// What the status page shows, updated after each run.
     pub status: Mutex<Board>,
+}
+
+impl Shared {
+    /// The one way readiness changes; returns what it was.
+    pub fn set_readiness(&self, readiness: Readiness) -> Readiness {
+        let mut now = self.readiness.lock().expect("readiness lock");
+        std::mem::replace(&mut *now, readiness)
+    }
 }
 
 /// Which budget a connection is served from.
@@ -431,17 +469,15 @@ async fn handle(
             ),
         },
         (&Method::GET, "/readyz") => {
-            let r = shared.readiness.lock().expect("readiness lock");
-            if r.ready && r.standby {
-                reply(StatusCode::OK, TEXT, "standby\n")
-            } else if r.ready {
-                reply(StatusCode::OK, TEXT, "ready\n")
-            } else {
-                reply(
+            let readiness = shared.readiness.lock().expect("readiness lock").clone();
+            match readiness {
+                Readiness::Standby => reply(StatusCode::OK, TEXT, "standby\n"),
+                Readiness::Ready => reply(StatusCode::OK, TEXT, "ready\n"),
+                Readiness::NotReady(why) => reply(
                     StatusCode::SERVICE_UNAVAILABLE,
                     TEXT,
-                    format!("not ready: {}\n", r.reason),
-                )
+                    format!("not ready: {why}\n"),
+                ),
             }
         }
         (&Method::GET, "/metrics") => {
@@ -795,6 +831,58 @@ mod tests {
                 h.insert("x-hub-signature-256", v);
                 let _ = verify(&h, &body, b"k");
             }
+        }
+    }
+
+    #[test]
+    fn readiness_reasons_read_as_readyz_shows_them() {
+        use crate::source::verify::{Reason, Refusal};
+        let refusal = Refusal {
+            commit: "abc123".into(),
+            reason: Reason::Unsigned,
+        };
+        let cases = [
+            (NotReady::Starting, "the first reconcile has not completed"),
+            (
+                NotReady::SourceUnreachable("timed out".into()),
+                "source unreachable: timed out",
+            ),
+            (
+                NotReady::SourceUnreadable {
+                    path: "jobs/a.yaml".into(),
+                    message: "permission denied".into(),
+                },
+                "source unreadable: jobs/a.yaml: permission denied",
+            ),
+            (
+                NotReady::Unverified(refusal),
+                "commit abc123 is not applied (--verify-signatures): it is not signed",
+            ),
+            (
+                NotReady::TokenRefused,
+                "token refused: the API answered 401",
+            ),
+            (
+                NotReady::RunFailed("state locked".into()),
+                "the last run failed: state locked",
+            ),
+            (
+                NotReady::WaitingForDatabase {
+                    location: "db:5432/x (namespace n)".into(),
+                },
+                "waiting for the state database db:5432/x (namespace n)",
+            ),
+            (
+                NotReady::DatabaseUnreachable("refused".into()),
+                "state database unreachable: refused",
+            ),
+            (
+                NotReady::SteppedDown,
+                "stepped down: the state database session was lost; checking the leadership again",
+            ),
+        ];
+        for (why, text) in cases {
+            assert_eq!(why.to_string(), text);
         }
     }
 }
