@@ -391,6 +391,31 @@ fn a_client_certificate_admits_nfcron_where_the_server_requires_one() {
         assert!(!run.stderr.contains(key_line) && !run.stdout.contains(key_line));
     }
 
+    // Revocation: a list that revokes nothing admits the server, one that
+    // revokes its certificate does not (as a file and in a directory).
+    let with_key = format!("{base}&sslcert={cert}&sslkey={key}");
+    let run = list(
+        &format!("{with_key}&sslcrl={}", server.crl_empty.display()),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let revoked = list(
+        &format!("{with_key}&sslcrl={}", server.crl_revoking_server.display()),
+        &[],
+    );
+    assert_eq!(revoked.code, 1);
+    assert!(
+        revoked.stderr.contains("cannot connect") && revoked.stderr.contains("Revoked"),
+        "{}",
+        revoked.stderr
+    );
+    let crl_dir = ws.path().join("crls");
+    std::fs::create_dir(&crl_dir).expect("mkdir");
+    std::fs::copy(&server.crl_revoking_server, crl_dir.join("a.r0")).expect("copy");
+    let in_dir = list(&format!("{with_key}&sslcrldir={}", crl_dir.display()), &[]);
+    assert_eq!(in_dir.code, 1, "{}", in_dir.stderr);
+    assert!(in_dir.stderr.contains("Revoked"), "{}", in_dir.stderr);
+
     // libpq's default files, found in ~/.postgresql.
     let dot = std::path::Path::new(&home).join(".postgresql");
     std::fs::create_dir(&dot).expect("mkdir");

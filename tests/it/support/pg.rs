@@ -183,6 +183,10 @@ pub struct CertServer {
     pub cert: PathBuf,
     pub key_sec1: PathBuf,
     pub key_pkcs8: PathBuf,
+    /// Revocation lists from the CA: one revoking nothing, one revoking
+    /// the server's certificate (`sslcrl`).
+    pub crl_empty: PathBuf,
+    pub crl_revoking_server: PathBuf,
     pg_ctl: PathBuf,
     data: PathBuf,
     _dir: tempfile::TempDir,
@@ -269,6 +273,29 @@ fn issue(dir: &Path, name: &str, subject: &str, ext: &str) {
     );
 }
 
+/// `empty.crl`, then `revoked.crl` with the server's certificate revoked,
+/// by `openssl ca` with a minimal configuration.
+fn revocation_lists(dir: &Path) {
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca = test\n[test]\ndatabase = index.txt\ncrlnumber = crlnumber\n\
+         default_md = sha256\ndefault_crl_days = 2\n",
+    )
+    .expect("ca.cnf");
+    std::fs::write(dir.join("index.txt"), "").expect("index");
+    std::fs::write(dir.join("crlnumber"), "01\n").expect("crlnumber");
+    for step in [
+        ["-gencrl", "-out", "empty.crl"].as_slice(),
+        &["-revoke", "server.crt"],
+        &["-gencrl", "-out", "revoked.crl"],
+    ] {
+        let ca = [
+            "ca", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.crt",
+        ];
+        openssl(dir, &[&ca[..], step].concat());
+    }
+}
+
 impl CertServer {
     pub fn start() -> Option<CertServer> {
         let Some(bin) = std::fs::read_dir("/usr/lib/postgresql")
@@ -334,6 +361,7 @@ impl CertServer {
                 "client.pk8",
             ],
         );
+        revocation_lists(&certs);
         for f in ["server.crt", "server.key", "ca.crt"] {
             std::fs::copy(certs.join(f), server.join(f)).expect("copy");
         }
@@ -385,6 +413,8 @@ impl CertServer {
             cert: certs.join("client.crt"),
             key_sec1: certs.join("client.key"),
             key_pkcs8: certs.join("client.pk8"),
+            crl_empty: certs.join("empty.crl"),
+            crl_revoking_server: certs.join("revoked.crl"),
             pg_ctl: bin.join("pg_ctl"),
             data: data.clone(),
             _dir: dir,
