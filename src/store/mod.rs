@@ -18,6 +18,9 @@
 pub mod file;
 pub mod memory;
 mod pg_deadline;
+mod pg_params;
+mod pg_service;
+mod pg_tls;
 pub mod postgres;
 
 use std::path::Path;

@@ -33,7 +33,8 @@ use std::time::Duration;
 use postgres::config::SslMode;
 use postgres::{Client, Config, IsolationLevel};
 
-use super::{pg_deadline, Change, Held, Store};
+use super::pg_tls::{self, Tls};
+use super::{pg_deadline, pg_params, Change, Held, Store};
 use crate::manifest::JobKey;
 use crate::secret::{Keyed, Redacted, KEY_LEN};
 use crate::state::{DbCause, Record, Rejection, State, StateError};
@@ -134,108 +135,6 @@ fn db_cause(error: &postgres::Error, secrets: &[String]) -> DbCause {
     DbCause::from_text(scrub(&text, secrets))
 }
 
-/// The rest of libpq's variables the driver can honour: `PGOPTIONS`,
-/// `PGAPPNAME`, `PGTARGETSESSIONATTRS`, `PGHOSTADDR`; and, with no password
-/// given, the password file (`PGPASSFILE`, else `~/.pgpass`).
-fn more_libpq_variables(
-    config: &mut Config,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(), String> {
-    if config.get_options().is_none() {
-        if let Some(options) = env("PGOPTIONS") {
-            config.options(&options);
-        }
-    }
-    if config.get_application_name().is_none() {
-        if let Some(name) = env("PGAPPNAME") {
-            config.application_name(&name);
-        }
-    }
-    if let Some(attrs) = env("PGTARGETSESSIONATTRS") {
-        config.target_session_attrs(match attrs.as_str() {
-            "any" => postgres::config::TargetSessionAttrs::Any,
-            "read-write" => postgres::config::TargetSessionAttrs::ReadWrite,
-            "read-only" => postgres::config::TargetSessionAttrs::ReadOnly,
-            other => {
-                return Err(format!(
-                    "PGTARGETSESSIONATTRS {other:?} is not any, read-write or read-only"
-                ))
-            }
-        });
-    }
-    if config.get_hostaddrs().is_empty() {
-        if let Some(addr) = env("PGHOSTADDR") {
-            let ip = addr
-                .parse()
-                .map_err(|_| format!("PGHOSTADDR {addr:?} is not an IP address"))?;
-            config.hostaddr(ip);
-        }
-    }
-    if config.get_password().is_none() {
-        let file = env("PGPASSFILE")
-            .map(std::path::PathBuf::from)
-            .or_else(|| env("HOME").map(|h| std::path::Path::new(&h).join(".pgpass")));
-        if let Some(password) = file
-            .and_then(|f| std::fs::read_to_string(f).ok())
-            .and_then(|text| pgpass(&text, config))
-        {
-            config.password(password);
-        }
-    }
-    Ok(())
-}
-
-/// The password the first matching line of a libpq password file gives
-/// (`host:port:database:user:password`, `*` matching anything, `\:` and
-/// `\\` escaped).
-fn pgpass(text: &str, config: &Config) -> Option<String> {
-    let host = match config.get_hosts().first() {
-        Some(postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "localhost".into(),
-    };
-    let port = config
-        .get_ports()
-        .first()
-        .copied()
-        .unwrap_or(5432)
-        .to_string();
-    let db = config
-        .get_dbname()
-        .or(config.get_user())
-        .unwrap_or("")
-        .to_string();
-    let user = config.get_user().unwrap_or("").to_string();
-    let wanted = [host, port, db, user];
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .find_map(|line| {
-            let fields = pgpass_fields(line);
-            let [h, p, d, u, password] = fields.as_slice() else {
-                return None;
-            };
-            [h, p, d, u]
-                .iter()
-                .zip(&wanted)
-                .all(|(field, want)| field.as_str() == "*" || field == &want)
-                .then(|| password.clone())
-        })
-}
-
-fn pgpass_fields(line: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => field.extend(chars.next()),
-            ':' if fields.len() < 4 => fields.push(std::mem::take(&mut field)),
-            c => field.push(c),
-        }
-    }
-    fields.push(field);
-    fields
-}
-
 /// `statement_timeout` as libpq's `options` set it (`-c
 /// statement_timeout=5000`, `-cstatement_timeout=5s`); milliseconds when no
 /// unit is given, as the server reads it.
@@ -259,18 +158,6 @@ fn scrub(text: &str, secrets: &[String]) -> String {
     })
 }
 
-#[derive(Clone, Debug, PartialEq)]
-enum Tls {
-    Off,
-    /// TLS required; the server's certificate verified against these
-    /// roots (`sslrootcert`, else the system's), its name too for
-    /// `verify-full`.
-    On {
-        root: Option<String>,
-        verify_name: bool,
-    },
-}
-
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.shown)
@@ -279,85 +166,24 @@ impl std::fmt::Debug for Target {
 
 impl Target {
     /// Parses `url` (`postgres://user:password@host:port/db?sslmode=...`),
-    /// filling what it leaves out from `PGHOST`, `PGPORT`, `PGUSER`,
-    /// `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`, `PGSSLROOTCERT` and
-    /// `PGCONNECT_TIMEOUT`, as libpq does.
+    /// filling what it leaves out as libpq does: from the service file's
+    /// entry (`service`, `PGSERVICE`), then each keyword's `PG*` variable,
+    /// then the password file (see [`pg_params`]).
     pub fn parse(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target, StateError> {
         let bad = |why: String| StateError::BadUrl {
             shown: redact_url(url),
             why,
         };
-        let mut parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
-        // sslmode and sslrootcert are read here (libpq's values, which the
-        // driver's own parser does not all know) and removed before it.
-        // The other parameters are kept as written: re-encoding them would
-        // turn `%20` into `+`, which libpq and the driver read as a `+`.
-        let mut sslmode = env("PGSSLMODE");
-        let mut sslrootcert = env("PGSSLROOTCERT");
-        let kept: Vec<&str> = parsed
-            .query()
-            .unwrap_or("")
-            .split('&')
-            .filter(|segment| !segment.is_empty())
-            .filter(|segment| {
-                let (k, v) = segment.split_once('=').unwrap_or((segment, ""));
-                let value = || {
-                    percent_encoding::percent_decode_str(v)
-                        .decode_utf8_lossy()
-                        .into_owned()
-                };
-                match k {
-                    "sslmode" => sslmode = Some(value()),
-                    "sslrootcert" => sslrootcert = Some(value()),
-                    _ => return true,
-                }
-                false
-            })
-            .collect();
-        let kept = kept.join("&");
-        parsed.set_query((!kept.is_empty()).then_some(kept.as_str()));
-        let mut config: Config = parsed
-            .as_str()
-            .parse()
-            .map_err(|e: postgres::Error| bad(e.to_string()))?;
-        if config.get_hosts().is_empty() {
-            config.host(&env("PGHOST").unwrap_or_else(|| "localhost".into()));
-        }
-        if config.get_ports().is_empty() {
-            if let Some(port) = env("PGPORT") {
-                config.port(
-                    port.parse()
-                        .map_err(|_| bad(format!("PGPORT {port:?} is not a port")))?,
-                );
-            }
-        }
-        if config.get_user().is_none() {
-            let user = env("PGUSER")
-                .or_else(|| env("USER"))
-                .unwrap_or_else(|| "postgres".into());
-            config.user(&user);
-        }
-        if config.get_password().is_none() {
-            if let Some(password) = env("PGPASSWORD") {
-                config.password(password);
-            }
-        }
-        if config.get_dbname().is_none() {
-            if let Some(db) = env("PGDATABASE") {
-                config.dbname(&db);
-            }
-        }
-        more_libpq_variables(&mut config, env).map_err(bad)?;
-        if config.get_connect_timeout().is_none() {
-            let seconds = env("PGCONNECT_TIMEOUT")
-                .and_then(|s| s.parse::<u64>().ok())
-                .unwrap_or(10);
-            config.connect_timeout(Duration::from_secs(seconds.max(2)));
-        }
-        let connect_deadline = config
-            .get_connect_timeout()
-            .copied()
-            .unwrap_or(Duration::from_secs(10));
+        let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+        let read = |path: &std::path::Path| std::fs::read_to_string(path).ok();
+        let params = pg_params::resolve(&parsed, env, &read).map_err(bad)?;
+        let home = env("HOME").map(std::path::PathBuf::from);
+        let tls = pg_tls::settings(&params, home.as_deref()).map_err(bad)?;
+        let mut config = params.driver_config(env, &read).map_err(bad)?;
+        config.ssl_mode(match tls {
+            Tls::Off => SslMode::Disable,
+            Tls::On(_) => SslMode::Require,
+        });
         let statement_timeout = config
             .get_options()
             .and_then(statement_timeout_in)
@@ -378,48 +204,12 @@ impl Target {
                 "database notice"
             );
         });
-
-        if config.get_application_name().is_none() {
-            config.application_name("nfcron");
-        }
-        // A dead peer (a node lost, a partition) is noticed in about 20 s,
-        // not after the kernel's two hours: a leader's statements fail and
-        // it steps down, a standby's campaign stops waiting. The server is
-        // asked the same for its side ([`SESSION_TIMEOUTS`]), so that it
-        // drops a vanished leader's lock just as fast.
-        config
-            .keepalives(true)
-            .keepalives_idle(Duration::from_secs(10))
-            .keepalives_interval(Duration::from_secs(3))
-            .keepalives_retries(3)
-            .tcp_user_timeout(Duration::from_secs(20));
-        let tls = match sslmode.as_deref().unwrap_or("disable") {
-            "disable" | "allow" | "prefer" => Tls::Off,
-            "require" | "verify-ca" => Tls::On {
-                root: sslrootcert,
-                verify_name: false,
-            },
-            "verify-full" => Tls::On {
-                root: sslrootcert,
-                verify_name: true,
-            },
-            other => {
-                return Err(bad(format!(
-                    "sslmode {other:?} is not one of disable, allow, prefer, require, verify-ca, verify-full"
-                )))
-            }
-        };
-        config.ssl_mode(match tls {
-            Tls::Off => SslMode::Disable,
-            Tls::On { .. } => SslMode::Require,
-        });
-        let shown = redact_url(parsed.as_str());
         Ok(Target {
             config,
             tls,
-            shown,
+            shown: redact_url(url),
             secrets,
-            connect_deadline,
+            connect_deadline: pg_params::connect_timeout(&params),
             statement_timeout,
         })
     }
@@ -497,12 +287,10 @@ impl Target {
     fn connect_now(&self) -> Result<Client, StateError> {
         let connected = match &self.tls {
             Tls::Off => self.config.connect(postgres::NoTls),
-            Tls::On { root, verify_name } => {
-                let tls = tls::connector(root.as_deref(), *verify_name).map_err(|why| {
-                    StateError::BadUrl {
-                        shown: self.shown.clone(),
-                        why,
-                    }
+            Tls::On(settings) => {
+                let tls = pg_tls::connector(settings).map_err(|why| StateError::BadUrl {
+                    shown: self.shown.clone(),
+                    why,
                 })?;
                 self.config.connect(tls)
             }
@@ -552,113 +340,6 @@ pub fn redact_url(url: &str) -> String {
             Some((scheme, _)) => format!("{scheme}://*** (not a valid URL)"),
             None => "*** (not a valid URL)".into(),
         },
-    }
-}
-
-/// TLS with rustls: the roots of `sslrootcert` (PEM) or the system's, and
-/// for `require`/`verify-ca` a chain check without the name check (libpq's
-/// `verify-ca`; libpq's `require` checks nothing, which nfcron does not
-/// offer: a certificate that does not chain to a root is refused).
-mod tls {
-    use std::sync::Arc;
-
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::client::WebPkiServerVerifier;
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
-    use tokio_postgres_rustls::MakeRustlsConnect;
-
-    pub fn connector(root: Option<&str>, verify_name: bool) -> Result<MakeRustlsConnect, String> {
-        let mut roots = RootCertStore::empty();
-        match root {
-            Some(path) => {
-                let certs = CertificateDer::pem_file_iter(path)
-                    .map_err(|e| format!("cannot read sslrootcert {path}: {e}"))?;
-                for cert in certs {
-                    let cert = cert.map_err(|e| format!("cannot read sslrootcert {path}: {e}"))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("sslrootcert {path}: {e}"))?;
-                }
-            }
-            None => {
-                let found = rustls_native_certs::load_native_certs();
-                roots.add_parsable_certificates(found.certs);
-            }
-        }
-        if roots.is_empty() {
-            return Err("no root certificate to verify the server with (set sslrootcert)".into());
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| e.to_string())?;
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Verifier {
-                inner: webpki,
-                verify_name,
-            }))
-            .with_no_client_auth();
-        Ok(MakeRustlsConnect::new(config))
-    }
-
-    /// WebPKI's verifier; without `verify_name`, a certificate for another
-    /// name is accepted when its chain is good (`verify-ca`).
-    #[derive(Debug)]
-    struct Verifier {
-        inner: Arc<WebPkiServerVerifier>,
-        verify_name: bool,
-    }
-
-    impl ServerCertVerifier for Verifier {
-        fn verify_server_cert(
-            &self,
-            end_entity: &CertificateDer<'_>,
-            intermediates: &[CertificateDer<'_>],
-            server_name: &ServerName<'_>,
-            ocsp_response: &[u8],
-            now: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            match self.inner.verify_server_cert(
-                end_entity,
-                intermediates,
-                server_name,
-                ocsp_response,
-                now,
-            ) {
-                Err(rustls::Error::InvalidCertificate(
-                    CertificateError::NotValidForName
-                    | CertificateError::NotValidForNameContext { .. },
-                )) if !self.verify_name => Ok(ServerCertVerified::assertion()),
-                other => other,
-            }
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.inner.verify_tls12_signature(message, cert, dss)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.inner.verify_tls13_signature(message, cert, dss)
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.inner.supported_verify_schemes()
-        }
     }
 }
 
@@ -1461,7 +1142,10 @@ mod tests {
             &no_env,
         )
         .expect("parse");
-        assert_eq!(target.shown(), "postgres://u@db/x?options=-c%20a%3D1");
+        assert_eq!(
+            target.shown(),
+            "postgres://u@db/x?options=-c%20a%3D1&sslmode=disable"
+        );
         assert_eq!(target.config.get_options(), Some("-c a=1"));
         let target = Target::parse("postgres://u:s3cret@db/x", &no_env).expect("parse");
         assert!(!format!("{target:?}").contains("s3cret"));
@@ -1501,14 +1185,12 @@ mod tests {
         assert_eq!(t.config.get_user(), Some("nf"));
         assert_eq!(t.config.get_password(), Some(&b"pw"[..]));
         assert_eq!(t.config.get_dbname(), Some("state"));
-        assert_eq!(
-            t.tls,
-            Tls::On {
-                root: Some("/ca.pem".into()),
-                verify_name: true
-            }
-        );
-        // The URL wins over the environment; its sslmode is not passed on.
+        let Tls::On(tls) = &t.tls else {
+            panic!("TLS off")
+        };
+        assert_eq!(tls.root, Some("/ca.pem".into()));
+        assert!(tls.verify_name);
+        // The URL wins over the environment.
         let t = Target::parse(
             "postgresql://me@h:1/db?sslmode=disable&application_name=x",
             &env,

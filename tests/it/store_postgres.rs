@@ -5,6 +5,7 @@ use crate::common;
 use crate::fake;
 use crate::support::{kills, pg};
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -316,5 +317,180 @@ fn tls_verifies_the_chain_and_for_verify_full_the_name() {
         bogus.stderr.contains("sslmode \"sometimes\" is not one of"),
         "{}",
         bogus.stderr
+    );
+}
+
+/// A server that admits only clients with a certificate
+/// (`pg::CertServer`): nfcron connects with `sslcert`/`sslkey` (a SEC1 or a
+/// PKCS#8 key), with `PGSSLCERT`/`PGSSLKEY`, and with libpq's default files
+/// in `~/.postgresql`; without a certificate the server's refusal is
+/// shown, and no error quotes a key.
+#[test]
+fn a_client_certificate_admits_nfcron_where_the_server_requires_one() {
+    let Some(server) = pg::CertServer::start() else {
+        return;
+    };
+    let ws = Workspace::new();
+    let home = ws.path().join("home");
+    std::fs::create_dir(&home).expect("home");
+    let home = home.display().to_string();
+    let base = format!(
+        "postgres://postgres@localhost:{}/postgres?sslmode=verify-full&sslrootcert={}",
+        server.port,
+        server.ca.display()
+    );
+    let list = |url: &str, env: &[(&str, &str)]| {
+        let mut env = env.to_vec();
+        env.push(("HOME", &home));
+        ws.nfcron_env(&["state", "list", "--state", url], &env)
+    };
+    let key_text = std::fs::read_to_string(&server.key_sec1).expect("key");
+    let key_line = key_text.lines().nth(1).expect("a base64 line");
+    let cert = server.cert.display().to_string();
+    for key in [&server.key_sec1, &server.key_pkcs8] {
+        let url = format!("{base}&sslcert={cert}&sslkey={}", key.display());
+        let run = list(&url, &[]);
+        assert_eq!(run.code, 0, "{}: {}", key.display(), run.stderr);
+    }
+    let key = server.key_pkcs8.display().to_string();
+    let run = list(&base, &[("PGSSLCERT", &cert), ("PGSSLKEY", &key)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    // Without a certificate: the server's refusal, named.
+    let refused = list(&base, &[]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("cannot connect") && refused.stderr.contains("certificate"),
+        "{}",
+        refused.stderr
+    );
+    // A key that is not one: the file named, its content never shown.
+    let not_a_key = ws.path().join("not-a-key.pem");
+    std::fs::copy(&server.cert, &not_a_key).expect("copy");
+    std::fs::set_permissions(&not_a_key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let url = format!("{base}&sslcert={cert}&sslkey={}", not_a_key.display());
+    let bad = list(&url, &[]);
+    assert_eq!(bad.code, 1);
+    assert!(
+        bad.stderr.contains("holds no PEM private key"),
+        "{}",
+        bad.stderr
+    );
+    let missing = list(
+        &format!("{base}&sslcert={cert}&sslkey=/nonexistent/k.pem"),
+        &[],
+    );
+    assert!(
+        missing
+            .stderr
+            .contains("cannot read sslkey /nonexistent/k.pem"),
+        "{}",
+        missing.stderr
+    );
+    for run in [&refused, &bad, &missing] {
+        assert!(!run.stderr.contains(key_line) && !run.stdout.contains(key_line));
+    }
+
+    // Revocation: a list that revokes nothing admits the server, one that
+    // revokes its certificate does not (as a file and in a directory).
+    let with_key = format!("{base}&sslcert={cert}&sslkey={key}");
+    let run = list(
+        &format!("{with_key}&sslcrl={}", server.crl_empty.display()),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let revoked = list(
+        &format!("{with_key}&sslcrl={}", server.crl_revoking_server.display()),
+        &[],
+    );
+    assert_eq!(revoked.code, 1);
+    assert!(
+        revoked.stderr.contains("cannot connect") && revoked.stderr.contains("Revoked"),
+        "{}",
+        revoked.stderr
+    );
+    let crl_dir = ws.path().join("crls");
+    std::fs::create_dir(&crl_dir).expect("mkdir");
+    std::fs::copy(&server.crl_revoking_server, crl_dir.join("a.r0")).expect("copy");
+    let in_dir = list(&format!("{with_key}&sslcrldir={}", crl_dir.display()), &[]);
+    assert_eq!(in_dir.code, 1, "{}", in_dir.stderr);
+    assert!(in_dir.stderr.contains("Revoked"), "{}", in_dir.stderr);
+
+    // libpq's default files, found in ~/.postgresql.
+    let dot = std::path::Path::new(&home).join(".postgresql");
+    std::fs::create_dir(&dot).expect("mkdir");
+    std::fs::copy(&server.cert, dot.join("postgresql.crt")).expect("copy");
+    std::fs::copy(&server.key_sec1, dot.join("postgresql.key")).expect("copy");
+    std::fs::copy(&server.ca, dot.join("root.crt")).expect("copy");
+    let url = format!(
+        "postgres://postgres@localhost:{}/postgres?sslmode=verify-full",
+        server.port
+    );
+    let run = list(&url, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // sslcertmode=disable sends none.
+    let run = list(&format!("{url}&sslcertmode=disable"), &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+}
+
+/// `service=NAME` (and `PGSERVICE`) read the connection from the file
+/// `PGSERVICEFILE` names; the URL's own values win over the service's.
+#[test]
+fn a_service_names_the_database() {
+    let Some(db) = pg::Db::new("service") else {
+        return;
+    };
+    let fake = Fake::spawn(0);
+    let ws = Workspace::new();
+    manifests(&ws, 3);
+    let services = ws.path().join("pg_service.conf");
+    std::fs::write(
+        &services,
+        format!(
+            "# the machine's server\n[nfstate]\nhost=127.0.0.1\nport=5432\ndbname=test\n\
+             user=postgres\noptions=-csearch_path={}\n\n[elsewhere]\nport=1\n",
+            db.schema
+        ),
+    )
+    .expect("write");
+    let services = services.display().to_string();
+    let run = |state: &str, env: &[(&str, &str)]| {
+        let mut env = env.to_vec();
+        env.extend([
+            ("PGSERVICEFILE", services.as_str()),
+            ("NORTHFLANK_API_URL", fake.url.as_str()),
+            ("NORTHFLANK_API_TOKEN", TOKEN),
+        ]);
+        ws.nfcron_env(&["reconcile", "--state", state], &env)
+    };
+    let first = run("postgres://?service=nfstate", &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(db.count("SELECT count(*) FROM nfcron_jobs"), 3);
+    fake.clear_log();
+    let again = run("postgres://", &[("PGSERVICE", "nfstate")]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        fake.requests(),
+        vec![],
+        "the same state, read through PGSERVICE"
+    );
+    // The URL's port wins over the service's.
+    let url = format!(
+        "postgres://127.0.0.1:5432/test?service=elsewhere&options=-csearch_path%3D{}",
+        db.schema
+    );
+    let elsewhere = run(&url, &[("PGUSER", "postgres")]);
+    assert_eq!(elsewhere.code, 0, "{}", elsewhere.stderr);
+    assert!(
+        elsewhere.stdout.contains("3 unchanged"),
+        "{}",
+        elsewhere.stdout
+    );
+    let unknown = run("postgres://?service=nope", &[]);
+    assert_eq!(unknown.code, 1);
+    assert!(
+        unknown.stderr.contains("service \"nope\" is not defined"),
+        "{}",
+        unknown.stderr
     );
 }
