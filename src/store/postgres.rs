@@ -316,15 +316,18 @@ pub fn redact_url(url: &str) -> String {
                 let _ = u.set_password(Some("***"));
             }
             // libpq (and the driver) also take it as a query parameter;
-            // any parameter naming a password, in any casing, is hidden.
-            // The rest is kept as written.
+            // any parameter naming a password, in any casing, is hidden,
+            // and so is any that is no libpq keyword (`pasword=` is a
+            // password misspelt). The rest is kept as written.
             if let Some(query) = u.query().map(str::to_string) {
                 let shown: Vec<String> = query
                     .split('&')
                     .map(|segment| {
                         let key = segment.split_once('=').map_or(segment, |(k, _)| k);
                         let name = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
-                        if name.to_lowercase().contains("password") {
+                        let hidden = name.to_lowercase().contains("password")
+                            || super::pg_params::keyword(&name).is_err();
+                        if hidden {
                             format!("{key}=***")
                         } else {
                             segment.to_string()
@@ -1136,6 +1139,11 @@ mod tests {
         assert_eq!(
             redact_url("postgres://u@db/x?PassWord=s3cret&options=-c%20a%3D1&sslPASSWORD=k"),
             "postgres://u@db/x?PassWord=***&options=-c%20a%3D1&sslPASSWORD=***"
+        );
+        // A parameter that is no libpq keyword may be a password misspelt.
+        assert_eq!(
+            redact_url("postgres://u@db/x?pasword=s3cret&sslmode=require&paswd"),
+            "postgres://u@db/x?pasword=***&sslmode=require&paswd=***"
         );
         let target = Target::parse(
             "postgres://u@db/x?options=-c%20a%3D1&sslmode=disable",
