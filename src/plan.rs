@@ -356,54 +356,12 @@ impl Plan {
 
 pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
     let mut result = Plan::default();
-    let desired_keys: BTreeSet<&JobKey> = inputs.desired.iter().map(|d| &d.key).collect();
-    let invalid_keys: BTreeSet<&JobKey> = inputs
-        .invalid
-        .iter()
-        .filter_map(|i| i.key.as_ref())
-        .collect();
-
     for (i, d) in inputs.desired.iter().enumerate() {
-        let kind = match (inputs.recorded.jobs.get(&d.key), inputs.live.get(&d.key)) {
-            // Adopted: found live after state loss.
-            (None, Some(changes)) if changes.is_empty() => Kind::Unchanged {
-                desired: i,
-                drift: None,
-            },
-            (None, Some(changes)) => Kind::Update(Write::of(i, changes.clone())),
-            (r, _) if is_rejected(inputs.recorded, d) && r.is_none_or(|r| r.digest != d.digest) => {
-                let rejection = &inputs.recorded.rejected[&d.key];
-                Kind::Rejected {
-                    desired: i,
-                    status: rejection.status,
-                    message: rejection.message.clone(),
-                }
-            }
-            (None, None) if inputs.unverified.contains(&d.key) => Kind::Unverified { desired: i },
-            (None, None) => Kind::Create(Write::of(i, diff(&Json::Null, &d.shown.value()))),
-            (Some(r), _) if r.digest == d.digest => Kind::Unchanged {
-                desired: i,
-                drift: None,
-            },
-            (Some(r), _) => {
-                let mut changes = diff(&r.spec.value(), &d.shown.value());
-                if changes.is_empty() {
-                    // The digest covers what the shown form cannot: the
-                    // secret values behind equal (truncated) fingerprints.
-                    changes.push(Change {
-                        path: "(sensitive values)".into(),
-                        before: None,
-                        after: None,
-                    });
-                }
-                Kind::Update(Write::of(i, changes))
-            }
-        };
         result.steps.push(Step::new(
             Some(d.key.clone()),
             Some(&d.name),
             Some(&d.file),
-            kind,
+            desired_kind(inputs, i, d),
         ));
     }
 
@@ -419,36 +377,19 @@ pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
     }
 
     // Recorded jobs no manifest names any more.
+    let desired_keys: BTreeSet<&JobKey> = inputs.desired.iter().map(|d| &d.key).collect();
+    let invalid_keys: BTreeSet<&JobKey> = inputs
+        .invalid
+        .iter()
+        .filter_map(|i| i.key.as_ref())
+        .collect();
     let gone: Vec<(&JobKey, &Record)> = inputs
         .recorded
         .jobs
         .iter()
         .filter(|(k, _)| !desired_keys.contains(k) && !invalid_keys.contains(k))
         .collect();
-    let blocks = if options.prune {
-        prune_blocks(inputs.invalid, inputs.problems)
-    } else {
-        Vec::new()
-    };
-    let guard = if !blocks.is_empty() {
-        Some(blocked_warning(&blocks, gone.len()))
-    } else if !options.prune || gone.is_empty() {
-        None
-    } else if inputs.desired.is_empty() && inputs.invalid.is_empty() && !options.allow_empty {
-        Some("prune skipped: no manifests were found; pass --allow-empty to delete every managed job".to_string())
-    } else if gone.len() > options.max_deletions {
-        result.blocked_deletions = Some(gone.len());
-        Some(format!(
-            "prune refused: {} jobs would be deleted, more than --max-deletions {}; nothing was deleted",
-            gone.len(),
-            options.max_deletions
-        ))
-    } else {
-        None
-    };
-    result.prune_blocked = blocks;
-    let delete = options.prune && guard.is_none();
-    result.warnings.extend(guard);
+    let delete = may_prune(&mut result, inputs, options, gone.len());
     for (key, record) in &gone {
         let kind = if delete {
             Kind::Delete {
@@ -468,6 +409,77 @@ pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
     mark_renames(&mut result, inputs.recorded);
     result.steps.sort_by(|a, b| order(a).cmp(&order(b)));
     result
+}
+
+/// What to do with the manifest `d` (the `i`th desired job), from its
+/// record, its rejection and what a live read found.
+fn desired_kind(inputs: Inputs<'_>, i: usize, d: &Desired) -> Kind {
+    match (inputs.recorded.jobs.get(&d.key), inputs.live.get(&d.key)) {
+        // Adopted: found live after state loss.
+        (None, Some(changes)) if changes.is_empty() => Kind::Unchanged {
+            desired: i,
+            drift: None,
+        },
+        (None, Some(changes)) => Kind::Update(Write::of(i, changes.clone())),
+        (r, _) if is_rejected(inputs.recorded, d) && r.is_none_or(|r| r.digest != d.digest) => {
+            let rejection = &inputs.recorded.rejected[&d.key];
+            Kind::Rejected {
+                desired: i,
+                status: rejection.status,
+                message: rejection.message.clone(),
+            }
+        }
+        (None, None) if inputs.unverified.contains(&d.key) => Kind::Unverified { desired: i },
+        (None, None) => Kind::Create(Write::of(i, diff(&Json::Null, &d.shown.value()))),
+        (Some(r), _) if r.digest == d.digest => Kind::Unchanged {
+            desired: i,
+            drift: None,
+        },
+        (Some(r), _) => {
+            let mut changes = diff(&r.spec.value(), &d.shown.value());
+            if changes.is_empty() {
+                // The digest covers what the shown form cannot: the
+                // secret values behind equal (truncated) fingerprints.
+                changes.push(Change {
+                    path: "(sensitive values)".into(),
+                    before: None,
+                    after: None,
+                });
+            }
+            Kind::Update(Write::of(i, changes))
+        }
+    }
+}
+
+/// Whether the `gone` recorded jobs are deleted. Under `--prune` they are,
+/// unless a file could name one of them, no manifest was found at all, or
+/// there are more than `--max-deletions`: the plan then says why (and the
+/// first and last fail the run).
+fn may_prune(result: &mut Plan, inputs: Inputs<'_>, options: Options, gone: usize) -> bool {
+    let blocks = if options.prune {
+        prune_blocks(inputs.invalid, inputs.problems)
+    } else {
+        Vec::new()
+    };
+    let guard = if !blocks.is_empty() {
+        Some(blocked_warning(&blocks, gone))
+    } else if !options.prune || gone == 0 {
+        None
+    } else if inputs.desired.is_empty() && inputs.invalid.is_empty() && !options.allow_empty {
+        Some("prune skipped: no manifests were found; pass --allow-empty to delete every managed job".to_string())
+    } else if gone > options.max_deletions {
+        result.blocked_deletions = Some(gone);
+        Some(format!(
+            "prune refused: {gone} jobs would be deleted, more than --max-deletions {}; nothing was deleted",
+            options.max_deletions
+        ))
+    } else {
+        None
+    };
+    result.prune_blocked = blocks;
+    let delete = options.prune && guard.is_none();
+    result.warnings.extend(guard);
+    delete
 }
 
 /// Whether the API has refused this very spec (the same digest) for good.
