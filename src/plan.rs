@@ -735,18 +735,23 @@ mod tests {
         max_deletions: 10,
     };
 
+    static NOT_READ: BTreeMap<JobKey, Vec<Change>> = BTreeMap::new();
+    static NONE_UNVERIFIED: BTreeSet<JobKey> = BTreeSet::new();
+
+    /// The planner's inputs when nothing is invalid, unreadable or read live.
+    fn inputs<'a>(desired: &'a [Desired], recorded: &'a State) -> Inputs<'a> {
+        Inputs {
+            desired,
+            invalid: &[],
+            recorded,
+            problems: &[],
+            live: &NOT_READ,
+            unverified: &NONE_UNVERIFIED,
+        }
+    }
+
     fn run(desired: &[Desired], recorded: &State, options: Options) -> Plan {
-        plan(
-            Inputs {
-                desired,
-                invalid: &[],
-                recorded,
-                problems: &[],
-                live: &BTreeMap::new(),
-                unverified: &BTreeSet::new(),
-            },
-            options,
-        )
+        plan(inputs(desired, recorded), options)
     }
 
     fn actions(p: &Plan) -> Vec<(String, &'static str)> {
@@ -811,15 +816,11 @@ mod tests {
 
         let guarded = plan(
             Inputs {
-                desired: &now,
-                invalid: &[],
-                recorded: &before,
                 problems: &[PruneBlock {
                     file: "broken.yaml".into(),
                     reason: "invalid YAML".into(),
                 }],
-                live: &BTreeMap::new(),
-                unverified: &BTreeSet::new(),
+                ..inputs(&now, &before)
             },
             prune,
         );
@@ -873,12 +874,8 @@ mod tests {
         }];
         let p = plan(
             Inputs {
-                desired: &[],
                 invalid: &invalid,
-                recorded: &before,
-                problems: &[],
-                live: &BTreeMap::new(),
-                unverified: &BTreeSet::new(),
+                ..inputs(&[], &before)
             },
             Options {
                 prune: true,
@@ -920,12 +917,8 @@ mod tests {
         for invalid in [&typo[..], &stranger[..]] {
             let p = plan(
                 Inputs {
-                    desired: &[],
                     invalid,
-                    recorded: &before,
-                    problems: &[],
-                    live: &BTreeMap::new(),
-                    unverified: &BTreeSet::new(),
+                    ..inputs(&[], &before)
                 },
                 prune,
             );
@@ -946,12 +939,8 @@ mod tests {
             // Without --prune nothing is blocked: there was nothing to do.
             let p = plan(
                 Inputs {
-                    desired: &[],
                     invalid,
-                    recorded: &before,
-                    problems: &[],
-                    live: &BTreeMap::new(),
-                    unverified: &BTreeSet::new(),
+                    ..inputs(&[], &before)
                 },
                 OPTS,
             );
@@ -964,12 +953,8 @@ mod tests {
         let jobs = [desired("a", "a.yaml", "x"), desired("b", "b.yaml", "x")];
         let p = plan(
             Inputs {
-                desired: &jobs,
-                invalid: &[],
-                recorded: &State::default(),
-                problems: &[],
-                live: &BTreeMap::new(),
                 unverified: &BTreeSet::from([key("a")]),
+                ..inputs(&jobs, &State::default())
             },
             OPTS,
         );
@@ -998,15 +983,12 @@ mod tests {
         let mut recorded = state_of(&[old]);
         recorded.rejected.insert(key("u"), rejection("u|0 2 * * *"));
         recorded.rejected.insert(key("n"), rejection("n|0 1 * * *"));
+        let planned = |u: &str, n: &str| {
+            let jobs = [desired("u", "u.yaml", u), desired("n", "n.yaml", n)];
+            run(&jobs, &recorded, OPTS)
+        };
         // Same digests as refused: rejected, with the API's answer.
-        let p = run(
-            &[
-                desired("u", "u.yaml", "0 2 * * *"),
-                desired("n", "n.yaml", "0 1 * * *"),
-            ],
-            &recorded,
-            OPTS,
-        );
+        let p = planned("0 2 * * *", "0 1 * * *");
         assert_eq!(
             actions(&p),
             [("n".into(), "rejected"), ("u".into(), "rejected")]
@@ -1018,14 +1000,7 @@ mod tests {
         );
         assert!(!p.has_changes() && !p.pending());
         // Changed since: planned as what it is.
-        let p = run(
-            &[
-                desired("u", "u.yaml", "0 3 * * *"),
-                desired("n", "n.yaml", "0 4 * * *"),
-            ],
-            &recorded,
-            OPTS,
-        );
+        let p = planned("0 3 * * *", "0 4 * * *");
         assert_eq!(
             actions(&p),
             [("n".into(), "create"), ("u".into(), "update")]
@@ -1154,12 +1129,8 @@ mod tests {
         let live = BTreeMap::from([(key("a"), vec![]), (key("b"), vec![change])]);
         let p = plan(
             Inputs {
-                desired: &jobs,
-                invalid: &[],
-                recorded: &State::default(),
-                problems: &[],
                 live: &live,
-                unverified: &BTreeSet::new(),
+                ..inputs(&jobs, &State::default())
             },
             OPTS,
         );
