@@ -22,6 +22,7 @@ use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::api::ApiError;
+use crate::manifest::JobKey;
 use crate::plan::{Action, Desired, Plan};
 use crate::remote::Api;
 use crate::state::{Rejection, StateError};
@@ -41,6 +42,36 @@ struct Journal {
 }
 
 impl Journal {
+    fn new(store: Arc<dyn Store>, unsaved: Vec<Change>) -> Journal {
+        Journal {
+            store,
+            pending: Mutex::new((unsaved, 0)),
+            saved: AsyncMutex::new(0),
+            durable: Mutex::new(Vec::new()),
+            broken: AtomicBool::new(false),
+        }
+    }
+
+    fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::SeqCst)
+    }
+
+    /// The run's result: `outcomes`, what was made durable, and the writes
+    /// the API took that no commit made durable (the caller may record
+    /// them later instead of sending them again).
+    fn finish(&self, outcomes: Vec<Outcome>) -> Applied {
+        let durable = std::mem::take(&mut *self.durable.lock().expect("journal lock"));
+        let unrecorded = std::mem::take(&mut self.pending.lock().expect("journal lock").0)
+            .into_iter()
+            .filter(|c| matches!(c, Change::Applied(..) | Change::Deleted(_)))
+            .collect();
+        Applied {
+            outcomes,
+            durable,
+            unrecorded,
+        }
+    }
+
     /// Queues `change`, then returns once a commit that holds it has
     /// returned (made by this call or by a concurrent one). The store is
     /// called on the blocking pool: a slow disk holds this job, never the
@@ -166,153 +197,90 @@ pub struct Applier<'a, A: Api> {
     pub revision: Option<&'a str>,
 }
 
+/// Creates and updates first, deletes after: a job renamed in one change
+/// exists under its new name before the old one goes.
+const PHASES: [&[Action]; 2] = [&[Action::Create, Action::Update], &[Action::Delete]];
+
 impl<A: Api> Applier<'_, A> {
     /// Applies `plan`; returns one outcome per step and every change the
     /// store made durable, in order. `unsaved` (changes the run made
     /// before applying, such as rejections it forgot) go with the first
     /// commit.
     pub async fn apply(&self, plan: &Plan, desired: &[Desired], unsaved: Vec<Change>) -> Applied {
-        let journal = Arc::new(Journal {
-            store: self.store.clone(),
-            pending: Mutex::new((unsaved, 0)),
-            saved: AsyncMutex::new(0),
-            durable: Mutex::new(Vec::new()),
-            broken: AtomicBool::new(false),
-        });
-        let mut outcomes = vec![Outcome::Skipped; plan.steps.len()];
+        let journal = Arc::new(Journal::new(self.store.clone(), unsaved));
         // Jobs refused unsent because the rate limit is used up: one cause,
         // so one ERROR for the run (each job at debug).
         let rate_limited = Arc::new(Mutex::new(RateLimited::default()));
-        // Creates and updates first, deletes after: a job renamed in one
-        // change exists under its new name before the old one goes.
-        for phase in [&[Action::Create, Action::Update][..], &[Action::Delete]] {
-            let semaphore = Arc::new(Semaphore::new(self.concurrency.max(1)));
-            let mut tasks = JoinSet::new();
-            for (i, step) in plan
+        let mut outcomes = vec![Outcome::Skipped; plan.steps.len()];
+        for phase in PHASES {
+            let writes = plan
                 .steps
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| phase.contains(&s.action()))
-            {
-                let Some(key) = step.key.clone() else {
-                    continue;
-                };
-                if journal.broken.load(Ordering::SeqCst) {
-                    outcomes[i] = Outcome::NotAttempted;
-                    continue;
-                }
-                let job = step.write().map(|w| desired[w.desired].clone());
-                let client = self.client.clone();
-                let journal = journal.clone();
-                let revision = self.revision.map(str::to_string);
-                let action = step.action();
-                let rate_limited = rate_limited.clone();
-                // Taking the permit before spawning starts jobs in plan
-                // order: with --concurrency 1 the run is sequential and
-                // deterministic.
-                let permit = semaphore
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore is never closed");
-                if journal.broken.load(Ordering::SeqCst) {
-                    outcomes[i] = Outcome::NotAttempted;
-                    continue;
-                }
-                tasks.spawn(async move {
-                    let _permit = permit;
-                    if journal.broken.load(Ordering::SeqCst) {
-                        return (i, Outcome::NotAttempted);
-                    }
-                    // A replica that lost its lock writes nothing more.
-                    let store = journal.store.clone();
-                    let fenced = tokio::task::spawn_blocking(move || store.fence())
-                        .await
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
-                    if let Err(e) = fenced {
-                        journal.broken.store(true, Ordering::SeqCst);
-                        tracing::error!(project = %key.project, id = %key.id, error = %chain(&e), "job not sent: this replica no longer leads");
-                        return (i, Outcome::NotAttempted);
-                    }
-                    let started = std::time::Instant::now();
-                    let sent = match (&job, action) {
-                        (Some(job), Action::Create | Action::Update) => {
-                            client.put_cron_job(&key, job.spec.raw(), job.shown.raw()).await
-                        }
-                        _ => client.delete_job(&key).await,
-                    };
-                    let unsent_for = match &sent {
-                        Err(ApiError::RateLimited { reset_in, .. }) => Some(*reset_in),
-                        _ => None,
-                    };
-                    let outcome = match sent {
-                        Ok(()) => {
-                            let now = now_rfc3339();
-                            let change = match &job {
-                                Some(job) => Change::Applied(
-                                    key.clone(),
-                                    job.record(&now, revision.as_deref()),
-                                ),
-                                None => Change::Deleted(key.clone()),
-                            };
-                            let committed = journal.commit(change).await;
-                            match committed {
-                                Ok(()) => Outcome::Applied,
-                                Err(e) => Outcome::Failed(Failure::NotRecorded(Arc::new(e))),
-                            }
-                        }
-                        Err(e) if job.is_some() && is_permanent(&e) => {
-                            let failure = Failure::Api(Arc::new(e));
-                            let job = job.as_ref().expect("checked");
-                            let rejection = Rejection {
-                                digest: job.digest.clone(),
-                                status: failure.status().unwrap_or(400),
-                                message: failure.api_message(),
-                                rejected_at: now_rfc3339(),
-                            };
-                            // Recorded so that no later run sends this spec
-                            // again; if that save fails the next run sends
-                            // it once more, which is all it costs.
-                            let _ = journal
-                                .commit(Change::Rejected(key.clone(), rejection))
-                                .await;
-                            Outcome::Rejected(failure)
-                        }
-                        Err(e) => Outcome::Failed(Failure::Api(Arc::new(e))),
-                    };
-                    if let Some(reset_in) = unsent_for {
-                        rate_limited.lock().expect("tally lock").add(reset_in);
-                        tracing::debug!(project = %key.project, id = %key.id, action = action.as_str(), result = "failed", "job not sent: the rate limit is used up");
-                    } else {
-                        log(
-                            &key,
-                            action,
-                            &outcome,
-                            started.elapsed(),
-                            revision.as_deref(),
-                        );
-                    }
-                    (i, outcome)
+                .filter_map(|(i, step)| {
+                    let key = step.key.clone()?;
+                    Some(Write {
+                        i,
+                        client: self.client.clone(),
+                        journal: journal.clone(),
+                        rate_limited: rate_limited.clone(),
+                        key,
+                        action: step.action(),
+                        job: step.write().map(|w| desired[w.desired].clone()),
+                        revision: self.revision.map(str::to_string),
+                    })
                 });
+            self.run_phase(writes, &journal, &mut outcomes).await;
+        }
+        rate_limited.lock().expect("tally lock").report();
+        self.report_not_attempted(&outcomes);
+        journal.finish(outcomes)
+    }
+
+    /// Runs one phase's writes, at most `concurrency` at a time, and
+    /// stores each one's outcome; once the journal is broken, the writes
+    /// not yet started are `NotAttempted`.
+    async fn run_phase(
+        &self,
+        writes: impl Iterator<Item = Write<A>>,
+        journal: &Journal,
+        outcomes: &mut [Outcome],
+    ) {
+        let semaphore = Arc::new(Semaphore::new(self.concurrency.max(1)));
+        let mut tasks = JoinSet::new();
+        for write in writes {
+            if journal.is_broken() {
+                outcomes[write.i] = Outcome::NotAttempted;
+                continue;
             }
-            while let Some(joined) = tasks.join_next().await {
-                match joined {
-                    Ok((i, outcome)) => outcomes[i] = outcome,
-                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                    Err(_) => {}
-                }
+            // Taking the permit before spawning starts jobs in plan
+            // order: with --concurrency 1 the run is sequential and
+            // deterministic.
+            let permit = semaphore
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore is never closed");
+            if journal.is_broken() {
+                outcomes[write.i] = Outcome::NotAttempted;
+                continue;
+            }
+            tasks.spawn(async move {
+                let _permit = permit;
+                (write.i, write.run().await)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((i, outcome)) => outcomes[i] = outcome,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => {}
             }
         }
-        let tally = *rate_limited.lock().expect("tally lock");
-        if tally.jobs > 0 {
-            tracing::error!(
-                jobs = tally.jobs,
-                reset_in_s = tally.reset_in.as_secs(),
-                "rate limit used up: {} jobs not attempted, resets in {}",
-                tally.jobs,
-                humantime::format_duration(Duration::from_secs(tally.reset_in.as_secs()))
-            );
-        }
+    }
+
+    fn report_not_attempted(&self, outcomes: &[Outcome]) {
         let not_attempted = outcomes
             .iter()
             .filter(|o| **o == Outcome::NotAttempted)
@@ -324,17 +292,115 @@ impl<A: Api> Applier<'_, A> {
                 "the state file cannot be written: stopped; jobs not attempted are left for a run that can record them"
             );
         }
-        let durable = std::mem::take(&mut *journal.durable.lock().expect("journal lock"));
-        // Writes the API took that no commit made durable: the caller may
-        // record them later instead of sending them again.
-        let unrecorded = std::mem::take(&mut journal.pending.lock().expect("journal lock").0)
-            .into_iter()
-            .filter(|c| matches!(c, Change::Applied(..) | Change::Deleted(_)))
-            .collect();
-        Applied {
-            outcomes,
-            durable,
-            unrecorded,
+    }
+}
+
+/// One step's write, owned by the task that sends it.
+struct Write<A: Api> {
+    /// The step's index in the plan.
+    i: usize,
+    client: A,
+    journal: Arc<Journal>,
+    rate_limited: Arc<Mutex<RateLimited>>,
+    key: JobKey,
+    action: Action,
+    /// The spec to PUT; `None` for a delete.
+    job: Option<Desired>,
+    revision: Option<String>,
+}
+
+impl<A: Api> Write<A> {
+    /// Fences, sends, records the result, logs it.
+    async fn run(&self) -> Outcome {
+        if self.journal.is_broken() || !self.fence().await {
+            return Outcome::NotAttempted;
+        }
+        let started = std::time::Instant::now();
+        let sent = self.send().await;
+        let unsent_for = match &sent {
+            Err(ApiError::RateLimited { reset_in, .. }) => Some(*reset_in),
+            _ => None,
+        };
+        let outcome = self.record(sent).await;
+        let key = &self.key;
+        if let Some(reset_in) = unsent_for {
+            self.rate_limited.lock().expect("tally lock").add(reset_in);
+            tracing::debug!(project = %key.project, id = %key.id, action = self.action.as_str(), result = "failed", "job not sent: the rate limit is used up");
+        } else {
+            log(
+                key,
+                self.action,
+                &outcome,
+                started.elapsed(),
+                self.revision.as_deref(),
+            );
+        }
+        outcome
+    }
+
+    /// Whether this replica still holds the store's lock: one that lost
+    /// it writes nothing more (and breaks the journal, stopping the run).
+    async fn fence(&self) -> bool {
+        let store = self.journal.store.clone();
+        let fenced = tokio::task::spawn_blocking(move || store.fence())
+            .await
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+        match fenced {
+            Ok(()) => true,
+            Err(e) => {
+                self.journal.broken.store(true, Ordering::SeqCst);
+                tracing::error!(project = %self.key.project, id = %self.key.id, error = %chain(&e), "job not sent: this replica no longer leads");
+                false
+            }
+        }
+    }
+
+    async fn send(&self) -> Result<(), ApiError> {
+        match (&self.job, self.action) {
+            (Some(job), Action::Create | Action::Update) => {
+                self.client
+                    .put_cron_job(&self.key, job.spec.raw(), job.shown.raw())
+                    .await
+            }
+            _ => self.client.delete_job(&self.key).await,
+        }
+    }
+
+    /// Records what the API answered: a write it took, or a spec it
+    /// refused for good; and says how the step ended.
+    async fn record(&self, sent: Result<(), ApiError>) -> Outcome {
+        match (sent, &self.job) {
+            (Ok(()), job) => {
+                let change = match job {
+                    Some(job) => Change::Applied(
+                        self.key.clone(),
+                        job.record(&now_rfc3339(), self.revision.as_deref()),
+                    ),
+                    None => Change::Deleted(self.key.clone()),
+                };
+                match self.journal.commit(change).await {
+                    Ok(()) => Outcome::Applied,
+                    Err(e) => Outcome::Failed(Failure::NotRecorded(Arc::new(e))),
+                }
+            }
+            (Err(e), Some(job)) if is_permanent(&e) => {
+                let failure = Failure::Api(Arc::new(e));
+                let rejection = Rejection {
+                    digest: job.digest.clone(),
+                    status: failure.status().unwrap_or(400),
+                    message: failure.api_message(),
+                    rejected_at: now_rfc3339(),
+                };
+                // Recorded so that no later run sends this spec again; if
+                // that save fails the next run sends it once more, which
+                // is all it costs.
+                let _ = self
+                    .journal
+                    .commit(Change::Rejected(self.key.clone(), rejection))
+                    .await;
+                Outcome::Rejected(failure)
+            }
+            (Err(e), _) => Outcome::Failed(Failure::Api(Arc::new(e))),
         }
     }
 }
@@ -363,6 +429,19 @@ impl RateLimited {
         self.jobs += 1;
         self.reset_in = self.reset_in.max(reset_in);
     }
+
+    /// One ERROR for the run, if any job was held back.
+    fn report(&self) {
+        if self.jobs > 0 {
+            tracing::error!(
+                jobs = self.jobs,
+                reset_in_s = self.reset_in.as_secs(),
+                "rate limit used up: {} jobs not attempted, resets in {}",
+                self.jobs,
+                humantime::format_duration(Duration::from_secs(self.reset_in.as_secs()))
+            );
+        }
+    }
 }
 
 /// Now, to the second, RFC 3339.
@@ -376,7 +455,7 @@ fn now_rfc3339() -> String {
 pub use crate::errors::chain;
 
 fn log(
-    key: &crate::manifest::JobKey,
+    key: &JobKey,
     action: Action,
     outcome: &Outcome,
     took: std::time::Duration,

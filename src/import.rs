@@ -85,14 +85,8 @@ pub fn manifest_for(
     sensitive: &[String],
     header: &str,
 ) -> Imported {
-    let Source {
-        team,
-        project,
-        id,
-        live,
-        ..
-    } = *source;
-    let mut spec = live.clone();
+    let id = source.id;
+    let mut spec = source.live.clone();
     if let (false, Json::Object(fields)) = (all_fields, &mut spec) {
         for (name, default) in server_defaults() {
             if fields.get(name) == Some(&default) {
@@ -101,9 +95,37 @@ pub fn manifest_for(
         }
     }
     let mut written = escape_dollars(&spec);
-    let mut variables: Vec<(String, Json)> = Vec::new();
-    let mut taken: BTreeMap<String, usize> = BTreeMap::new();
-    if let (Json::Object(fields), Json::Object(live_fields)) = (&mut written, &spec) {
+    let mut variables = Variables::default();
+    variables.secret_fields(&mut written, &spec, id);
+    variables.sensitive_paths(&mut written, &spec, id, sensitive);
+    let registry_host = match source.host_unknown {
+        true => host_placeholder(&mut written, id),
+        false => None,
+    };
+    Imported {
+        text: document(source, written, header),
+        spec,
+        variables: variables.values,
+        registry_host,
+    }
+}
+
+/// The placeholders written so far, with the live value each stands for,
+/// and how often each name was wanted (a second gets a suffix).
+#[derive(Default)]
+struct Variables {
+    values: Vec<(String, Json)>,
+    taken: BTreeMap<String, usize>,
+}
+
+impl Variables {
+    /// Replaces every entry of the secret fields (`runtimeEnvironment`,
+    /// the files...) of `written` with a placeholder; `live` holds the
+    /// same spec unescaped.
+    fn secret_fields(&mut self, written: &mut Json, live: &Json, id: &str) {
+        let (Json::Object(fields), Json::Object(live_fields)) = (written, live) else {
+            return;
+        };
         for section in SENSITIVE_FIELDS {
             let (Some(Json::Object(entries)), Some(Json::Object(live_entries))) =
                 (fields.get_mut(*section), live_fields.get(*section))
@@ -111,7 +133,7 @@ pub fn manifest_for(
                 continue;
             };
             for (key, value) in entries.iter_mut() {
-                let name = unique(&mut taken, variable_name(id, key));
+                let name = unique(&mut self.taken, variable_name(id, key));
                 let placeholder = Json::String(format!("${{{name}}}"));
                 let live_value = &live_entries[key];
                 match (value, live_value) {
@@ -120,47 +142,53 @@ pub fn manifest_for(
                         if live_file.contains_key("data") =>
                     {
                         file.insert("data".into(), placeholder);
-                        variables.push((name, live_file["data"].clone()));
+                        self.values.push((name, live_file["data"].clone()));
                     }
                     (value, live_value) => {
                         *value = placeholder;
-                        variables.push((name, live_value.clone()));
+                        self.values.push((name, live_value.clone()));
                     }
                 }
             }
         }
     }
-    for path in sensitive {
-        let segments: Vec<&str> = path.split('.').collect();
-        if segments
-            .first()
-            .is_none_or(|first| SENSITIVE_FIELDS.contains(first))
-        {
-            continue; // already placeholders, key by key
-        }
-        let (Some(Json::String(_)), Some(live_value @ Json::String(_))) =
-            (at_mut(&mut written, &segments), at(&spec, &segments))
-        else {
-            continue;
-        };
-        let name = unique(&mut taken, variable_name(id, path));
-        variables.push((name.clone(), live_value.clone()));
-        if let Some(value) = at_mut(&mut written, &segments) {
-            *value = Json::String(format!("${{{name}}}"));
+
+    /// Replaces the string at each `--sensitive` path outside the secret
+    /// fields with a placeholder.
+    fn sensitive_paths(&mut self, written: &mut Json, live: &Json, id: &str, paths: &[String]) {
+        for path in paths {
+            let segments: Vec<&str> = path.split('.').collect();
+            if segments
+                .first()
+                .is_none_or(|first| SENSITIVE_FIELDS.contains(first))
+            {
+                continue; // already placeholders, key by key
+            }
+            let (Some(Json::String(_)), Some(live_value @ Json::String(_))) =
+                (at_mut(written, &segments), at(live, &segments))
+            else {
+                continue;
+            };
+            let name = unique(&mut self.taken, variable_name(id, path));
+            self.values.push((name.clone(), live_value.clone()));
+            if let Some(value) = at_mut(written, &segments) {
+                *value = Json::String(format!("${{{name}}}"));
+            }
         }
     }
-    let registry_host = match source.host_unknown {
-        true => host_placeholder(&mut written, id),
-        false => None,
-    };
+}
+
+/// The manifest's text: `header` as comments, then the envelope around
+/// `spec` as YAML.
+fn document(source: &Source<'_>, spec: Json, header: &str) -> String {
     let mut envelope = Map::new();
     envelope.insert("apiVersion".into(), json!(API_VERSION));
     envelope.insert("kind".into(), json!(KIND));
-    if let Some(team) = team {
+    if let Some(team) = source.team {
         envelope.insert("team".into(), json!(team));
     }
-    envelope.insert("project".into(), json!(project));
-    envelope.insert("spec".into(), written);
+    envelope.insert("project".into(), json!(source.project));
+    envelope.insert("spec".into(), spec);
     let yaml =
         serde_yaml::to_string(&Json::Object(envelope)).expect("JSON values serialise as YAML");
     let mut text = String::new();
@@ -168,12 +196,7 @@ pub fn manifest_for(
         text.push_str(&format!("# {line}\n"));
     }
     text.push_str(&yaml);
-    Imported {
-        text,
-        spec,
-        variables,
-        registry_host,
-    }
+    text
 }
 
 /// `name`, or `name_2`, `name_3`... when it is taken already.

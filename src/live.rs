@@ -181,100 +181,140 @@ fn insert_path(spec: &mut Json, path: &[&str], value: Json) {
 pub fn to_spec(raw: &Raw) -> Json {
     let job = &raw.job;
     let mut spec = Map::new();
-    let mut put = |path: &[&str], value: Option<&Json>| {
-        if let Some(v) = value.filter(|v| !v.is_null()) {
-            insert(&mut spec, path, v.clone());
-        }
-    };
-    put(&["name"], job.get("name"));
-    put(&["description"], job.get("description"));
-    put(&["tags"], job.get("tags"));
+    job_fields(&mut spec, job);
+    if let Some(vcs) = job.get("vcsData") {
+        vcs_fields(&mut spec, job, vcs);
+    }
+    if let Some(bp) = job.pointer("/buildEngineConfiguration/buildpack") {
+        put(&mut spec, &["buildSettings", "buildpack"], Some(bp));
+    }
+    if let Some(d) = &raw.deployment {
+        deployment_fields(&mut spec, raw, d);
+    }
+    if let Some(r) = &raw.runtime_environment {
+        put(
+            &mut spec,
+            &["runtimeEnvironment"],
+            r.get("runtimeEnvironment"),
+        );
+        put(&mut spec, &["runtimeFiles"], r.get("runtimeFiles"));
+    }
+    if let Some(b) = &raw.build_arguments {
+        put(&mut spec, &["buildArguments"], b.get("buildArguments"));
+        put(&mut spec, &["buildFiles"], b.get("buildFiles"));
+    }
+    if let Some(h) = &raw.health_checks {
+        put(&mut spec, &["healthChecks"], Some(&health_checks(h)));
+    }
+    Json::Object(spec)
+}
+
+/// Sets `path` to `value`, unless the API did not return it (or returned
+/// `null`).
+fn put(spec: &mut Map<String, Json>, path: &[&str], value: Option<&Json>) {
+    if let Some(v) = value.filter(|v| !v.is_null()) {
+        insert(spec, path, v.clone());
+    }
+}
+
+/// What the job's own read gives.
+fn job_fields(spec: &mut Map<String, Json>, job: &Json) {
+    put(spec, &["name"], job.get("name"));
+    put(spec, &["description"], job.get("description"));
+    put(spec, &["tags"], job.get("tags"));
     put(
+        spec,
         &["billing", "deploymentPlan"],
         job.pointer("/billing/deploymentPlan"),
     );
-    put(&["backoffLimit"], job.pointer("/settings/backoffLimit"));
     put(
+        spec,
+        &["backoffLimit"],
+        job.pointer("/settings/backoffLimit"),
+    );
+    put(
+        spec,
         &["activeDeadlineSeconds"],
         job.pointer("/settings/activeDeadlineSeconds"),
     );
-    put(&["schedule"], job.pointer("/settings/cron/schedule"));
+    put(spec, &["schedule"], job.pointer("/settings/cron/schedule"));
     let policy = job
         .pointer("/settings/cron/concurrencyPolicy")
         .and_then(Json::as_str)
         .map(|p| json!(p.to_ascii_lowercase()));
-    put(&["concurrencyPolicy"], policy.as_ref());
-    put(&["suspended"], job.get("suspended"));
-    put(&["disabledCI"], job.get("disabledCI"));
-    put(&["buildConfiguration"], job.get("buildConfiguration"));
+    put(spec, &["concurrencyPolicy"], policy.as_ref());
+    put(spec, &["suspended"], job.get("suspended"));
+    put(spec, &["disabledCI"], job.get("disabledCI"));
+    put(spec, &["buildConfiguration"], job.get("buildConfiguration"));
     for k in ["docker", "buildpack", "storage"] {
         put(
+            spec,
             &["deployment", k],
             job.get("deployment").and_then(|d| d.get(k)),
         );
     }
-    if let Some(vcs) = job.get("vcsData") {
-        for k in [
-            "projectUrl",
-            "projectType",
-            "selfHostedVcsId",
-            "projectBranch",
-        ] {
-            put(&["deployment", "vcs", k], vcs.get(k));
+}
+
+/// A job built from version control: its repository, and the Dockerfile
+/// unless it builds with a buildpack.
+fn vcs_fields(spec: &mut Map<String, Json>, job: &Json, vcs: &Json) {
+    for k in [
+        "projectUrl",
+        "projectType",
+        "selfHostedVcsId",
+        "projectBranch",
+    ] {
+        put(spec, &["deployment", "vcs", k], vcs.get(k));
+    }
+    let engine = job
+        .pointer("/buildEngineConfiguration/buildEngine")
+        .and_then(Json::as_str);
+    if engine != Some("buildpack") {
+        put(
+            spec,
+            &["buildSettings", "dockerfile", "dockerFilePath"],
+            vcs.get("dockerFilePath"),
+        );
+        put(
+            spec,
+            &["buildSettings", "dockerfile", "dockerWorkDir"],
+            vcs.get("dockerWorkDir"),
+        );
+        put(
+            spec,
+            &["buildSettings", "dockerfile", "buildEngine"],
+            engine.map(|e| json!(e)).as_ref(),
+        );
+    }
+}
+
+/// What `GET .../deployment` (`d`) gives.
+fn deployment_fields(spec: &mut Map<String, Json>, raw: &Raw, d: &Json) {
+    for k in ["docker", "buildpack", "storage"] {
+        put(spec, &["deployment", k], d.get(k));
+    }
+    let image = external_image(raw)
+        .map(|(path, provider)| json!(registry::restore(path, provider).unwrap_or(path.into())));
+    put(
+        spec,
+        &["deployment", "external", "imagePath"],
+        image.as_ref(),
+    );
+    // A VCS job's deployment reads back as its own build (`internal`);
+    // the PUT takes one of `vcs` and `internal`, and `vcs` says it.
+    if let Some(internal) = d
+        .get("internal")
+        .filter(|_| raw.job.get("vcsData").is_none())
+    {
+        put(
+            spec,
+            &["deployment", "internal", "id"],
+            internal.get("nfObjectId").or_else(|| internal.get("id")),
+        );
+        for k in ["branch", "buildId", "buildSHA"] {
+            put(spec, &["deployment", "internal", k], internal.get(k));
         }
-        let engine = job
-            .pointer("/buildEngineConfiguration/buildEngine")
-            .and_then(Json::as_str);
-        if engine != Some("buildpack") {
-            put(
-                &["buildSettings", "dockerfile", "dockerFilePath"],
-                vcs.get("dockerFilePath"),
-            );
-            put(
-                &["buildSettings", "dockerfile", "dockerWorkDir"],
-                vcs.get("dockerWorkDir"),
-            );
-            put(
-                &["buildSettings", "dockerfile", "buildEngine"],
-                engine.map(|e| json!(e)).as_ref(),
-            );
-        }
     }
-    if let Some(bp) = job.pointer("/buildEngineConfiguration/buildpack") {
-        put(&["buildSettings", "buildpack"], Some(bp));
-    }
-    if let Some(d) = &raw.deployment {
-        for k in ["docker", "buildpack", "storage"] {
-            put(&["deployment", k], d.get(k));
-        }
-        let image = external_image(raw).map(|(path, provider)| {
-            json!(registry::restore(path, provider).unwrap_or(path.into()))
-        });
-        put(&["deployment", "external", "imagePath"], image.as_ref());
-        // A VCS job's deployment reads back as its own build (`internal`);
-        // the PUT takes one of `vcs` and `internal`, and `vcs` says it.
-        if let Some(internal) = d.get("internal").filter(|_| job.get("vcsData").is_none()) {
-            put(
-                &["deployment", "internal", "id"],
-                internal.get("nfObjectId").or_else(|| internal.get("id")),
-            );
-            for k in ["branch", "buildId", "buildSHA"] {
-                put(&["deployment", "internal", k], internal.get(k));
-            }
-        }
-    }
-    if let Some(r) = &raw.runtime_environment {
-        put(&["runtimeEnvironment"], r.get("runtimeEnvironment"));
-        put(&["runtimeFiles"], r.get("runtimeFiles"));
-    }
-    if let Some(b) = &raw.build_arguments {
-        put(&["buildArguments"], b.get("buildArguments"));
-        put(&["buildFiles"], b.get("buildFiles"));
-    }
-    if let Some(h) = &raw.health_checks {
-        put(&["healthChecks"], Some(&health_checks(h)));
-    }
-    Json::Object(spec)
 }
 
 /// `GET .../health-checks` in the PUT's shape: `port` from `httpPort` or

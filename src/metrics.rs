@@ -96,125 +96,136 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::default();
-        let runs = Family::<Labels, Counter>::default();
-        let duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
-        let jobs = Family::<Labels, Gauge>::default();
-        let drift = Counter::default();
-        let api_requests = Family::<Labels, Counter>::default();
-        let ratelimit_remaining = Gauge::default();
-        let ratelimit_limit = Gauge::default();
-        let last_success = Gauge::<f64, AtomicU64>::default();
-        let revision = Family::<Labels, Gauge>::default();
-        let http_refused = Family::<Labels, Counter>::default();
-        let token_refused = Gauge::default();
-        let leader = Gauge::default();
-        let notifications = Family::<Labels, Counter>::default();
-        let github_statuses = Family::<Labels, Counter>::default();
+        let metrics = Metrics {
+            registry: Registry::default(),
+            runs: Family::default(),
+            duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            jobs: Family::default(),
+            drift: Counter::default(),
+            api_requests: Family::default(),
+            ratelimit_remaining: Gauge::default(),
+            ratelimit_limit: Gauge::default(),
+            last_success: Gauge::default(),
+            revision: Family::default(),
+            current_revision: Mutex::new(None),
+            http_refused: Family::default(),
+            token_refused: Gauge::default(),
+            leader: Gauge::default(),
+            notifications: Family::default(),
+            github_statuses: Family::default(),
+            source_verified: Gauge::default(),
+        };
         // Every result from the start: an alert on `failed` needs the
         // series before the first failure.
         for result in ["sent", "failed", "dropped"] {
-            for family in [&notifications, &github_statuses] {
+            for family in [&metrics.notifications, &metrics.github_statuses] {
                 let _ = family.get_or_create(&vec![("result".into(), result.to_string())]);
             }
         }
-        let source_verified = Gauge::default();
         // Nothing refused yet.
-        source_verified.set(1);
+        metrics.source_verified.set(1);
+        // The exposition lists families in the order they are registered.
+        let mut registry = Registry::default();
+        metrics.register_reconcile(&mut registry);
+        metrics.register_api(&mut registry);
+        metrics.register_last_success(&mut registry);
+        metrics.register_sidecar(&mut registry);
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// Runs, their duration, the jobs they leave and the drift they find.
+    fn register_reconcile(&self, registry: &mut Registry) {
         registry.register(
             "nfcron_reconcile_runs",
             "Reconcile runs by result",
-            runs.clone(),
+            self.runs.clone(),
         );
         registry.register(
             "nfcron_reconcile_duration_seconds",
             "Wall time of reconcile runs",
-            duration.clone(),
+            self.duration.clone(),
         );
         registry.register(
             "nfcron_jobs",
             "Managed jobs by state after the last run",
-            jobs.clone(),
+            self.jobs.clone(),
         );
         registry.register(
             "nfcron_drift_detected",
             "Jobs found drifted by live reads",
-            drift.clone(),
+            self.drift.clone(),
         );
+    }
+
+    /// The Northflank API: requests and the rate-limit budget.
+    fn register_api(&self, registry: &mut Registry) {
         registry.register(
             "nfcron_api_requests",
             "Northflank API requests sent, by method and status",
-            api_requests.clone(),
+            self.api_requests.clone(),
         );
         registry.register(
             "nfcron_api_ratelimit_remaining",
             "x-ratelimit-remaining of the last API response",
-            ratelimit_remaining.clone(),
+            self.ratelimit_remaining.clone(),
         );
         registry.register(
             "nfcron_api_ratelimit_limit",
             "x-ratelimit-limit of the last API response (the budget of a window; alert on remaining below a share of it)",
-            ratelimit_limit.clone(),
+            self.ratelimit_limit.clone(),
         );
+    }
+
+    /// The last successful reconcile: when, and from which revision.
+    fn register_last_success(&self, registry: &mut Registry) {
         registry.register(
             "nfcron_last_success_timestamp_seconds",
             "Unix time of the last successful reconcile",
-            last_success.clone(),
+            self.last_success.clone(),
         );
         registry.register(
             "nfcron_source_revision_info",
             "The source revision last reconciled",
-            revision.clone(),
+            self.revision.clone(),
         );
+    }
+
+    /// The sidecar's own health: its listener, the token, leadership,
+    /// deliveries and the source's signature.
+    fn register_sidecar(&self, registry: &mut Registry) {
         registry.register(
             "nfcron_http_refused",
             "Listener requests refused, by reason",
-            http_refused.clone(),
+            self.http_refused.clone(),
         );
         registry.register(
             "nfcron_token_refused",
             "1 while the API refuses the token (its last answer to us was a 401), else 0",
-            token_refused.clone(),
+            self.token_refused.clone(),
         );
         registry.register(
             "nfcron_leader",
             "1 while this replica leads (applies), 0 while it stands by; 1 without a shared (PostgreSQL) state",
-            leader.clone(),
+            self.leader.clone(),
         );
         registry.register(
             "nfcron_notifications",
             "Notifications (--notify) by result: sent, failed (after retries), dropped (queue full)",
-            notifications.clone(),
+            self.notifications.clone(),
         );
         registry.register(
             "nfcron_github_statuses",
             "GitHub commit statuses (--github-status) by result: sent, failed, dropped",
-            github_statuses.clone(),
+            self.github_statuses.clone(),
         );
         registry.register(
             "nfcron_source_verified",
             "0 while the Git source's tip is refused by --verify-signatures (the last verified revision stays applied), else 1; 1 without --verify-signatures",
-            source_verified.clone(),
+            self.source_verified.clone(),
         );
-        Metrics {
-            registry,
-            runs,
-            duration,
-            jobs,
-            drift,
-            api_requests,
-            ratelimit_remaining,
-            ratelimit_limit,
-            last_success,
-            revision,
-            current_revision: Mutex::new(None),
-            http_refused,
-            token_refused,
-            leader,
-            notifications,
-            github_statuses,
-            source_verified,
-        }
     }
 
     /// A notification or commit status (`what`) sent, failed or dropped.

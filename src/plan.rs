@@ -356,54 +356,12 @@ impl Plan {
 
 pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
     let mut result = Plan::default();
-    let desired_keys: BTreeSet<&JobKey> = inputs.desired.iter().map(|d| &d.key).collect();
-    let invalid_keys: BTreeSet<&JobKey> = inputs
-        .invalid
-        .iter()
-        .filter_map(|i| i.key.as_ref())
-        .collect();
-
     for (i, d) in inputs.desired.iter().enumerate() {
-        let kind = match (inputs.recorded.jobs.get(&d.key), inputs.live.get(&d.key)) {
-            // Adopted: found live after state loss.
-            (None, Some(changes)) if changes.is_empty() => Kind::Unchanged {
-                desired: i,
-                drift: None,
-            },
-            (None, Some(changes)) => Kind::Update(Write::of(i, changes.clone())),
-            (r, _) if is_rejected(inputs.recorded, d) && r.is_none_or(|r| r.digest != d.digest) => {
-                let rejection = &inputs.recorded.rejected[&d.key];
-                Kind::Rejected {
-                    desired: i,
-                    status: rejection.status,
-                    message: rejection.message.clone(),
-                }
-            }
-            (None, None) if inputs.unverified.contains(&d.key) => Kind::Unverified { desired: i },
-            (None, None) => Kind::Create(Write::of(i, diff(&Json::Null, &d.shown.value()))),
-            (Some(r), _) if r.digest == d.digest => Kind::Unchanged {
-                desired: i,
-                drift: None,
-            },
-            (Some(r), _) => {
-                let mut changes = diff(&r.spec.value(), &d.shown.value());
-                if changes.is_empty() {
-                    // The digest covers what the shown form cannot: the
-                    // secret values behind equal (truncated) fingerprints.
-                    changes.push(Change {
-                        path: "(sensitive values)".into(),
-                        before: None,
-                        after: None,
-                    });
-                }
-                Kind::Update(Write::of(i, changes))
-            }
-        };
         result.steps.push(Step::new(
             Some(d.key.clone()),
             Some(&d.name),
             Some(&d.file),
-            kind,
+            desired_kind(inputs, i, d),
         ));
     }
 
@@ -419,36 +377,19 @@ pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
     }
 
     // Recorded jobs no manifest names any more.
+    let desired_keys: BTreeSet<&JobKey> = inputs.desired.iter().map(|d| &d.key).collect();
+    let invalid_keys: BTreeSet<&JobKey> = inputs
+        .invalid
+        .iter()
+        .filter_map(|i| i.key.as_ref())
+        .collect();
     let gone: Vec<(&JobKey, &Record)> = inputs
         .recorded
         .jobs
         .iter()
         .filter(|(k, _)| !desired_keys.contains(k) && !invalid_keys.contains(k))
         .collect();
-    let blocks = if options.prune {
-        prune_blocks(inputs.invalid, inputs.problems)
-    } else {
-        Vec::new()
-    };
-    let guard = if !blocks.is_empty() {
-        Some(blocked_warning(&blocks, gone.len()))
-    } else if !options.prune || gone.is_empty() {
-        None
-    } else if inputs.desired.is_empty() && inputs.invalid.is_empty() && !options.allow_empty {
-        Some("prune skipped: no manifests were found; pass --allow-empty to delete every managed job".to_string())
-    } else if gone.len() > options.max_deletions {
-        result.blocked_deletions = Some(gone.len());
-        Some(format!(
-            "prune refused: {} jobs would be deleted, more than --max-deletions {}; nothing was deleted",
-            gone.len(),
-            options.max_deletions
-        ))
-    } else {
-        None
-    };
-    result.prune_blocked = blocks;
-    let delete = options.prune && guard.is_none();
-    result.warnings.extend(guard);
+    let delete = may_prune(&mut result, inputs, options, gone.len());
     for (key, record) in &gone {
         let kind = if delete {
             Kind::Delete {
@@ -468,6 +409,77 @@ pub fn plan(inputs: Inputs<'_>, options: Options) -> Plan {
     mark_renames(&mut result, inputs.recorded);
     result.steps.sort_by(|a, b| order(a).cmp(&order(b)));
     result
+}
+
+/// What to do with the manifest `d` (the `i`th desired job), from its
+/// record, its rejection and what a live read found.
+fn desired_kind(inputs: Inputs<'_>, i: usize, d: &Desired) -> Kind {
+    match (inputs.recorded.jobs.get(&d.key), inputs.live.get(&d.key)) {
+        // Adopted: found live after state loss.
+        (None, Some(changes)) if changes.is_empty() => Kind::Unchanged {
+            desired: i,
+            drift: None,
+        },
+        (None, Some(changes)) => Kind::Update(Write::of(i, changes.clone())),
+        (r, _) if is_rejected(inputs.recorded, d) && r.is_none_or(|r| r.digest != d.digest) => {
+            let rejection = &inputs.recorded.rejected[&d.key];
+            Kind::Rejected {
+                desired: i,
+                status: rejection.status,
+                message: rejection.message.clone(),
+            }
+        }
+        (None, None) if inputs.unverified.contains(&d.key) => Kind::Unverified { desired: i },
+        (None, None) => Kind::Create(Write::of(i, diff(&Json::Null, &d.shown.value()))),
+        (Some(r), _) if r.digest == d.digest => Kind::Unchanged {
+            desired: i,
+            drift: None,
+        },
+        (Some(r), _) => {
+            let mut changes = diff(&r.spec.value(), &d.shown.value());
+            if changes.is_empty() {
+                // The digest covers what the shown form cannot: the
+                // secret values behind equal (truncated) fingerprints.
+                changes.push(Change {
+                    path: "(sensitive values)".into(),
+                    before: None,
+                    after: None,
+                });
+            }
+            Kind::Update(Write::of(i, changes))
+        }
+    }
+}
+
+/// Whether the `gone` recorded jobs are deleted. Under `--prune` they are,
+/// unless a file could name one of them, no manifest was found at all, or
+/// there are more than `--max-deletions`: the plan then says why (and the
+/// first and last fail the run).
+fn may_prune(result: &mut Plan, inputs: Inputs<'_>, options: Options, gone: usize) -> bool {
+    let blocks = if options.prune {
+        prune_blocks(inputs.invalid, inputs.problems)
+    } else {
+        Vec::new()
+    };
+    let guard = if !blocks.is_empty() {
+        Some(blocked_warning(&blocks, gone))
+    } else if !options.prune || gone == 0 {
+        None
+    } else if inputs.desired.is_empty() && inputs.invalid.is_empty() && !options.allow_empty {
+        Some("prune skipped: no manifests were found; pass --allow-empty to delete every managed job".to_string())
+    } else if gone > options.max_deletions {
+        result.blocked_deletions = Some(gone);
+        Some(format!(
+            "prune refused: {gone} jobs would be deleted, more than --max-deletions {}; nothing was deleted",
+            options.max_deletions
+        ))
+    } else {
+        None
+    };
+    result.prune_blocked = blocks;
+    let delete = options.prune && guard.is_none();
+    result.warnings.extend(guard);
+    delete
 }
 
 /// Whether the API has refused this very spec (the same digest) for good.
@@ -723,18 +735,23 @@ mod tests {
         max_deletions: 10,
     };
 
+    static NOT_READ: BTreeMap<JobKey, Vec<Change>> = BTreeMap::new();
+    static NONE_UNVERIFIED: BTreeSet<JobKey> = BTreeSet::new();
+
+    /// The planner's inputs when nothing is invalid, unreadable or read live.
+    fn inputs<'a>(desired: &'a [Desired], recorded: &'a State) -> Inputs<'a> {
+        Inputs {
+            desired,
+            invalid: &[],
+            recorded,
+            problems: &[],
+            live: &NOT_READ,
+            unverified: &NONE_UNVERIFIED,
+        }
+    }
+
     fn run(desired: &[Desired], recorded: &State, options: Options) -> Plan {
-        plan(
-            Inputs {
-                desired,
-                invalid: &[],
-                recorded,
-                problems: &[],
-                live: &BTreeMap::new(),
-                unverified: &BTreeSet::new(),
-            },
-            options,
-        )
+        plan(inputs(desired, recorded), options)
     }
 
     fn actions(p: &Plan) -> Vec<(String, &'static str)> {
@@ -799,15 +816,11 @@ mod tests {
 
         let guarded = plan(
             Inputs {
-                desired: &now,
-                invalid: &[],
-                recorded: &before,
                 problems: &[PruneBlock {
                     file: "broken.yaml".into(),
                     reason: "invalid YAML".into(),
                 }],
-                live: &BTreeMap::new(),
-                unverified: &BTreeSet::new(),
+                ..inputs(&now, &before)
             },
             prune,
         );
@@ -861,12 +874,8 @@ mod tests {
         }];
         let p = plan(
             Inputs {
-                desired: &[],
                 invalid: &invalid,
-                recorded: &before,
-                problems: &[],
-                live: &BTreeMap::new(),
-                unverified: &BTreeSet::new(),
+                ..inputs(&[], &before)
             },
             Options {
                 prune: true,
@@ -908,12 +917,8 @@ mod tests {
         for invalid in [&typo[..], &stranger[..]] {
             let p = plan(
                 Inputs {
-                    desired: &[],
                     invalid,
-                    recorded: &before,
-                    problems: &[],
-                    live: &BTreeMap::new(),
-                    unverified: &BTreeSet::new(),
+                    ..inputs(&[], &before)
                 },
                 prune,
             );
@@ -934,12 +939,8 @@ mod tests {
             // Without --prune nothing is blocked: there was nothing to do.
             let p = plan(
                 Inputs {
-                    desired: &[],
                     invalid,
-                    recorded: &before,
-                    problems: &[],
-                    live: &BTreeMap::new(),
-                    unverified: &BTreeSet::new(),
+                    ..inputs(&[], &before)
                 },
                 OPTS,
             );
@@ -952,12 +953,8 @@ mod tests {
         let jobs = [desired("a", "a.yaml", "x"), desired("b", "b.yaml", "x")];
         let p = plan(
             Inputs {
-                desired: &jobs,
-                invalid: &[],
-                recorded: &State::default(),
-                problems: &[],
-                live: &BTreeMap::new(),
                 unverified: &BTreeSet::from([key("a")]),
+                ..inputs(&jobs, &State::default())
             },
             OPTS,
         );
@@ -986,15 +983,12 @@ mod tests {
         let mut recorded = state_of(&[old]);
         recorded.rejected.insert(key("u"), rejection("u|0 2 * * *"));
         recorded.rejected.insert(key("n"), rejection("n|0 1 * * *"));
+        let planned = |u: &str, n: &str| {
+            let jobs = [desired("u", "u.yaml", u), desired("n", "n.yaml", n)];
+            run(&jobs, &recorded, OPTS)
+        };
         // Same digests as refused: rejected, with the API's answer.
-        let p = run(
-            &[
-                desired("u", "u.yaml", "0 2 * * *"),
-                desired("n", "n.yaml", "0 1 * * *"),
-            ],
-            &recorded,
-            OPTS,
-        );
+        let p = planned("0 2 * * *", "0 1 * * *");
         assert_eq!(
             actions(&p),
             [("n".into(), "rejected"), ("u".into(), "rejected")]
@@ -1006,14 +1000,7 @@ mod tests {
         );
         assert!(!p.has_changes() && !p.pending());
         // Changed since: planned as what it is.
-        let p = run(
-            &[
-                desired("u", "u.yaml", "0 3 * * *"),
-                desired("n", "n.yaml", "0 4 * * *"),
-            ],
-            &recorded,
-            OPTS,
-        );
+        let p = planned("0 3 * * *", "0 4 * * *");
         assert_eq!(
             actions(&p),
             [("n".into(), "create"), ("u".into(), "update")]
@@ -1142,12 +1129,8 @@ mod tests {
         let live = BTreeMap::from([(key("a"), vec![]), (key("b"), vec![change])]);
         let p = plan(
             Inputs {
-                desired: &jobs,
-                invalid: &[],
-                recorded: &State::default(),
-                problems: &[],
                 live: &live,
-                unverified: &BTreeSet::new(),
+                ..inputs(&jobs, &State::default())
             },
             OPTS,
         );

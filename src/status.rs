@@ -28,7 +28,7 @@ use jiff::Timestamp;
 use crate::api::RateLimit;
 use crate::apply::Outcome;
 use crate::manifest::{cron, JobKey};
-use crate::plan::{Drift, Kind};
+use crate::plan::{Drift, Kind, Step};
 use crate::reconcile::RunReport;
 
 /// Characters of the keyed digest shown as the applied spec's fingerprint.
@@ -317,71 +317,9 @@ impl Board {
         let mut rows = Vec::with_capacity(run.plan.steps.len());
         let mut seen = BTreeSet::new();
         for (step, outcome) in run.plan.steps.iter().zip(&run.outcomes) {
-            let record = step.key.as_ref().and_then(|k| run.state.jobs.get(k));
-            let mut detail = None;
-            let state = match (outcome, &step.kind) {
-                (Outcome::Failed(f), _) => {
-                    detail = Some(f.message());
-                    JobState::Failed
-                }
-                (Outcome::NotAttempted, _) => {
-                    detail = Some(
-                        "not sent: the run stopped when the state file could not be written".into(),
-                    );
-                    JobState::Failed
-                }
-                (Outcome::Rejected(f), _) => {
-                    detail = Some(f.message());
-                    JobState::Rejected
-                }
-                (
-                    _,
-                    Kind::Rejected {
-                        status, message, ..
-                    },
-                ) => {
-                    detail = Some(format!(
-                        "HTTP {status}: {message} (not sent again until the manifest changes)"
-                    ));
-                    JobState::Rejected
-                }
-                (_, Kind::Invalid { reason }) => {
-                    detail = Some(reason.clone());
-                    JobState::Invalid
-                }
+            let Some((state, detail)) = self.judge(step, outcome, swept) else {
                 // Deleted: no longer a job.
-                (Outcome::Applied, Kind::Delete { .. }) => continue,
-                (_, Kind::Delete { .. }) => {
-                    detail = Some("to be deleted".into());
-                    JobState::Orphaned
-                }
-                (_, Kind::Orphan) => {
-                    detail = Some("no manifest names it; kept (--prune is off)".into());
-                    JobState::Orphaned
-                }
-                (_, Kind::Unverified { .. }) => {
-                    detail = Some("may exist live: not written until a run has read it".into());
-                    JobState::Unverified
-                }
-                (_, Kind::Create(_) | Kind::Update(_)) => JobState::InSync,
-                (_, Kind::Unchanged { drift, .. }) => {
-                    match (step.key.as_ref(), drift) {
-                        (Some(key), Some(d)) if d.found() => {
-                            self.drifted.insert(key.clone(), drift_detail(d));
-                        }
-                        (Some(key), None) if swept => {
-                            self.drifted.remove(key);
-                        }
-                        _ => {}
-                    }
-                    match step.key.as_ref().and_then(|k| self.drifted.get(k)) {
-                        Some(d) => {
-                            detail = Some(d.clone());
-                            JobState::Drifted
-                        }
-                        None => JobState::InSync,
-                    }
-                }
+                continue;
             };
             if let Some(key) = &step.key {
                 // A write (or anything but an unchanged job) ends what a
@@ -391,6 +329,7 @@ impl Board {
                 }
                 seen.insert(key.clone());
             }
+            let record = step.key.as_ref().and_then(|k| run.state.jobs.get(k));
             let current = step
                 .key
                 .as_ref()
@@ -423,6 +362,74 @@ impl Board {
             (a.state, &a.job, &a.file, &a.name).cmp(&(b.state, &b.job, &b.file, &b.name))
         });
         rows
+    }
+
+    /// A step's state and why; `None` for a job the run deleted.
+    fn judge(
+        &mut self,
+        step: &Step,
+        outcome: &Outcome,
+        swept: bool,
+    ) -> Option<(JobState, Option<String>)> {
+        let (state, detail): (JobState, Option<String>) = match (outcome, &step.kind) {
+            (Outcome::Failed(f), _) => (JobState::Failed, Some(f.message())),
+            (Outcome::NotAttempted, _) => (
+                JobState::Failed,
+                Some("not sent: the run stopped when the state file could not be written".into()),
+            ),
+            (Outcome::Rejected(f), _) => (JobState::Rejected, Some(f.message())),
+            (
+                _,
+                Kind::Rejected {
+                    status, message, ..
+                },
+            ) => (
+                JobState::Rejected,
+                Some(format!(
+                    "HTTP {status}: {message} (not sent again until the manifest changes)"
+                )),
+            ),
+            (_, Kind::Invalid { reason }) => (JobState::Invalid, Some(reason.clone())),
+            (Outcome::Applied, Kind::Delete { .. }) => return None,
+            (_, Kind::Delete { .. }) => (JobState::Orphaned, Some("to be deleted".into())),
+            (_, Kind::Orphan) => (
+                JobState::Orphaned,
+                Some("no manifest names it; kept (--prune is off)".into()),
+            ),
+            (_, Kind::Unverified { .. }) => (
+                JobState::Unverified,
+                Some("may exist live: not written until a run has read it".into()),
+            ),
+            (_, Kind::Create(_) | Kind::Update(_)) => (JobState::InSync, None),
+            (_, Kind::Unchanged { drift, .. }) => match step.key.as_ref() {
+                Some(key) => self.sweep(key, drift.as_ref(), swept),
+                None => (JobState::InSync, None),
+            },
+        };
+        Some((state, detail))
+    }
+
+    /// An unchanged job: drifted while a sweep's finding stands (a new
+    /// finding replaces it; a sweep that read the job clean ends it).
+    fn sweep(
+        &mut self,
+        key: &JobKey,
+        drift: Option<&Drift>,
+        swept: bool,
+    ) -> (JobState, Option<String>) {
+        match drift {
+            Some(d) if d.found() => {
+                self.drifted.insert(key.clone(), drift_detail(d));
+            }
+            None if swept => {
+                self.drifted.remove(key);
+            }
+            _ => {}
+        }
+        match self.drifted.get(key) {
+            Some(d) => (JobState::Drifted, Some(d.clone())),
+            None => (JobState::InSync, None),
+        }
     }
 }
 

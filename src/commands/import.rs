@@ -30,6 +30,9 @@ struct Skipped {
     project: String,
     id: String,
     reason: String,
+    /// Not a choice (the job could not be read, or is not there): the
+    /// import fails.
+    failed: bool,
 }
 
 pub fn run(settings: &ImportSettings, out: &mut dyn Write) -> Result<ExitStatus, Error> {
@@ -52,19 +55,17 @@ async fn run_async(settings: &ImportSettings, out: &mut dyn Write) -> Result<Exi
         })
         .await?
     };
-    let mut changes = Vec::new();
-    let team = settings.team.as_deref();
     let project = settings.project.as_str();
-    let listed = client.list_jobs(team, project).await.map_err(Error::from)?;
-
-    let mut imported = Vec::new();
-    let mut skipped = Vec::new();
+    let listed = client
+        .list_jobs(settings.team.as_deref(), project)
+        .await
+        .map_err(Error::from)?;
     let wanted: BTreeSet<&str> = settings.jobs.iter().map(String::as_str).collect();
-    let mut seen = BTreeSet::new();
-    let mut failed = false;
     let now = jiff::Timestamp::now()
         .round(jiff::Unit::Second)
         .unwrap_or_else(|_| jiff::Timestamp::now());
+    let (mut imported, mut skipped, mut changes) = (Vec::new(), Vec::new(), Vec::new());
+    let mut seen = BTreeSet::new();
     for job in &listed {
         let Some(id) = job.get("id").and_then(Json::as_str) else {
             continue;
@@ -73,45 +74,13 @@ async fn run_async(settings: &ImportSettings, out: &mut dyn Write) -> Result<Exi
             continue;
         }
         seen.insert(id.to_string());
-        let skip = |reason: &str| Skipped {
-            project: project.to_string(),
-            id: id.to_string(),
-            reason: reason.to_string(),
-        };
-        let job_type = job.get("jobType").and_then(Json::as_str);
-        if job_type.is_some_and(|t| t != "cron") {
-            eprintln!("skipped {project}/{id}: a manual job, not a cron job");
-            skipped.push(skip("manual job"));
-            continue;
-        }
-        let file = settings.out.join(format!("{id}.yaml"));
-        let display = file.to_string_lossy().into_owned();
-        if file.exists() && !settings.force {
-            eprintln!("skipped {project}/{id}: {display} exists (use --force to overwrite)");
-            skipped.push(skip("file exists (use --force)"));
-            continue;
-        }
-        let key = JobKey {
-            team: team.map(str::to_string),
-            project: project.to_string(),
-            id: id.to_string(),
-        };
-        let raw = match live::read(&client, &key, Parts::all()).await {
-            Ok(Some(raw)) => raw,
-            Ok(None) => {
-                skipped.push(skip("deleted while importing"));
-                continue;
+        match import_job(settings, &client, &keyed, now, job, id).await? {
+            Ok((done, change)) => {
+                changes.extend(change);
+                imported.push(done);
             }
-            Err(e) => {
-                eprintln!("error: {}", crate::apply::chain(&e));
-                skipped.push(skip(&format!("cannot read: {}", crate::apply::chain(&e))));
-                failed = true;
-                continue;
-            }
-        };
-        let (done, change) = write_one(settings, &keyed, now, key, &raw, &file, display)?;
-        changes.extend(change);
-        imported.push(done);
+            Err(skip) => skipped.push(skip),
+        }
     }
     for id in wanted.iter().filter(|id| !seen.contains(**id)) {
         eprintln!("skipped {project}/{id}: no such job");
@@ -119,8 +88,8 @@ async fn run_async(settings: &ImportSettings, out: &mut dyn Write) -> Result<Exi
             project: project.to_string(),
             id: id.to_string(),
             reason: "not found".into(),
+            failed: true,
         });
-        failed = true;
     }
     if !imported.is_empty() {
         let store = store.clone();
@@ -131,11 +100,58 @@ async fn run_async(settings: &ImportSettings, out: &mut dyn Write) -> Result<Exi
     }
     let report = render(settings.output, &imported, &skipped, client.requests_sent());
     out.write_all(report.as_bytes()).map_err(Error::Output)?;
-    Ok(if failed {
+    Ok(if skipped.iter().any(|s| s.failed) {
         ExitStatus::Failure
     } else {
         ExitStatus::Success
     })
+}
+
+/// Imports the listed job `id` (`job` is what the list said of it): what
+/// was written, with the state record to commit (if it reads back); or
+/// why it was skipped.
+async fn import_job(
+    settings: &ImportSettings,
+    client: &crate::api::Client,
+    keyed: &crate::secret::Keyed,
+    now: jiff::Timestamp,
+    job: &Json,
+    id: &str,
+) -> Result<Result<(Done, Option<Change>), Skipped>, Error> {
+    let project = settings.project.as_str();
+    let skip = |reason: &str, failed: bool| Skipped {
+        project: project.to_string(),
+        id: id.to_string(),
+        reason: reason.to_string(),
+        failed,
+    };
+    let job_type = job.get("jobType").and_then(Json::as_str);
+    if job_type.is_some_and(|t| t != "cron") {
+        eprintln!("skipped {project}/{id}: a manual job, not a cron job");
+        return Ok(Err(skip("manual job", false)));
+    }
+    let file = settings.out.join(format!("{id}.yaml"));
+    let display = file.to_string_lossy().into_owned();
+    if file.exists() && !settings.force {
+        eprintln!("skipped {project}/{id}: {display} exists (use --force to overwrite)");
+        return Ok(Err(skip("file exists (use --force)", false)));
+    }
+    let key = JobKey {
+        team: settings.team.clone(),
+        project: project.to_string(),
+        id: id.to_string(),
+    };
+    let raw = match live::read(client, &key, Parts::all()).await {
+        Ok(Some(raw)) => raw,
+        Ok(None) => return Ok(Err(skip("deleted while importing", false))),
+        Err(e) => {
+            eprintln!("error: {}", crate::apply::chain(&e));
+            let reason = format!("cannot read: {}", crate::apply::chain(&e));
+            return Ok(Err(skip(&reason, true)));
+        }
+    };
+    let (done, change) = write_one(settings, keyed, now, key, &raw, &file, display)?;
+    Ok(Ok((done, change)))
 }
 
 /// The import report: JSON, or a line per job and a summary.

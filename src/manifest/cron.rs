@@ -733,76 +733,89 @@ mod tests {
         }
     }
 
-    fn runs(schedule: &str, after: &str, n: usize) -> Vec<String> {
-        let after: jiff::Timestamp = after.parse().expect("timestamp");
-        parse(schedule)
-            .expect("valid")
-            .next_runs(after, n)
-            .iter()
-            .map(|t| t.to_string())
-            .collect()
-    }
-
     #[test]
     fn next_runs_in_utc() {
-        assert_eq!(
-            runs("*/15 * * * *", "2026-11-28T16:07:30Z", 3),
-            [
-                "2026-11-28T16:15:00Z",
-                "2026-11-28T16:30:00Z",
-                "2026-11-28T16:45:00Z"
-            ]
-        );
-        // Strictly after: a run exactly now is not next; half a second
-        // before one, it is.
-        assert_eq!(
-            runs("0 16 * * *", "2026-11-28T16:00:00Z", 1),
-            ["2026-11-29T16:00:00Z"]
-        );
-        assert_eq!(
-            runs("0 16 * * *", "2026-11-28T15:59:59.5Z", 1),
-            ["2026-11-28T16:00:00Z"]
-        );
-        // Weekday steps run over 0-6: no Sunday from `1/2`.
-        assert_eq!(
-            runs("0 0 * * 1/2", "2026-11-28T16:07:30Z", 3),
-            [
-                "2026-11-30T00:00:00Z",
-                "2026-12-02T00:00:00Z",
-                "2026-12-04T00:00:00Z"
-            ]
-        );
-        // `*/1` keeps the star: Mondays only.
-        assert_eq!(
-            runs("0 0 */1 * MON", "2026-11-28T00:00:00Z", 2),
-            ["2026-11-30T00:00:00Z", "2026-12-07T00:00:00Z"]
-        );
-        // Neither starred: either day matches.
-        assert_eq!(
-            runs("0 0 1 * MON", "2026-11-28T00:00:00Z", 3),
-            [
-                "2026-11-30T00:00:00Z",
-                "2026-12-01T00:00:00Z",
-                "2026-12-07T00:00:00Z"
-            ]
-        );
-        // The five-year limit applies per run.
-        assert_eq!(
-            runs("0 0 29 2 *", "2026-11-28T00:00:00Z", 3),
-            [
-                "2028-02-29T00:00:00Z",
-                "2032-02-29T00:00:00Z",
-                "2036-02-29T00:00:00Z"
-            ]
-        );
-        assert_eq!(
-            runs("0 0 30 2 *", "2026-11-28T00:00:00Z", 1),
-            Vec::<String>::new()
-        );
-        assert_eq!(
-            runs("@every 90m", "2026-11-28T16:07:30.25Z", 2),
-            ["2026-11-28T17:37:30Z", "2026-11-28T19:07:30Z"]
-        );
+        // (schedule, after, the next runs): as many are asked for as given.
+        let cases: &[(&str, &str, &[&str])] = &[
+            (
+                "*/15 * * * *",
+                "2026-11-28T16:07:30Z",
+                &[
+                    "2026-11-28T16:15:00Z",
+                    "2026-11-28T16:30:00Z",
+                    "2026-11-28T16:45:00Z",
+                ],
+            ),
+            // Strictly after: a run exactly now is not next; half a second
+            // before one, it is.
+            (
+                "0 16 * * *",
+                "2026-11-28T16:00:00Z",
+                &["2026-11-29T16:00:00Z"],
+            ),
+            (
+                "0 16 * * *",
+                "2026-11-28T15:59:59.5Z",
+                &["2026-11-28T16:00:00Z"],
+            ),
+            // Weekday steps run over 0-6: no Sunday from `1/2`.
+            (
+                "0 0 * * 1/2",
+                "2026-11-28T16:07:30Z",
+                &[
+                    "2026-11-30T00:00:00Z",
+                    "2026-12-02T00:00:00Z",
+                    "2026-12-04T00:00:00Z",
+                ],
+            ),
+            // `*/1` keeps the star: Mondays only.
+            (
+                "0 0 */1 * MON",
+                "2026-11-28T00:00:00Z",
+                &["2026-11-30T00:00:00Z", "2026-12-07T00:00:00Z"],
+            ),
+            // Neither starred: either day matches.
+            (
+                "0 0 1 * MON",
+                "2026-11-28T00:00:00Z",
+                &[
+                    "2026-11-30T00:00:00Z",
+                    "2026-12-01T00:00:00Z",
+                    "2026-12-07T00:00:00Z",
+                ],
+            ),
+            // The five-year limit applies per run.
+            (
+                "0 0 29 2 *",
+                "2026-11-28T00:00:00Z",
+                &[
+                    "2028-02-29T00:00:00Z",
+                    "2032-02-29T00:00:00Z",
+                    "2036-02-29T00:00:00Z",
+                ],
+            ),
+            (
+                "@every 90m",
+                "2026-11-28T16:07:30.25Z",
+                &["2026-11-28T17:37:30Z", "2026-11-28T19:07:30Z"],
+            ),
+        ];
+        for (schedule, after, expected) in cases {
+            let at: jiff::Timestamp = after.parse().expect("timestamp");
+            let runs: Vec<String> = parse(schedule)
+                .expect("valid")
+                .next_runs(at, expected.len())
+                .iter()
+                .map(|t| t.to_string())
+                .collect();
+            assert_eq!(runs, *expected, "{schedule} after {after}");
+        }
+        // Never within five years: none.
+        let after = "2026-11-28T00:00:00Z".parse().expect("timestamp");
+        assert!(parse("0 0 30 2 *")
+            .expect("valid")
+            .next_runs(after, 1)
+            .is_empty());
     }
 
     #[test]

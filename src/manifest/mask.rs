@@ -235,39 +235,8 @@ impl Scan {
         let key = key_end(line, at);
         // Properties before a key (`&a key:`) are not in manifests.
         let propertied = matches!(line.as_bytes()[at], b'&' | b'!');
-        let mut carry = Carry::default();
         match key {
-            Some((name, colon)) => {
-                // Shallower than the last key but level with no open one:
-                // the parser refuses it, and its place cannot be told.
-                // So is a key at the root that is not a manifest's own.
-                let misplaced = (self.stack.last().is_some_and(|&(k, _)| k > column)
-                    && self.stack.iter().all(|&(k, _)| k != column))
-                    || (column == 0 && !ENVELOPE_FIELDS.contains(&name.as_str()))
-                    || odd_key(&name)
-                    || propertied;
-                let any_open = self.context_sensitive(usize::MAX);
-                while self.stack.last().is_some_and(|&(k, _)| k >= column) {
-                    self.stack.pop();
-                }
-                // A misplaced key under a secret field may be one of its
-                // entries: it, and what is below it, stay secret.
-                let secret = sensitive_key(&name) || (misplaced && any_open);
-                let sensitive = secret || self.context_sensitive(column);
-                self.stack.push((column, secret));
-                self.facts[i].colon = Some(colon);
-                let value = &line[colon + 1..];
-                scan_tokens(line, colon + 1, &mut carry, &mut self.facts[i]);
-                let has_value = !value.trim().is_empty();
-                if has_value && (sensitive || mentions_secret(value)) {
-                    self.masks[i] = Mask::Value(colon);
-                }
-                let region_sensitive = sensitive || mentions_secret(value);
-                if let Some(next) = self.block_scalar(lines, i, value, column, sensitive) {
-                    return next;
-                }
-                self.continuation(lines, i, carry, region_sensitive)
-            }
+            Some((name, colon)) => self.key_line(lines, i, &name, colon, column, propertied),
             None => {
                 // A scalar, a flow collection, a `? ` key: its place is the
                 // enclosing key's. Not deeper than the last key, it is text
@@ -280,6 +249,7 @@ impl Scan {
                 if sensitive {
                     self.masks[i] = Mask::Whole;
                 }
+                let mut carry = Carry::default();
                 if names_one && carry_free(rest) {
                     // Text naming a secret field opens one, whatever its
                     // syntax: the lines below may be its values.
@@ -292,6 +262,50 @@ impl Scan {
                 self.continuation(lines, i, carry, sensitive)
             }
         }
+    }
+
+    /// Line `i` holds a key, `name`, at `column` with its colon at `colon`
+    /// (`propertied`: an anchor or tag stands before it).
+    fn key_line(
+        &mut self,
+        lines: &[&str],
+        i: usize,
+        name: &str,
+        colon: usize,
+        column: usize,
+        propertied: bool,
+    ) -> usize {
+        let line = lines[i];
+        let mut carry = Carry::default();
+        // Shallower than the last key but level with no open one:
+        // the parser refuses it, and its place cannot be told.
+        // So is a key at the root that is not a manifest's own.
+        let misplaced = (self.stack.last().is_some_and(|&(k, _)| k > column)
+            && self.stack.iter().all(|&(k, _)| k != column))
+            || (column == 0 && !ENVELOPE_FIELDS.contains(&name))
+            || odd_key(name)
+            || propertied;
+        let any_open = self.context_sensitive(usize::MAX);
+        while self.stack.last().is_some_and(|&(k, _)| k >= column) {
+            self.stack.pop();
+        }
+        // A misplaced key under a secret field may be one of its
+        // entries: it, and what is below it, stay secret.
+        let secret = sensitive_key(name) || (misplaced && any_open);
+        let sensitive = secret || self.context_sensitive(column);
+        self.stack.push((column, secret));
+        self.facts[i].colon = Some(colon);
+        let value = &line[colon + 1..];
+        scan_tokens(line, colon + 1, &mut carry, &mut self.facts[i]);
+        let has_value = !value.trim().is_empty();
+        if has_value && (sensitive || mentions_secret(value)) {
+            self.masks[i] = Mask::Value(colon);
+        }
+        let region_sensitive = sensitive || mentions_secret(value);
+        if let Some(next) = self.block_scalar(lines, i, value, column, sensitive) {
+            return next;
+        }
+        self.continuation(lines, i, carry, region_sensitive)
     }
 
     /// After a `|` or `>` header, the lines indented deeper than `parent`

@@ -294,14 +294,8 @@ fn envelope(
     checker: &mut Checker<'_>,
     job: &mut JobManifest,
 ) {
-    let report = |checker: &mut Checker<'_>, code, span, path: &str, message: String| {
-        checker
-            .diagnostics
-            .push(Diagnostic::error(code, span, path, message));
-    };
     let Value::Map(entries) = &root.value else {
-        report(
-            checker,
+        checker.error(
             Code::Type,
             root.span,
             "",
@@ -312,91 +306,95 @@ fn envelope(
         );
         return;
     };
+    unknown_envelope_fields(entries, checker);
+    // Where a missing key is reported: the manifest's first key.
+    let start = entries.first().map(|(k, _)| k.span).unwrap_or(root.span);
+    api_version_and_kind(root, start, checker);
+    let team = resource_id(root, "team", Code::Type, checker).unwrap_or(None);
+    let project = match resource_id(root, "project", Code::Project, checker) {
+        Ok(Some(project)) => Some(project),
+        Ok(None) => options.default_project.map(str::to_string).or_else(|| {
+            let message =
+                "no project: set `project:` in the manifest, or pass --project / NFCRON_PROJECT"
+                    .to_string();
+            checker.error(Code::Project, start, "project", message);
+            None
+        }),
+        Err(()) => None,
+    };
+    let Some((spec_key, spec)) = entries.iter().find(|(k, _)| k.name == "spec") else {
+        let message = "missing required field `spec`".to_string();
+        checker.error(Code::Required, start, "spec", message);
+        return;
+    };
+    read_spec(spec_key, spec, checker, job);
+    if let (Some(name), Some(project)) = (&job.name, project) {
+        job.key = Some(JobKey {
+            team,
+            project,
+            id: job_id(name),
+        });
+    }
+}
+
+fn unknown_envelope_fields(entries: &[(yaml::Key, Node)], checker: &mut Checker<'_>) {
     for (key, _) in entries {
         if !schema::ENVELOPE_FIELDS.contains(&key.name.as_str()) {
             let message = validate::unknown_field(&key.name, schema::ENVELOPE_FIELDS);
-            report(
-                checker,
-                Code::UnknownField,
-                key.span,
-                &validate::join("", &key.name),
-                message,
-            );
+            let path = validate::join("", &key.name);
+            checker.error(Code::UnknownField, key.span, &path, message);
         }
     }
-    let start = entries.first().map(|(k, _)| k.span).unwrap_or(root.span);
+}
 
+/// `apiVersion` may be left out; `kind` may not.
+fn api_version_and_kind(root: &Node, start: Span, checker: &mut Checker<'_>) {
     if let Some(v) = root.get("apiVersion") {
         if v.as_str() != Some(schema::API_VERSION) {
             let message = format!("`apiVersion` must be `{}`", schema::API_VERSION);
-            report(checker, Code::ApiVersion, v.span, "apiVersion", message);
+            checker.error(Code::ApiVersion, v.span, "apiVersion", message);
         }
     }
     match root.get("kind") {
-        None => report(
-            checker,
-            Code::Kind,
-            start,
-            "kind",
-            format!("missing `kind: {}`", schema::KIND),
-        ),
-        Some(v) if v.as_str() != Some(schema::KIND) => report(
-            checker,
-            Code::Kind,
-            v.span,
-            "kind",
-            format!("`kind` must be `{}`", schema::KIND),
-        ),
+        None => {
+            let message = format!("missing `kind: {}`", schema::KIND);
+            checker.error(Code::Kind, start, "kind", message);
+        }
+        Some(v) if v.as_str() != Some(schema::KIND) => {
+            let message = format!("`kind` must be `{}`", schema::KIND);
+            checker.error(Code::Kind, v.span, "kind", message);
+        }
         Some(_) => {}
     }
-    let team = match root.get("team") {
-        None
-        | Some(Node {
-            value: Value::Null, ..
-        }) => None,
-        Some(v) => match v.as_str() {
-            Some(team) if is_resource_id(team) => Some(team.to_string()),
-            _ => {
-                let message =
-                    "`team` must be a team id: lower-case letters, digits and hyphens".to_string();
-                report(checker, Code::Type, v.span, "team", message);
-                None
-            }
-        },
+}
+
+/// The id under `field` (`team` or `project`): `Ok(None)` where it is
+/// absent or null; anything but an id is reported under `code`.
+fn resource_id(
+    root: &Node,
+    field: &str,
+    code: Code,
+    checker: &mut Checker<'_>,
+) -> Result<Option<String>, ()> {
+    let Some(v) = root.get(field) else {
+        return Ok(None);
     };
-    let project = match root.get("project") {
-        None
-        | Some(Node {
-            value: Value::Null, ..
-        }) => match options.default_project {
-            Some(p) => Some(p.to_string()),
-            None => {
-                let message = "no project: set `project:` in the manifest, or pass --project / NFCRON_PROJECT".to_string();
-                report(checker, Code::Project, start, "project", message);
-                None
-            }
-        },
-        Some(v) => match v.as_str() {
-            Some(p) if is_resource_id(p) => Some(p.to_string()),
-            _ => {
-                let message =
-                    "`project` must be a project id: lower-case letters, digits and hyphens"
-                        .to_string();
-                report(checker, Code::Project, v.span, "project", message);
-                None
-            }
-        },
-    };
-    let Some((spec_key, spec)) = entries.iter().find(|(k, _)| k.name == "spec") else {
-        report(
-            checker,
-            Code::Required,
-            start,
-            "spec",
-            "missing required field `spec`".into(),
-        );
-        return;
-    };
+    if let Value::Null = v.value {
+        return Ok(None);
+    }
+    match v.as_str() {
+        Some(id) if is_resource_id(id) => Ok(Some(id.to_string())),
+        _ => {
+            let message =
+                format!("`{field}` must be a {field} id: lower-case letters, digits and hyphens");
+            checker.error(code, v.span, field, message);
+            Err(())
+        }
+    }
+}
+
+/// Checks the spec against the schema and keeps what the job is known by.
+fn read_spec(spec_key: &yaml::Key, spec: &Node, checker: &mut Checker<'_>, job: &mut JobManifest) {
     let body = checker.check(spec, &schema::SPEC, "spec", spec_key.span, false);
     if let Some(name_node) = spec.get("name") {
         job.line = name_node.span.start.line;
@@ -407,13 +405,6 @@ fn envelope(
     job.schedule = text("schedule");
     job.suspended = body.get("suspended") == Some(&Json::Bool(true));
     job.spec = Body::of(&body);
-    if let (Some(name), Some(project)) = (&job.name, project) {
-        job.key = Some(JobKey {
-            team,
-            project,
-            id: job_id(name),
-        });
-    }
 }
 
 /// Project and team ids, as Northflank forms them from names.

@@ -537,8 +537,9 @@ fn deployment_with(discriminator: Field) -> Schema {
     object("", fields)
 }
 
-fn deployment() -> Schema {
-    let vcs = req(
+/// Deploy what Northflank builds from a Git repository.
+fn vcs_source() -> Field {
+    req(
         "vcs",
         object_with(
             "",
@@ -580,8 +581,12 @@ fn deployment() -> Schema {
                 require: &["selfHostedVcsId"],
             }],
         ),
-    );
-    let external = req(
+    )
+}
+
+/// Deploy an image from a registry.
+fn external_source() -> Field {
+    req(
         "external",
         object(
             "",
@@ -601,8 +606,12 @@ fn deployment() -> Schema {
                 ),
             ],
         ),
-    );
-    let internal = req(
+    )
+}
+
+/// Deploy what a build service built.
+fn internal_source() -> Field {
+    req(
         "internal",
         object(
             "",
@@ -634,18 +643,24 @@ fn deployment() -> Schema {
                 ),
             ],
         ),
-    );
+    )
+}
+
+fn deployment() -> Schema {
     one_of(
         "Where to deploy the job from.",
         vec![
-            ("deploy from version control (`vcs`)", deployment_with(vcs)),
+            (
+                "deploy from version control (`vcs`)",
+                deployment_with(vcs_source()),
+            ),
             (
                 "deploy from an external image (`external`)",
-                deployment_with(external),
+                deployment_with(external_source()),
             ),
             (
                 "deploy from a build service (`internal`)",
-                deployment_with(internal),
+                deployment_with(internal_source()),
             ),
             ("choose later (`{}`)", object("Choose later", Vec::new())),
         ],
@@ -723,8 +738,9 @@ fn build_configuration() -> Schema {
     )
 }
 
-fn build_settings() -> Schema {
-    let dockerfile = object(
+/// Build with a Dockerfile.
+fn dockerfile_build() -> Schema {
+    object(
         "Build from a Dockerfile",
         vec![
             build_storage(),
@@ -748,41 +764,50 @@ fn build_settings() -> Schema {
                             "useCache",
                             boolean("DEPRECATED: This field will be removed in the near future and currently has no effect."),
                         ),
-                        opt(
-                            "buildkit",
-                            object(
-                                "",
-                                vec![
-                                    opt("useCache", boolean("Use persistent storage to cache build layers.")),
-                                    opt(
-                                        "cacheStorageSize",
-                                        int(
-                                            "The amount of persistent storage available to each build in MB.",
-                                            Some(1),
-                                            None,
-                                            &[],
-                                        ),
-                                    ),
-                                    opt(
-                                        "useInternalCache",
-                                        boolean("DEPRECATED: This field will be removed in the near future."),
-                                    ),
-                                    opt(
-                                        "internalCacheStorage",
-                                        Schema {
-                                            kind: Kind::Number,
-                                            description: "",
-                                        },
-                                    ),
-                                ],
-                            ),
-                        ),
+                        opt("buildkit", buildkit()),
                     ],
                 ),
             ),
         ],
-    );
-    let buildpack = object(
+    )
+}
+
+/// BuildKit's cache.
+fn buildkit() -> Schema {
+    object(
+        "",
+        vec![
+            opt(
+                "useCache",
+                boolean("Use persistent storage to cache build layers."),
+            ),
+            opt(
+                "cacheStorageSize",
+                int(
+                    "The amount of persistent storage available to each build in MB.",
+                    Some(1),
+                    None,
+                    &[],
+                ),
+            ),
+            opt(
+                "useInternalCache",
+                boolean("DEPRECATED: This field will be removed in the near future."),
+            ),
+            opt(
+                "internalCacheStorage",
+                Schema {
+                    kind: Kind::Number,
+                    description: "",
+                },
+            ),
+        ],
+    )
+}
+
+/// Build with Cloud Native Buildpacks.
+fn buildpack_build() -> Schema {
+    object(
         "Build from a Buildpack",
         vec![
             build_storage(),
@@ -826,13 +851,25 @@ fn build_settings() -> Schema {
                 ),
             ),
         ],
-    );
+    )
+}
+
+fn build_settings() -> Schema {
     one_of(
         "Build engine",
         vec![
-            ("build from a Dockerfile (`dockerfile`)", dockerfile),
-            ("build from a Buildpack (`buildpack`)", buildpack),
+            ("build from a Dockerfile (`dockerfile`)", dockerfile_build()),
+            ("build from a Buildpack (`buildpack`)", buildpack_build()),
         ],
+    )
+}
+
+/// Variables by name (an environment, build arguments).
+fn variables(description: &'static str) -> Schema {
+    map(
+        description,
+        Some((ENV_KEY, ENV_KEY_WORDS)),
+        s("A value; the API takes strings only (quote numbers and booleans).").done(),
     )
 }
 
@@ -871,86 +908,43 @@ fn secret_mounts() -> Schema {
 }
 
 fn health_check() -> Schema {
+    let mut fields = vec![
+        req(
+            "protocol",
+            s("The protocol to access the health check with.")
+                .one_of(&["HTTP", "CMD", "TCP"])
+                .done(),
+        ),
+        req(
+            "type",
+            s("The type of health check.")
+                .one_of(&["livenessProbe", "readinessProbe", "startupProbe"])
+                .done(),
+        ),
+        opt(
+            "path",
+            s("The path of the health check endpoint. Required when protocol is HTTP.")
+                .pattern(ABSOLUTE_FILE)
+                .done(),
+        ),
+        opt(
+            "cmd",
+            s("The command to run for the health check. Required when protocol is CMD").done(),
+        ),
+        opt(
+            "port",
+            int(
+                "Port number for the health check endpoint. Required when protocol is HTTP.",
+                Some(1),
+                None,
+                &[],
+            ),
+        ),
+    ];
+    fields.extend(health_check_timing());
     object_with(
         "A health check object.",
-        vec![
-            req(
-                "protocol",
-                s("The protocol to access the health check with.")
-                    .one_of(&["HTTP", "CMD", "TCP"])
-                    .done(),
-            ),
-            req(
-                "type",
-                s("The type of health check.")
-                    .one_of(&["livenessProbe", "readinessProbe", "startupProbe"])
-                    .done(),
-            ),
-            opt(
-                "path",
-                s("The path of the health check endpoint. Required when protocol is HTTP.")
-                    .pattern(ABSOLUTE_FILE)
-                    .done(),
-            ),
-            opt(
-                "cmd",
-                s("The command to run for the health check. Required when protocol is CMD").done(),
-            ),
-            opt(
-                "port",
-                int(
-                    "Port number for the health check endpoint. Required when protocol is HTTP.",
-                    Some(1),
-                    None,
-                    &[],
-                ),
-            ),
-            req(
-                "initialDelaySeconds",
-                int(
-                    "Initial delay, in seconds, before the health check is first run.",
-                    Some(1),
-                    Some(180),
-                    &[],
-                ),
-            ),
-            req(
-                "periodSeconds",
-                int(
-                    "The time between each check, in seconds.",
-                    Some(10),
-                    Some(600),
-                    &[],
-                ),
-            ),
-            req(
-                "timeoutSeconds",
-                int(
-                    "The time to wait for a response before marking the health check as a failure.",
-                    Some(1),
-                    Some(60),
-                    &[],
-                ),
-            ),
-            req(
-                "failureThreshold",
-                int(
-                    "The maximum number of allowed failures.",
-                    Some(1),
-                    Some(255),
-                    &[],
-                ),
-            ),
-            opt(
-                "successThreshold",
-                int(
-                    "The number of successes required to mark the health check as a success.",
-                    Some(1),
-                    Some(255),
-                    &[],
-                ),
-            ),
-        ],
+        fields,
         vec![
             Conditional {
                 when: "protocol",
@@ -973,107 +967,192 @@ fn health_check() -> Schema {
     )
 }
 
+/// When and how often a health check runs, and what counts as failed.
+fn health_check_timing() -> Vec<Field> {
+    vec![
+        req(
+            "initialDelaySeconds",
+            int(
+                "Initial delay, in seconds, before the health check is first run.",
+                Some(1),
+                Some(180),
+                &[],
+            ),
+        ),
+        req(
+            "periodSeconds",
+            int(
+                "The time between each check, in seconds.",
+                Some(10),
+                Some(600),
+                &[],
+            ),
+        ),
+        req(
+            "timeoutSeconds",
+            int(
+                "The time to wait for a response before marking the health check as a failure.",
+                Some(1),
+                Some(60),
+                &[],
+            ),
+        ),
+        req(
+            "failureThreshold",
+            int(
+                "The maximum number of allowed failures.",
+                Some(1),
+                Some(255),
+                &[],
+            ),
+        ),
+        opt(
+            "successThreshold",
+            int(
+                "The number of successes required to mark the health check as a success.",
+                Some(1),
+                Some(255),
+                &[],
+            ),
+        ),
+    ]
+}
+
 fn spec() -> Schema {
+    let mut fields = identity_fields();
+    fields.extend(run_fields());
+    fields.extend([
+        opt("deployment", deployment()),
+        opt(
+            "disabledCI",
+            boolean("Whether CI should be disabled. Only relevant for jobs deploying directly from version control."),
+        ),
+        opt("buildConfiguration", build_configuration()),
+        opt("buildSettings", build_settings()),
+    ]);
+    fields.extend(secret_fields());
+    fields.extend(schedule_fields());
     object(
         "The body of PUT /v1/projects/{projectId}/jobs/cron.",
-        vec![
-            req(
-                "name",
-                s("The name of the job.")
-                    .len(3, 52)
-                    .pattern(r"^[a-zA-Z]((-|\s)?[a-zA-Z0-9]+((-|\s)[a-zA-Z0-9]+)*)?$")
-                    .hint("a letter, then words of letters and digits joined by single spaces or hyphens")
-                    .done(),
-            ),
-            opt(
-                "description",
-                s("A description of the job.")
-                    .max_len(200)
-                    .pattern(r#"^[a-zA-Z0-9.,?\s\\/'"()\[\];`%^&*\-_:!]+$"#)
-                    .done(),
-            ),
-            opt("stageId", s("The ID of the release flow stage the job belongs to.").done()),
-            opt(
-                "infrastructure",
-                object(
-                    "",
-                    vec![opt("architecture", s("The CPU architecture to run on.").one_of(&["x86", "arm"]).done())],
-                ),
-            ),
-            opt(
-                "tags",
-                array(
-                    "An array of previously defined tags to help identify and group the resource.",
-                    s("").len(1, 100).pattern(r"^[a-zA-Z0-9]+(-[a-zA-Z0-9]+)*$").done(),
-                ),
-            ),
-            req(
-                "billing",
-                object(
-                    "",
-                    vec![
-                        opt("buildPlan", s("The ID of the build plan to use.").pattern(PLAN_ID).done()),
-                        req("deploymentPlan", s("The ID of the deployment plan to use.").pattern(PLAN_ID).done()),
-                        opt("gpu", gpu()),
-                    ],
-                ),
-            ),
-            req(
-                "backoffLimit",
-                int("The number of attempts to rerun a job before it is marked as failed.", Some(0), None, &[]),
-            ),
-            opt(
-                "runOnSourceChange",
-                s("Configure when the job should be run if the source image changes.")
-                    .one_of(&["never", "cd-promote", "always"])
-                    .done(),
-            ),
-            opt(
-                "activeDeadlineSeconds",
-                nullable(int(
-                    "The maximum amount of time, in seconds, for a job to run before it is marked as failed.",
-                    Some(1),
-                    None,
-                    &[],
-                )),
-            ),
-            opt("deployment", deployment()),
-            opt(
-                "disabledCI",
-                boolean("Whether CI should be disabled. Only relevant for jobs deploying directly from version control."),
-            ),
-            opt("buildConfiguration", build_configuration()),
-            opt("buildSettings", build_settings()),
-            secret(
-                "runtimeEnvironment",
-                map(
-                    "An object containing the runtime environment to set for the job. Keys may only contain letters, numbers, hyphens, forward slashes and dots.",
-                    Some((ENV_KEY, ENV_KEY_WORDS)),
-                    s("A value; the API takes strings only (quote numbers and booleans).").done(),
-                ),
-            ),
-            secret("runtimeFiles", files("Secret files as JSON object, encrypted at rest. File path must be absolute")),
-            secret(
-                "buildArguments",
-                map(
-                    "An object containing the build arguments to set for the job. Keys may only contain letters, numbers, hyphens, forward slashes and dots.",
-                    Some((ENV_KEY, ENV_KEY_WORDS)),
-                    s("A value; the API takes strings only (quote numbers and booleans).").done(),
-                ),
-            ),
-            secret("buildFiles", files("Secret files as JSON object, encrypted at rest. File path must be absolute")),
-            secret("dockerSecretMounts", secret_mounts()),
-            opt("healthChecks", array("An array of health checks.", health_check())),
-            req("schedule", s("The cron timer scheduling when to run the job.").cron().done()),
-            opt("suspended", boolean("Whether the cron's automatic scheduling is suspended")),
-            req(
-                "concurrencyPolicy",
-                s("Whether this job should run when another instance of the job is already running. `allow` will enable multiple instances of this job to run. `forbid` will keep the current instance of the job running and stop a new instance from being run. `replace` will terminate any currently running instance of the job and start a new one.")
-                    .one_of(&["allow", "forbid", "replace"])
-                    .done(),
-            ),
-        ],
+        fields,
     )
+}
+
+/// What the job is called and how it is grouped.
+fn identity_fields() -> Vec<Field> {
+    vec![
+        req(
+            "name",
+            s("The name of the job.")
+                .len(3, 52)
+                .pattern(r"^[a-zA-Z]((-|\s)?[a-zA-Z0-9]+((-|\s)[a-zA-Z0-9]+)*)?$")
+                .hint(
+                    "a letter, then words of letters and digits joined by single spaces or hyphens",
+                )
+                .done(),
+        ),
+        opt(
+            "description",
+            s("A description of the job.")
+                .max_len(200)
+                .pattern(r#"^[a-zA-Z0-9.,?\s\\/'"()\[\];`%^&*\-_:!]+$"#)
+                .done(),
+        ),
+        opt(
+            "stageId",
+            s("The ID of the release flow stage the job belongs to.").done(),
+        ),
+        opt(
+            "infrastructure",
+            object(
+                "",
+                vec![opt(
+                    "architecture",
+                    s("The CPU architecture to run on.")
+                        .one_of(&["x86", "arm"])
+                        .done(),
+                )],
+            ),
+        ),
+        opt(
+            "tags",
+            array(
+                "An array of previously defined tags to help identify and group the resource.",
+                s("")
+                    .len(1, 100)
+                    .pattern(r"^[a-zA-Z0-9]+(-[a-zA-Z0-9]+)*$")
+                    .done(),
+            ),
+        ),
+    ]
+}
+
+/// What a run is billed to, and how it is retried and cut short.
+fn run_fields() -> Vec<Field> {
+    vec![
+        req(
+            "billing",
+            object(
+                "",
+                vec![
+                    opt("buildPlan", s("The ID of the build plan to use.").pattern(PLAN_ID).done()),
+                    req("deploymentPlan", s("The ID of the deployment plan to use.").pattern(PLAN_ID).done()),
+                    opt("gpu", gpu()),
+                ],
+            ),
+        ),
+        req(
+            "backoffLimit",
+            int("The number of attempts to rerun a job before it is marked as failed.", Some(0), None, &[]),
+        ),
+        opt(
+            "runOnSourceChange",
+            s("Configure when the job should be run if the source image changes.")
+                .one_of(&["never", "cd-promote", "always"])
+                .done(),
+        ),
+        opt(
+            "activeDeadlineSeconds",
+            nullable(int(
+                "The maximum amount of time, in seconds, for a job to run before it is marked as failed.",
+                Some(1),
+                None,
+                &[],
+            )),
+        ),
+    ]
+}
+
+/// The values nfcron never shows: environment, arguments and files.
+fn secret_fields() -> Vec<Field> {
+    vec![
+        secret(
+            "runtimeEnvironment",
+            variables("An object containing the runtime environment to set for the job. Keys may only contain letters, numbers, hyphens, forward slashes and dots."),
+        ),
+        secret("runtimeFiles", files("Secret files as JSON object, encrypted at rest. File path must be absolute")),
+        secret(
+            "buildArguments",
+            variables("An object containing the build arguments to set for the job. Keys may only contain letters, numbers, hyphens, forward slashes and dots."),
+        ),
+        secret("buildFiles", files("Secret files as JSON object, encrypted at rest. File path must be absolute")),
+        secret("dockerSecretMounts", secret_mounts()),
+    ]
+}
+
+/// When the job runs, and how it is checked while it does.
+fn schedule_fields() -> Vec<Field> {
+    vec![
+        opt("healthChecks", array("An array of health checks.", health_check())),
+        req("schedule", s("The cron timer scheduling when to run the job.").cron().done()),
+        opt("suspended", boolean("Whether the cron's automatic scheduling is suspended")),
+        req(
+            "concurrencyPolicy",
+            s("Whether this job should run when another instance of the job is already running. `allow` will enable multiple instances of this job to run. `forbid` will keep the current instance of the job running and stop a new instance from being run. `replace` will terminate any currently running instance of the job and start a new one.")
+                .one_of(&["allow", "forbid", "replace"])
+                .done(),
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -55,6 +55,11 @@ impl<'a> Checker<'a> {
         self.diagnostics.iter().filter(|d| d.is_error()).count()
     }
 
+    /// Reports an error found outside the schema's walk.
+    pub fn error(&mut self, code: Code, span: Span, path: &str, message: String) {
+        self.report(code, span, path, false, message);
+    }
+
     fn report(&mut self, code: Code, span: Span, path: &str, sensitive: bool, message: String) {
         let mut d = Diagnostic::error(code, span, path, message);
         d.sensitive = sensitive;

@@ -248,21 +248,7 @@ impl Builder {
         let here = span(at);
         match event {
             Event::StreamStart | Event::StreamEnd | Event::Nothing => Ok(None),
-            Event::DocumentStart(_) => {
-                self.documents += 1;
-                if self.documents > MAX_DOCUMENTS {
-                    return Err(YamlError {
-                        pos: here.start,
-                        message: format!(
-                            "more than {MAX_DOCUMENTS} documents in one file; split it"
-                        ),
-                    });
-                }
-                self.doc_start = here.start;
-                self.root = None;
-                self.anchors.clear();
-                Ok(None)
-            }
+            Event::DocumentStart(_) => self.start_document(here),
             Event::DocumentEnd => {
                 let root = self.root.take().unwrap_or(Node {
                     span: Span {
@@ -277,39 +263,7 @@ impl Builder {
                 }))
             }
             Event::Alias(id) => {
-                let Some(anchored) = self.anchors.get(&id) else {
-                    return Err(YamlError {
-                        pos: here.start,
-                        message: "alias refers to an unknown anchor".into(),
-                    });
-                };
-                if anchored.secret && !self.in_secret_field() {
-                    return Err(YamlError {
-                        pos: here.start,
-                        message: "this alias copies a value out of a secret field (runtimeEnvironment, runtimeFiles, buildArguments, buildFiles) into one that is shown and sent in clear; write the value out instead".into(),
-                    });
-                }
-                // Checked before the copy is made: the limit bounds memory.
-                self.alias_nodes = self.alias_nodes.saturating_add(anchored.nodes);
-                self.alias_bytes = self.alias_bytes.saturating_add(anchored.bytes);
-                if self.alias_nodes > MAX_ALIAS_NODES {
-                    return Err(YamlError {
-                        pos: here.start,
-                        message: format!(
-                            "aliases expand to more than {MAX_ALIAS_NODES} nodes (an alias bomb?)"
-                        ),
-                    });
-                }
-                if self.alias_bytes > self.alias_byte_budget {
-                    return Err(YamlError {
-                        pos: here.start,
-                        message: format!(
-                            "aliases expand to more than {} bytes, {ALIAS_BYTES_PER_FILE_BYTE} times the file's size (an alias bomb?)",
-                            self.alias_byte_budget
-                        ),
-                    });
-                }
-                let node = anchored.node.clone();
+                let node = self.alias(id, here)?;
                 self.push(node, here.start)
             }
             Event::Scalar(text, style, anchor, tag) => {
@@ -332,30 +286,86 @@ impl Builder {
                     .push(Open::Map(here, anchor, Vec::new(), HashMap::new(), None));
                 Ok(None)
             }
-            Event::SequenceEnd | Event::MappingEnd => {
-                let (node, anchor) = match self.stack.pop() {
-                    Some(Open::Seq(span, anchor, items)) => (
-                        Node {
-                            span,
-                            value: Value::Seq(items),
-                        },
-                        anchor,
-                    ),
-                    Some(Open::Map(span, anchor, entries, _, _)) => (
-                        Node {
-                            span,
-                            value: Value::Map(entries),
-                        },
-                        anchor,
-                    ),
-                    None => return Ok(None),
-                };
-                if anchor > 0 {
-                    self.anchor(anchor, &node);
-                }
-                self.push(node, here.start)
-            }
+            Event::SequenceEnd | Event::MappingEnd => self.close(here),
         }
+    }
+
+    fn start_document(&mut self, here: Span) -> Result<Option<Document>, YamlError> {
+        self.documents += 1;
+        if self.documents > MAX_DOCUMENTS {
+            return Err(YamlError {
+                pos: here.start,
+                message: format!("more than {MAX_DOCUMENTS} documents in one file; split it"),
+            });
+        }
+        self.doc_start = here.start;
+        self.root = None;
+        self.anchors.clear();
+        Ok(None)
+    }
+
+    /// A copy of anchor `id`'s node, once the copy is known to stay in a
+    /// secret field (if the anchor was in one) and within the alias limits.
+    fn alias(&mut self, id: usize, here: Span) -> Result<Node, YamlError> {
+        let Some(anchored) = self.anchors.get(&id) else {
+            return Err(YamlError {
+                pos: here.start,
+                message: "alias refers to an unknown anchor".into(),
+            });
+        };
+        if anchored.secret && !self.in_secret_field() {
+            return Err(YamlError {
+                pos: here.start,
+                message: "this alias copies a value out of a secret field (runtimeEnvironment, runtimeFiles, buildArguments, buildFiles) into one that is shown and sent in clear; write the value out instead".into(),
+            });
+        }
+        // Checked before the copy is made: the limit bounds memory.
+        self.alias_nodes = self.alias_nodes.saturating_add(anchored.nodes);
+        self.alias_bytes = self.alias_bytes.saturating_add(anchored.bytes);
+        if self.alias_nodes > MAX_ALIAS_NODES {
+            return Err(YamlError {
+                pos: here.start,
+                message: format!(
+                    "aliases expand to more than {MAX_ALIAS_NODES} nodes (an alias bomb?)"
+                ),
+            });
+        }
+        if self.alias_bytes > self.alias_byte_budget {
+            return Err(YamlError {
+                pos: here.start,
+                message: format!(
+                    "aliases expand to more than {} bytes, {ALIAS_BYTES_PER_FILE_BYTE} times the file's size (an alias bomb?)",
+                    self.alias_byte_budget
+                ),
+            });
+        }
+        Ok(anchored.node.clone())
+    }
+
+    /// The end of a sequence or mapping: the collection becomes a node of
+    /// its parent.
+    fn close(&mut self, here: Span) -> Result<Option<Document>, YamlError> {
+        let (node, anchor) = match self.stack.pop() {
+            Some(Open::Seq(span, anchor, items)) => (
+                Node {
+                    span,
+                    value: Value::Seq(items),
+                },
+                anchor,
+            ),
+            Some(Open::Map(span, anchor, entries, _, _)) => (
+                Node {
+                    span,
+                    value: Value::Map(entries),
+                },
+                anchor,
+            ),
+            None => return Ok(None),
+        };
+        if anchor > 0 {
+            self.anchor(anchor, &node);
+        }
+        self.push(node, here.start)
     }
 
     fn anchor(&mut self, id: usize, node: &Node) {

@@ -12,7 +12,7 @@
 use crate::apply::Outcome;
 use crate::manifest::diagnostic::{Diagnostic, Severity};
 use crate::manifest::Catalog;
-use crate::plan::{Action, Drift};
+use crate::plan::{Action, Drift, Step};
 
 use super::plan::{address, Report};
 
@@ -147,73 +147,15 @@ pub fn diagnostics(catalog: &Catalog) -> String {
 /// pruning; then the plain text plan for the log.
 pub fn plan(report: &Report<'_>, diagnostics: &[Diagnostic]) -> String {
     let mut out: String = diagnostics.iter().map(diagnostic).collect();
-    let verb = if report.dry_run { "would " } else { "" };
     for (i, step) in report.plan.steps.iter().enumerate() {
-        let action = step.action();
-        let file = step.file.clone().unwrap_or_default();
-        let who = address(step);
-        let title = |what: &str| format!("nfcron {what}");
-        match (&report.outcomes[i], action) {
-            (Outcome::Failed(f), _) => out.push_str(&command(
-                "error",
-                &[("file", file), ("title", title("failed"))],
-                &format!("{} {who} failed: {}", action.as_str(), f.message()),
-            )),
-            (Outcome::Rejected(f), _) => out.push_str(&command(
-                "error",
-                &[("file", file), ("title", title("rejected"))],
-                &format!("the API refused {who}: {}", f.message()),
-            )),
-            (Outcome::NotAttempted, _) => out.push_str(&command(
-                "error",
-                &[("file", file), ("title", title("not attempted"))],
-                &format!("{who} was not written: the state file cannot be written"),
-            )),
-            (_, Action::Create | Action::Update | Action::Delete) => {
-                let mut message = format!("{verb}{} {who}", action.as_str());
-                if let Some(old) = step.renamed_from() {
-                    message.push_str(&format!(" (renamed from {old})"));
-                }
-                let fields: Vec<&str> = step.changes().iter().map(|c| c.path.as_str()).collect();
-                if action == Action::Update && !fields.is_empty() {
-                    message.push_str(&format!(": {}", fields.join(", ")));
-                }
-                if step.drift().is_some() {
-                    message.push_str(" (corrects drift)");
-                }
-                if step.suspended() {
-                    message.push_str("; suspended, no next run");
-                } else if let Some(next) = step.next_runs().first() {
-                    message.push_str(&format!("; next run {next}"));
-                }
-                out.push_str(&command(
-                    "notice",
-                    &[("file", file), ("title", title(action.as_str()))],
-                    &message,
-                ));
-            }
-            (_, Action::Rejected) => out.push_str(&command(
-                "error",
-                &[("file", file), ("title", title("rejected"))],
-                &format!(
-                    "the API refused {who} earlier; not sent again until its manifest changes (or reconcile --retry-rejected)"
-                ),
-            )),
-            (_, Action::Unchanged) if step.drift().is_some_and(Drift::found) => {
-                let fields = match step.drift() {
-                    Some(Drift::Changed(changes)) => {
-                        let paths: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
-                        format!("changed outside nfcron: {}", paths.join(", "))
-                    }
-                    _ => "deleted outside nfcron".to_string(),
-                };
-                out.push_str(&command(
-                    "warning",
-                    &[("file", file), ("title", title("drift"))],
-                    &format!("{who} drifted: {fields}"),
-                ));
-            }
-            _ => {}
+        if let Some((level, what, message)) = step_command(report, i, step) {
+            let file = step.file.clone().unwrap_or_default();
+            let title = format!("nfcron {what}");
+            out.push_str(&command(
+                level,
+                &[("file", file), ("title", title)],
+                &message,
+            ));
         }
     }
     for block in &report.plan.prune_blocked {
@@ -228,6 +170,78 @@ pub fn plan(report: &Report<'_>, diagnostics: &[Diagnostic]) -> String {
     }
     out.push_str(&inert(&super::plan::text(report, super::Colour(false))));
     out
+}
+
+/// The command step `i` gets, as its level, the word of its title and its
+/// message; `None` for a step with nothing to say.
+fn step_command(
+    report: &Report<'_>,
+    i: usize,
+    step: &Step,
+) -> Option<(&'static str, &'static str, String)> {
+    let action = step.action();
+    let who = address(step);
+    Some(match (&report.outcomes[i], action) {
+        (Outcome::Failed(f), _) => (
+            "error",
+            "failed",
+            format!("{} {who} failed: {}", action.as_str(), f.message()),
+        ),
+        (Outcome::Rejected(f), _) => (
+            "error",
+            "rejected",
+            format!("the API refused {who}: {}", f.message()),
+        ),
+        (Outcome::NotAttempted, _) => (
+            "error",
+            "not attempted",
+            format!("{who} was not written: the state file cannot be written"),
+        ),
+        (_, Action::Create | Action::Update | Action::Delete) => {
+            ("notice", action.as_str(), write_notice(step, report.dry_run))
+        }
+        (_, Action::Rejected) => (
+            "error",
+            "rejected",
+            format!(
+                "the API refused {who} earlier; not sent again until its manifest changes (or reconcile --retry-rejected)"
+            ),
+        ),
+        (_, Action::Unchanged) if step.drift().is_some_and(Drift::found) => {
+            let fields = match step.drift() {
+                Some(Drift::Changed(changes)) => {
+                    let paths: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
+                    format!("changed outside nfcron: {}", paths.join(", "))
+                }
+                _ => "deleted outside nfcron".to_string(),
+            };
+            ("warning", "drift", format!("{who} drifted: {fields}"))
+        }
+        _ => return None,
+    })
+}
+
+/// `would update acme/p/job: schedule; next run ...` for a write.
+fn write_notice(step: &Step, dry_run: bool) -> String {
+    let action = step.action();
+    let verb = if dry_run { "would " } else { "" };
+    let mut message = format!("{verb}{} {}", action.as_str(), address(step));
+    if let Some(old) = step.renamed_from() {
+        message.push_str(&format!(" (renamed from {old})"));
+    }
+    let fields: Vec<&str> = step.changes().iter().map(|c| c.path.as_str()).collect();
+    if action == Action::Update && !fields.is_empty() {
+        message.push_str(&format!(": {}", fields.join(", ")));
+    }
+    if step.drift().is_some() {
+        message.push_str(" (corrects drift)");
+    }
+    if step.suspended() {
+        message.push_str("; suspended, no next run");
+    } else if let Some(next) = step.next_runs().first() {
+        message.push_str(&format!("; next run {next}"));
+    }
+    message
 }
 
 #[cfg(test)]

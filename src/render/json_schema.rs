@@ -6,7 +6,9 @@
 
 use serde_json::{json, Map, Value as Json};
 
-use crate::manifest::schema::{self, Kind, Schema, SPEC};
+use crate::manifest::schema::{
+    self, Conditional, IntRule, Kind, ObjectRule, Schema, StrRule, SPEC,
+};
 
 /// A string holding a `${VAR}` reference.
 pub const INTERPOLATED: &str = r"\$\{[A-Za-z_][A-Za-z0-9_]*(:?-[^}]*)?\}";
@@ -40,83 +42,11 @@ fn node(schema: &Schema) -> Json {
         out.insert("description".into(), schema.description.into());
     }
     match &schema.kind {
-        Kind::Str(rule) => {
-            out.insert("type".into(), "string".into());
-            if let Some(min) = rule.min_len {
-                out.insert("minLength".into(), min.into());
-            }
-            if let Some(max) = rule.max_len {
-                out.insert("maxLength".into(), max.into());
-            }
-            if let Some(p) = &rule.pattern {
-                // A `${VAR}` reference is checked by `nfcron validate` once
-                // resolved; an editor cannot resolve it, so it lets it pass.
-                out.insert(
-                    "anyOf".into(),
-                    json!([{"pattern": p.source}, {"pattern": INTERPOLATED}]),
-                );
-            }
-            if !rule.one_of.is_empty() {
-                out.insert("enum".into(), rule.one_of.into());
-            }
-        }
-        Kind::Int(rule) => {
-            out.insert("type".into(), "integer".into());
-            if let Some(min) = rule.min {
-                out.insert("minimum".into(), min.into());
-            }
-            if let Some(max) = rule.max {
-                out.insert("maximum".into(), max.into());
-            }
-            if !rule.one_of.is_empty() {
-                out.insert("enum".into(), rule.one_of.into());
-            }
-        }
-        Kind::Number => {
-            out.insert("type".into(), "number".into());
-        }
-        Kind::Bool => {
-            out.insert("type".into(), "boolean".into());
-        }
-        Kind::Object(rule) => {
-            out.insert("type".into(), "object".into());
-            out.insert("additionalProperties".into(), false.into());
-            let properties: Map<String, Json> = rule
-                .fields
-                .iter()
-                .map(|f| (f.name.to_string(), node(&f.schema)))
-                .collect();
-            out.insert("properties".into(), properties.into());
-            let required: Vec<&str> = rule
-                .fields
-                .iter()
-                .filter(|f| f.required)
-                .map(|f| f.name)
-                .collect();
-            if !required.is_empty() {
-                out.insert("required".into(), required.into());
-            }
-            let conditions: Vec<Json> = rule
-                .conditionals
-                .iter()
-                .map(|c| {
-                    // Each `required` names properties its own subschema
-                    // declares (ajv's strictRequired).
-                    let declared: Map<String, Json> = c
-                        .require
-                        .iter()
-                        .map(|r| (r.to_string(), json!({})))
-                        .collect();
-                    json!({
-                        "if": {"properties": {c.when: {"enum": c.is}}, "required": [c.when]},
-                        "then": {"properties": declared, "required": c.require},
-                    })
-                })
-                .collect();
-            if !conditions.is_empty() {
-                out.insert("allOf".into(), conditions.into());
-            }
-        }
+        Kind::Str(rule) => string(rule, &mut out),
+        Kind::Int(rule) => integer(rule, &mut out),
+        Kind::Number => put(&mut out, "type", Some("number")),
+        Kind::Bool => put(&mut out, "type", Some("boolean")),
+        Kind::Object(rule) => object(rule, &mut out),
         Kind::Map(rule) => {
             out.insert("type".into(), "object".into());
             if let Some((pattern, _)) = &rule.key {
@@ -130,9 +60,7 @@ fn node(schema: &Schema) -> Json {
         Kind::Array(rule) => {
             out.insert("type".into(), "array".into());
             out.insert("items".into(), node(&rule.items));
-            if let Some(max) = rule.max_items {
-                out.insert("maxItems".into(), max.into());
-            }
+            put(&mut out, "maxItems", rule.max_items);
         }
         Kind::OneOf(alternatives) => {
             let options: Vec<Json> = alternatives
@@ -165,4 +93,79 @@ fn node(schema: &Schema) -> Json {
         }
     }
     Json::Object(out)
+}
+
+/// Inserts `key` if there is a value for it.
+fn put(out: &mut Map<String, Json>, key: &str, value: Option<impl Into<Json>>) {
+    if let Some(value) = value {
+        out.insert(key.into(), value.into());
+    }
+}
+
+/// Inserts `enum` unless the rule allows any value.
+fn put_enum<T: Clone + Into<Json>>(out: &mut Map<String, Json>, one_of: &[T]) {
+    if !one_of.is_empty() {
+        out.insert("enum".into(), one_of.into());
+    }
+}
+
+fn string(rule: &StrRule, out: &mut Map<String, Json>) {
+    put(out, "type", Some("string"));
+    put(out, "minLength", rule.min_len);
+    put(out, "maxLength", rule.max_len);
+    if let Some(p) = &rule.pattern {
+        // A `${VAR}` reference is checked by `nfcron validate` once
+        // resolved; an editor cannot resolve it, so it lets it pass.
+        out.insert(
+            "anyOf".into(),
+            json!([{"pattern": p.source}, {"pattern": INTERPOLATED}]),
+        );
+    }
+    put_enum(out, rule.one_of);
+}
+
+fn integer(rule: &IntRule, out: &mut Map<String, Json>) {
+    put(out, "type", Some("integer"));
+    put(out, "minimum", rule.min);
+    put(out, "maximum", rule.max);
+    put_enum(out, rule.one_of);
+}
+
+fn object(rule: &ObjectRule, out: &mut Map<String, Json>) {
+    out.insert("type".into(), "object".into());
+    out.insert("additionalProperties".into(), false.into());
+    let properties: Map<String, Json> = rule
+        .fields
+        .iter()
+        .map(|f| (f.name.to_string(), node(&f.schema)))
+        .collect();
+    out.insert("properties".into(), properties.into());
+    let required: Vec<&str> = rule
+        .fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
+    if !required.is_empty() {
+        out.insert("required".into(), required.into());
+    }
+    let conditions: Vec<Json> = rule.conditionals.iter().map(conditional).collect();
+    if !conditions.is_empty() {
+        out.insert("allOf".into(), conditions.into());
+    }
+}
+
+/// `when` is one of `is` => the fields in `require` are required.
+fn conditional(c: &Conditional) -> Json {
+    // Each `required` names properties its own subschema declares (ajv's
+    // strictRequired).
+    let declared: Map<String, Json> = c
+        .require
+        .iter()
+        .map(|r| (r.to_string(), json!({})))
+        .collect();
+    json!({
+        "if": {"properties": {c.when: {"enum": c.is}}, "required": [c.when]},
+        "then": {"properties": declared, "required": c.require},
+    })
 }

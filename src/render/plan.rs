@@ -241,54 +241,15 @@ fn drift_lines(step: &Step) -> Vec<String> {
 pub fn text(report: &Report<'_>, colour: Colour) -> String {
     let mut out = String::new();
     for step in &report.plan.steps {
-        if step.action() == Action::Unchanged {
+        if step.action() != Action::Unchanged {
+            text_step(&mut out, step, report.plan, colour);
+        } else if step.drift().is_some() {
             // An unchanged job is shown only when a live read says something.
-            if step.drift().is_some() {
-                out.push_str(&colour.paint("35", "~ drift"));
-                out.push_str(&format!(" {}", address(step)));
-                if let Some(file) = &step.file {
-                    out.push_str(&format!(" ({file})"));
-                }
-                out.push('\n');
-                for line in drift_lines(step) {
-                    out.push_str(&format!("    {line}\n"));
-                }
-            }
-            continue;
-        }
-        let head = format!("{} {}", symbol(step.action()), step.action().as_str());
-        out.push_str(&colour.paint(paint(step.action()), &head));
-        out.push(' ');
-        out.push_str(&address(step));
-        if let Some(file) = &step.file {
-            out.push_str(&format!(" ({file})"));
-        }
-        if let Some(old) = step.renamed_from() {
-            out.push_str(&format!(" (renamed from {old})"));
-        }
-        match step.action() {
-            Action::Orphan if report.plan.prune_blocked.is_empty() => {
-                out.push_str(&format!(": {ORPHAN}"));
-            }
-            Action::Orphan => out.push_str(&format!(": {ORPHAN_BLOCKED}")),
-            Action::Unverified => out.push_str(&format!(": {UNVERIFIED}")),
-            Action::Rejected => out.push_str(&format!(": {}", rejected_detail(step))),
-            Action::Invalid => out.push_str(&format!(": {}", invalid_reason(step))),
-            _ => {}
-        }
-        out.push('\n');
-        for change in step.changes() {
-            for line in change_lines(change) {
+            text_job_line(&mut out, &colour.paint("35", "~ drift"), step);
+            out.push('\n');
+            for line in drift_lines(step) {
                 out.push_str(&format!("    {line}\n"));
             }
-        }
-        if step.drift().is_some() {
-            out.push_str("    (corrects drift)\n");
-        }
-        if step.suspended() {
-            out.push_str("    next runs: none (suspended)\n");
-        } else if !step.next_runs().is_empty() {
-            out.push_str(&format!("    next runs: {}\n", step.next_runs().join(", ")));
         }
     }
     if !report.plan.prune_blocked.is_empty() {
@@ -306,61 +267,118 @@ pub fn text(report: &Report<'_>, colour: Colour) -> String {
     out.push_str(&summary_line(report.plan));
     out.push('\n');
     if !report.dry_run {
-        let results: Vec<String> = report
-            .plan
-            .steps
-            .iter()
-            .zip(report.outcomes)
-            .filter_map(|(s, o)| match o {
-                Outcome::Applied => Some(format!(
-                    "  {} {}\n",
-                    colour.paint("32", "applied"),
-                    address(s)
-                )),
-                Outcome::Failed(failure) => Some(format!(
-                    "  {} {}: {}\n",
-                    colour.paint("31", "failed"),
-                    address(s),
-                    failure.message()
-                )),
-                Outcome::Rejected(failure) => Some(format!(
-                    "  {} {}: {}; {REJECTED}\n",
-                    colour.paint("31", "rejected"),
-                    address(s),
-                    failure.message()
-                )),
-                Outcome::NotAttempted => Some(format!(
-                    "  {} {}: the state file cannot be written, so the run stopped before it\n",
-                    colour.paint("31", "not attempted"),
-                    address(s)
-                )),
-                _ => None,
-            })
-            .collect();
-        if !results.is_empty() {
-            out.push('\n');
-            out.push_str(&results.concat());
-        }
-        let applied = report
-            .outcomes
-            .iter()
-            .filter(|o| matches!(o, Outcome::Applied))
-            .count();
-        let not_attempted = match report.not_attempted() {
-            0 => String::new(),
-            n => format!(", {n} not attempted"),
-        };
-        let rejected = match report.rejected() {
-            0 => String::new(),
-            n => format!(", {n} rejected"),
-        };
-        out.push_str(&format!(
-            "Apply: {applied} applied, {} failed{rejected}{not_attempted}, {} API requests.\n",
-            report.failed(),
-            report.api_requests
-        ));
+        text_results(&mut out, report, colour);
     }
     out
+}
+
+/// `<head> <address> (<file>)`, the line that opens a job in the text.
+fn text_job_line(out: &mut String, head: &str, step: &Step) {
+    out.push_str(head);
+    out.push(' ');
+    out.push_str(&address(step));
+    if let Some(file) = &step.file {
+        out.push_str(&format!(" ({file})"));
+    }
+}
+
+/// A job the plan does something with (or says something of): its line,
+/// then its changes and next runs.
+fn text_step(out: &mut String, step: &Step, plan: &Plan, colour: Colour) {
+    let head = format!("{} {}", symbol(step.action()), step.action().as_str());
+    text_job_line(out, &colour.paint(paint(step.action()), &head), step);
+    if let Some(old) = step.renamed_from() {
+        out.push_str(&format!(" (renamed from {old})"));
+    }
+    match step.action() {
+        Action::Orphan if plan.prune_blocked.is_empty() => out.push_str(&format!(": {ORPHAN}")),
+        Action::Orphan => out.push_str(&format!(": {ORPHAN_BLOCKED}")),
+        Action::Unverified => out.push_str(&format!(": {UNVERIFIED}")),
+        Action::Rejected => out.push_str(&format!(": {}", rejected_detail(step))),
+        Action::Invalid => out.push_str(&format!(": {}", invalid_reason(step))),
+        _ => {}
+    }
+    out.push('\n');
+    for change in step.changes() {
+        for line in change_lines(change) {
+            out.push_str(&format!("    {line}\n"));
+        }
+    }
+    if step.drift().is_some() {
+        out.push_str("    (corrects drift)\n");
+    }
+    if let Some(line) = next_runs_line(step) {
+        out.push_str(&format!("    {line}\n"));
+    }
+}
+
+/// `next runs: ...` for a job that has them (or is suspended).
+fn next_runs_line(step: &Step) -> Option<String> {
+    if step.suspended() {
+        Some("next runs: none (suspended)".to_string())
+    } else if !step.next_runs().is_empty() {
+        Some(format!("next runs: {}", step.next_runs().join(", ")))
+    } else {
+        None
+    }
+}
+
+/// What the apply did: a line per write that was not a plain success
+/// (and per success), then the counts.
+fn text_results(out: &mut String, report: &Report<'_>, colour: Colour) {
+    let results: Vec<String> = report
+        .plan
+        .steps
+        .iter()
+        .zip(report.outcomes)
+        .filter_map(|(s, o)| match o {
+            Outcome::Applied => Some(format!(
+                "  {} {}\n",
+                colour.paint("32", "applied"),
+                address(s)
+            )),
+            Outcome::Failed(failure) => Some(format!(
+                "  {} {}: {}\n",
+                colour.paint("31", "failed"),
+                address(s),
+                failure.message()
+            )),
+            Outcome::Rejected(failure) => Some(format!(
+                "  {} {}: {}; {REJECTED}\n",
+                colour.paint("31", "rejected"),
+                address(s),
+                failure.message()
+            )),
+            Outcome::NotAttempted => Some(format!(
+                "  {} {}: the state file cannot be written, so the run stopped before it\n",
+                colour.paint("31", "not attempted"),
+                address(s)
+            )),
+            _ => None,
+        })
+        .collect();
+    if !results.is_empty() {
+        out.push('\n');
+        out.push_str(&results.concat());
+    }
+    let applied = report
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Applied))
+        .count();
+    let not_attempted = match report.not_attempted() {
+        0 => String::new(),
+        n => format!(", {n} not attempted"),
+    };
+    let rejected = match report.rejected() {
+        0 => String::new(),
+        n => format!(", {n} rejected"),
+    };
+    out.push_str(&format!(
+        "Apply: {applied} applied, {} failed{rejected}{not_attempted}, {} API requests.\n",
+        report.failed(),
+        report.api_requests
+    ));
 }
 
 /// The JSON report written as it is made: no tree of it, no copy of its
@@ -537,8 +555,38 @@ struct DriftOut<F> {
 pub const MARKDOWN_CAP: usize = 60_000;
 
 pub fn markdown(report: &Report<'_>) -> String {
+    let head = markdown_head(report);
+    let shown: Vec<(usize, &Step)> = report
+        .plan
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.action() != Action::Unchanged)
+        .collect();
+    if shown.is_empty() {
+        return head + "No changes.\n";
+    }
+    let mut rows =
+        String::from("| action | job | file | result | detail |\n|---|---|---|---|---|\n");
+    for (i, s) in &shown {
+        rows.push_str(&markdown_row(report, *i, s));
+    }
+    let diffs: Vec<String> = shown
+        .iter()
+        .filter(|(_, s)| !s.changes().is_empty())
+        .map(|(_, s)| markdown_diff(s))
+        .collect();
+    fit_markdown(head, &rows, diffs, shown.len())
+}
+
+/// A table cell's text: a `|` would end the cell, a newline the row.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The title, the summary and what stopped pruning.
+fn markdown_head(report: &Report<'_>) -> String {
     let plan = report.plan;
-    let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
     let mut head = String::from("### nfcron plan\n\n");
     head.push_str(&format!("**{}**", summary_line(plan)));
     if !report.dry_run {
@@ -560,67 +608,61 @@ pub fn markdown(report: &Report<'_>) -> String {
         }
         head.push('\n');
     }
-    let shown: Vec<(usize, &Step)> = plan
-        .steps
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.action() != Action::Unchanged)
-        .collect();
-    if shown.is_empty() {
-        head.push_str("No changes.\n");
-        return head;
-    }
-    let mut rows =
-        String::from("| action | job | file | result | detail |\n|---|---|---|---|---|\n");
-    for (i, s) in &shown {
-        let detail = match s.action() {
-            Action::Unchanged => format!("drift: {}", drift_lines(s).join("; ")),
-            Action::Invalid => invalid_reason(s).to_string(),
-            Action::Orphan if plan.prune_blocked.is_empty() => "in state, no manifest".into(),
-            Action::Orphan => "in state, no manifest; prune blocked".into(),
-            Action::Unverified => UNVERIFIED.into(),
-            Action::Rejected => rejected_detail(s),
-            _ => match (&report.outcomes[*i], s.renamed_from()) {
-                (Outcome::Failed(f), _) => f.message(),
-                (Outcome::Rejected(f), _) => format!("{}; {REJECTED}", f.message()),
-                (_, Some(old)) => format!("{} field(s); renamed from `{old}`", s.changes().len()),
-                _ => format!("{} field(s)", s.changes().len()),
-            },
-        };
-        rows.push_str(&format!(
-            "| {} {} | `{}` | `{}` | {} | {} |\n",
-            symbol(s.action()),
-            s.action().as_str(),
-            cell(&address(s)),
-            cell(s.file.as_deref().unwrap_or("")),
-            report.result(*i),
-            cell(&detail)
-        ));
-    }
-    let mut details = Vec::new();
-    for (_, s) in shown.iter().filter(|(_, s)| !s.changes().is_empty()) {
-        let mut d = format!(
-            "<details><summary>{} {} <code>{}</code></summary>\n\n```diff\n",
-            symbol(s.action()),
-            s.action().as_str(),
-            address(s)
-        );
-        for change in s.changes() {
-            for line in change_lines(change) {
-                let line = line.replacen("~ ", "! ", 1);
-                d.push_str(&line);
-                d.push('\n');
-            }
+    head
+}
+
+/// The table row of step `i`.
+fn markdown_row(report: &Report<'_>, i: usize, s: &Step) -> String {
+    let detail = match s.action() {
+        Action::Unchanged => format!("drift: {}", drift_lines(s).join("; ")),
+        Action::Invalid => invalid_reason(s).to_string(),
+        Action::Orphan if report.plan.prune_blocked.is_empty() => "in state, no manifest".into(),
+        Action::Orphan => "in state, no manifest; prune blocked".into(),
+        Action::Unverified => UNVERIFIED.into(),
+        Action::Rejected => rejected_detail(s),
+        _ => match (&report.outcomes[i], s.renamed_from()) {
+            (Outcome::Failed(f), _) => f.message(),
+            (Outcome::Rejected(f), _) => format!("{}; {REJECTED}", f.message()),
+            (_, Some(old)) => format!("{} field(s); renamed from `{old}`", s.changes().len()),
+            _ => format!("{} field(s)", s.changes().len()),
+        },
+    };
+    format!(
+        "| {} {} | `{}` | `{}` | {} | {} |\n",
+        symbol(s.action()),
+        s.action().as_str(),
+        cell(&address(s)),
+        cell(s.file.as_deref().unwrap_or("")),
+        report.result(i),
+        cell(&detail)
+    )
+}
+
+/// A job's changes as a folded `diff` block.
+fn markdown_diff(s: &Step) -> String {
+    let mut d = format!(
+        "<details><summary>{} {} <code>{}</code></summary>\n\n```diff\n",
+        symbol(s.action()),
+        s.action().as_str(),
+        address(s)
+    );
+    for change in s.changes() {
+        for line in change_lines(change) {
+            // `!` is what a diff block colours as a change.
+            d.push_str(&line.replacen("~ ", "! ", 1));
+            d.push('\n');
         }
-        if s.suspended() {
-            d.push_str("# next runs: none (suspended)\n");
-        } else if !s.next_runs().is_empty() {
-            d.push_str(&format!("# next runs: {}\n", s.next_runs().join(", ")));
-        }
-        d.push_str("```\n\n</details>\n\n");
-        details.push(d);
     }
-    let mut out = head;
+    if let Some(line) = next_runs_line(s) {
+        d.push_str(&format!("# {line}\n"));
+    }
+    d.push_str("```\n\n</details>\n\n");
+    d
+}
+
+/// `head`, the table and the diffs, cut to [`MARKDOWN_CAP`]: diffs go
+/// first, then table rows; what was cut is said.
+fn fit_markdown(mut out: String, rows: &str, diffs: Vec<String>, jobs: usize) -> String {
     let note_room = 200;
     if out.len() + rows.len() + note_room > MARKDOWN_CAP {
         let mut kept: usize = 0;
@@ -635,17 +677,16 @@ pub fn markdown(report: &Report<'_>) -> String {
         }
         out.push_str(&table);
         out.push_str(&format!(
-            "\n_Cut to fit {MARKDOWN_CAP} characters: {} of {} rows and every diff left out; run with `--output text` for the full plan._\n",
-            shown.len() - kept.saturating_sub(2),
-            shown.len()
+            "\n_Cut to fit {MARKDOWN_CAP} characters: {} of {jobs} rows and every diff left out; run with `--output text` for the full plan._\n",
+            jobs - kept.saturating_sub(2),
         ));
         return out;
     }
-    out.push_str(&rows);
+    out.push_str(rows);
     out.push('\n');
-    let total = details.len();
+    let total = diffs.len();
     let mut cut = 0;
-    for d in details {
+    for d in diffs {
         if cut > 0 || out.len() + d.len() + note_room > MARKDOWN_CAP {
             cut += 1;
             continue;
