@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{self, Cli, Command};
+use crate::reconcile;
 use crate::render::Colour;
 use crate::secret::Token;
 
@@ -59,15 +60,9 @@ pub struct WatchSettings {
     pub source: SourceSettings,
     /// `--notify`, `--github-status`.
     pub notify: crate::notifications::Config,
-    pub project: Option<String>,
-    pub state_path: std::path::PathBuf,
-    /// `--state-namespace`.
-    pub state_namespace: String,
-    pub concurrency: usize,
-    pub sensitive: Vec<String>,
-    /// `--allow-unknown-fields` / `NFCRON_ALLOW_UNKNOWN_FIELDS`.
-    pub allow_unknown_fields: bool,
-    pub plan: crate::plan::Options,
+    /// What every run applies with (`dry_run` off; `refresh` off outside
+    /// drift sweeps).
+    pub reconcile: reconcile::Config,
     pub debounce: Duration,
     /// Git poll interval (plus up to 10% jitter).
     pub interval: Duration,
@@ -76,7 +71,6 @@ pub struct WatchSettings {
     pub drift_interval: Duration,
     /// Percent of the hourly request limit drift sweeps may spend.
     pub drift_budget: u8,
-    pub drift: crate::plan::DriftMode,
     pub listen: Option<std::net::SocketAddr>,
     pub listener: crate::server::Limits,
     pub shutdown_timeout: Duration,
@@ -97,23 +91,9 @@ pub struct ReconcileSettings {
     /// `--base REF`: plan HEAD against REF in the current Git work tree.
     pub base: Option<String>,
     pub output: OutputFormat,
-    pub dry_run: bool,
-    pub prune: bool,
-    pub allow_empty: bool,
-    pub max_deletions: usize,
     pub detailed_exitcode: bool,
-    pub project: Option<String>,
-    pub state_path: PathBuf,
-    /// `--state-namespace`.
-    pub state_namespace: String,
-    pub concurrency: usize,
-    pub sensitive: Vec<String>,
-    pub refresh: bool,
-    pub drift: crate::plan::DriftMode,
-    pub max_reads: u64,
-    pub retry_rejected: bool,
-    /// `--allow-unknown-fields` / `NFCRON_ALLOW_UNKNOWN_FIELDS`.
-    pub allow_unknown_fields: bool,
+    /// `--dry-run`, `--prune`, `--state`, `--refresh`, ...: the run's.
+    pub reconcile: reconcile::Config,
     pub api: ApiSettings,
     pub colour: Colour,
 }
@@ -273,108 +253,10 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
         std::env::var_os("NO_COLOR"),
     );
     let settings = match cli.command {
-        Command::Validate(args) => Settings::Validate(ValidateSettings {
-            path: args.path,
-            output: match args.output {
-                cli::ValidateOutput::Text => ValidateFormat::Text,
-                cli::ValidateOutput::Json => ValidateFormat::Json,
-                cli::ValidateOutput::Github => ValidateFormat::Github,
-            },
-            project: args.project.filter(|p| !p.is_empty()),
-            require_env: args.require_env,
-            allow_unknown_fields: args.allow_unknown_fields,
-            colour,
-        }),
-        Command::Import(args) => Settings::Import(ImportSettings {
-            api: api(args.api)?,
-            project: args.project,
-            team: args.team,
-            out: args.out,
-            jobs: args.jobs,
-            state_path: args.state.state,
-            state_namespace: namespace(args.state.state_namespace)?,
-            force: args.force,
-            all_fields: args.all_fields,
-            sensitive: args.sensitive,
-            output: match args.output {
-                cli::Output::Text => DiagnosticsFormat::Text,
-                cli::Output::Json => DiagnosticsFormat::Json,
-            },
-        }),
-        Command::Watch(args) => {
-            let api = api(args.api)?;
-            let notify = notify(args.notify, args.source.git.as_deref(), api.token.as_ref())?;
-            Settings::Watch(WatchSettings {
-                log_json: global.log_json,
-                api,
-                notify,
-                source: source(args.path, args.source)?,
-                project: args.apply.project.filter(|p| !p.is_empty()),
-                state_path: args.apply.state.state,
-                state_namespace: namespace(args.apply.state.state_namespace)?,
-                concurrency: usize::from(args.apply.concurrency),
-                sensitive: args.apply.sensitive,
-                allow_unknown_fields: args.apply.allow_unknown_fields,
-                plan: crate::plan::Options {
-                    prune: args.apply.prune,
-                    allow_empty: args.apply.allow_empty,
-                    max_deletions: args.apply.max_deletions,
-                },
-                debounce: args.debounce,
-                interval: args.interval,
-                resync: args.resync,
-                drift_interval: args.drift_interval,
-                drift_budget: args.drift_budget,
-                drift: drift_mode(args.drift),
-                listen: match args.listen.as_str() {
-                    "off" => None,
-                    addr => Some(
-                        addr.parse()
-                            .map_err(|_| SettingsError::Listen(addr.to_string()))?,
-                    ),
-                },
-                shutdown_timeout: args.shutdown_timeout,
-                failover_check: args.failover_check,
-                stall_timeout: args.stall_timeout,
-                listener: crate::server::Limits {
-                    max_connections: args.listen_max_connections as usize,
-                    header_timeout: args.listen_header_timeout,
-                    body_timeout: args.listen_body_timeout,
-                },
-            })
-        }
-        Command::Reconcile(args) => {
-            let api = api(args.api)?;
-            let notify = notify(args.notify, args.source.git.as_deref(), api.token.as_ref())?;
-            Settings::Reconcile(ReconcileSettings {
-                api,
-                notify,
-                source: source(args.path, args.source)?,
-                base: args.base,
-                output: match args.output {
-                    cli::PlanOutput::Text => OutputFormat::Text,
-                    cli::PlanOutput::Json => OutputFormat::Json,
-                    cli::PlanOutput::Markdown => OutputFormat::Markdown,
-                    cli::PlanOutput::Github => OutputFormat::Github,
-                },
-                dry_run: args.dry_run,
-                prune: args.apply.prune,
-                allow_empty: args.apply.allow_empty,
-                max_deletions: args.apply.max_deletions,
-                detailed_exitcode: args.detailed_exitcode,
-                project: args.apply.project.filter(|p| !p.is_empty()),
-                state_path: args.apply.state.state,
-                state_namespace: namespace(args.apply.state.state_namespace)?,
-                concurrency: usize::from(args.apply.concurrency),
-                sensitive: args.apply.sensitive,
-                refresh: args.refresh,
-                drift: drift_mode(args.drift),
-                max_reads: args.max_reads,
-                retry_rejected: args.retry_rejected,
-                allow_unknown_fields: args.apply.allow_unknown_fields,
-                colour,
-            })
-        }
+        Command::Validate(args) => Settings::Validate(validate(args, colour)),
+        Command::Import(args) => Settings::Import(import(args)?),
+        Command::Watch(args) => Settings::Watch(watch(args, global.log_json)?),
+        Command::Reconcile(args) => Settings::Reconcile(reconcile(args, colour)?),
         Command::Schema => Settings::Schema,
         Command::Completions(args) => Settings::Completions(match args.shell {
             cli::ShellArg::Bash => Shell::Bash,
@@ -382,37 +264,166 @@ pub fn resolve(cli: Cli) -> Result<(Global, Settings), SettingsError> {
             cli::ShellArg::Fish => Shell::Fish,
         }),
         Command::Man => Settings::Man,
-        Command::State(command) => Settings::State(match command {
-            cli::StateCommand::List(args) => StateSettings::List {
-                state: args.at.state,
-                namespace: namespace(args.at.state_namespace)?,
-                output: match args.output {
-                    cli::Output::Text => DiagnosticsFormat::Text,
-                    cli::Output::Json => DiagnosticsFormat::Json,
-                },
-            },
-            cli::StateCommand::Migrate(args) => StateSettings::Migrate {
-                from: args.from,
-                to: args.to,
-                namespace: namespace(args.state_namespace)?,
-            },
-            cli::StateCommand::Unlock(args) => StateSettings::Unlock {
-                state: args.at.state,
-                namespace: namespace(args.at.state_namespace)?,
-                force: args.force,
-            },
-        }),
+        Command::State(command) => Settings::State(state(command)?),
         Command::Schedule(args) => Settings::Schedule(ScheduleSettings {
             expr: args.expr,
             after: args.after,
             count: usize::from(args.count),
-            output: match args.output {
-                cli::Output::Text => DiagnosticsFormat::Text,
-                cli::Output::Json => DiagnosticsFormat::Json,
-            },
+            output: diagnostics_format(args.output),
         }),
     };
     Ok((global, settings))
+}
+
+fn validate(args: cli::ValidateArgs, colour: Colour) -> ValidateSettings {
+    ValidateSettings {
+        path: args.path,
+        output: match args.output {
+            cli::ValidateOutput::Text => ValidateFormat::Text,
+            cli::ValidateOutput::Json => ValidateFormat::Json,
+            cli::ValidateOutput::Github => ValidateFormat::Github,
+        },
+        project: args.project.filter(|p| !p.is_empty()),
+        require_env: args.require_env,
+        allow_unknown_fields: args.allow_unknown_fields,
+        colour,
+    }
+}
+
+fn import(args: cli::ImportArgs) -> Result<ImportSettings, SettingsError> {
+    Ok(ImportSettings {
+        api: api(args.api)?,
+        project: args.project,
+        team: args.team,
+        out: args.out,
+        jobs: args.jobs,
+        state_path: args.state.state,
+        state_namespace: namespace(args.state.state_namespace)?,
+        force: args.force,
+        all_fields: args.all_fields,
+        sensitive: args.sensitive,
+        output: diagnostics_format(args.output),
+    })
+}
+
+fn reconcile(args: cli::ReconcileArgs, colour: Colour) -> Result<ReconcileSettings, SettingsError> {
+    let api = api(args.api)?;
+    let notify = notify(args.notify, args.source.git.as_deref(), api.token.as_ref())?;
+    let fetched = args.source.git.is_some();
+    let source = source(args.path, args.source)?;
+    let config = reconcile::Config {
+        dry_run: args.dry_run,
+        refresh: args.refresh,
+        max_reads: args.max_reads,
+        retry_rejected: args.retry_rejected,
+        ..reconcile_config(args.apply, args.drift, fetched)?
+    };
+    Ok(ReconcileSettings {
+        api,
+        notify,
+        source,
+        reconcile: config,
+        base: args.base,
+        output: match args.output {
+            cli::PlanOutput::Text => OutputFormat::Text,
+            cli::PlanOutput::Json => OutputFormat::Json,
+            cli::PlanOutput::Markdown => OutputFormat::Markdown,
+            cli::PlanOutput::Github => OutputFormat::Github,
+        },
+        detailed_exitcode: args.detailed_exitcode,
+        colour,
+    })
+}
+
+fn watch(args: cli::WatchArgs, log_json: bool) -> Result<WatchSettings, SettingsError> {
+    let api = api(args.api)?;
+    let notify = notify(args.notify, args.source.git.as_deref(), api.token.as_ref())?;
+    let fetched = args.source.git.is_some();
+    let source = source(args.path, args.source)?;
+    Ok(WatchSettings {
+        log_json,
+        api,
+        notify,
+        source,
+        // Drift sweeps turn `refresh` on and set their own read budget,
+        // run by run.
+        reconcile: reconcile_config(args.apply, args.drift, fetched)?,
+        debounce: args.debounce,
+        interval: args.interval,
+        resync: args.resync,
+        drift_interval: args.drift_interval,
+        drift_budget: args.drift_budget,
+        listen: match args.listen.as_str() {
+            "off" => None,
+            addr => Some(
+                addr.parse()
+                    .map_err(|_| SettingsError::Listen(addr.to_string()))?,
+            ),
+        },
+        shutdown_timeout: args.shutdown_timeout,
+        failover_check: args.failover_check,
+        stall_timeout: args.stall_timeout,
+        listener: crate::server::Limits {
+            max_connections: args.listen_max_connections as usize,
+            header_timeout: args.listen_header_timeout,
+            body_timeout: args.listen_body_timeout,
+        },
+    })
+}
+
+/// What `reconcile` and `watch` share: an applying run of the flags in
+/// `args`, reading live state only to adopt jobs the state lacks.
+fn reconcile_config(
+    args: cli::ApplyArgs,
+    drift: cli::DriftArg,
+    fetched: bool,
+) -> Result<reconcile::Config, SettingsError> {
+    Ok(reconcile::Config {
+        dry_run: false,
+        plan: crate::plan::Options {
+            prune: args.prune,
+            allow_empty: args.allow_empty,
+            max_deletions: args.max_deletions,
+        },
+        default_project: args.project.filter(|p| !p.is_empty()),
+        state_path: args.state.state,
+        state_namespace: namespace(args.state.state_namespace)?,
+        concurrency: usize::from(args.concurrency),
+        sensitive: args.sensitive,
+        refresh: false,
+        drift: drift_mode(drift),
+        max_reads: reconcile::DEFAULT_MAX_READS,
+        fetched,
+        retry_rejected: false,
+        allow_unknown_fields: args.allow_unknown_fields,
+    })
+}
+
+fn state(command: cli::StateCommand) -> Result<StateSettings, SettingsError> {
+    Ok(match command {
+        cli::StateCommand::List(args) => StateSettings::List {
+            state: args.at.state,
+            namespace: namespace(args.at.state_namespace)?,
+            output: diagnostics_format(args.output),
+        },
+        cli::StateCommand::Migrate(args) => StateSettings::Migrate {
+            from: args.from,
+            to: args.to,
+            namespace: namespace(args.state_namespace)?,
+        },
+        cli::StateCommand::Unlock(args) => StateSettings::Unlock {
+            state: args.at.state,
+            namespace: namespace(args.at.state_namespace)?,
+            force: args.force,
+        },
+    })
+}
+
+fn diagnostics_format(output: cli::Output) -> DiagnosticsFormat {
+    match output {
+        cli::Output::Text => DiagnosticsFormat::Text,
+        cli::Output::Json => DiagnosticsFormat::Json,
+    }
 }
 
 fn drift_mode(arg: cli::DriftArg) -> crate::plan::DriftMode {

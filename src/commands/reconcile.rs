@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use crate::plan;
-use crate::reconcile::{self, off_runtime, Options};
+use crate::reconcile::{self, off_runtime, Input};
 use crate::render::plan::{self as render, Report};
 use crate::settings::{OutputFormat, ReconcileSettings, SourceSettings};
 use crate::source;
@@ -32,8 +32,8 @@ async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<
         let (path, base) = (path.clone(), base.clone());
         let (head, base_files, revision) =
             off_runtime(move || git_base::files(&path, &base)).await?;
-        let options = options_for(settings, Some(revision));
-        let run = reconcile::plan_base(head.into(), &base_files, &options).await?;
+        let head = Input::new(head.into(), Some(revision));
+        let run = reconcile::plan_base(head, &base_files, &settings.reconcile).await?;
         return finish(settings, &run, out);
     }
     let (files, revision) = match &settings.source {
@@ -63,12 +63,12 @@ async fn run_async(settings: &ReconcileSettings, out: &mut dyn Write) -> Result<
             (snapshot.files, Some(snapshot.revision))
         }
     };
-    let options = options_for(settings, revision);
-    let run = match reconcile::reconcile(files.into(), &options, client.as_ref()).await {
+    let input = Input::new(files.into(), revision.clone());
+    let run = match reconcile::reconcile(&settings.reconcile, input, client.as_ref()).await {
         Ok(run) => run,
         Err(e) => {
             let error = crate::apply::chain(&e);
-            let revision = options.revision.as_deref();
+            let revision = revision.as_deref();
             deliver(settings.notify.run_failed(&error, revision, None)).await;
             return Err(e.into());
         }
@@ -94,7 +94,7 @@ async fn notify(settings: &ReconcileSettings, run: &reconcile::RunReport) {
             plan: &run.plan,
             outcomes: &run.outcomes,
             revision: run.revision.as_deref(),
-            applying: !settings.dry_run,
+            applying: !settings.reconcile.dry_run,
             swept: run.refreshed > 0,
         },
         None,
@@ -124,31 +124,6 @@ async fn deliver(outs: Vec<crate::notifications::deliver::Outgoing>) {
     }
 }
 
-fn options_for(settings: &ReconcileSettings, revision: Option<String>) -> Options {
-    Options {
-        dry_run: settings.dry_run,
-        plan: plan::Options {
-            prune: settings.prune,
-            allow_empty: settings.allow_empty,
-            max_deletions: settings.max_deletions,
-        },
-        default_project: settings.project.clone(),
-        state_path: settings.state_path.clone(),
-        state_namespace: settings.state_namespace.clone(),
-        concurrency: settings.concurrency,
-        sensitive: settings.sensitive.clone(),
-        revision,
-        refresh: settings.refresh,
-        drift: settings.drift,
-        max_reads: settings.max_reads,
-        refresh_from: 0,
-        fetched: matches!(settings.source, SourceSettings::Git(_)),
-        retry_rejected: settings.retry_rejected,
-        carried: Vec::new(),
-        allow_unknown_fields: settings.allow_unknown_fields,
-    }
-}
-
 fn finish(
     settings: &ReconcileSettings,
     run: &reconcile::RunReport,
@@ -163,7 +138,7 @@ fn finish(
     let report = Report {
         plan: &run.plan,
         outcomes: &run.outcomes,
-        dry_run: settings.dry_run,
+        dry_run: settings.reconcile.dry_run,
         baseline: run.baseline,
         api_requests: run.api_requests,
         unmanaged: run.unmanaged,
@@ -186,7 +161,7 @@ fn finish(
         || report.not_attempted() > 0
         || run.plan.count(plan::Action::Invalid) > 0
         || run.plan.blocked_deletions.is_some()
-        || (settings.prune && !run.plan.prune_blocked.is_empty());
+        || (settings.reconcile.plan.prune && !run.plan.prune_blocked.is_empty());
     Ok(if errors {
         ExitStatus::Failure
     } else if settings.detailed_exitcode && (run.plan.pending() || run.plan.drifted() > 0) {

@@ -124,7 +124,10 @@ pub async fn run_ref(settings: &WatchSettings) -> Result<(), DaemonError> {
     let notices = start_notices(settings, &metrics, &stop_rx, &mut tasks)?;
     let mut triggers = Triggers::start(settings, hook_rx).await?;
     // With a PostgreSQL state, replicas on one namespace elect a leader.
-    let replica = store::open_replica(&settings.state_path, &settings.state_namespace)?;
+    let replica = store::open_replica(
+        &settings.reconcile.state_path,
+        &settings.reconcile.state_namespace,
+    )?;
     metrics.leader(replica.is_none());
     let mut runner = Runner::new(settings, replica, client, shared, notices);
     drive(&mut runner, &mut triggers, settings, &liveness, stop_rx).await;

@@ -14,8 +14,8 @@ use crate::api::Client;
 use crate::apply::chain;
 use crate::metrics::Metrics;
 use crate::notifications::{deliver::Queue, Memory};
-use crate::plan::{self, DriftMode};
-use crate::reconcile::{self, off_runtime, Options};
+use crate::plan;
+use crate::reconcile::{self, off_runtime};
 use crate::secret::Token;
 use crate::server::{NotReady, Readiness, Shared};
 use crate::settings::{SourceSettings, WatchSettings};
@@ -272,40 +272,27 @@ impl<'a> Runner<'a> {
         let settings = self.settings;
         // Outside drift sweeps reads serve only adoption (jobs the state
         // lacks), under the same cap as `reconcile`.
-        let git_source = matches!(settings.source, SourceSettings::Git(_));
-        let max_reads = if work.drift {
-            self.drift_reads()
-        } else {
-            reconcile::DEFAULT_MAX_READS
-        };
-        let options = Options {
-            dry_run: false,
-            plan: settings.plan,
-            fetched: git_source,
-            default_project: settings.project.clone(),
-            state_path: settings.state_path.clone(),
-            state_namespace: settings.state_namespace.clone(),
-            concurrency: settings.concurrency,
-            sensitive: settings.sensitive.clone(),
-            revision,
+        let config = reconcile::Config {
             refresh: work.drift,
-            drift: if work.drift {
-                settings.drift
+            max_reads: if work.drift {
+                self.drift_reads()
             } else {
-                DriftMode::Off
+                reconcile::DEFAULT_MAX_READS
             },
-            max_reads,
+            ..settings.reconcile.clone()
+        };
+        let input = reconcile::Input {
+            files: files.clone(),
+            revision,
             refresh_from: self.drift_cursor,
-            retry_rejected: false,
             carried: self.carried.clone(),
-            allow_unknown_fields: settings.allow_unknown_fields,
         };
         match &self.replica {
             Some(store) => {
                 let store: Arc<dyn Store> = store.clone();
-                reconcile::reconcile_in(store, files.clone(), &options, Some(&self.client)).await
+                reconcile::reconcile_in(store, &config, input, Some(&self.client)).await
             }
-            None => reconcile::reconcile(files.clone(), &options, Some(&self.client)).await,
+            None => reconcile::reconcile(&config, input, Some(&self.client)).await,
         }
     }
 
@@ -501,7 +488,7 @@ impl<'a> Runner<'a> {
         if was != Role::Leading {
             let mut status = self.shared.status.lock().expect("status lock");
             status.standby(None);
-            tracing::info!(target: LOG, namespace = %self.settings.state_namespace, "leading: this replica applies now");
+            tracing::info!(target: LOG, namespace = %self.settings.reconcile.state_namespace, "leading: this replica applies now");
             return Some(Wake::Run);
         }
         if hooks > 0 {

@@ -20,8 +20,10 @@ use crate::source::SourceFile;
 use crate::state::{State, StateError};
 use crate::store::{self, memory::MemoryStore, Held, Store};
 
+/// What the flags fix for the whole process: built once by `settings`,
+/// held by `ReconcileSettings` and `WatchSettings`, the same for every run.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct Config {
     pub dry_run: bool,
     pub plan: plan::Options,
     pub default_project: Option<String>,
@@ -31,33 +33,52 @@ pub struct Options {
     pub concurrency: usize,
     /// Extra spec paths to treat as secrets.
     pub sensitive: Vec<String>,
-    /// The source revision (Git commit) being applied, when known.
-    pub revision: Option<String>,
-    /// Read live state for managed jobs (`--refresh`).
+    /// Read live state for managed jobs (`--refresh`; a sidecar's drift
+    /// sweeps).
     pub refresh: bool,
     pub drift: DriftMode,
     /// GET requests one run may spend on live state (`--max-reads`).
     pub max_reads: u64,
-    /// Where among the unchanged managed jobs (in plan order, wrapping)
-    /// live reads start: a sidecar spreads its drift sweep over several
-    /// runs by moving this on.
-    pub refresh_from: usize,
-    /// The manifests came from a fetch: if it found none, that is taken for
-    /// a broken source, never for "all manifests gone" (no prune, even with
-    /// `--allow-empty`).
+    /// The manifests come from a fetch (`--git`): if it found none, that is
+    /// taken for a broken source, never for "all manifests gone" (no prune,
+    /// even with `--allow-empty`).
     pub fetched: bool,
     /// `--retry-rejected`: send jobs the API refused for good again, even
     /// though their manifests have not changed.
     pub retry_rejected: bool,
+    /// `--allow-unknown-fields`: fields the schema does not know are sent
+    /// as written (with a warning), unless they look like a misspelling.
+    pub allow_unknown_fields: bool,
+}
+
+/// What one run is given besides the [`Config`].
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub files: Arc<[SourceFile]>,
+    /// The source revision (Git commit) being applied, when known.
+    pub revision: Option<String>,
+    /// Where among the unchanged managed jobs (in plan order, wrapping)
+    /// live reads start: a sidecar spreads its drift sweep over several
+    /// runs by moving this on.
+    pub refresh_from: usize,
     /// Writes an earlier run of this process made that its store could not
     /// record (`RunReport::unrecorded`: the state database session was
     /// lost after the API took them). An applying run records those still
     /// true of the manifests and the state before it plans, so they are
     /// not sent again.
     pub carried: Vec<Unrecorded>,
-    /// `--allow-unknown-fields`: fields the schema does not know are sent
-    /// as written (with a warning), unless they look like a misspelling.
-    pub allow_unknown_fields: bool,
+}
+
+impl Input {
+    /// A run of `files` with nothing carried from an earlier one.
+    pub fn new(files: Arc<[SourceFile]>, revision: Option<String>) -> Input {
+        Input {
+            files,
+            revision,
+            refresh_from: 0,
+            carried: Vec::new(),
+        }
+    }
 }
 
 /// A write the API took that the store could not record, with the digest
@@ -113,7 +134,7 @@ pub struct RunReport {
     /// page shows when and from which revision each job was applied).
     pub state: State,
     /// Writes the API took that the store could not record: for the next
-    /// run's `Options::carried`.
+    /// run's `Input::carried`.
     pub unrecorded: Vec<Unrecorded>,
 }
 
@@ -162,12 +183,12 @@ struct Loaded {
 /// [`reconcile`].
 fn load(
     files: &[SourceFile],
-    options: &Options,
+    config: &Config,
     store: &dyn Store,
 ) -> Result<Loaded, ReconcileError> {
     // An applying run holds the lock from before it reads the state until
     // after its last write.
-    let lock = match options.dry_run {
+    let lock = match config.dry_run {
         true => None,
         false => Some(store.lock()?),
     };
@@ -175,22 +196,22 @@ fn load(
     let catalog = manifest::load(
         files,
         &LoadOptions {
-            default_project: options.default_project.as_deref(),
+            default_project: config.default_project.as_deref(),
             require_env: false,
             lookup: &lookup,
-            allow_unknown_fields: options.allow_unknown_fields,
+            allow_unknown_fields: config.allow_unknown_fields,
         },
     );
     let mut recorded = store.load()?;
-    let keyed = store.key(!options.dry_run)?;
+    let keyed = store.key(!config.dry_run)?;
     // A path made --sensitive after it was applied: its recorded value is
     // shown (diffs, drift) as the fingerprint the plan's side has.
-    if let Some(state) = recorded.as_mut().filter(|_| !options.sensitive.is_empty()) {
+    if let Some(state) = recorded.as_mut().filter(|_| !config.sensitive.is_empty()) {
         for record in state.jobs.values_mut() {
-            record.spec.add_sensitive(&keyed, &options.sensitive);
+            record.spec.add_sensitive(&keyed, &config.sensitive);
         }
     }
-    let (desired, invalid) = prepare(&catalog, &keyed, &options.sensitive);
+    let (desired, invalid) = prepare(&catalog, &keyed, &config.sensitive);
     Ok(Loaded {
         lock,
         catalog,
@@ -209,15 +230,15 @@ pub async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 's
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
 }
 
-/// Plans `files` against the state `options.state_path` names and, unless
-/// `dry_run`, applies the plan through `client`.
+/// Plans `input.files` against the state `config.state_path` names and,
+/// unless `dry_run`, applies the plan through `client`.
 pub async fn reconcile(
-    files: Arc<[SourceFile]>,
-    options: &Options,
+    config: &Config,
+    input: Input,
     client: Option<&Client>,
 ) -> Result<RunReport, ReconcileError> {
-    let store = store::open(&options.state_path, &options.state_namespace)?;
-    reconcile_in(store, files, options, client).await
+    let store = store::open(&config.state_path, &config.state_namespace)?;
+    reconcile_in(store, config, input, client).await
 }
 
 /// Plans `files` against the state in `store` and, unless `dry_run`,
@@ -226,11 +247,11 @@ pub async fn reconcile(
 /// pool.
 pub async fn reconcile_in<A: Api>(
     store: Arc<dyn Store>,
-    files: Arc<[SourceFile]>,
-    options: &Options,
+    config: &Config,
+    input: Input,
     client: Option<&A>,
 ) -> Result<RunReport, ReconcileError> {
-    if !options.dry_run && client.is_none() {
+    if !config.dry_run && client.is_none() {
         return Err(ReconcileError::NoToken);
     }
     let Loaded {
@@ -241,8 +262,8 @@ pub async fn reconcile_in<A: Api>(
         desired,
         invalid,
     } = {
-        let (files, options, store) = (files.clone(), options.clone(), store.clone());
-        off_runtime(move || load(&files, &options, store.as_ref())).await?
+        let (files, config, store) = (input.files.clone(), config.clone(), store.clone());
+        off_runtime(move || load(&files, &config, store.as_ref())).await?
     };
     let baseline = if recorded.is_some() {
         Baseline::State
@@ -259,7 +280,7 @@ pub async fn reconcile_in<A: Api>(
     let mut recorded = recorded.unwrap_or_default();
     // Rejections dropped here are committed with the run's first commit.
     let mut forget: Vec<store::Change> = Vec::new();
-    if options.retry_rejected {
+    if config.retry_rejected {
         // Planned as what they are (creates, updates); each is recorded
         // again (applied or rejected) when it is sent.
         forget.extend(
@@ -294,7 +315,7 @@ pub async fn reconcile_in<A: Api>(
         .iter()
         .map(|d| (&d.key, d.digest.as_str()))
         .collect();
-    for Unrecorded { change, before } in options.carried.iter().filter(|_| !options.dry_run) {
+    for Unrecorded { change, before } in input.carried.iter().filter(|_| !config.dry_run) {
         let key = change.key();
         let unchanged_since = recorded.jobs.get(key).map(|r| &r.digest) == before.as_ref();
         let still = match change {
@@ -315,7 +336,7 @@ pub async fn reconcile_in<A: Api>(
     }
     let before = client.map_or(0, A::requests_sent);
     let mut reads = Reads {
-        left: options.max_reads,
+        left: config.max_reads,
     };
 
     // Adopt: jobs a manifest names but the state does not (a lost or new
@@ -331,7 +352,7 @@ pub async fn reconcile_in<A: Api>(
             &desired,
             &recorded,
             &keyed,
-            &options.sensitive,
+            &config.sensitive,
             &mut reads,
         )
         .await;
@@ -345,13 +366,13 @@ pub async fn reconcile_in<A: Api>(
         if !unverified.is_empty() {
             tracing::warn!(
                 jobs = unverified.len(),
-                max_reads = options.max_reads,
+                max_reads = config.max_reads,
                 "jobs possibly live not read yet (--max-reads reached or a read failed): not written; the next run continues adopting them"
             );
         }
     }
     let mut problems = file_problems(&catalog);
-    problems.extend(emptied_files(&files, &catalog, &recorded));
+    problems.extend(emptied_files(&input.files, &catalog, &recorded));
 
     let mut plan = plan::plan(
         plan::Inputs {
@@ -363,37 +384,36 @@ pub async fn reconcile_in<A: Api>(
             unverified: &unverified,
         },
         plan::Options {
-            allow_empty: options.plan.allow_empty && !(options.fetched && files.is_empty()),
-            ..options.plan
+            allow_empty: config.plan.allow_empty && !(config.fetched && input.files.is_empty()),
+            ..config.plan
         },
     );
     for warning in &plan.warnings {
         tracing::warn!("{warning}");
     }
     let mut refreshed = 0;
-    if let (Some(client), true, false) = (client, options.refresh, options.drift == DriftMode::Off)
-    {
+    if let (Some(client), true, false) = (client, config.refresh, config.drift == DriftMode::Off) {
         let (drifts, read) = refresh(
             client,
             &plan,
             &recorded,
             &keyed,
-            &options.sensitive,
+            &config.sensitive,
             &mut reads,
-            options.refresh_from,
+            input.refresh_from,
         )
         .await;
         refreshed = read;
-        plan::apply_drift(&mut plan, drifts, options.drift, &desired);
+        plan::apply_drift(&mut plan, drifts, config.drift, &desired);
     }
     fill_next_runs(&mut plan, &desired, now);
-    let (mut outcomes, state, unrecorded) = match (options.dry_run, client) {
+    let (mut outcomes, state, unrecorded) = match (config.dry_run, client) {
         (false, Some(client)) => {
             let applier = Applier {
                 client,
                 store: store.clone(),
-                concurrency: options.concurrency,
-                revision: options.revision.as_deref(),
+                concurrency: config.concurrency,
+                revision: input.revision.as_deref(),
             };
             // Adopted jobs that match live are recorded without a PUT:
             // the read just showed the API has exactly them.
@@ -409,7 +429,7 @@ pub async fn reconcile_in<A: Api>(
             let mut changes = forget;
             changes.append(&mut carried);
             changes.extend(matching.into_iter().map(|d| {
-                store::Change::Applied(d.key.clone(), d.record(&at, options.revision.as_deref()))
+                store::Change::Applied(d.key.clone(), d.record(&at, input.revision.as_deref()))
             }));
             let mut state = recorded;
             if save {
@@ -449,7 +469,7 @@ pub async fn reconcile_in<A: Api>(
         outcomes,
         baseline,
         unmanaged,
-        revision: options.revision.clone(),
+        revision: input.revision.clone(),
         refreshed,
         state,
         unrecorded,
@@ -460,22 +480,22 @@ pub async fn reconcile_in<A: Api>(
 /// REF's had been applied: the same path as a dry-run, on a store in memory
 /// holding REF's jobs. Offline: no client, no state, a throwaway key.
 pub async fn plan_base(
-    head: Arc<[SourceFile]>,
+    head: Input,
     base: &[SourceFile],
-    options: &Options,
+    config: &Config,
 ) -> Result<RunReport, ReconcileError> {
     let lookup = |name: &str| std::env::var(name).ok();
     let base_catalog = manifest::load(
         base,
         &LoadOptions {
-            default_project: options.default_project.as_deref(),
+            default_project: config.default_project.as_deref(),
             require_env: false,
             lookup: &lookup,
-            allow_unknown_fields: options.allow_unknown_fields,
+            allow_unknown_fields: config.allow_unknown_fields,
         },
     );
     let keyed = Keyed::generate().unwrap_or_else(|_| Keyed::new([0; crate::secret::KEY_LEN]));
-    let (base_desired, _) = prepare(&base_catalog, &keyed, &options.sensitive);
+    let (base_desired, _) = prepare(&base_catalog, &keyed, &config.sensitive);
     let recorded = State {
         jobs: base_desired
             .iter()
@@ -485,18 +505,21 @@ pub async fn plan_base(
     };
     let store = Arc::new(MemoryStore::new(Some(recorded), keyed));
     // What the change deletes is shown as deleted: the plan is of the change.
-    let options = Options {
+    let config = Config {
         dry_run: true,
         plan: plan::Options {
             prune: true,
-            ..options.plan
+            ..config.plan
         },
         refresh: false,
         retry_rejected: false,
-        carried: Vec::new(),
-        ..options.clone()
+        ..config.clone()
     };
-    let mut run = reconcile_in::<Client>(store, head, &options, None).await?;
+    let head = Input {
+        carried: Vec::new(),
+        ..head
+    };
+    let mut run = reconcile_in::<Client>(store, &config, head, None).await?;
     run.baseline = Baseline::Base;
     Ok(run)
 }
@@ -974,8 +997,8 @@ mod tests {
         .into()
     }
 
-    fn options(dry_run: bool) -> Options {
-        Options {
+    fn config(dry_run: bool) -> Config {
+        Config {
             dry_run,
             plan: plan::Options {
                 prune: false,
@@ -987,14 +1010,11 @@ mod tests {
             state_namespace: store::DEFAULT_NAMESPACE.into(),
             concurrency: 1,
             sensitive: Vec::new(),
-            revision: None,
             refresh: false,
             drift: DriftMode::Off,
             max_reads: DEFAULT_MAX_READS,
-            refresh_from: 0,
             fetched: false,
             retry_rejected: false,
-            carried: Vec::new(),
             allow_unknown_fields: false,
         }
     }
@@ -1028,8 +1048,8 @@ mod tests {
         let run = rt
             .block_on(reconcile_in(
                 store.clone(),
-                files.clone(),
-                &options(false),
+                &config(false),
+                Input::new(files.clone(), None),
                 Some(&api),
             ))
             .expect("first run");
@@ -1051,8 +1071,8 @@ mod tests {
         let again = rt
             .block_on(reconcile_in(
                 store.clone(),
-                files,
-                &options(false),
+                &config(false),
+                Input::new(files, None),
                 Some(&api),
             ))
             .expect("second run");
@@ -1069,8 +1089,8 @@ mod tests {
         let held = store.lock().expect("lock");
         let refused = rt.block_on(reconcile_in(
             store.clone(),
-            files.clone(),
-            &options(false),
+            &config(false),
+            Input::new(files.clone(), None),
             Some(&api),
         ));
         assert!(
@@ -1084,8 +1104,8 @@ mod tests {
         let dry = rt
             .block_on(reconcile_in(
                 store.clone(),
-                files,
-                &options(true),
+                &config(true),
+                Input::new(files, None),
                 None::<&FakeApi>,
             ))
             .expect("a dry-run takes no lock");
@@ -1111,8 +1131,8 @@ mod tests {
         let run = rt
             .block_on(reconcile_in(
                 store.clone(),
-                files.clone(),
-                &options(false),
+                &config(false),
+                Input::new(files.clone(), None),
                 Some(&api),
             ))
             .expect("run");
@@ -1128,8 +1148,8 @@ mod tests {
         let again = rt
             .block_on(reconcile_in(
                 store.clone(),
-                files.clone(),
-                &options(false),
+                &config(false),
+                Input::new(files.clone(), None),
                 Some(&api),
             ))
             .expect("run");
@@ -1144,8 +1164,8 @@ mod tests {
         let rt2 = rt
             .block_on(reconcile_in(
                 store.clone(),
-                manifests(&["job-a"]),
-                &options(false),
+                &config(false),
+                Input::new(manifests(&["job-a"]), None),
                 Some(&api),
             ))
             .expect("run");
@@ -1165,8 +1185,8 @@ mod tests {
         let run = rt
             .block_on(reconcile_in(
                 store.clone(),
-                files.clone(),
-                &options(false),
+                &config(false),
+                Input::new(files.clone(), None),
                 Some(&api),
             ))
             .expect("run");
@@ -1190,8 +1210,8 @@ mod tests {
         let next = rt
             .block_on(reconcile_in(
                 store.clone(),
-                files,
-                &options(false),
+                &config(false),
+                Input::new(files, None),
                 Some(&api),
             ))
             .expect("run");
@@ -1222,14 +1242,14 @@ mod tests {
         let rt = runtime();
         let run =
             |store: &Arc<MemoryStore>, api: &FakeApi, schedule: &str, carried: &[Unrecorded]| {
-                let options = Options {
+                let input = Input {
                     carried: carried.to_vec(),
-                    ..options(false)
+                    ..Input::new(file(schedule), None)
                 };
                 rt.block_on(reconcile_in(
                     store.clone(),
-                    file(schedule),
-                    &options,
+                    &config(false),
+                    input,
                     Some(api),
                 ))
                 .expect("run")
