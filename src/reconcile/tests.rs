@@ -201,6 +201,19 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// An applying run of `files` on `store` through `api`, that must not fail.
+fn apply(store: &Arc<MemoryStore>, files: Arc<[SourceFile]>, api: &FakeApi) -> RunReport {
+    let input = Input::new(files, None);
+    runtime()
+        .block_on(reconcile_in(
+            store.clone(),
+            &config(false),
+            input,
+            Some(api),
+        ))
+        .expect("run")
+}
+
 fn actions(run: &RunReport) -> Vec<Action> {
     run.plan.steps.iter().map(|s| s.action()).collect()
 }
@@ -212,15 +225,7 @@ fn a_first_apply_commits_each_put_and_the_next_run_sends_nothing() {
         store(),
         manifests(&["job-a", "job-b", "job-c"]),
     );
-    let rt = runtime();
-    let run = rt
-        .block_on(reconcile_in(
-            store.clone(),
-            &config(false),
-            Input::new(files.clone(), None),
-            Some(&api),
-        ))
-        .expect("first run");
+    let run = apply(&store, files.clone(), &api);
     assert_eq!(run.outcomes, vec![Outcome::Applied; 3]);
     assert_eq!(
         api.calls(),
@@ -236,14 +241,7 @@ fn a_first_apply_commits_each_put_and_the_next_run_sends_nothing() {
     assert_eq!(store.state().expect("state").jobs.len(), 3);
     assert!(!store.is_locked(), "the lock is released at the end");
 
-    let again = rt
-        .block_on(reconcile_in(
-            store.clone(),
-            &config(false),
-            Input::new(files, None),
-            Some(&api),
-        ))
-        .expect("second run");
+    let again = apply(&store, files.clone(), &api);
     assert_eq!(actions(&again), vec![Action::Unchanged; 3]);
     assert_eq!(again.api_requests, 0);
     assert_eq!(api.calls().len(), 4);
@@ -295,15 +293,7 @@ fn a_permanent_refusal_is_committed_and_that_spec_is_not_sent_again() {
         .expect("fake")
         .refuse
         .insert("job-bad".into());
-    let rt = runtime();
-    let run = rt
-        .block_on(reconcile_in(
-            store.clone(),
-            &config(false),
-            Input::new(files.clone(), None),
-            Some(&api),
-        ))
-        .expect("run");
+    let run = apply(&store, files.clone(), &api);
     assert!(
         matches!(run.outcomes[1], Outcome::Rejected(_)),
         "{:?}",
@@ -313,14 +303,7 @@ fn a_permanent_refusal_is_committed_and_that_spec_is_not_sent_again() {
     assert_eq!(state.rejected.len(), 1);
     assert_eq!(state.rejected.values().next().expect("one").status, 422);
     let sent = api.calls().len();
-    let again = rt
-        .block_on(reconcile_in(
-            store.clone(),
-            &config(false),
-            Input::new(files.clone(), None),
-            Some(&api),
-        ))
-        .expect("run");
+    let again = apply(&store, files.clone(), &api);
     assert_eq!(actions(&again), [Action::Unchanged, Action::Rejected]);
     assert_eq!(
         api.calls().len(),
@@ -329,14 +312,7 @@ fn a_permanent_refusal_is_committed_and_that_spec_is_not_sent_again() {
     );
 
     // The manifest gone: its rejection is forgotten, in the store too.
-    let rt2 = rt
-        .block_on(reconcile_in(
-            store.clone(),
-            &config(false),
-            Input::new(manifests(&["job-a"]), None),
-            Some(&api),
-        ))
-        .expect("run");
+    let rt2 = apply(&store, manifests(&["job-a"]), &api);
     assert_eq!(actions(&rt2), [Action::Unchanged]);
     assert!(store.state().expect("state").rejected.is_empty());
 }
@@ -349,15 +325,7 @@ fn a_commit_that_fails_stops_the_run_and_the_next_run_adopts_the_write() {
         manifests(&["job-a", "job-b", "job-c"]),
     );
     store.fail_commits(1);
-    let rt = runtime();
-    let run = rt
-        .block_on(reconcile_in(
-            store.clone(),
-            &config(false),
-            Input::new(files.clone(), None),
-            Some(&api),
-        ))
-        .expect("run");
+    let run = apply(&store, files.clone(), &api);
     assert!(
         matches!(
             run.outcomes[0],
@@ -375,14 +343,7 @@ fn a_commit_that_fails_stops_the_run_and_the_next_run_adopts_the_write() {
 
     // Job a is live but unrecorded: read before anything is written
     // (adoption), never PUT blind.
-    let next = rt
-        .block_on(reconcile_in(
-            store.clone(),
-            &config(false),
-            Input::new(files, None),
-            Some(&api),
-        ))
-        .expect("run");
+    let next = apply(&store, files.clone(), &api);
     let calls = api.calls();
     assert_eq!(
         calls[2..4],
@@ -396,6 +357,12 @@ fn a_commit_that_fails_stops_the_run_and_the_next_run_adopts_the_write() {
     ));
     assert_eq!(next.outcomes[1..], [Outcome::Applied, Outcome::Applied]);
     assert_eq!(store.state().expect("state").jobs.len(), 3);
+}
+
+/// The one job `store` records.
+fn only_record(store: &MemoryStore) -> (JobKey, crate::state::Record) {
+    let state = store.state().expect("state");
+    state.jobs.into_iter().next().expect("a job")
 }
 
 #[test]
@@ -424,15 +391,7 @@ fn a_write_taken_but_not_recorded_is_recorded_later_only_if_nothing_was_recorded
     for someone_recorded_since in [false, true] {
         let (api, store) = (FakeApi::default(), store());
         let first = run(&store, &api, "1 1 * * *", &[]);
-        let before = store
-            .state()
-            .expect("state")
-            .jobs
-            .values()
-            .next()
-            .expect("job")
-            .digest
-            .clone();
+        let before = only_record(&store).1.digest;
         assert_eq!(first.unrecorded.len(), 0);
         // The API takes the edit; its commit fails.
         store.fail_commits(1);
@@ -442,23 +401,8 @@ fn a_write_taken_but_not_recorded_is_recorded_later_only_if_nothing_was_recorded
         let puts = api.calls().iter().filter(|c| c.starts_with("PUT")).count();
         if someone_recorded_since {
             // Another replica recorded a write of its own meanwhile.
-            let mut record = store
-                .state()
-                .expect("state")
-                .jobs
-                .values()
-                .next()
-                .expect("job")
-                .clone();
+            let (key, mut record) = only_record(&store);
             record.digest = "f".repeat(64);
-            let key = store
-                .state()
-                .expect("state")
-                .jobs
-                .keys()
-                .next()
-                .expect("key")
-                .clone();
             store
                 .commit(&[store::Change::Applied(key, record)])
                 .expect("commit");
@@ -475,15 +419,7 @@ fn a_write_taken_but_not_recorded_is_recorded_later_only_if_nothing_was_recorded
             assert_eq!(sent, 0, "recorded, not sent again");
             assert_eq!(actions(&next), [Action::Unchanged]);
         }
-        let recorded = store
-            .state()
-            .expect("state")
-            .jobs
-            .values()
-            .next()
-            .expect("job")
-            .digest
-            .clone();
+        let recorded = only_record(&store).1.digest;
         // Either way the state ends holding the edit's digest.
         let store::Change::Applied(_, edit) = &lost.unrecorded[0].change else {
             panic!("an applied change: {:?}", lost.unrecorded[0]);
