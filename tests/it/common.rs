@@ -3,8 +3,10 @@
 //! process boundary, flags and exit codes a user sees.
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 pub struct Workspace {
     pub dir: tempfile::TempDir,
@@ -64,6 +66,50 @@ impl Workspace {
     }
 
     pub fn nfcron_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let out = self.command(args, env).output().expect("run nfcron");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// [`Workspace::nfcron_env`], killed (and the test failed) when it
+    /// outlives `within`, so that a hang fails the test instead of holding
+    /// the run; with how long it took.
+    pub fn nfcron_within(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        within: Duration,
+    ) -> (Run, Duration) {
+        let mut cmd = self.command(args, env);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let started = Instant::now();
+        let mut child = cmd.spawn().expect("start nfcron");
+        let read = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut text = Vec::new();
+                let _ = pipe.read_to_end(&mut text);
+                String::from_utf8_lossy(&text).into_owned()
+            })
+        };
+        let stdout = read(Box::new(child.stdout.take().expect("stdout")));
+        let stderr = read(Box::new(child.stderr.take().expect("stderr")));
+        let status = wait_with_deadline(child, within)
+            .unwrap_or_else(|| panic!("nfcron {args:?} still running after {within:?}"));
+        let took = started.elapsed();
+        let run = Run {
+            code: status.code().unwrap_or(-1),
+            stdout: stdout.join().expect("stdout reader"),
+            stderr: stderr.join().expect("stderr reader"),
+        };
+        (run, took)
+    }
+
+    /// `nfcron ARGS` in the workspace with `env` over an environment
+    /// cleared of everything that would configure it.
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nfcron"));
         cmd.args(args).current_dir(self.dir.path());
         for (k, _) in std::env::vars() {
@@ -80,13 +126,54 @@ impl Workspace {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let out = cmd.output().expect("run nfcron");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        cmd
     }
+}
+
+/// A valid cron job manifest in project `acme`: the name (also the id's
+/// source) and the schedule are the test's.
+pub fn manifest(name: &str, schedule: &str) -> String {
+    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
+}
+
+/// `(file, code, message)` of every diagnostic of `validate --output json`.
+pub fn diagnostics(run: &Run) -> Vec<(String, String, String)> {
+    run.json()["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .map(|d| {
+            (
+                d["file"].as_str().expect("file").to_string(),
+                d["code"].as_str().expect("code").to_string(),
+                d["message"].as_str().expect("message").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Makes a FIFO at `path`: a reader that opens it blocks until a writer
+/// comes, which no test provides.
+pub fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("path");
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+}
+
+/// The job ids recorded in the workspace's state file (none without one).
+pub fn state_ids(ws: &Workspace) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(ws.path().join(".nfcron/state.json")) else {
+        return Vec::new();
+    };
+    let state: serde_json::Value =
+        serde_json::from_str(&text).expect("the state file always parses");
+    state["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| j["id"].as_str().expect("id").to_string())
+        .collect()
 }
 
 /// The entry for job `id` in a JSON report's `jobs`.

@@ -414,3 +414,76 @@ fn a_409_or_408_is_transient_retried_within_the_run_and_lands() {
         assert!(state(&ws).get("rejected").is_none(), "{status}");
     }
 }
+
+/// CPU time (user + system) of process `pid`, from /proc/<pid>/stat.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // Fields after the command name (which may hold spaces), from field 3.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+#[test]
+fn a_refused_token_beside_the_log_file_does_not_feed_on_its_own_log() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/nightly.yaml", manifest("Nightly", "0 3 * * *"));
+    let secrets = ws.path().join("run");
+    std::fs::create_dir_all(&secrets).expect("mkdir");
+    let token_file = secrets.join("token");
+    std::fs::write(&token_file, "refused-token\n").expect("token");
+    let log_path = secrets.join("nfcron.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let fake = Fake::spawn(0);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nfcron"))
+        .current_dir(ws.path())
+        .env_remove("NORTHFLANK_API_TOKEN")
+        .env_remove("RUST_LOG")
+        .env("NORTHFLANK_API_URL", &fake.url)
+        .env("NO_COLOR", "1")
+        .args(["--log-format", "json", "watch", "jobs.d", "--listen", "off"])
+        .arg("--token-file")
+        .arg(&token_file)
+        .arg("--state")
+        .arg(secrets.join("state.json"))
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start nfcron watch");
+    let pid = child.id();
+    let lines = || {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    // The first run is refused; then six seconds of what follows.
+    fake.wait_until(Duration::from_secs(30), |log| !log.is_empty());
+    assert!(
+        fake.requests().iter().any(|r| r.status == 401),
+        "the token is refused"
+    );
+    let cpu0 = cpu_time(pid);
+    // Six seconds, or until the log has 100 lines (looked at whenever the
+    // sidecar calls the API, and at the end).
+    fake.wait_until(Duration::from_secs(6), |_| lines() >= 100);
+    let (cpu, logged) = (cpu_time(pid) - cpu0, lines());
+
+    // A new token in the file is still picked up.
+    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token");
+    let put = fake.wait_arrived(Duration::from_secs(30), "PUT", 1);
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    eprintln!("refused token beside the log: {logged} lines, {cpu:?} CPU in 6 s");
+    assert!(
+        logged < 100,
+        "{logged} log lines in 6 s:\n{}",
+        &text[..text.len().min(3000)]
+    );
+    assert!(cpu < Duration::from_secs(1), "{cpu:?} of CPU in 6 s");
+    assert!(put, "the new token is used: {text}");
+}

@@ -8,7 +8,9 @@ use crate::common;
 use crate::fake;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
+use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -495,4 +497,53 @@ proptest::proptest! {
             proptest::prop_assert!(p.prune_blocked.is_empty());
         }
     }
+}
+
+#[test]
+fn prune_sends_no_delete_when_a_directory_of_applied_jobs_gets_a_latin1_name() {
+    let ws = Workspace::new();
+    let fake = Fake::spawn(0);
+    let reconcile = |args: &[&str]| {
+        ws.nfcron_env(
+            &[&["reconcile"][..], args].concat(),
+            &[
+                ("NORTHFLANK_API_URL", fake.url.as_str()),
+                ("NORTHFLANK_API_TOKEN", TOKEN),
+            ],
+        )
+    };
+    for n in ["A", "B", "C"] {
+        ws.write(
+            &format!("jobs.d/team/{n}.yaml"),
+            common::manifest(&format!("Job {n}"), "0 3 * * *"),
+        );
+    }
+    ws.write("jobs.d/other.yaml", common::manifest("Job D", "0 4 * * *"));
+    assert_eq!(reconcile(&[]).code, 0);
+    assert_eq!(fake.job_ids("acme").len(), 4);
+
+    // `café` in Latin-1: not UTF-8.
+    let latin1 = ws.path().join("jobs.d").join(OsStr::from_bytes(b"caf\xe9"));
+    std::fs::rename(ws.path().join("jobs.d/team"), &latin1).expect("rename");
+    fake.clear_log();
+    let run = reconcile(&["--prune", "--output", "json"]);
+    assert_eq!(fake.count("DELETE"), 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(fake.job_ids("acme").len(), 4);
+    assert_eq!(run.code, 1, "an unreadable entry is an error");
+    assert!(
+        run.stderr.contains("jobs.d/caf\\xe9") && run.stderr.contains("not valid UTF-8"),
+        "the entry is named, escaped: {}",
+        run.stderr
+    );
+
+    let (run, _) = ws.nfcron_within(&["validate", "--output", "json"], &[], WAIT);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        common::diagnostics(&run),
+        [(
+            "jobs.d/caf\\xe9".to_string(),
+            "io".to_string(),
+            "cannot read: the directory name is not valid UTF-8, so the manifests in it are not read; rename it".to_string()
+        )]
+    );
 }
