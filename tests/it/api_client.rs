@@ -15,13 +15,11 @@
 use crate::common;
 use crate::fake;
 use crate::support::hostile_server as hostile;
+use crate::support::sidecar::Sidecar;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{state_ids, Run, Workspace};
 use fake::{Fake, Fault, FaultRule};
@@ -30,7 +28,6 @@ use hyper::Method;
 use serde_json::Value;
 
 const TOKEN: &str = "nf-hostile-t0ken";
-const WAIT: Duration = Duration::from_secs(30);
 const MANIFEST: &str = "kind: CronJob\nproject: acme\nspec:\n  name: Job A\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"0 3 * * *\"\n  concurrencyPolicy: forbid\n  runtimeEnvironment:\n    DB_PASSWORD: hunter2-secret\n";
 
 fn workspace() -> Workspace {
@@ -272,62 +269,15 @@ fn watch_survives_a_rate_limit_reset_of_u64_max() {
         }
     });
     let ws = workspace();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
-        .current_dir(ws.path())
-        .args([
-            "--log-format",
-            "json",
-            "--log-level",
-            "info",
-            "watch",
-            "--listen",
-            "off",
-        ])
-        .env("NORTHFLANK_API_URL", &server.url)
-        .env("NORTHFLANK_API_TOKEN", TOKEN)
+    let mut watch = Sidecar::builder(ws.path(), &server.url, TOKEN)
         .env_remove("NFCRON_WEBHOOK_SECRET")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start nfcron watch");
-    let (tx, events) = mpsc::channel();
-    let stderr = child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+        .no_listener()
+        .start();
     // The first run reads the absurd headers, then must go on to report.
-    let deadline = Instant::now() + WAIT;
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match events.recv_timeout(left) {
-            Ok(line) if line.contains("\"reconciled\"") => break,
-            Ok(line) => seen.push(line),
-            Err(_) => {
-                let status = child.try_wait().expect("wait");
-                panic!("no `reconciled` within {WAIT:?} (exit {status:?}); saw {seen:#?}");
-            }
-        }
-    }
-    assert!(
-        child.try_wait().expect("wait").is_none(),
-        "watch is still running"
-    );
+    watch.next("reconciled");
+    assert!(watch.running(), "watch is still running");
     assert_eq!(count(&server, "PUT"), 0);
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let deadline = Instant::now() + WAIT;
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status.code();
-        }
-        assert!(Instant::now() < deadline, "watch did not stop on SIGTERM");
-        let _ = events.recv_timeout(Duration::from_millis(50));
-    };
-    assert_eq!(code, Some(0), "watch exits cleanly, not 101");
+    assert_eq!(watch.terminate().code, 0, "watch exits cleanly, not 101");
 }
 
 // ---- every body read has a cap ------------------------------------------

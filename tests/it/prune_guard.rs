@@ -9,11 +9,7 @@ use crate::fake;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
 use std::os::unix::ffi::OsStrExt;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 use common::{Run, Workspace};
 use fake::{Fake, TOKEN};
@@ -25,7 +21,7 @@ use nfcron::source::SourceFile;
 use nfcron::state::State;
 use serde_json::Value;
 
-const WAIT: Duration = Duration::from_secs(20);
+use crate::support::sidecar::{Sidecar, WAIT};
 
 fn manifest(name: &str) -> String {
     format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"0 3 * * *\"\n  concurrencyPolicy: forbid\n")
@@ -221,61 +217,22 @@ fn watch_prune_sends_no_delete_when_a_save_breaks_a_manifest() {
     ws.write("jobs.d/a.yaml", manifest("Job A"));
     ws.write("jobs.d/b.yaml", manifest("Job B"));
     let fake = Fake::spawn(0);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
-        .current_dir(ws.path())
-        .args([
-            "--log-format",
-            "json",
-            "--log-level",
-            "info",
-            "watch",
-            "--listen",
-            "off",
-            "--prune",
-            "--resync",
-            "1h",
-        ])
-        .env("NORTHFLANK_API_URL", &fake.url)
-        .env("NORTHFLANK_API_TOKEN", TOKEN)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start nfcron watch");
-    let (tx, events) = mpsc::channel::<Value>();
-    let stderr = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    let next = |pred: &dyn Fn(&Value) -> bool, what: &str| {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match events.recv_timeout(left) {
-                Ok(v) if pred(&v) => return v,
-                Ok(_) => {}
-                Err(_) => panic!("no {what} within {WAIT:?}"),
-            }
-        }
-    };
-    let first = next(&|v| v["message"] == "reconciled", "first reconcile");
+    let mut watch = Sidecar::builder(ws.path(), &fake.url, TOKEN)
+        .env_remove("NFCRON_WEBHOOK_SECRET")
+        .no_listener()
+        .args(&["--prune", "--resync", "1h"])
+        .start();
+    let first = watch.next("reconciled");
     assert_eq!(first["create"], 2, "{first}");
     ws.write(
         "jobs.d/a.yaml",
         manifest("Job A").replace("  name:", "  nmae:"),
     );
-    let warned = next(
-        &|v| {
-            v["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("prune skipped"))
-        },
-        "prune skipped warning",
-    );
+    let warned = watch.next_where("prune skipped warning", |v| {
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("prune skipped"))
+    });
     assert!(
         warned["message"]
             .as_str()
@@ -283,24 +240,10 @@ fn watch_prune_sends_no_delete_when_a_save_breaks_a_manifest() {
             .contains("jobs.d/a.yaml"),
         "{warned}"
     );
-    next(
-        &|v| v["message"] == "reconciled",
-        "the reconcile after the save",
-    );
+    watch.next("reconciled");
     assert_eq!(fake.count("DELETE"), 0);
     assert_eq!(fake.job_ids("acme"), ["job-a", "job-b"]);
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "watch did not stop on SIGTERM");
-        let _ = events.recv_timeout(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(0));
-    reader.join().expect("reader");
+    assert_eq!(watch.terminate().code, 0);
 }
 
 // ---- the property: loader + planner, random manifests and edits ----
