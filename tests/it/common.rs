@@ -176,6 +176,20 @@ pub fn state_ids(ws: &Workspace) -> Vec<String> {
         .collect()
 }
 
+/// A fault for the fake: the next `times` PUTs answer `status` (no
+/// `Retry-After`).
+pub fn put_status(status: u16, times: usize) -> crate::fake::FaultRule {
+    crate::fake::FaultRule {
+        method: Some(hyper::Method::PUT),
+        fault: crate::fake::Fault::Status {
+            status,
+            retry_after: None,
+        },
+        times,
+        after: 0,
+    }
+}
+
 /// The entry for job `id` in a JSON report's `jobs`.
 pub fn job<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
     report["jobs"]

@@ -11,28 +11,11 @@ use crate::fake;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{job, Run, Workspace};
-use fake::{Fake, Fault, FaultRule, TOKEN};
-use hyper::Method;
+use common::{job, manifest, put_status, Run, Workspace};
+use fake::{Fake, TOKEN};
 use serde_json::Value;
 
 use crate::support::sidecar::{metric, Sidecar, WAIT};
-
-fn manifest(name: &str, schedule: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
-}
-
-fn put_fault(status: u16, times: usize) -> FaultRule {
-    FaultRule {
-        method: Some(Method::PUT),
-        fault: Fault::Status {
-            status,
-            retry_after: None,
-        },
-        times,
-        after: 0,
-    }
-}
 
 fn reconcile(ws: &Workspace, fake: &Fake, extra: &[&str]) -> Run {
     let mut args = vec!["reconcile", "--output", "json"];
@@ -58,7 +41,7 @@ fn a_job_the_api_refuses_with_400_is_recorded_and_not_sent_again_until_retry_rej
     ws.write("jobs.d/b.yaml", manifest("Job B", "0 2 * * *"));
     let fake = Fake::spawn(0);
     // The first PUT (Job A's, with --concurrency 1) is refused.
-    fake.inject(put_fault(400, 1));
+    fake.inject(put_status(400, 1));
 
     let first = reconcile(&ws, &fake, &["--concurrency", "1"]);
     assert_eq!(
@@ -134,7 +117,7 @@ fn a_rejected_job_is_sent_again_once_its_manifest_changes() {
     let ws = Workspace::new();
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
-    fake.inject(put_fault(422, 1));
+    fake.inject(put_status(422, 1));
     assert_eq!(reconcile(&ws, &fake, &[]).code, 1);
     assert_eq!(reconcile(&ws, &fake, &[]).code, 1);
     assert_eq!(fake.count("PUT"), 1);
@@ -151,7 +134,7 @@ fn the_rejection_of_a_job_whose_manifest_is_removed_is_forgotten() {
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     ws.write("jobs.d/b.yaml", manifest("Job B", "0 2 * * *"));
     let fake = Fake::spawn(0);
-    fake.inject(put_fault(403, 1));
+    fake.inject(put_status(403, 1));
     assert_eq!(reconcile(&ws, &fake, &["--concurrency", "1"]).code, 1);
     assert_eq!(state(&ws)["rejected"][0]["id"], "job-a");
     std::fs::remove_file(ws.path().join("jobs.d/a.yaml")).expect("rm");
@@ -189,7 +172,7 @@ fn a_503_is_retried_and_lands() {
     let ws = Workspace::new();
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
-    fake.inject(put_fault(503, 2));
+    fake.inject(put_status(503, 2));
     let run = reconcile(&ws, &fake, &[]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let report = run.json();
@@ -221,7 +204,7 @@ fn watch_puts_a_job_the_api_refuses_once_across_three_resyncs_and_again_once_aft
     let ws = Workspace::new();
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
-    fake.inject(put_fault(400, 1));
+    fake.inject(put_status(400, 1));
     let mut watch = start_watch(
         ws.path(),
         &fake,
@@ -276,7 +259,7 @@ fn watch_schedules_no_backoff_retry_for_a_run_whose_only_error_is_a_rejection() 
     let ws = Workspace::new();
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
-    fake.inject(put_fault(404, 1));
+    fake.inject(put_status(404, 1));
     let mut watch = start_watch(
         ws.path(),
         &fake,
@@ -297,7 +280,7 @@ fn watch_retries_a_run_whose_put_got_503_until_it_lands() {
     let fake = Fake::spawn(0);
     // No retries within a run (--retry-max-time 0s): the run fails, and
     // the sidecar's backoff retry (5 s later) lands it.
-    fake.inject(put_fault(503, 1));
+    fake.inject(put_status(503, 1));
     let mut watch = start_watch(
         ws.path(),
         &fake,
@@ -404,7 +387,7 @@ fn a_409_or_408_is_transient_retried_within_the_run_and_lands() {
         let ws = Workspace::new();
         ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
         let fake = Fake::spawn(0);
-        fake.inject(put_fault(status, 1));
+        fake.inject(put_status(status, 1));
         let run = reconcile(&ws, &fake, &[]);
         assert_eq!(run.code, 0, "{status}: {}\n{}", run.stdout, run.stderr);
         let report = run.json();

@@ -3,12 +3,8 @@
 use crate::common;
 use crate::fake;
 
-use common::{git_commit, git_init, Workspace};
+use common::{git_commit, git_init, manifest, Workspace};
 use fake::{Fake, TOKEN};
-
-fn manifest(name: &str, schedule: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
-}
 
 #[test]
 fn base_plan_lists_exactly_what_the_change_does() {

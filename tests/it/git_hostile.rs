@@ -8,15 +8,11 @@ use crate::fake;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::{git_commit, git_init, Workspace};
+use common::{git_commit, git_init, manifest, Workspace};
 
 use crate::support::sidecar::{Sidecar, HOOK_SECRET};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn manifest(name: &str, schedule: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
-}
 
 /// `reconcile --dry-run --output json` from `url`, offline (no API token:
 /// nothing here may reach the API).

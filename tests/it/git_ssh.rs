@@ -20,15 +20,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use common::Workspace;
+use common::{manifest, Workspace};
 use fake::{Fake, TOKEN};
 
 const SSHD: &str = "/usr/sbin/sshd";
 const PASSPHRASE: &str = "correct horse battery staple";
-
-fn manifest(name: &str, schedule: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
-}
 
 fn tool(name: &str, path: &str) -> bool {
     let found = Path::new(path).exists()

@@ -11,17 +11,13 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
-use common::Workspace;
+use common::{manifest, Workspace};
 use fake::{Fake, TOKEN};
 use serde_json::Value;
 
 const FILE: i32 = 0o100644;
 const LINK: i32 = 0o120000;
 const GITLINK: i32 = 0o160000;
-
-fn manifest(name: &str, schedule: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
-}
 
 /// An entry of a commit: a file, a symlink (content = target) or a
 /// gitlink (content = a commit id).

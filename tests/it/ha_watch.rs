@@ -17,7 +17,7 @@ use serde_json::Value;
 use sidecar::{Sidecar, HOOK_SECRET};
 
 fn manifest(schedule: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: nightly\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
+    common::manifest("nightly", schedule)
 }
 
 fn replica(ws: &Workspace, api: &fake::Fake, state: &str, extra: &[&str]) -> Sidecar {

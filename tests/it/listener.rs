@@ -27,7 +27,7 @@ const WAIT: Duration = Duration::from_secs(20);
 const MIB: usize = 1024 * 1024;
 
 fn manifest(name: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"0 1 * * *\"\n  concurrencyPolicy: forbid\n")
+    common::manifest(name, "0 1 * * *")
 }
 
 /// `nfcron watch ARGS` against the API at `api_url`.

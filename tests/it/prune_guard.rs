@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
-use common::{Run, Workspace};
+use common::{job, Run, Workspace};
 use fake::{Fake, TOKEN};
 use nfcron::manifest::{self, LoadOptions};
 use nfcron::plan::{self, Action};
@@ -24,7 +24,7 @@ use serde_json::Value;
 use crate::support::sidecar::{Sidecar, WAIT};
 
 fn manifest(name: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"0 3 * * *\"\n  concurrencyPolicy: forbid\n")
+    common::manifest(name, "0 3 * * *")
 }
 
 struct Env {
@@ -64,15 +64,6 @@ impl Env {
             ],
         )
     }
-}
-
-fn job<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .find(|j| j["id"] == id)
-        .unwrap_or_else(|| panic!("no job {id} in {report:#}"))
 }
 
 /// The three edits of the issue, each of which used to send a DELETE for

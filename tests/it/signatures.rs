@@ -12,7 +12,7 @@ use crate::support::hostile_server::{respond, Hostile};
 use crate::support::sidecar::{Sidecar, HOOK_SECRET};
 
 fn manifest(schedule: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: Job A\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
+    common::manifest("Job A", schedule)
 }
 
 fn ssh_tools() -> bool {
