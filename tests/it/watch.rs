@@ -29,6 +29,41 @@ fn reconciled(watch: &mut Sidecar, done: impl Fn(&Value) -> bool) -> Value {
     })
 }
 
+/// A watch over a Git remote (file://) whose first commit holds Job A,
+/// past its first run's start.
+struct GitWatch {
+    origin: tempfile::TempDir,
+    repo: git2::Repository,
+    _ws: Workspace,
+    fake: Fake,
+    watch: Sidecar,
+}
+
+impl GitWatch {
+    /// `watch --git <origin> ARGS`.
+    fn start(args: &[&str]) -> GitWatch {
+        let origin = tempfile::tempdir().expect("origin");
+        let repo = git_init(origin.path());
+        git_commit(
+            &repo,
+            &[("jobs.d/a.yaml", Some(&manifest("Job A", "0 1 * * *")))],
+            "first",
+        );
+        let ws = Workspace::new();
+        let fake = Fake::spawn(0);
+        let url = format!("file://{}", origin.path().display());
+        let args = [&["--git", url.as_str()][..], args].concat();
+        let watch = Sidecar::start(ws.path(), &fake.url, TOKEN, &args);
+        GitWatch {
+            origin,
+            repo,
+            _ws: ws,
+            fake,
+            watch,
+        }
+    }
+}
+
 #[test]
 fn edits_are_applied_readiness_flips_and_metrics_match_the_fake() {
     let ws = Workspace::new();
@@ -152,14 +187,11 @@ fn sigterm_during_an_apply_exits_0_with_consistent_state() {
     );
     watch.next("job");
     assert_eq!(watch.terminate().code, 0);
-    let text = std::fs::read_to_string(ws.path().join(".nfcron/state.json")).expect("state");
-    let state: Value = serde_json::from_str(&text).expect("state parses");
-    let recorded: Vec<String> = state["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .map(|j| j["id"].as_str().expect("id").to_string())
-        .collect();
+    assert!(
+        ws.path().join(".nfcron/state.json").exists(),
+        "a state was written"
+    );
+    let recorded = common::state_ids(&ws);
     assert!(
         !recorded.is_empty() && recorded.len() < 6,
         "cut short mid-apply: {recorded:?}"
@@ -174,22 +206,13 @@ fn sigterm_during_an_apply_exits_0_with_consistent_state() {
 
 #[test]
 fn a_push_is_applied_after_a_signed_webhook_and_not_after_a_bad_one() {
-    let origin = tempfile::tempdir().expect("origin");
-    let repo = git_init(origin.path());
-    git_commit(
-        &repo,
-        &[("jobs.d/a.yaml", Some(&manifest("Job A", "0 1 * * *")))],
-        "first",
-    );
-    let ws = Workspace::new();
-    let fake = Fake::spawn(0);
-    let url = format!("file://{}", origin.path().display());
-    let mut watch = Sidecar::start(
-        ws.path(),
-        &fake.url,
-        TOKEN,
-        &["--git", &url, "--interval", "1h", "--resync", "1h"],
-    );
+    let GitWatch {
+        origin: _origin,
+        repo,
+        _ws,
+        fake,
+        mut watch,
+    } = GitWatch::start(&["--interval", "1h", "--resync", "1h"]);
     assert_eq!(watch.next("reconciled")["create"], 1);
     let rev = git_commit(
         &repo,
@@ -246,29 +269,13 @@ fn a_push_is_applied_after_a_signed_webhook_and_not_after_a_bad_one() {
 
 #[test]
 fn a_failed_fetch_prunes_nothing_and_makes_the_sidecar_unready() {
-    let origin = tempfile::tempdir().expect("origin");
-    let repo = git_init(origin.path());
-    git_commit(
-        &repo,
-        &[("jobs.d/a.yaml", Some(&manifest("Job A", "0 1 * * *")))],
-        "first",
-    );
-    let ws = Workspace::new();
-    let fake = Fake::spawn(0);
-    let url = format!("file://{}", origin.path().display());
-    let mut watch = Sidecar::start(
-        ws.path(),
-        &fake.url,
-        TOKEN,
-        &[
-            "--git",
-            &url,
-            "--interval",
-            "1h",
-            "--prune",
-            "--allow-empty",
-        ],
-    );
+    let GitWatch {
+        origin,
+        repo: _repo,
+        _ws,
+        fake,
+        mut watch,
+    } = GitWatch::start(&["--interval", "1h", "--prune", "--allow-empty"]);
     watch.next("reconciled");
     std::fs::remove_dir_all(origin.path()).expect("the remote goes away");
     let body = b"{}";
@@ -340,33 +347,15 @@ fn drift_sweeps_find_and_correct_changes_made_behind_the_sidecar() {
 
 #[test]
 fn a_webhook_burst_fetches_at_once_whatever_the_debounce_and_gives_at_most_two_runs() {
-    let origin = tempfile::tempdir().expect("origin");
-    let repo = git_init(origin.path());
-    git_commit(
-        &repo,
-        &[("jobs.d/a.yaml", Some(&manifest("Job A", "0 1 * * *")))],
-        "first",
-    );
-    let ws = Workspace::new();
-    let fake = Fake::spawn(0);
-    let url = format!("file://{}", origin.path().display());
     // A debounce no test would wait out: a webhook that waited for it
     // would never be applied.
-    let mut watch = Sidecar::start(
-        ws.path(),
-        &fake.url,
-        TOKEN,
-        &[
-            "--git",
-            &url,
-            "--interval",
-            "1h",
-            "--resync",
-            "1h",
-            "--debounce",
-            "1h",
-        ],
-    );
+    let GitWatch {
+        origin: _origin,
+        repo,
+        _ws,
+        fake,
+        mut watch,
+    } = GitWatch::start(&["--interval", "1h", "--resync", "1h", "--debounce", "1h"]);
     assert_eq!(watch.next("reconciled")["create"], 1);
     git_commit(
         &repo,
