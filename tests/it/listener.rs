@@ -119,6 +119,25 @@ fn refused(watch: &Sidecar, reason: &str) -> f64 {
     )
 }
 
+/// Posts a signed webhook until it is served (202) rather than refused at
+/// the connection cap (503), within `WAIT`.
+fn signed_webhook_served(watch: &Sidecar) {
+    let payload = b"{}";
+    let signed = [("X-Hub-Signature-256", signature(payload, HOOK_SECRET))];
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, _, body) = watch.http("POST", "/hooks/git", &signed, payload);
+        if status == 202 {
+            return;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "the cap was not freed within {WAIT:?}"
+        );
+    }
+}
+
 /// A watch over one valid manifest that has completed its first run.
 fn started(ws: &Workspace, fake: &Fake, args: &[&str]) -> Sidecar {
     ws.write("jobs.d/a.yaml", manifest("Job A"));
@@ -322,18 +341,7 @@ fn with_the_connection_cap_reached_healthz_answers_within_a_second_and_signed_we
     }
     // The attackers leave; a signed webhook is served again.
     drop(attackers);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (status, _, body) = watch.http("POST", "/hooks/git", &signed, payload);
-        if status == 202 {
-            break;
-        }
-        assert_eq!(status, 503, "{body}");
-        assert!(
-            Instant::now() < deadline,
-            "the cap was not freed within {WAIT:?}"
-        );
-    }
+    signed_webhook_served(&watch);
     watch.next("reconciled");
     assert_eq!(watch.terminate().code, 0);
 }
@@ -366,22 +374,9 @@ fn clients_that_never_read_their_responses_lose_their_connections_and_free_the_c
             s
         })
         .collect();
-    let payload = b"{}";
-    let signed = [("X-Hub-Signature-256", signature(payload, HOOK_SECRET))];
     // A response not taken within the header timeout ends the connection:
     // the cap frees itself while the attackers are still there.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (status, _, body) = watch.http("POST", "/hooks/git", &signed, payload);
-        if status == 202 {
-            break;
-        }
-        assert_eq!(status, 503, "{body}");
-        assert!(
-            Instant::now() < deadline,
-            "the cap was not freed within {WAIT:?}"
-        );
-    }
+    signed_webhook_served(&watch);
     // Their connections were closed by the server.
     for s in &mut attackers {
         s.set_read_timeout(Some(WAIT)).expect("timeout");

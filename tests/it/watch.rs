@@ -5,11 +5,9 @@
 
 use crate::common;
 use crate::fake;
+use crate::support::hostile_server::black_hole;
 use crate::support::sidecar::{metric, signature, Sidecar, HOOK_SECRET, WAIT};
 
-use std::io::Read;
-use std::net::TcpListener;
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use common::{git_commit, git_init, manifest, mkfifo, Workspace};
@@ -421,24 +419,6 @@ fn watch_keeps_applying_edits_with_a_fifo_in_its_directory() {
 }
 
 // ---- SIGTERM while a run is stuck ----------------------------------------
-
-/// A TCP server that accepts and reads, and never answers; reports each
-/// request's first bytes.
-fn black_hole() -> (String, Receiver<Vec<u8>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for mut stream in listener.incoming().map_while(Result::ok) {
-            let mut buf = vec![0u8; 4096];
-            let n = stream.read(&mut buf).unwrap_or(0);
-            let _ = tx.send(buf[..n].to_vec());
-            held.push(stream);
-        }
-    });
-    (addr, rx)
-}
 
 fn assert_prompt_exit(watch: Sidecar, shutdown_timeout: Duration) {
     let exit = watch.terminate();

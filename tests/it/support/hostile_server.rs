@@ -204,3 +204,21 @@ pub fn put_ok(request: &Request, stream: &mut TcpStream) -> std::io::Result<()> 
     body.push(b'}');
     respond(stream, 200, &[("Content-Type", "application/json")], &body)
 }
+
+/// A TCP server that accepts and reads, and never answers; reports each
+/// request's first bytes.
+pub fn black_hole() -> (String, std::sync::mpsc::Receiver<Vec<u8>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut buf = vec![0u8; 4096];
+            let n = std::io::Read::read(&mut stream, &mut buf).unwrap_or(0);
+            let _ = tx.send(buf[..n].to_vec());
+            held.push(stream);
+        }
+    });
+    (addr, rx)
+}
