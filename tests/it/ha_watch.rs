@@ -38,6 +38,19 @@ fn job_events(events: &[Value]) -> usize {
     events.iter().filter(|v| v["message"] == "job").count()
 }
 
+/// A namespace reached through a relay that can cut the database away,
+/// the fake API and one manifest: the database, the relay, the state URL
+/// through it, the API and the workspace (`None`: no PostgreSQL here).
+fn behind_a_relay(schema: &str) -> Option<(pg::Db, pg::Relay, String, fake::Fake, Workspace)> {
+    let db = pg::Db::new(schema)?;
+    let relay = pg::Relay::spawn();
+    let state = relay.url(&db.url);
+    let api = fake::Fake::spawn(0);
+    let ws = Workspace::new();
+    ws.write("jobs.d/nightly.yaml", manifest("0 1 * * *"));
+    Some((db, relay, state, api, ws))
+}
+
 #[test]
 fn one_replica_applies_and_a_standby_takes_over_within_5s_of_a_kill_9() {
     let Some(db) = pg::Db::new("ha_failover") else {
@@ -143,14 +156,9 @@ fn a_webhook_sent_to_a_standby_reaches_the_leader() {
 
 #[test]
 fn while_the_database_is_down_nobody_applies_and_both_are_unready() {
-    let Some(db) = pg::Db::new("ha_restart") else {
+    let Some((_db, relay, state, api, ws)) = behind_a_relay("ha_restart") else {
         return;
     };
-    let relay = pg::Relay::spawn();
-    let state = relay.url(&db.url);
-    let api = fake::Fake::spawn(0);
-    let ws = Workspace::new();
-    ws.write("jobs.d/nightly.yaml", manifest("0 1 * * *"));
     let fast = ["--failover-check", "200ms"];
     let mut a = replica(&ws, &api, &state, &fast);
     a.next("leading: this replica applies now");
@@ -213,14 +221,9 @@ fn while_the_database_is_down_nobody_applies_and_both_are_unready() {
 
 #[test]
 fn a_write_the_api_took_as_the_database_went_away_is_recorded_not_sent_again() {
-    let Some(db) = pg::Db::new("ha_inflight") else {
+    let Some((db, relay, state, api, ws)) = behind_a_relay("ha_inflight") else {
         return;
     };
-    let relay = pg::Relay::spawn();
-    let state = relay.url(&db.url);
-    let api = fake::Fake::spawn(0);
-    let ws = Workspace::new();
-    ws.write("jobs.d/nightly.yaml", manifest("0 1 * * *"));
     let mut a = replica(&ws, &api, &state, &["--failover-check", "200ms"]);
     a.next("leading: this replica applies now");
     a.next("reconciled");
