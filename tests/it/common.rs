@@ -242,6 +242,41 @@ pub fn git_commit(
         .to_string()
 }
 
+/// Runs an outside tool to its end: its exit code (-1 for a signal) and
+/// its stdout then stderr as one text.
+pub fn tool_output(cmd: &mut Command) -> (i32, String) {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// The differences `found` that `allowed` does not justify (as `key:
+/// detail` lines), and the allowed keys no longer found: an allow-list
+/// stays exact both ways.
+pub fn unjustified<'a>(
+    found: &std::collections::BTreeMap<String, String>,
+    allowed: &[(&'a str, &str)],
+) -> (Vec<String>, Vec<&'a str>) {
+    let unexpected = found
+        .iter()
+        .filter(|(k, _)| !allowed.iter().any(|(a, _)| a == k))
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    let stale = allowed
+        .iter()
+        .map(|(k, _)| *k)
+        .filter(|k| !found.contains_key(*k))
+        .collect();
+    (unexpected, stale)
+}
+
 /// Whether the external `tool` answers `tool --version`. Missing (or a
 /// stub that fails, as a pyenv shim without the package does), it fails
 /// the test under `CI=true` (`.ci/run` installs it; `install` says how)

@@ -192,16 +192,7 @@ fn our_schema_follows_the_pinned_official_request_type_but_for_justified_differe
     );
     let mut found = BTreeMap::new();
     compare(&official("PutJobCronData"), &our_spec(), "", &mut found);
-    let allowed: BTreeMap<&str, &str> = ALLOWED.iter().copied().collect();
-    let unexpected: Vec<String> = found
-        .iter()
-        .filter(|(k, _)| !allowed.contains_key(k.as_str()))
-        .map(|(k, v)| format!("{k}: {v}"))
-        .collect();
-    let stale: Vec<&&str> = allowed
-        .keys()
-        .filter(|k| !found.contains_key(**k))
-        .collect();
+    let (unexpected, stale) = common::unjustified(&found, ALLOWED);
     assert!(
         unexpected.is_empty() && stale.is_empty(),
         "differences from PutJobCronData ({}) nobody justified:\n{}\n\nallowed differences that no longer exist: {stale:?}",
