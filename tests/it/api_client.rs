@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use common::{state_ids, Run, Workspace};
 use fake::{Fake, Fault, FaultRule};
-use hostile::{empty_list, endless, head, put_ok, respond, Hostile, Request};
+use hostile::{empty_list, endless, huge_error, put_ok, respond, Hostile, Request};
 use hyper::Method;
 use serde_json::Value;
 
@@ -337,23 +337,11 @@ fn endless_bodies_at_concurrency_64_stay_within_the_in_flight_cap() {
 /// A 400 whose `message` is 50 MB of text, with a control character to
 /// forge a log line.
 fn fifty_megabyte_error(stream: &mut TcpStream) -> std::io::Result<()> {
-    use std::io::Write;
-    const SIZE: usize = 50 * 1024 * 1024;
-    let start = br#"{"error":{"status":400,"message":"the disk is full\nERROR forged line "#;
-    let end = br#""}}"#;
-    let length = (start.len() + SIZE + end.len()) as u64;
-    head(
+    huge_error(
         stream,
-        400,
-        &[("Content-Type", "application/json")],
-        Some(length),
-    )?;
-    stream.write_all(start)?;
-    let chunk = vec![b'x'; 64 * 1024];
-    for _ in 0..SIZE / chunk.len() {
-        stream.write_all(&chunk)?;
-    }
-    stream.write_all(end)
+        "the disk is full\\nERROR forged line ",
+        50 * 1024 * 1024,
+    )
 }
 
 #[test]

@@ -1,8 +1,11 @@
 //! The integration tests, one crate (uv's `crates/uv/tests/it`): every
 //! module runs the real `nfcron` binary, most against the fake Northflank
 //! API (`examples/fake-northflank/server.rs`, also the `fake-northflank`
-//! example) on 127.0.0.1. Shared pieces: `common` (workspace, binary
-//! runner, Git helpers, tool checks) and `support` (servers and harnesses).
+//! example) on 127.0.0.1. Modules are named for the behaviour they check.
+//! Shared pieces: `common` (workspace, binary runner with or without a
+//! deadline, manifests, state, Git and tool helpers) and `support`
+//! (servers, the `watch` sidecar harness, PostgreSQL); benches reuse
+//! `support` by `#[path]`.
 
 mod common;
 #[path = "../../examples/fake-northflank/server.rs"]

@@ -222,3 +222,23 @@ pub fn black_hole() -> (String, std::sync::mpsc::Receiver<Vec<u8>>) {
     });
     (addr, rx)
 }
+
+/// A 400 whose JSON `message` is `text` then `size` bytes of `x`, streamed
+/// (a server flooding its error text).
+pub fn huge_error(stream: &mut TcpStream, text: &str, size: usize) -> std::io::Result<()> {
+    let start = format!(r#"{{"error":{{"status":400,"message":"{text}"#);
+    let end = br#""}}"#;
+    let chunk = vec![b'x'; 64 * 1024];
+    let size = size / chunk.len() * chunk.len();
+    head(
+        stream,
+        400,
+        &[("Content-Type", "application/json")],
+        Some((start.len() + size + end.len()) as u64),
+    )?;
+    stream.write_all(start.as_bytes())?;
+    for _ in 0..size / chunk.len() {
+        stream.write_all(&chunk)?;
+    }
+    stream.write_all(end)
+}
