@@ -207,6 +207,20 @@ pub fn git_init(dir: &Path) -> git2::Repository {
     repo
 }
 
+/// A Git remote in a temp dir whose first commit holds `file` with
+/// `content`: the dir (keep it), the repository, the commit id and its
+/// `file://` URL.
+pub fn git_origin(
+    file: &str,
+    content: &str,
+) -> (tempfile::TempDir, git2::Repository, String, String) {
+    let origin = tempfile::tempdir().expect("origin");
+    let repo = git_init(origin.path());
+    let rev = git_commit(&repo, &[(file, Some(content))], "first");
+    let url = format!("file://{}", origin.path().display());
+    (origin, repo, rev, url)
+}
+
 /// Writes (`Some`) or deletes (`None`) files in the work tree and commits
 /// everything; returns the commit id.
 pub fn git_commit(

@@ -10,7 +10,7 @@ use crate::support::sidecar::{metric, signature, Sidecar, HOOK_SECRET, WAIT};
 
 use std::time::{Duration, Instant};
 
-use common::{git_commit, git_init, manifest, mkfifo, Workspace};
+use common::{git_commit, manifest, mkfifo, Workspace};
 use fake::{Fake, TOKEN};
 use serde_json::Value;
 
@@ -40,16 +40,10 @@ struct GitWatch {
 impl GitWatch {
     /// `watch --git <origin> ARGS`.
     fn start(args: &[&str]) -> GitWatch {
-        let origin = tempfile::tempdir().expect("origin");
-        let repo = git_init(origin.path());
-        git_commit(
-            &repo,
-            &[("jobs.d/a.yaml", Some(&manifest("Job A", "0 1 * * *")))],
-            "first",
-        );
+        let (origin, repo, _, url) =
+            common::git_origin("jobs.d/a.yaml", &manifest("Job A", "0 1 * * *"));
         let ws = Workspace::new();
         let fake = Fake::spawn(0);
-        let url = format!("file://{}", origin.path().display());
         let args = [&["--git", url.as_str()][..], args].concat();
         let watch = Sidecar::start(ws.path(), &fake.url, TOKEN, &args);
         GitWatch {
