@@ -190,6 +190,31 @@ pub fn put_status(status: u16, times: usize) -> crate::fake::FaultRule {
     }
 }
 
+/// What an import promises, with the variables it named set in `env`: the
+/// manifests validate with `--require-env`, a reconcile sends no PUT, and
+/// a refresh with `--drift correct` finds no drift and sends no PUT.
+pub fn imported_plans_nothing(ws: &Workspace, fake: &crate::fake::Fake, env: &[(&str, &str)]) {
+    let valid = ws.nfcron_env(&["validate", "--require-env"], env);
+    assert_eq!(valid.code, 0, "{}\n{}", valid.stdout, valid.stderr);
+    fake.clear_log();
+    let run = ws.nfcron_env(&["reconcile", "--output", "json"], env);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(fake.count("PUT"), 0, "{}", run.stdout);
+    fake.clear_log();
+    let args = [
+        "reconcile",
+        "--output",
+        "json",
+        "--refresh",
+        "--drift",
+        "correct",
+    ];
+    let run = ws.nfcron_env(&args, env);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["summary"]["drift"], 0, "{}", run.stdout);
+    assert_eq!(fake.count("PUT"), 0, "{}", run.stdout);
+}
+
 /// The entry for job `id` in a JSON report's `jobs`.
 pub fn job<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
     report["jobs"]
