@@ -12,13 +12,14 @@
 #[path = "../tests/it/support/hostile_server.rs"]
 mod hostile;
 
-use std::io::Write;
+mod common;
+
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hostile::{empty_list, endless, head, Hostile};
+use hostile::{empty_list, endless, huge_error, Hostile};
 
 const RUNS: usize = 3;
 const GOAL_MIB: f64 = 100.0;
@@ -35,47 +36,22 @@ fn manifests(dir: &Path, jobs: usize) {
 }
 
 fn fifty_megabyte_error(stream: &mut TcpStream) -> std::io::Result<()> {
-    const SIZE: usize = 50 * 1024 * 1024;
-    let start = br#"{"error":{"status":400,"message":""#;
-    let end = br#""}}"#;
-    head(
-        stream,
-        400,
-        &[("Content-Type", "application/json")],
-        Some((start.len() + SIZE + end.len()) as u64),
-    )?;
-    stream.write_all(start)?;
-    let chunk = vec![b'x'; 64 * 1024];
-    for _ in 0..SIZE / chunk.len() {
-        stream.write_all(&chunk)?;
-    }
-    stream.write_all(end)
+    huge_error(stream, "", 50 * 1024 * 1024)
 }
 
 /// One run of `nfcron reconcile`: wall time, peak RSS in KiB, exit code.
-// The child is reaped by wait4 (which std cannot do: it drops rusage).
-#[allow(clippy::zombie_processes)]
 fn run_once(dir: &Path, server: &Hostile, concurrency: &str) -> (Duration, i64, i32) {
-    let start = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
-        .current_dir(dir)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nfcron"));
+    cmd.current_dir(dir)
         .args(["reconcile", "--output", "json", "--retry-max-time", "0s"])
         .args(["--concurrency", concurrency])
         .env("NORTHFLANK_API_URL", &server.url)
         .env("NORTHFLANK_API_TOKEN", "bench-token")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nfcron");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain data, zeroed is a valid value; wait4 fills it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own child, not yet reaped.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, pid, "wait4");
-    assert!(libc::WIFEXITED(status), "nfcron was killed by a signal");
-    (start.elapsed(), usage.ru_maxrss, libc::WEXITSTATUS(status))
+        .stderr(Stdio::null());
+    let (elapsed, peak, code) = common::run_measured(cmd);
+    assert_ne!(code, -1, "nfcron was killed by a signal");
+    (elapsed, peak, code)
 }
 
 fn measure(name: &str, jobs: usize, concurrency: &str, server: &Hostile) -> f64 {

@@ -9,9 +9,11 @@
 //! The goal is under 100 MiB peak RSS each. Run with
 //! `cargo bench --bench hostile_inputs`; one line per figure.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const RUNS: usize = 3;
 const GOAL_KIB: i64 = 100 * 1024;
@@ -27,32 +29,14 @@ fn alias_file() -> String {
 
 /// Runs the binary once; returns wall time, the child's peak RSS in KiB and
 /// its exit code.
-// The child is reaped by wait4 (which std cannot do: it drops rusage).
-#[allow(clippy::zombie_processes)]
 fn run_once(dir: &Path, args: &[&str]) -> (Duration, i64, i32) {
-    let start = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
-        .current_dir(dir)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nfcron"));
+    cmd.current_dir(dir)
         .args(args)
         .env_remove("NORTHFLANK_API_TOKEN")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nfcron");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain data, zeroed is a valid value; wait4 fills it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own child, not yet reaped.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let elapsed = start.elapsed();
-    assert_eq!(reaped, pid, "wait4");
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    (elapsed, usage.ru_maxrss, code)
+        .stderr(Stdio::null());
+    common::run_measured(cmd)
 }
 
 /// One job whose runtime environment holds `n` keys (just under 1 MiB at

@@ -11,56 +11,22 @@
 //!
 //! Run with `cargo bench --bench hostile_listener`.
 
+mod common;
 #[path = "../examples/fake-northflank/server.rs"]
 mod fake;
+#[path = "../tests/it/support/sidecar.rs"]
+mod sidecar;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use sidecar::Sidecar;
 
 const UPLOADS: usize = 1000;
 const MIB: usize = 1024 * 1024;
-
-struct Watch {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    addr: String,
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Watch {
-    fn status_kib(&self, field: &str) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("no {field}"))
-    }
-
-    fn wait_for(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("no {needle}"));
-            if line.contains(needle) {
-                return;
-            }
-        }
-    }
-}
 
 /// Raises the soft fd limit to the hard one (the watch inherits it).
 fn raise_fd_limit() -> u64 {
@@ -197,44 +163,14 @@ fn main() {
         "kind: CronJob\nproject: bench\nspec:\n  name: Job A\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"0 1 * * *\"\n  concurrencyPolicy: forbid\n",
     )
     .expect("write");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
-        .current_dir(dir.path())
-        .args(["--log-format", "json", "--log-level", "info", "watch"])
-        .args(["--listen", "127.0.0.1:0", "--resync", "1h"])
-        .env("NORTHFLANK_API_URL", &fake.url)
-        .env("NORTHFLANK_API_TOKEN", fake::TOKEN)
+    let mut watch = Sidecar::builder(dir.path(), &fake.url, fake::TOKEN)
         .env("NFCRON_WEBHOOK_SECRET", "bench")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start watch");
-    let (tx, lines) = mpsc::channel();
-    let stderr = child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut addr = String::new();
-    while addr.is_empty() {
-        let line = lines
-            .recv_timeout(Duration::from_secs(30))
-            .expect("watch started");
-        // The banner is a JSON line under --log-format json.
-        let banner = serde_json::from_str::<serde_json::Value>(&line).ok();
-        if let Some(a) = banner
-            .as_ref()
-            .and_then(|v| v["url"].as_str())
-            .and_then(|u| u.strip_prefix("http://"))
-        {
-            addr = a.to_string();
-        }
-    }
-    let watch = Watch { child, lines, addr };
-    watch.wait_for("\"reconciled\"");
+        .args(&["--resync", "1h"])
+        .start();
+    watch.next("reconciled");
     println!(
         "idle: RSS {:.1} MiB",
-        watch.status_kib("VmRSS:") as f64 / 1024.0
+        common::status_kib(watch.pid(), "VmRSS:") as f64 / 1024.0
     );
 
     for (label, signature) in [
@@ -246,14 +182,14 @@ fn main() {
     ] {
         println!("{UPLOADS} stalled 1 MiB uploads {label}:");
         let stop = Arc::new(AtomicBool::new(false));
-        let probes = prober(watch.addr.clone(), stop.clone());
+        let probes = prober(watch.addr().to_string(), stop.clone());
         let started = Instant::now();
-        let busy_before = busy_refusals(&watch.addr);
-        let uploads = stalled_uploads(&watch.addr, UPLOADS, signature.as_deref());
+        let busy_before = busy_refusals(watch.addr());
+        let uploads = stalled_uploads(watch.addr(), UPLOADS, signature.as_deref());
         // Hold them until the body timeout has cut what it will.
         let mut during = Vec::new();
         while started.elapsed() < Duration::from_secs(8) {
-            during.push(healthz(&watch.addr));
+            during.push(healthz(watch.addr()));
             std::thread::sleep(Duration::from_millis(100));
         }
         stop.store(true, Ordering::Relaxed);
@@ -262,9 +198,9 @@ fn main() {
         summarise("during the attack", &seen);
         println!(
             "  connection cap reached: {} uploads answered 503 by the probe lane (the rest of the excess evicted unread)",
-            busy_refusals(&watch.addr) - busy_before
+            busy_refusals(watch.addr()) - busy_before
         );
-        let peak = watch.status_kib("VmHWM:");
+        let peak = common::status_kib(watch.pid(), "VmHWM:");
         println!(
             "  peak RSS of the process so far: {:.1} MiB (goal < 100 MiB: {})",
             peak as f64 / 1024.0,
@@ -275,7 +211,7 @@ fn main() {
         std::thread::sleep(Duration::from_secs(3));
         println!(
             "  RSS after: {:.1} MiB",
-            watch.status_kib("VmRSS:") as f64 / 1024.0
+            common::status_kib(watch.pid(), "VmRSS:") as f64 / 1024.0
         );
     }
 }

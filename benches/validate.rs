@@ -4,10 +4,12 @@
 //! Run with `cargo bench --bench validate`. Prints one line per figure; the
 //! README's performance table quotes them.
 
+mod common;
+
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const FILES: usize = 1_000;
 const JOBS_PER_FILE: usize = 10;
@@ -42,29 +44,14 @@ fn generate(dir: &Path) {
 }
 
 /// Runs the binary once; returns wall time and the child's peak RSS in KiB.
-// The child is reaped by wait4 (which std cannot do: it drops rusage).
-#[allow(clippy::zombie_processes)]
 fn run_once(dir: &Path) -> (Duration, i64) {
-    let start = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
-        .args(["validate", "--output", "json"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nfcron"));
+    cmd.args(["validate", "--output", "json"])
         .arg(dir)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn nfcron");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain data, zeroed is a valid value; wait4 fills it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own child, not yet reaped.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let elapsed = start.elapsed();
-    assert_eq!(reaped, pid, "wait4");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "validate failed on generated input"
-    );
-    (elapsed, usage.ru_maxrss)
+        .stdout(Stdio::null());
+    let (elapsed, peak, code) = common::run_measured(cmd);
+    assert_eq!(code, 0, "validate failed on generated input");
+    (elapsed, peak)
 }
 
 fn main() {

@@ -9,116 +9,39 @@
 //!
 //! Run with `cargo bench --bench watch`.
 
+mod common;
 #[path = "../examples/fake-northflank/server.rs"]
 mod fake;
+#[path = "../tests/it/support/sidecar.rs"]
+mod sidecar;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use sidecar::Sidecar;
 
 fn manifest(n: usize, minute: usize) -> String {
     format!("kind: CronJob\nproject: bench\nspec:\n  name: Job {n:05}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{minute} 3 * * *\"\n  concurrencyPolicy: forbid\n  deployment:\n    external:\n      imagePath: ghcr.io/acme/job:1.0\n")
 }
 
-struct Watch {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    addr: String,
-}
-
-fn start(dir: &Path, fake: &fake::Fake, args: &[&str]) -> Watch {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
-        .current_dir(dir)
-        .args([
-            "--log-format",
-            "json",
-            "--log-level",
-            "info",
-            "watch",
-            "--listen",
-            "127.0.0.1:0",
-            "--concurrency",
-            "8",
-        ])
-        .args(args)
-        .env("NORTHFLANK_API_URL", &fake.url)
-        .env("NORTHFLANK_API_TOKEN", fake::TOKEN)
+fn start(dir: &Path, fake: &fake::Fake, args: &[&str]) -> Sidecar {
+    Sidecar::builder(dir, &fake.url, fake::TOKEN)
         .env("NFCRON_WEBHOOK_SECRET", "bench")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start watch");
-    let (tx, lines) = mpsc::channel();
-    let stderr = child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut addr = String::new();
-    while addr.is_empty() {
-        let line = lines
-            .recv_timeout(Duration::from_secs(30))
-            .expect("watch started");
-        // The banner is a JSON line under --log-format json.
-        let banner = serde_json::from_str::<serde_json::Value>(&line).ok();
-        if let Some(a) = banner
-            .as_ref()
-            .and_then(|v| v["url"].as_str())
-            .and_then(|u| u.strip_prefix("http://"))
-        {
-            addr = a.to_string();
-        }
-    }
-    Watch { child, lines, addr }
+        .args(&["--concurrency", "8"])
+        .args(args)
+        .start()
 }
 
-impl Watch {
-    fn wait_for(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("event");
-            if line.contains(needle) {
-                return;
-            }
-        }
+/// `reconciled` events within `window`.
+fn runs_within(watch: &mut Sidecar, window: Duration) -> usize {
+    let deadline = Instant::now() + window;
+    let mut n = 0;
+    while let Some(v) = watch.poll(deadline.saturating_duration_since(Instant::now())) {
+        n += usize::from(v["message"] == "reconciled");
     }
-
-    /// Lines holding `needle` that arrive within `window`.
-    fn count_within(&self, needle: &str, window: Duration) -> usize {
-        let deadline = Instant::now() + window;
-        let mut n = 0;
-        while let Ok(line) = self
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            n += usize::from(line.contains(needle));
-        }
-        n
-    }
-
-    fn rss_kib(&self) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .expect("VmRSS")
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    n
 }
 
 /// Waits for the fake's `n`-th PUT and returns when it arrived.
@@ -159,11 +82,11 @@ fn main() {
         )
         .expect("write");
     }
-    let watch = start(dir.path(), &fake, &["--resync", "1h"]);
-    watch.wait_for("\"reconciled\"");
+    let mut watch = start(dir.path(), &fake, &["--resync", "1h"]);
+    watch.next("reconciled");
     // Idle: let it settle, then read its resident set.
     std::thread::sleep(Duration::from_secs(2));
-    let idle_rss = watch.rss_kib();
+    let idle_rss = common::status_kib(watch.pid(), "VmRSS:");
 
     let mut latencies = Vec::new();
     for edit in 1..=50 {
@@ -176,7 +99,7 @@ fn main() {
         std::fs::write(&file, docs.join("---\n")).expect("write");
         let put = put_number(&fake, puts + 1);
         latencies.push(put.duration_since(saved));
-        watch.wait_for("\"reconciled\"");
+        watch.next("reconciled");
     }
     latencies.sort();
     println!(
@@ -217,24 +140,24 @@ fn main() {
     commit(0);
     let work = tempfile::tempdir().expect("work");
     let url = format!("file://{}", origin.path().display());
-    let watch = start(
+    let mut watch = start(
         work.path(),
         &fake,
         &["--git", &url, "--interval", "1h", "--resync", "1h"],
     );
-    watch.wait_for("\"reconciled\"");
+    watch.next("reconciled");
     let mut hooks = Vec::new();
     for round in 1..=10 {
         commit(round);
         let puts = fake.count("PUT");
         let sent = Instant::now();
-        let mut stream = TcpStream::connect(&watch.addr).expect("connect");
+        let mut stream = TcpStream::connect(watch.addr()).expect("connect");
         stream
             .write_all(b"POST /hooks/git HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Gitlab-Token: bench\r\nContent-Length: 2\r\n\r\n{}")
             .expect("post");
         let put = put_number(&fake, puts + 1);
         hooks.push(put.duration_since(sent));
-        watch.wait_for("\"reconciled\"");
+        watch.next("reconciled");
     }
     hooks.sort();
     println!(
@@ -248,12 +171,12 @@ fn main() {
     commit(11);
     let puts = fake.count("PUT");
     for _ in 0..10 {
-        let mut stream = TcpStream::connect(&watch.addr).expect("connect");
+        let mut stream = TcpStream::connect(watch.addr()).expect("connect");
         stream
             .write_all(b"POST /hooks/git HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Gitlab-Token: bench\r\nContent-Length: 2\r\n\r\n{}")
             .expect("post");
     }
     put_number(&fake, puts + 1);
-    let runs = watch.count_within("\"reconciled\"", Duration::from_secs(3));
+    let runs = runs_within(&mut watch, Duration::from_secs(3));
     println!("watch, a burst of 10 webhooks for one push: {runs} runs");
 }

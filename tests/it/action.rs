@@ -26,17 +26,11 @@ use serde_yaml::Value;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn check_jsonschema(schema: &str, files: &[PathBuf]) -> (i32, String) {
-    let out = Command::new("check-jsonschema")
-        .args(["--builtin-schema", schema])
-        .args(files)
-        .output()
-        .expect("run check-jsonschema");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    common::tool_output(
+        Command::new("check-jsonschema")
+            .args(["--builtin-schema", schema])
+            .args(files),
+    )
 }
 
 #[test]

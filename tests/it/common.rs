@@ -3,8 +3,10 @@
 //! process boundary, flags and exit codes a user sees.
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 pub struct Workspace {
     pub dir: tempfile::TempDir,
@@ -64,6 +66,50 @@ impl Workspace {
     }
 
     pub fn nfcron_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let out = self.command(args, env).output().expect("run nfcron");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// [`Workspace::nfcron_env`], killed (and the test failed) when it
+    /// outlives `within`, so that a hang fails the test instead of holding
+    /// the run; with how long it took.
+    pub fn nfcron_within(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        within: Duration,
+    ) -> (Run, Duration) {
+        let mut cmd = self.command(args, env);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let started = Instant::now();
+        let mut child = cmd.spawn().expect("start nfcron");
+        let read = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut text = Vec::new();
+                let _ = pipe.read_to_end(&mut text);
+                String::from_utf8_lossy(&text).into_owned()
+            })
+        };
+        let stdout = read(Box::new(child.stdout.take().expect("stdout")));
+        let stderr = read(Box::new(child.stderr.take().expect("stderr")));
+        let status = wait_with_deadline(child, within)
+            .unwrap_or_else(|| panic!("nfcron {args:?} still running after {within:?}"));
+        let took = started.elapsed();
+        let run = Run {
+            code: status.code().unwrap_or(-1),
+            stdout: stdout.join().expect("stdout reader"),
+            stderr: stderr.join().expect("stderr reader"),
+        };
+        (run, took)
+    }
+
+    /// `nfcron ARGS` in the workspace with `env` over an environment
+    /// cleared of everything that would configure it.
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nfcron"));
         cmd.args(args).current_dir(self.dir.path());
         for (k, _) in std::env::vars() {
@@ -80,13 +126,93 @@ impl Workspace {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let out = cmd.output().expect("run nfcron");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        cmd
     }
+}
+
+/// A valid cron job manifest in project `acme`: the name (also the id's
+/// source) and the schedule are the test's.
+pub fn manifest(name: &str, schedule: &str) -> String {
+    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
+}
+
+/// `(file, code, message)` of every diagnostic of `validate --output json`.
+pub fn diagnostics(run: &Run) -> Vec<(String, String, String)> {
+    run.json()["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .map(|d| {
+            (
+                d["file"].as_str().expect("file").to_string(),
+                d["code"].as_str().expect("code").to_string(),
+                d["message"].as_str().expect("message").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Makes a FIFO at `path`: a reader that opens it blocks until a writer
+/// comes, which no test provides.
+pub fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("path");
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+}
+
+/// The job ids recorded in the workspace's state file (none without one).
+pub fn state_ids(ws: &Workspace) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(ws.path().join(".nfcron/state.json")) else {
+        return Vec::new();
+    };
+    let state: serde_json::Value =
+        serde_json::from_str(&text).expect("the state file always parses");
+    state["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| j["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+/// A fault for the fake: the next `times` PUTs answer `status` (no
+/// `Retry-After`).
+pub fn put_status(status: u16, times: usize) -> crate::fake::FaultRule {
+    crate::fake::FaultRule {
+        method: Some(hyper::Method::PUT),
+        fault: crate::fake::Fault::Status {
+            status,
+            retry_after: None,
+        },
+        times,
+        after: 0,
+    }
+}
+
+/// What an import promises, with the variables it named set in `env`: the
+/// manifests validate with `--require-env`, a reconcile sends no PUT, and
+/// a refresh with `--drift correct` finds no drift and sends no PUT.
+pub fn imported_plans_nothing(ws: &Workspace, fake: &crate::fake::Fake, env: &[(&str, &str)]) {
+    let valid = ws.nfcron_env(&["validate", "--require-env"], env);
+    assert_eq!(valid.code, 0, "{}\n{}", valid.stdout, valid.stderr);
+    fake.clear_log();
+    let run = ws.nfcron_env(&["reconcile", "--output", "json"], env);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(fake.count("PUT"), 0, "{}", run.stdout);
+    fake.clear_log();
+    let args = [
+        "reconcile",
+        "--output",
+        "json",
+        "--refresh",
+        "--drift",
+        "correct",
+    ];
+    let run = ws.nfcron_env(&args, env);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["summary"]["drift"], 0, "{}", run.stdout);
+    assert_eq!(fake.count("PUT"), 0, "{}", run.stdout);
 }
 
 /// The entry for job `id` in a JSON report's `jobs`.
@@ -104,6 +230,20 @@ pub fn git_init(dir: &Path) -> git2::Repository {
     let repo = git2::Repository::init(dir).expect("git init");
     repo.set_head("refs/heads/main").expect("HEAD -> main");
     repo
+}
+
+/// A Git remote in a temp dir whose first commit holds `file` with
+/// `content`: the dir (keep it), the repository, the commit id and its
+/// `file://` URL.
+pub fn git_origin(
+    file: &str,
+    content: &str,
+) -> (tempfile::TempDir, git2::Repository, String, String) {
+    let origin = tempfile::tempdir().expect("origin");
+    let repo = git_init(origin.path());
+    let rev = git_commit(&repo, &[(file, Some(content))], "first");
+    let url = format!("file://{}", origin.path().display());
+    (origin, repo, rev, url)
 }
 
 /// Writes (`Some`) or deletes (`None`) files in the work tree and commits
@@ -139,6 +279,41 @@ pub fn git_commit(
     repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
         .expect("commit")
         .to_string()
+}
+
+/// Runs an outside tool to its end: its exit code (-1 for a signal) and
+/// its stdout then stderr as one text.
+pub fn tool_output(cmd: &mut Command) -> (i32, String) {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// The differences `found` that `allowed` does not justify (as `key:
+/// detail` lines), and the allowed keys no longer found: an allow-list
+/// stays exact both ways.
+pub fn unjustified<'a>(
+    found: &std::collections::BTreeMap<String, String>,
+    allowed: &[(&'a str, &str)],
+) -> (Vec<String>, Vec<&'a str>) {
+    let unexpected = found
+        .iter()
+        .filter(|(k, _)| !allowed.iter().any(|(a, _)| a == k))
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    let stale = allowed
+        .iter()
+        .map(|(k, _)| *k)
+        .filter(|k| !found.contains_key(*k))
+        .collect();
+    (unexpected, stale)
 }
 
 /// Whether the external `tool` answers `tool --version`. Missing (or a

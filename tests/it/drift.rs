@@ -5,7 +5,7 @@
 use crate::common;
 use crate::fake;
 
-use common::{Run, Workspace};
+use common::{job, Run, Workspace};
 use fake::{Fake, Fault, FaultRule, TOKEN};
 use serde_json::{json, Value};
 
@@ -59,15 +59,6 @@ impl Env {
         self.fake.clear_log();
         self
     }
-}
-
-fn job<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .find(|j| j["id"] == id)
-        .unwrap_or_else(|| panic!("no {id}"))
 }
 
 #[test]

@@ -11,28 +11,11 @@ use crate::fake;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{job, Run, Workspace};
-use fake::{Fake, Fault, FaultRule, TOKEN};
-use hyper::Method;
+use common::{job, manifest, put_status, Run, Workspace};
+use fake::{Fake, TOKEN};
 use serde_json::Value;
 
 use crate::support::sidecar::{metric, Sidecar, WAIT};
-
-fn manifest(name: &str, schedule: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
-}
-
-fn put_fault(status: u16, times: usize) -> FaultRule {
-    FaultRule {
-        method: Some(Method::PUT),
-        fault: Fault::Status {
-            status,
-            retry_after: None,
-        },
-        times,
-        after: 0,
-    }
-}
 
 fn reconcile(ws: &Workspace, fake: &Fake, extra: &[&str]) -> Run {
     let mut args = vec!["reconcile", "--output", "json"];
@@ -58,7 +41,7 @@ fn a_job_the_api_refuses_with_400_is_recorded_and_not_sent_again_until_retry_rej
     ws.write("jobs.d/b.yaml", manifest("Job B", "0 2 * * *"));
     let fake = Fake::spawn(0);
     // The first PUT (Job A's, with --concurrency 1) is refused.
-    fake.inject(put_fault(400, 1));
+    fake.inject(put_status(400, 1));
 
     let first = reconcile(&ws, &fake, &["--concurrency", "1"]);
     assert_eq!(
@@ -134,7 +117,7 @@ fn a_rejected_job_is_sent_again_once_its_manifest_changes() {
     let ws = Workspace::new();
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
-    fake.inject(put_fault(422, 1));
+    fake.inject(put_status(422, 1));
     assert_eq!(reconcile(&ws, &fake, &[]).code, 1);
     assert_eq!(reconcile(&ws, &fake, &[]).code, 1);
     assert_eq!(fake.count("PUT"), 1);
@@ -151,7 +134,7 @@ fn the_rejection_of_a_job_whose_manifest_is_removed_is_forgotten() {
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     ws.write("jobs.d/b.yaml", manifest("Job B", "0 2 * * *"));
     let fake = Fake::spawn(0);
-    fake.inject(put_fault(403, 1));
+    fake.inject(put_status(403, 1));
     assert_eq!(reconcile(&ws, &fake, &["--concurrency", "1"]).code, 1);
     assert_eq!(state(&ws)["rejected"][0]["id"], "job-a");
     std::fs::remove_file(ws.path().join("jobs.d/a.yaml")).expect("rm");
@@ -189,7 +172,7 @@ fn a_503_is_retried_and_lands() {
     let ws = Workspace::new();
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
-    fake.inject(put_fault(503, 2));
+    fake.inject(put_status(503, 2));
     let run = reconcile(&ws, &fake, &[]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let report = run.json();
@@ -221,7 +204,7 @@ fn watch_puts_a_job_the_api_refuses_once_across_three_resyncs_and_again_once_aft
     let ws = Workspace::new();
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
-    fake.inject(put_fault(400, 1));
+    fake.inject(put_status(400, 1));
     let mut watch = start_watch(
         ws.path(),
         &fake,
@@ -276,7 +259,7 @@ fn watch_schedules_no_backoff_retry_for_a_run_whose_only_error_is_a_rejection() 
     let ws = Workspace::new();
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
-    fake.inject(put_fault(404, 1));
+    fake.inject(put_status(404, 1));
     let mut watch = start_watch(
         ws.path(),
         &fake,
@@ -297,7 +280,7 @@ fn watch_retries_a_run_whose_put_got_503_until_it_lands() {
     let fake = Fake::spawn(0);
     // No retries within a run (--retry-max-time 0s): the run fails, and
     // the sidecar's backoff retry (5 s later) lands it.
-    fake.inject(put_fault(503, 1));
+    fake.inject(put_status(503, 1));
     let mut watch = start_watch(
         ws.path(),
         &fake,
@@ -404,7 +387,7 @@ fn a_409_or_408_is_transient_retried_within_the_run_and_lands() {
         let ws = Workspace::new();
         ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
         let fake = Fake::spawn(0);
-        fake.inject(put_fault(status, 1));
+        fake.inject(put_status(status, 1));
         let run = reconcile(&ws, &fake, &[]);
         assert_eq!(run.code, 0, "{status}: {}\n{}", run.stdout, run.stderr);
         let report = run.json();
@@ -413,4 +396,77 @@ fn a_409_or_408_is_transient_retried_within_the_run_and_lands() {
         assert_eq!(fake.count("PUT"), 2, "{status}");
         assert!(state(&ws).get("rejected").is_none(), "{status}");
     }
+}
+
+/// CPU time (user + system) of process `pid`, from /proc/<pid>/stat.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // Fields after the command name (which may hold spaces), from field 3.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+#[test]
+fn a_refused_token_beside_the_log_file_does_not_feed_on_its_own_log() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/nightly.yaml", manifest("Nightly", "0 3 * * *"));
+    let secrets = ws.path().join("run");
+    std::fs::create_dir_all(&secrets).expect("mkdir");
+    let token_file = secrets.join("token");
+    std::fs::write(&token_file, "refused-token\n").expect("token");
+    let log_path = secrets.join("nfcron.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let fake = Fake::spawn(0);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nfcron"))
+        .current_dir(ws.path())
+        .env_remove("NORTHFLANK_API_TOKEN")
+        .env_remove("RUST_LOG")
+        .env("NORTHFLANK_API_URL", &fake.url)
+        .env("NO_COLOR", "1")
+        .args(["--log-format", "json", "watch", "jobs.d", "--listen", "off"])
+        .arg("--token-file")
+        .arg(&token_file)
+        .arg("--state")
+        .arg(secrets.join("state.json"))
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start nfcron watch");
+    let pid = child.id();
+    let lines = || {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    // The first run is refused; then six seconds of what follows.
+    fake.wait_until(Duration::from_secs(30), |log| !log.is_empty());
+    assert!(
+        fake.requests().iter().any(|r| r.status == 401),
+        "the token is refused"
+    );
+    let cpu0 = cpu_time(pid);
+    // Six seconds, or until the log has 100 lines (looked at whenever the
+    // sidecar calls the API, and at the end).
+    fake.wait_until(Duration::from_secs(6), |_| lines() >= 100);
+    let (cpu, logged) = (cpu_time(pid) - cpu0, lines());
+
+    // A new token in the file is still picked up.
+    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token");
+    let put = fake.wait_arrived(Duration::from_secs(30), "PUT", 1);
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    eprintln!("refused token beside the log: {logged} lines, {cpu:?} CPU in 6 s");
+    assert!(
+        logged < 100,
+        "{logged} log lines in 6 s:\n{}",
+        &text[..text.len().min(3000)]
+    );
+    assert!(cpu < Duration::from_secs(1), "{cpu:?} of CPU in 6 s");
+    assert!(put, "the new token is used: {text}");
 }

@@ -3,12 +3,8 @@
 use crate::common;
 use crate::fake;
 
-use common::{git_commit, git_init, Workspace};
+use common::{git_commit, git_init, git_origin, manifest, Workspace};
 use fake::{Fake, TOKEN};
-
-fn manifest(name: &str, schedule: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
-}
 
 #[test]
 fn base_plan_lists_exactly_what_the_change_does() {
@@ -85,16 +81,10 @@ fn base_plan_lists_exactly_what_the_change_does() {
 
 #[test]
 fn reconcile_from_a_git_url_records_the_revision() {
-    let origin = tempfile::tempdir().expect("origin");
-    let repo = git_init(origin.path());
-    let rev = git_commit(
-        &repo,
-        &[("deploy/jobs/a.yaml", Some(&manifest("Job A", "0 1 * * *")))],
-        "one job",
-    );
+    let (_origin, repo, rev, url) =
+        git_origin("deploy/jobs/a.yaml", &manifest("Job A", "0 1 * * *"));
     let ws = Workspace::new();
     let fake = Fake::spawn(0);
-    let url = format!("file://{}", origin.path().display());
     let env = [
         ("NORTHFLANK_API_URL", fake.url.as_str()),
         ("NORTHFLANK_API_TOKEN", TOKEN),
@@ -164,16 +154,9 @@ fn an_unreachable_repository_is_an_error_not_an_empty_source() {
 
 #[test]
 fn an_empty_fetch_prunes_nothing_even_with_allow_empty() {
-    let origin = tempfile::tempdir().expect("origin");
-    let repo = git_init(origin.path());
-    git_commit(
-        &repo,
-        &[("jobs.d/a.yaml", Some(&manifest("Job A", "0 1 * * *")))],
-        "one job",
-    );
+    let (_origin, repo, _, url) = git_origin("jobs.d/a.yaml", &manifest("Job A", "0 1 * * *"));
     let ws = Workspace::new();
     let fake = Fake::spawn(0);
-    let url = format!("file://{}", origin.path().display());
     let env = [
         ("NORTHFLANK_API_URL", fake.url.as_str()),
         ("NORTHFLANK_API_TOKEN", TOKEN),

@@ -5,19 +5,14 @@
 use crate::common;
 use crate::fake;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::io::{Read, Write};
+use std::time::Duration;
 
-use common::{git_commit, git_init, Workspace};
-use serde_json::Value;
+use common::{git_commit, git_init, manifest, Workspace};
+
+use crate::support::sidecar::{Sidecar, HOOK_SECRET};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn manifest(name: &str, schedule: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
-}
 
 /// `reconcile --dry-run --output json` from `url`, offline (no API token:
 /// nothing here may reach the API).
@@ -270,92 +265,35 @@ fn a_branch_deleted_on_the_remote_makes_the_sidecar_unready_and_plans_nothing() 
     let url = format!("file://{}", bare.path().display());
     let ws = Workspace::new();
     let api = fake::Fake::spawn(0);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
-        .current_dir(ws.path())
-        .args(["--log-format", "json", "--log-level", "info", "watch"])
-        .args([
-            "--listen",
-            "127.0.0.1:0",
+    let mut watch = Sidecar::start(
+        ws.path(),
+        &api.url,
+        fake::TOKEN,
+        &[
             "--git",
             &url,
             "--branch",
             "release",
-        ])
-        .args([
             "--interval",
             "1h",
             "--resync",
             "1h",
             "--prune",
             "--allow-empty",
-        ])
-        .env("NORTHFLANK_API_URL", &api.url)
-        .env("NORTHFLANK_API_TOKEN", fake::TOKEN)
-        .env("NFCRON_WEBHOOK_SECRET", "hook-s3cret")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start nfcron watch");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let stderr = child.stderr.take().expect("stderr");
-    let _child = Kill(child);
-    let (tx, events) = mpsc::channel::<Value>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    let deadline = Instant::now() + WAIT;
-    let mut addr = None;
-    let next = |message: &str, addr: &mut Option<String>| loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let v = events
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("no `{message}` event within {WAIT:?}"));
-        if let Some(a) = v["url"].as_str().and_then(|u| u.strip_prefix("http://")) {
-            *addr = Some(a.to_string());
-        }
-        if v["message"] == message {
-            return v;
-        }
-    };
-    assert_eq!(next("reconciled", &mut addr)["create"], 1);
-    let addr = addr.expect("the listener's address was logged");
-    let http = |method: &str, path: &str, headers: &str| {
-        let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).expect("timeout");
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n{headers}\r\n{{}}"
-        );
-        stream.write_all(request.as_bytes()).expect("send");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read");
-        let status: u16 = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status");
-        (status, response)
-    };
-    assert_eq!(http("GET", "/readyz", "").0, 200);
+        ],
+    );
+    assert_eq!(watch.next("reconciled")["create"], 1);
+    assert_eq!(watch.get("/readyz").0, 200);
 
     delete_release(bare.path());
-    let (status, _) = http("POST", "/hooks/git", "X-Gitlab-Token: hook-s3cret\r\n");
-    assert_eq!(status, 202);
-    let mut failed_addr = None;
-    let failed = next(
-        "fetch failed; keeping the last good revision",
-        &mut failed_addr,
+    let (status, _, _) = watch.http(
+        "POST",
+        "/hooks/git",
+        &[("X-Gitlab-Token", HOOK_SECRET.to_string())],
+        b"{}",
     );
+    assert_eq!(status, 202);
+    let failed = watch.next("fetch failed; keeping the last good revision");
     assert_eq!(failed["level"], "ERROR");
     assert!(
         failed["error"]
@@ -363,7 +301,7 @@ fn a_branch_deleted_on_the_remote_makes_the_sidecar_unready_and_plans_nothing() 
             .is_some_and(|e| e.contains("branch `release` not found in the remote")),
         "{failed}"
     );
-    let (status, response) = http("GET", "/readyz", "");
+    let (status, response) = watch.get("/readyz");
     assert_eq!(status, 503, "{response}");
     assert_eq!(api.count("DELETE"), 0, "nothing planned from the stale tip");
     assert_eq!(api.job_ids("acme"), ["job-a"]);

@@ -13,16 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{git_commit, git_init, Workspace};
+use common::{git_commit, git_init, manifest, Workspace};
 use serde_json::Value;
 use servers::{bare_copy, Lighttpd, Switch};
 use sidecar::{Sidecar, WAIT};
 
 const TOKEN: &str = "s3cret-git-token";
-
-fn manifest(name: &str, schedule: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
-}
 
 /// A work repository with `jobs.d/a.yaml` on `main`; its first commit.
 fn origin() -> (tempfile::TempDir, git2::Repository, String) {

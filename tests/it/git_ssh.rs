@@ -20,15 +20,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use common::Workspace;
+use common::{manifest, Workspace};
 use fake::{Fake, TOKEN};
 
 const SSHD: &str = "/usr/sbin/sshd";
 const PASSPHRASE: &str = "correct horse battery staple";
-
-fn manifest(name: &str, schedule: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
-}
 
 fn tool(name: &str, path: &str) -> bool {
     let found = Path::new(path).exists()
@@ -254,6 +250,19 @@ fn plan_env(url: &str, ssh: &[&str], extra: &[(&str, &str)]) -> common::Run {
     run
 }
 
+/// [`plan`] with `--ssh-key KEY --known-hosts KNOWN`.
+fn plan_known(url: &str, key: &Path, known: &Path) -> common::Run {
+    plan(
+        url,
+        &[
+            "--ssh-key",
+            key.to_str().expect("utf-8"),
+            "--known-hosts",
+            known.to_str().expect("utf-8"),
+        ],
+    )
+}
+
 fn planned_job_a(run: &common::Run) {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let report = run.json();
@@ -274,15 +283,7 @@ fn hashed_bracketed_known_hosts_from_ssh_keyscan_are_accepted() {
     std::fs::write(&known, &scan).expect("known_hosts");
     let url = format!("ssh://root@127.0.0.1:{}{}", server.port, repo.display());
     let key = server.path("client");
-    let run = plan(
-        &url,
-        &[
-            "--ssh-key",
-            key.to_str().expect("utf-8"),
-            "--known-hosts",
-            known.to_str().expect("utf-8"),
-        ],
-    );
+    let run = plan_known(&url, &key, &known);
     planned_job_a(&run);
 }
 
@@ -297,15 +298,7 @@ fn a_file_with_only_the_ecdsa_or_only_the_rsa_key_works() {
     for kind in ["ecdsa", "rsa", "ed25519"] {
         let known = server.path(&format!("known_{kind}"));
         std::fs::write(&known, format!("{}\n", server.known_line(kind))).expect("write");
-        let run = plan(
-            &url,
-            &[
-                "--ssh-key",
-                key.to_str().expect("utf-8"),
-                "--known-hosts",
-                known.to_str().expect("utf-8"),
-            ],
-        );
+        let run = plan_known(&url, &key, &known);
         assert_eq!(run.code, 0, "{kind}: {}", run.stderr);
         planned_job_a(&run);
     }
@@ -351,15 +344,7 @@ fn every_host_key_refusal_names_host_port_key_type_fingerprint_and_file() {
     for (name, text, words) in cases {
         let known = server.path(&format!("known_{name}"));
         std::fs::write(&known, text).expect("write");
-        let run = plan(
-            &url,
-            &[
-                "--ssh-key",
-                key.to_str().expect("utf-8"),
-                "--known-hosts",
-                known.to_str().expect("utf-8"),
-            ],
-        );
+        let run = plan_known(&url, &key, &known);
         assert_eq!(run.code, 1, "{name}: {}", run.stderr);
         assert!(run.stdout.is_empty(), "{name}: {}", run.stdout);
         // The server offers its preferred key here (ed25519 first).
@@ -401,15 +386,7 @@ fn without_a_user_in_the_url_the_user_is_git_and_a_refused_key_is_offered_once()
     std::fs::write(&known, format!("{}\n", server.known_line("ed25519"))).expect("write");
     let url = format!("ssh://127.0.0.1:{}{}", server.port, repo.display());
     let key = server.path("client");
-    let run = plan(
-        &url,
-        &[
-            "--ssh-key",
-            key.to_str().expect("utf-8"),
-            "--known-hosts",
-            known.to_str().expect("utf-8"),
-        ],
-    );
+    let run = plan_known(&url, &key, &known);
     assert_eq!(run.code, 1, "{}", run.stderr);
     // No `git` user here (tests run as root): the server saw one try.
     server.wait_for("Invalid user git from 127.0.0.1");
@@ -438,15 +415,7 @@ fn without_a_user_in_the_url_the_user_is_git_and_a_refused_key_is_offered_once()
 
     // With root@ and the same key, the fetch works.
     let url = format!("ssh://root@127.0.0.1:{}{}", server.port, repo.display());
-    planned_job_a(&plan(
-        &url,
-        &[
-            "--ssh-key",
-            key.to_str().expect("utf-8"),
-            "--known-hosts",
-            known.to_str().expect("utf-8"),
-        ],
-    ));
+    planned_job_a(&plan_known(&url, &key, &known));
 }
 
 #[test]

@@ -8,18 +8,16 @@ use crate::common;
 use crate::fake;
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 
-use common::Workspace;
+use common::{manifest, Workspace};
 use fake::{Fake, TOKEN};
 use serde_json::Value;
 
 const FILE: i32 = 0o100644;
 const LINK: i32 = 0o120000;
 const GITLINK: i32 = 0o160000;
-
-fn manifest(name: &str, schedule: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
-}
 
 /// An entry of a commit: a file, a symlink (content = target) or a
 /// gitlink (content = a commit id).
@@ -445,4 +443,45 @@ fn base_in_a_blobless_partial_clone_refuses_to_plan_and_names_the_fix() {
             ("job-c".to_string(), "delete".to_string())
         ]
     );
+}
+
+#[test]
+fn a_git_tree_entry_whose_name_is_not_utf8_is_an_io_diagnostic() {
+    let ws = Workspace::new();
+    let repo = common::git_init(ws.path());
+    common::git_commit(
+        &repo,
+        &[
+            ("jobs.d/a.yaml", Some(&manifest("Job A", "0 1 * * *"))),
+            ("jobs.d/team/b.yaml", Some(&manifest("Job B", "0 2 * * *"))),
+        ],
+        "two jobs",
+    );
+    let jobs = ws.path().join("jobs.d");
+    std::fs::rename(jobs.join("team"), jobs.join(OsStr::from_bytes(b"caf\xe9"))).expect("rename");
+    std::fs::rename(
+        jobs.join("a.yaml"),
+        jobs.join(OsStr::from_bytes(b"\xe9t\xe9.yaml")),
+    )
+    .expect("rename");
+    common::git_commit(&repo, &[], "Latin-1 names");
+
+    let run = ws.nfcron(&[
+        "reconcile",
+        "--dry-run",
+        "--base",
+        "HEAD~1",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    for name in ["jobs.d/caf\\xe9", "jobs.d/\\xe9t\\xe9.yaml"] {
+        assert!(
+            run.stderr
+                .contains(&format!("error[io] {name}:1:1: cannot read: the")),
+            "{name}: {}",
+            run.stderr
+        );
+    }
+    assert!(run.stderr.contains("not valid UTF-8"), "{}", run.stderr);
 }

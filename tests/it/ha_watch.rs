@@ -17,7 +17,7 @@ use serde_json::Value;
 use sidecar::{Sidecar, HOOK_SECRET};
 
 fn manifest(schedule: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: nightly\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
+    common::manifest("nightly", schedule)
 }
 
 fn replica(ws: &Workspace, api: &fake::Fake, state: &str, extra: &[&str]) -> Sidecar {
@@ -36,6 +36,19 @@ fn metric(sidecar: &Sidecar, name: &str) -> String {
 
 fn job_events(events: &[Value]) -> usize {
     events.iter().filter(|v| v["message"] == "job").count()
+}
+
+/// A namespace reached through a relay that can cut the database away,
+/// the fake API and one manifest: the database, the relay, the state URL
+/// through it, the API and the workspace (`None`: no PostgreSQL here).
+fn behind_a_relay(schema: &str) -> Option<(pg::Db, pg::Relay, String, fake::Fake, Workspace)> {
+    let db = pg::Db::new(schema)?;
+    let relay = pg::Relay::spawn();
+    let state = relay.url(&db.url);
+    let api = fake::Fake::spawn(0);
+    let ws = Workspace::new();
+    ws.write("jobs.d/nightly.yaml", manifest("0 1 * * *"));
+    Some((db, relay, state, api, ws))
 }
 
 #[test]
@@ -143,14 +156,9 @@ fn a_webhook_sent_to_a_standby_reaches_the_leader() {
 
 #[test]
 fn while_the_database_is_down_nobody_applies_and_both_are_unready() {
-    let Some(db) = pg::Db::new("ha_restart") else {
+    let Some((_db, relay, state, api, ws)) = behind_a_relay("ha_restart") else {
         return;
     };
-    let relay = pg::Relay::spawn();
-    let state = relay.url(&db.url);
-    let api = fake::Fake::spawn(0);
-    let ws = Workspace::new();
-    ws.write("jobs.d/nightly.yaml", manifest("0 1 * * *"));
     let fast = ["--failover-check", "200ms"];
     let mut a = replica(&ws, &api, &state, &fast);
     a.next("leading: this replica applies now");
@@ -213,14 +221,9 @@ fn while_the_database_is_down_nobody_applies_and_both_are_unready() {
 
 #[test]
 fn a_write_the_api_took_as_the_database_went_away_is_recorded_not_sent_again() {
-    let Some(db) = pg::Db::new("ha_inflight") else {
+    let Some((db, relay, state, api, ws)) = behind_a_relay("ha_inflight") else {
         return;
     };
-    let relay = pg::Relay::spawn();
-    let state = relay.url(&db.url);
-    let api = fake::Fake::spawn(0);
-    let ws = Workspace::new();
-    ws.write("jobs.d/nightly.yaml", manifest("0 1 * * *"));
     let mut a = replica(&ws, &api, &state, &["--failover-check", "200ms"]);
     a.next("leading: this replica applies now");
     a.next("reconciled");

@@ -6,7 +6,7 @@ use crate::fake;
 
 use common::{Run, Workspace};
 use fake::{Fake, TOKEN};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const DB: &str = "postgres://report:Imp0rt-S3cret@db/sales";
 const CONF: &str = "c2VjcmV0LWZpbGUtY29udGVudA==";
@@ -320,27 +320,87 @@ fn imports_keep_registry_hosts_and_leave_inherited_values_out() {
         ("NORTHFLANK_API_URL", fake.url.as_str()),
         ("NORTHFLANK_API_TOKEN", TOKEN),
     ];
-    let valid = ws.nfcron_env(&["validate", "--require-env"], &vars);
-    assert_eq!(valid.code, 0, "{}\n{}", valid.stdout, valid.stderr);
-    fake.clear_log();
-    let run = ws.nfcron_env(&["reconcile", "--output", "json"], &vars);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(fake.count("PUT"), 0, "{}", run.stdout);
-    // The job recorded at import needs no read; the one whose registry host
-    // was a placeholder is read once and adopted.
-    fake.clear_log();
-    let run = ws.nfcron_env(
-        &[
-            "reconcile",
-            "--output",
-            "json",
-            "--refresh",
-            "--drift",
-            "correct",
-        ],
-        &vars,
+    // In the refresh, the job recorded at import needs no read; the one
+    // whose registry host was a placeholder is read once and adopted.
+    common::imported_plans_nothing(&ws, &fake, &vars);
+}
+
+#[test]
+fn import_sensitive_keeps_the_field_out_of_the_state_and_the_manifest() {
+    const COMMAND: &str = "report --token Cust0m-Imp0rt-s3cret";
+    let fake = Fake::spawn(0);
+    let api = [
+        ("NORTHFLANK_API_URL", fake.url.as_str()),
+        ("NORTHFLANK_API_TOKEN", TOKEN),
+    ];
+    let elsewhere = Workspace::new();
+    elsewhere.write(
+        "jobs.d/r.yaml",
+        format!("kind: CronJob\nproject: acme\nspec:\n  name: Report\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"0 3 * * *\"\n  concurrencyPolicy: forbid\n  deployment:\n    external:\n      imagePath: nginx:1.27\n    docker:\n      configType: customCommand\n      customCommand: \"{COMMAND}\"\n"),
     );
+    let made = elsewhere.nfcron_env(&["reconcile", "--state", "other/state.json"], &api);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let import = |ws: &Workspace, extra: &[&str]| {
+        let mut args = vec!["import", "--project", "acme"];
+        args.extend_from_slice(extra);
+        ws.nfcron_env(&args, &api)
+    };
+    let state_text = |ws: &Workspace| {
+        std::fs::read_to_string(ws.path().join(".nfcron/state.json")).expect("state")
+    };
+
+    // Without --sensitive the state holds the command (the check below can
+    // fail).
+    let plain = Workspace::new();
+    assert_eq!(import(&plain, &[]).code, 0);
+    assert!(state_text(&plain).contains("Cust0m-Imp0rt-s3cret"));
+
+    let ws = Workspace::new();
+    let run = import(&ws, &["--sensitive", "deployment.docker.customCommand"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.json()["summary"]["drift"], 0, "{}", run.stdout);
-    assert_eq!(fake.count("PUT"), 0, "{}", run.stdout);
+    let state = state_text(&ws);
+    assert!(!state.contains("Cust0m-Imp0rt-s3cret"), "{state}");
+    let recorded: Value = serde_json::from_str(&state).expect("state parses");
+    let fp = &recorded["jobs"][0]["spec"]["deployment"]["docker"]["customCommand"];
+    assert!(
+        fp.as_str().is_some_and(|s| s.starts_with("(sensitive")),
+        "{fp}"
+    );
+    assert_eq!(
+        recorded["jobs"][0]["spec"]["deployment"]["docker"]["configType"],
+        json!("customCommand")
+    );
+    // Nor is it written into the manifest: a placeholder, named in
+    // .env.example, as for runtime environment values.
+    const VAR: &str = "REPORT_DEPLOYMENT_DOCKER_CUSTOMCOMMAND";
+    let manifest_text =
+        std::fs::read_to_string(ws.path().join("jobs.d/report.yaml")).expect("manifest");
+    assert!(
+        !manifest_text.contains("Cust0m-Imp0rt-s3cret"),
+        "{manifest_text}"
+    );
+    assert!(
+        manifest_text.contains(&format!("${{{VAR}}}")),
+        "{manifest_text}"
+    );
+    let example = std::fs::read_to_string(ws.path().join("jobs.d/.env.example")).expect("env");
+    assert!(example.contains(&format!("{VAR}=")), "{example}");
+
+    // A reconcile with the variable set and the same --sensitive plans
+    // nothing and sends nothing.
+    fake.clear_log();
+    let full = [
+        "reconcile",
+        "--output",
+        "json",
+        "--sensitive",
+        "deployment.docker.customCommand",
+        "--detailed-exitcode",
+    ];
+    let mut env = api.to_vec();
+    env.push((VAR, COMMAND));
+    let run = ws.nfcron_env(&full, &env);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(run.json()["summary"]["unchanged"], 1);
+    assert_eq!(fake.requests(), vec![]);
 }

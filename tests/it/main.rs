@@ -1,8 +1,11 @@
 //! The integration tests, one crate (uv's `crates/uv/tests/it`): every
 //! module runs the real `nfcron` binary, most against the fake Northflank
 //! API (`examples/fake-northflank/server.rs`, also the `fake-northflank`
-//! example) on 127.0.0.1. Shared pieces: `common` (workspace, binary
-//! runner, Git helpers, tool checks) and `support` (servers and harnesses).
+//! example) on 127.0.0.1. Modules are named for the behaviour they check.
+//! Shared pieces: `common` (workspace, binary runner with or without a
+//! deadline, manifests, state, Git and tool helpers) and `support`
+//! (servers, the `watch` sidecar harness, PostgreSQL); benches reuse
+//! `support` by `#[path]`.
 
 mod common;
 #[path = "../../examples/fake-northflank/server.rs"]
@@ -10,6 +13,7 @@ mod fake;
 mod support;
 
 mod action;
+mod api_client;
 mod blocking;
 mod cli;
 mod completions;
@@ -19,7 +23,6 @@ mod deploy;
 mod docs;
 mod drift;
 mod error_policy;
-mod faults;
 mod git;
 mod git_hostile;
 mod git_servers;
@@ -27,12 +30,9 @@ mod git_ssh;
 mod git_tree;
 mod github_output;
 mod ha_watch;
-mod hostile;
-mod hostile_api;
-mod hostile_inputs;
-mod hostile_listener;
-mod hostile_round3;
 mod import;
+mod listener;
+mod manifests;
 mod notify;
 mod observability;
 mod official_types;
@@ -44,11 +44,12 @@ mod schedule;
 mod schema;
 mod schema_ajv;
 mod schema_cli;
+mod secrets;
 mod sidecar_ops;
 mod signatures;
-mod state_edges;
 mod status_page;
 mod store_postgres;
+mod store_postgres_faults;
 mod store_state;
 mod validate;
 mod watch;

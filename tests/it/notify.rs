@@ -4,11 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use hyper::Method;
 use serde_json::Value;
 
 use crate::common::{Run, Workspace};
-use crate::fake::{Fake, Fault, FaultRule, TOKEN};
+use crate::fake::{Fake, TOKEN};
 use crate::support::hostile_server::{respond, Hostile, Request};
 use crate::support::sidecar::signature;
 
@@ -60,15 +59,7 @@ impl Env {
 
     /// The first PUT is refused for good (400); the rest succeed.
     fn refuse_first_put(&self) {
-        self.fake.inject(FaultRule {
-            method: Some(Method::PUT),
-            fault: Fault::Status {
-                status: 400,
-                retry_after: None,
-            },
-            times: 1,
-            after: 0,
-        });
+        self.fake.inject(crate::common::put_status(400, 1));
     }
 }
 

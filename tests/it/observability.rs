@@ -21,17 +21,11 @@ use crate::support::sidecar::Sidecar;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn promtool(args: &[&str]) -> (i32, String) {
-    let out = Command::new("promtool")
-        .args(args)
-        .current_dir(Path::new(ROOT).join("examples/prometheus"))
-        .output()
-        .expect("run promtool");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    common::tool_output(
+        Command::new("promtool")
+            .args(args)
+            .current_dir(Path::new(ROOT).join("examples/prometheus")),
+    )
 }
 
 #[test]

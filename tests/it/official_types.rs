@@ -192,16 +192,7 @@ fn our_schema_follows_the_pinned_official_request_type_but_for_justified_differe
     );
     let mut found = BTreeMap::new();
     compare(&official("PutJobCronData"), &our_spec(), "", &mut found);
-    let allowed: BTreeMap<&str, &str> = ALLOWED.iter().copied().collect();
-    let unexpected: Vec<String> = found
-        .iter()
-        .filter(|(k, _)| !allowed.contains_key(k.as_str()))
-        .map(|(k, v)| format!("{k}: {v}"))
-        .collect();
-    let stale: Vec<&&str> = allowed
-        .keys()
-        .filter(|k| !found.contains_key(**k))
-        .collect();
+    let (unexpected, stale) = common::unjustified(&found, ALLOWED);
     assert!(
         unexpected.is_empty() && stale.is_empty(),
         "differences from PutJobCronData ({}) nobody justified:\n{}\n\nallowed differences that no longer exist: {stale:?}",
@@ -412,25 +403,5 @@ fn every_shape_the_reads_give_imports_validates_and_reconciles_with_no_write() {
 
     let mut env: Vec<(&str, &str)> = IMPORT_VARIABLES.to_vec();
     env.extend(api);
-    let valid = ws.nfcron_env(&["validate", "--require-env"], &env);
-    assert_eq!(valid.code, 0, "{}\n{}", valid.stdout, valid.stderr);
-    fake.clear_log();
-    let run = ws.nfcron_env(&["reconcile", "--output", "json"], &env);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(fake.count("PUT"), 0, "{}", run.stdout);
-    fake.clear_log();
-    let run = ws.nfcron_env(
-        &[
-            "reconcile",
-            "--output",
-            "json",
-            "--refresh",
-            "--drift",
-            "correct",
-        ],
-        &env,
-    );
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(run.json()["summary"]["drift"], 0, "{}", run.stdout);
-    assert_eq!(fake.count("PUT"), 0, "{}", run.stdout);
+    common::imported_plans_nothing(&ws, &fake, &env);
 }

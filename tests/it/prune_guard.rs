@@ -8,12 +8,10 @@ use crate::common;
 use crate::fake;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 
-use common::{Run, Workspace};
+use common::{job, Run, Workspace};
 use fake::{Fake, TOKEN};
 use nfcron::manifest::{self, LoadOptions};
 use nfcron::plan::{self, Action};
@@ -23,10 +21,10 @@ use nfcron::source::SourceFile;
 use nfcron::state::State;
 use serde_json::Value;
 
-const WAIT: Duration = Duration::from_secs(20);
+use crate::support::sidecar::{Sidecar, WAIT};
 
 fn manifest(name: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"0 3 * * *\"\n  concurrencyPolicy: forbid\n")
+    common::manifest(name, "0 3 * * *")
 }
 
 struct Env {
@@ -66,15 +64,6 @@ impl Env {
             ],
         )
     }
-}
-
-fn job<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .find(|j| j["id"] == id)
-        .unwrap_or_else(|| panic!("no job {id} in {report:#}"))
 }
 
 /// The three edits of the issue, each of which used to send a DELETE for
@@ -219,61 +208,22 @@ fn watch_prune_sends_no_delete_when_a_save_breaks_a_manifest() {
     ws.write("jobs.d/a.yaml", manifest("Job A"));
     ws.write("jobs.d/b.yaml", manifest("Job B"));
     let fake = Fake::spawn(0);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
-        .current_dir(ws.path())
-        .args([
-            "--log-format",
-            "json",
-            "--log-level",
-            "info",
-            "watch",
-            "--listen",
-            "off",
-            "--prune",
-            "--resync",
-            "1h",
-        ])
-        .env("NORTHFLANK_API_URL", &fake.url)
-        .env("NORTHFLANK_API_TOKEN", TOKEN)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start nfcron watch");
-    let (tx, events) = mpsc::channel::<Value>();
-    let stderr = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    let next = |pred: &dyn Fn(&Value) -> bool, what: &str| {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match events.recv_timeout(left) {
-                Ok(v) if pred(&v) => return v,
-                Ok(_) => {}
-                Err(_) => panic!("no {what} within {WAIT:?}"),
-            }
-        }
-    };
-    let first = next(&|v| v["message"] == "reconciled", "first reconcile");
+    let mut watch = Sidecar::builder(ws.path(), &fake.url, TOKEN)
+        .env_remove("NFCRON_WEBHOOK_SECRET")
+        .no_listener()
+        .args(&["--prune", "--resync", "1h"])
+        .start();
+    let first = watch.next("reconciled");
     assert_eq!(first["create"], 2, "{first}");
     ws.write(
         "jobs.d/a.yaml",
         manifest("Job A").replace("  name:", "  nmae:"),
     );
-    let warned = next(
-        &|v| {
-            v["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("prune skipped"))
-        },
-        "prune skipped warning",
-    );
+    let warned = watch.next_where("prune skipped warning", |v| {
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("prune skipped"))
+    });
     assert!(
         warned["message"]
             .as_str()
@@ -281,24 +231,10 @@ fn watch_prune_sends_no_delete_when_a_save_breaks_a_manifest() {
             .contains("jobs.d/a.yaml"),
         "{warned}"
     );
-    next(
-        &|v| v["message"] == "reconciled",
-        "the reconcile after the save",
-    );
+    watch.next("reconciled");
     assert_eq!(fake.count("DELETE"), 0);
     assert_eq!(fake.job_ids("acme"), ["job-a", "job-b"]);
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "watch did not stop on SIGTERM");
-        let _ = events.recv_timeout(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(0));
-    reader.join().expect("reader");
+    assert_eq!(watch.terminate().code, 0);
 }
 
 // ---- the property: loader + planner, random manifests and edits ----
@@ -495,4 +431,53 @@ proptest::proptest! {
             proptest::prop_assert!(p.prune_blocked.is_empty());
         }
     }
+}
+
+#[test]
+fn prune_sends_no_delete_when_a_directory_of_applied_jobs_gets_a_latin1_name() {
+    let ws = Workspace::new();
+    let fake = Fake::spawn(0);
+    let reconcile = |args: &[&str]| {
+        ws.nfcron_env(
+            &[&["reconcile"][..], args].concat(),
+            &[
+                ("NORTHFLANK_API_URL", fake.url.as_str()),
+                ("NORTHFLANK_API_TOKEN", TOKEN),
+            ],
+        )
+    };
+    for n in ["A", "B", "C"] {
+        ws.write(
+            &format!("jobs.d/team/{n}.yaml"),
+            common::manifest(&format!("Job {n}"), "0 3 * * *"),
+        );
+    }
+    ws.write("jobs.d/other.yaml", common::manifest("Job D", "0 4 * * *"));
+    assert_eq!(reconcile(&[]).code, 0);
+    assert_eq!(fake.job_ids("acme").len(), 4);
+
+    // `café` in Latin-1: not UTF-8.
+    let latin1 = ws.path().join("jobs.d").join(OsStr::from_bytes(b"caf\xe9"));
+    std::fs::rename(ws.path().join("jobs.d/team"), &latin1).expect("rename");
+    fake.clear_log();
+    let run = reconcile(&["--prune", "--output", "json"]);
+    assert_eq!(fake.count("DELETE"), 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(fake.job_ids("acme").len(), 4);
+    assert_eq!(run.code, 1, "an unreadable entry is an error");
+    assert!(
+        run.stderr.contains("jobs.d/caf\\xe9") && run.stderr.contains("not valid UTF-8"),
+        "the entry is named, escaped: {}",
+        run.stderr
+    );
+
+    let (run, _) = ws.nfcron_within(&["validate", "--output", "json"], &[], WAIT);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        common::diagnostics(&run),
+        [(
+            "jobs.d/caf\\xe9".to_string(),
+            "io".to_string(),
+            "cannot read: the directory name is not valid UTF-8, so the manifests in it are not read; rename it".to_string()
+        )]
+    );
 }

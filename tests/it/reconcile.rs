@@ -4,7 +4,7 @@
 use crate::common;
 use crate::fake;
 
-use common::{Run, Workspace};
+use common::{job, Run, Workspace};
 use fake::{Fake, Fault, FaultRule, TOKEN};
 use hyper::Method;
 use serde_json::Value;
@@ -70,15 +70,6 @@ impl Env {
 
 fn summary(run: &Run) -> Value {
     run.json()["summary"].clone()
-}
-
-fn job<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .find(|j| j["id"] == id)
-        .unwrap_or_else(|| panic!("no job {id} in {report:#}"))
 }
 
 #[test]
@@ -219,15 +210,7 @@ fn a_400_on_one_job_leaves_the_others_applied_and_its_state_untouched() {
         .write("jobs.d/a.yaml", manifest("Job A", "1 1 * * *"));
     env.ws
         .write("jobs.d/b.yaml", manifest("Job B", "2 2 * * *"));
-    env.fake.inject(FaultRule {
-        method: Some(Method::PUT),
-        fault: Fault::Status {
-            status: 400,
-            retry_after: None,
-        },
-        times: 1,
-        after: 0,
-    });
+    env.fake.inject(common::put_status(400, 1));
     let run = env.run(&["--output", "json", "--concurrency", "1"]);
     assert_eq!(run.code, 1);
     let report = run.json();

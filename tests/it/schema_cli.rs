@@ -303,16 +303,7 @@ fn our_schema_matches_the_official_cli_request_schema_but_for_justified_differen
     let mut found = BTreeMap::new();
     compare(&cli, &ours, "", &mut found);
 
-    let allowed: BTreeMap<&str, &str> = ALLOWED.iter().copied().collect();
-    let unexpected: Vec<String> = found
-        .iter()
-        .filter(|(k, _)| !allowed.contains_key(k.as_str()))
-        .map(|(k, v)| format!("{k}: {v}"))
-        .collect();
-    let stale: Vec<&&str> = allowed
-        .keys()
-        .filter(|k| !found.contains_key(**k))
-        .collect();
+    let (unexpected, stale) = common::unjustified(&found, ALLOWED);
     assert!(
         unexpected.is_empty() && stale.is_empty(),
         "differences from the CLI's schema that nobody justified:\n{}\n\nallowed differences that no longer exist: {stale:?}",

@@ -9,18 +9,15 @@ use crate::fake;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+
 use std::time::{Duration, Instant};
 
-use common::Workspace;
+use common::{manifest, Workspace};
 use fake::{Fake, TOKEN};
 use serde_json::Value;
 
+use crate::support::hostile_server::black_hole;
 use crate::support::sidecar::{metric, signature, Sidecar, HOOK_SECRET, JSON_INFO, WAIT};
-
-fn manifest(name: &str, schedule: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
-}
 
 /// `nfcron GLOBAL watch ARGS` against `fake`.
 fn start_watch(dir: &Path, fake: &Fake, global: &[&str], args: &[&str]) -> Sidecar {
@@ -28,6 +25,24 @@ fn start_watch(dir: &Path, fake: &Fake, global: &[&str], args: &[&str]) -> Sidec
         .global(global)
         .args(args)
         .start()
+}
+
+/// `nfcron GLOBAL watch` with triggers coalesced over `debounce`: no
+/// resync or drift sweep to add runs of their own.
+fn coalescing(ws: &Workspace, fake: &Fake, global: &[&str], debounce: &str) -> Sidecar {
+    start_watch(
+        ws.path(),
+        fake,
+        global,
+        &[
+            "--resync",
+            "1h",
+            "--drift-interval",
+            "0",
+            "--debounce",
+            debounce,
+        ],
+    )
 }
 
 /// `promtool check metrics` on `text`: its exit code and output. Missing
@@ -196,19 +211,7 @@ fn ten_webhooks_and_a_file_event_during_a_run_give_exactly_one_follow_up_run() {
     // while it is in progress.
     fake.set_latency(Duration::from_millis(1500));
     let debounce = Duration::from_millis(300);
-    let mut watch = start_watch(
-        ws.path(),
-        &fake,
-        &JSON_INFO,
-        &[
-            "--resync",
-            "1h",
-            "--drift-interval",
-            "0",
-            "--debounce",
-            "300ms",
-        ],
-    );
+    let mut watch = coalescing(&ws, &fake, &JSON_INFO, "300ms");
     // The run has read the directory once its first request (the list) is
     // answered; its PUT then takes another 1.5 s.
     assert!(
@@ -239,19 +242,7 @@ fn a_burst_of_webhooks_while_idle_starts_at_once_and_gives_at_most_two_runs() {
     let fake = Fake::spawn(0);
     // A quiet period no test would wait out: a webhook that waited for it
     // would never run.
-    let mut watch = start_watch(
-        ws.path(),
-        &fake,
-        &JSON_INFO,
-        &[
-            "--resync",
-            "1h",
-            "--drift-interval",
-            "0",
-            "--debounce",
-            "1h",
-        ],
-    );
+    let mut watch = coalescing(&ws, &fake, &JSON_INFO, "1h");
     watch.next("reconciled");
     assert_eq!(successful_runs(&watch), 1.0);
     // The first webhook starts a run at once; those that land during it
@@ -273,19 +264,7 @@ fn under_log_format_json_every_stderr_line_is_json_and_a_used_up_rate_limit_is_o
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
     // No --log-level and no RUST_LOG: watch's default is info.
-    let mut watch = start_watch(
-        ws.path(),
-        &fake,
-        &["--log-format", "json"],
-        &[
-            "--resync",
-            "1h",
-            "--drift-interval",
-            "0",
-            "--debounce",
-            "100ms",
-        ],
-    );
+    let mut watch = coalescing(&ws, &fake, &["--log-format", "json"], "100ms");
     let mut lines = watch.early.clone();
     let banner = lines
         .last()
@@ -385,22 +364,6 @@ fn under_log_format_json_a_fatal_error_is_a_json_line_too() {
         "{last}"
     );
     assert!(!stderr.contains(TOKEN));
-}
-
-/// A TCP server that accepts and never answers (a silent Git server);
-/// reports each connection.
-fn black_hole() -> (String, Receiver<()>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().map_while(Result::ok) {
-            let _ = tx.send(());
-            held.push(stream);
-        }
-    });
-    (addr, rx)
 }
 
 #[test]

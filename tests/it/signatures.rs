@@ -9,10 +9,10 @@ use std::process::Command;
 use crate::common::{self, Workspace};
 use crate::fake::{Fake, TOKEN};
 use crate::support::hostile_server::{respond, Hostile};
-use crate::support::sidecar::{Sidecar, HOOK_SECRET};
+use crate::support::sidecar::{metric, Sidecar, HOOK_SECRET};
 
 fn manifest(schedule: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: Job A\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
+    common::manifest("Job A", schedule)
 }
 
 fn ssh_tools() -> bool {
@@ -193,6 +193,32 @@ fn reconcile(
     )
 }
 
+/// `allowed_signers` in `dir` listing `alice@example.com` with `public`.
+fn alice_allowed(dir: &Path, public: &str) -> PathBuf {
+    let signers = dir.join("allowed_signers");
+    std::fs::write(&signers, format!("alice@example.com {public}\n")).expect("write");
+    signers
+}
+
+/// `watch --git ORIGIN --verify-signatures FILE ARGS`, started.
+fn watch_verifying(
+    ws: &Workspace,
+    fake: &Fake,
+    origin: &Origin,
+    signers: &Path,
+    args: &[&str],
+) -> Sidecar {
+    let url = origin.url();
+    let file = signers.to_str().expect("utf-8 path");
+    let all = [&["--git", &url, "--verify-signatures", file][..], args].concat();
+    Sidecar::start(ws.path(), &fake.url, TOKEN, &all)
+}
+
+/// `nfcron_source_verified` from the sidecar's metrics.
+fn verified(watch: &Sidecar) -> f64 {
+    metric(&watch.get("/metrics").1, "nfcron_source_verified")
+}
+
 #[test]
 fn a_tip_signed_by_an_allowed_ssh_key_is_applied() {
     if !ssh_tools() {
@@ -237,8 +263,7 @@ fn unsigned_and_unlisted_tips_are_refused_with_no_api_request() {
     let keys = tempfile::tempdir().expect("keys");
     let (alice, public, alice_fingerprint) = ssh_key(keys.path(), "alice");
     let (mallory, _, mallory_fingerprint) = ssh_key(keys.path(), "mallory");
-    let signers = keys.path().join("allowed_signers");
-    std::fs::write(&signers, format!("alice@example.com {public}\n")).expect("write");
+    let signers = alice_allowed(keys.path(), &public);
     let origin = Origin::new();
     let (ws, fake) = (Workspace::new(), Fake::spawn(0));
     let refused = |rev: &str, reason: &str| {
@@ -451,26 +476,16 @@ fn watch_keeps_the_last_verified_revision_while_the_tip_is_refused() {
     }
     let keys = tempfile::tempdir().expect("keys");
     let (alice, public, _) = ssh_key(keys.path(), "alice");
-    let signers = keys.path().join("allowed_signers");
-    std::fs::write(&signers, format!("alice@example.com {public}\n")).expect("write");
+    let signers = alice_allowed(keys.path(), &public);
     let origin = Origin::new();
     let first = origin.commit("0 1 * * *", "alice@example.com", Sign::Ssh(&alice));
     let (ws, fake) = (Workspace::new(), Fake::spawn(0));
-    let url = origin.url();
-    let mut watch = Sidecar::start(
-        ws.path(),
-        &fake.url,
-        TOKEN,
-        &[
-            "--git",
-            &url,
-            "--verify-signatures",
-            signers.to_str().expect("utf-8"),
-            "--interval",
-            "1h",
-            "--resync",
-            "1h",
-        ],
+    let mut watch = watch_verifying(
+        &ws,
+        &fake,
+        &origin,
+        &signers,
+        &["--interval", "1h", "--resync", "1h"],
     );
     let run = watch.next("reconciled");
     assert_eq!(
@@ -478,11 +493,7 @@ fn watch_keeps_the_last_verified_revision_while_the_tip_is_refused() {
         (Some(1), Some(first.as_str()))
     );
     assert_eq!(watch.get("/readyz").0, 200);
-    assert!(watch
-        .get("/metrics")
-        .1
-        .lines()
-        .any(|l| l == "nfcron_source_verified 1"));
+    assert_eq!(verified(&watch), 1.0);
 
     let unsigned = origin.commit("0 2 * * *", "alice@example.com", Sign::Not);
     let hook = [("X-Gitlab-Token", HOOK_SECRET.to_string())];
@@ -515,11 +526,7 @@ fn watch_keeps_the_last_verified_revision_while_the_tip_is_refused() {
             && body.contains("it is not signed"),
         "{body}"
     );
-    assert!(watch
-        .get("/metrics")
-        .1
-        .lines()
-        .any(|l| l == "nfcron_source_verified 0"));
+    assert_eq!(verified(&watch), 0.0);
 
     let signed = origin.commit("0 3 * * *", "alice@example.com", Sign::Ssh(&alice));
     assert_eq!(watch.http("POST", "/hooks/git", &hook, b"{}").0, 202);
@@ -534,11 +541,7 @@ fn watch_keeps_the_last_verified_revision_while_the_tip_is_refused() {
         "0 3 * * *"
     );
     assert_eq!(watch.get("/readyz").0, 200);
-    assert!(watch
-        .get("/metrics")
-        .1
-        .lines()
-        .any(|l| l == "nfcron_source_verified 1"));
+    assert_eq!(verified(&watch), 1.0);
 }
 
 #[test]
@@ -549,25 +552,11 @@ fn watch_starting_on_a_refused_tip_applies_nothing_and_is_unready() {
     let keys = tempfile::tempdir().expect("keys");
     let (_, public, _) = ssh_key(keys.path(), "alice");
     let (mallory, _, mallory_fingerprint) = ssh_key(keys.path(), "mallory");
-    let signers = keys.path().join("allowed_signers");
-    std::fs::write(&signers, format!("alice@example.com {public}\n")).expect("write");
+    let signers = alice_allowed(keys.path(), &public);
     let origin = Origin::new();
     let tip = origin.commit("0 1 * * *", "alice@example.com", Sign::Ssh(&mallory));
     let (ws, fake) = (Workspace::new(), Fake::spawn(0));
-    let url = origin.url();
-    let mut watch = Sidecar::start(
-        ws.path(),
-        &fake.url,
-        TOKEN,
-        &[
-            "--git",
-            &url,
-            "--verify-signatures",
-            signers.to_str().expect("utf-8"),
-            "--interval",
-            "1h",
-        ],
-    );
+    let mut watch = watch_verifying(&ws, &fake, &origin, &signers, &["--interval", "1h"]);
     let refused = watch.next("refused the Git source's tip: its signature is not accepted; the last verified revision stays applied");
     assert_eq!(refused["commit"], tip.as_str());
     assert_eq!(refused["kept_revision"], "", "nothing verified yet");
@@ -578,10 +567,6 @@ fn watch_starting_on_a_refused_tip_applies_nothing_and_is_unready() {
             && body.contains(&mallory_fingerprint),
         "{body}"
     );
-    assert!(watch
-        .get("/metrics")
-        .1
-        .lines()
-        .any(|l| l == "nfcron_source_verified 0"));
+    assert_eq!(verified(&watch), 0.0);
     assert_eq!(fake.requests().len(), 0, "nothing read or written");
 }

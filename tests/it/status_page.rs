@@ -101,15 +101,7 @@ fn quiet_sidecar() -> (Workspace, Fake, Sidecar) {
     );
     let fake = Fake::spawn(0);
     // With --concurrency 1 the PUTs go in plan order: alpha's is first.
-    fake.inject(FaultRule {
-        method: Some(hyper::Method::PUT),
-        fault: Fault::Status {
-            status: 400,
-            retry_after: None,
-        },
-        times: 1,
-        after: 0,
-    });
+    fake.inject(common::put_status(400, 1));
     let mut sidecar = start_sidecar(
         ws.path(),
         &fake,

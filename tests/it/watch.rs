@@ -5,209 +5,55 @@
 
 use crate::common;
 use crate::fake;
+use crate::support::hostile_server::black_hole;
+use crate::support::sidecar::{metric, signature, Sidecar, HOOK_SECRET, WAIT};
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use common::{git_commit, git_init, Workspace};
+use common::{git_commit, manifest, mkfifo, Workspace};
 use fake::{Fake, TOKEN};
 use serde_json::Value;
 
-const SECRET: &str = "hook-s3cret";
-const WAIT: Duration = Duration::from_secs(20);
-
-fn manifest(name: &str, schedule: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
+/// The next `reconciled` event that changed something (a file event may
+/// also bring runs with nothing to do, e.g. for an editor's swap file).
+fn next_change(watch: &mut Sidecar) -> Value {
+    reconciled(watch, |v| v["api_requests"].as_u64() != Some(0))
 }
 
-/// A running `nfcron watch` and its log, line by line.
-struct Watch {
-    child: Child,
-    events: Receiver<Value>,
-    addr: String,
+/// The next `reconciled` event for which `done` holds.
+fn reconciled(watch: &mut Sidecar, done: impl Fn(&Value) -> bool) -> Value {
+    watch.next_where("matching `reconciled` event", |v| {
+        v["message"] == "reconciled" && done(v)
+    })
 }
 
-impl Watch {
-    fn start(dir: &Path, fake: &Fake, args: &[&str]) -> Watch {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
-            .current_dir(dir)
-            .args([
-                "--log-format",
-                "json",
-                "--log-level",
-                "info",
-                "watch",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args(args)
-            .env("NORTHFLANK_API_URL", &fake.url)
-            .env("NORTHFLANK_API_TOKEN", TOKEN)
-            .env("NFCRON_WEBHOOK_SECRET", SECRET)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start nfcron watch");
-        let (tx, events) = mpsc::channel();
-        let (addr_tx, addr_rx) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    // The banner is a JSON line under --log-format json.
-                    if let Some(addr) = v["url"].as_str().and_then(|u| u.strip_prefix("http://")) {
-                        let _ = addr_tx.send(addr.to_string());
-                    }
-                    let _ = tx.send(v);
-                }
-            }
-        });
-        let addr = addr_rx.recv_timeout(WAIT).expect("the listener came up");
-        Watch {
-            child,
-            events,
-            addr,
-        }
-    }
-
-    /// The next log event with this message (others are skipped).
-    fn next(&self, message: &str) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(v) if v["message"] == message => return v,
-                Ok(_) => {}
-                Err(_) => panic!("no `{message}` event within {WAIT:?}"),
-            }
-        }
-    }
-
-    /// The next `reconciled` event that changed something (a file event
-    /// may also bring runs with nothing to do, e.g. for an editor's swap
-    /// file).
-    fn next_change(&self) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(v) if v["message"] == "reconciled" && v["api_requests"].as_u64() != Some(0) => {
-                    return v
-                }
-                Ok(_) => {}
-                Err(_) => panic!("no reconcile with a change within {WAIT:?}"),
-            }
-        }
-    }
-
-    /// Every event until one with this message; returns them all.
-    fn until(&self, message: &str) -> Vec<Value> {
-        let deadline = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let v = self
-                .events
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no `{message}` within {WAIT:?}; saw {seen:#?}"));
-            let done = v["message"] == message;
-            seen.push(v);
-            if done {
-                return seen;
-            }
-        }
-    }
-
-    fn http(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, String)],
-        body: &[u8],
-    ) -> (u16, String) {
-        let mut stream = TcpStream::connect(&self.addr).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).expect("timeout");
-        let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            request.push_str(&format!("{k}: {v}\r\n"));
-        }
-        request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).expect("send");
-        stream.write_all(body).expect("send body");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read");
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status");
-        let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-        (status, body)
-    }
-
-    fn terminate(mut self) -> i32 {
-        // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "watch did not stop within {WAIT:?} of SIGTERM"
-            );
-            let _ = self.events.recv_timeout(Duration::from_millis(50));
-        }
-    }
+/// A watch over a Git remote (file://) whose first commit holds Job A,
+/// past its first run's start.
+struct GitWatch {
+    origin: tempfile::TempDir,
+    repo: git2::Repository,
+    _ws: Workspace,
+    fake: Fake,
+    watch: Sidecar,
 }
 
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn signature(body: &[u8], secret: &str) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(body);
-    format!(
-        "sha256={}",
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
-}
-
-/// `name{labels} value` lines of the Prometheus text format.
-fn metric(text: &str, series: &str) -> f64 {
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let (name, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("not exposition format: {line}"));
-        let value: f64 = value
-            .parse()
-            .unwrap_or_else(|_| panic!("not a number: {line}"));
-        if name == series {
-            return value;
+impl GitWatch {
+    /// `watch --git <origin> ARGS`.
+    fn start(args: &[&str]) -> GitWatch {
+        let (origin, repo, _, url) =
+            common::git_origin("jobs.d/a.yaml", &manifest("Job A", "0 1 * * *"));
+        let ws = Workspace::new();
+        let fake = Fake::spawn(0);
+        let args = [&["--git", url.as_str()][..], args].concat();
+        let watch = Sidecar::start(ws.path(), &fake.url, TOKEN, &args);
+        GitWatch {
+            origin,
+            repo,
+            _ws: ws,
+            fake,
+            watch,
         }
     }
-    panic!("no series {series} in:\n{text}")
 }
 
 #[test]
@@ -218,20 +64,20 @@ fn edits_are_applied_readiness_flips_and_metrics_match_the_fake() {
     let fake = Fake::spawn(0);
     // Slow enough that the first reconcile is still running when asked.
     fake.set_latency(Duration::from_millis(400));
-    let watch = Watch::start(ws.path(), &fake, &["--resync", "1h"]);
-    assert_eq!(watch.http("GET", "/healthz", &[], b"").0, 200);
-    let (status, body) = watch.http("GET", "/readyz", &[], b"");
+    let mut watch = Sidecar::start(ws.path(), &fake.url, TOKEN, &["--resync", "1h"]);
+    assert_eq!(watch.get("/healthz").0, 200);
+    let (status, body) = watch.get("/readyz");
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("first reconcile"), "{body}");
     let first = watch.next("reconciled");
     assert_eq!(first["create"], 2);
-    assert_eq!(watch.http("GET", "/readyz", &[], b"").0, 200);
+    assert_eq!(watch.get("/readyz").0, 200);
     fake.set_latency(Duration::ZERO);
 
     // A plain edit: exactly one PUT.
     let puts = fake.count("PUT");
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 3 * * *"));
-    let run = watch.next_change();
+    let run = next_change(&mut watch);
     assert_eq!(
         (run["update"].as_u64(), run["api_requests"].as_u64()),
         (Some(1), Some(1)),
@@ -251,7 +97,7 @@ fn edits_are_applied_readiness_flips_and_metrics_match_the_fake() {
         ws.path().join("jobs.d/b.yaml"),
     )
     .expect("rename");
-    let run = watch.next_change();
+    let run = next_change(&mut watch);
     assert_eq!(run["update"], 1, "{run}");
     assert_eq!(
         fake.job(None, "acme", "job-b").expect("job")["schedule"],
@@ -259,7 +105,7 @@ fn edits_are_applied_readiness_flips_and_metrics_match_the_fake() {
     );
 
     // Metrics parse and agree with the fake's log.
-    let (status, text) = watch.http("GET", "/metrics", &[], b"");
+    let (status, text) = watch.get("/metrics");
     assert_eq!(status, 200);
     let sent = |m: &str| {
         fake.requests()
@@ -291,7 +137,7 @@ fn edits_are_applied_readiness_flips_and_metrics_match_the_fake() {
         text.contains("nfcron_reconcile_duration_seconds_bucket"),
         "{text}"
     );
-    assert_eq!(watch.terminate(), 0);
+    assert_eq!(watch.terminate().code, 0);
 }
 
 #[test]
@@ -299,7 +145,7 @@ fn an_idle_watcher_sends_nothing_over_a_resync() {
     let ws = Workspace::new();
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     let fake = Fake::spawn(0);
-    let watch = Watch::start(ws.path(), &fake, &["--resync", "200ms"]);
+    let mut watch = Sidecar::start(ws.path(), &fake.url, TOKEN, &["--resync", "200ms"]);
     watch.next("reconciled");
     fake.clear_log();
     for _ in 0..2 {
@@ -311,7 +157,7 @@ fn an_idle_watcher_sends_nothing_over_a_resync() {
         );
     }
     assert_eq!(fake.requests(), vec![], "an idle resync spends no request");
-    assert_eq!(watch.terminate(), 0);
+    assert_eq!(watch.terminate().code, 0);
 }
 
 #[test]
@@ -325,21 +171,19 @@ fn sigterm_during_an_apply_exits_0_with_consistent_state() {
     }
     let fake = Fake::spawn(0);
     fake.set_latency(Duration::from_millis(300));
-    let watch = Watch::start(
+    let mut watch = Sidecar::start(
         ws.path(),
-        &fake,
+        &fake.url,
+        TOKEN,
         &["--concurrency", "1", "--shutdown-timeout", "500ms"],
     );
     watch.next("job");
-    assert_eq!(watch.terminate(), 0);
-    let text = std::fs::read_to_string(ws.path().join(".nfcron/state.json")).expect("state");
-    let state: Value = serde_json::from_str(&text).expect("state parses");
-    let recorded: Vec<String> = state["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .map(|j| j["id"].as_str().expect("id").to_string())
-        .collect();
+    assert_eq!(watch.terminate().code, 0);
+    assert!(
+        ws.path().join(".nfcron/state.json").exists(),
+        "a state was written"
+    );
+    let recorded = common::state_ids(&ws);
     assert!(
         !recorded.is_empty() && recorded.len() < 6,
         "cut short mid-apply: {recorded:?}"
@@ -354,21 +198,13 @@ fn sigterm_during_an_apply_exits_0_with_consistent_state() {
 
 #[test]
 fn a_push_is_applied_after_a_signed_webhook_and_not_after_a_bad_one() {
-    let origin = tempfile::tempdir().expect("origin");
-    let repo = git_init(origin.path());
-    git_commit(
-        &repo,
-        &[("jobs.d/a.yaml", Some(&manifest("Job A", "0 1 * * *")))],
-        "first",
-    );
-    let ws = Workspace::new();
-    let fake = Fake::spawn(0);
-    let url = format!("file://{}", origin.path().display());
-    let watch = Watch::start(
-        ws.path(),
-        &fake,
-        &["--git", &url, "--interval", "1h", "--resync", "1h"],
-    );
+    let GitWatch {
+        origin: _origin,
+        repo,
+        _ws,
+        fake,
+        mut watch,
+    } = GitWatch::start(&["--interval", "1h", "--resync", "1h"]);
     assert_eq!(watch.next("reconciled")["create"], 1);
     let rev = git_commit(
         &repo,
@@ -377,24 +213,24 @@ fn a_push_is_applied_after_a_signed_webhook_and_not_after_a_bad_one() {
     );
 
     let body = br#"{"ref":"refs/heads/main","after":"forged"}"#;
-    let (status, _) = watch.http(
+    let (status, _, _) = watch.http(
         "POST",
         "/hooks/git",
         &[("X-Hub-Signature-256", signature(body, "wrong"))],
         body,
     );
     assert_eq!(status, 401);
-    let (status, _) = watch.http(
+    let (status, _, _) = watch.http(
         "POST",
         "/hooks/git",
-        &[("X-Hub-Signature-256", signature(body, SECRET))],
+        &[("X-Hub-Signature-256", signature(body, HOOK_SECRET))],
         body,
     );
     assert_eq!(status, 202);
     let seen = watch.until("reconciled");
-    let runs = seen.iter().filter(|e| e["message"] == "reconciled").count();
+    let runs = seen.iter().filter(|l| l.is("reconciled")).count();
     assert_eq!(runs, 1, "the bad webhook triggered nothing");
-    let run = seen.last().expect("run");
+    let run = seen.last().expect("run").value();
     assert_eq!(
         (run["update"].as_u64(), run["revision"].as_str()),
         (Some(1), Some(rev.as_str())),
@@ -404,7 +240,7 @@ fn a_push_is_applied_after_a_signed_webhook_and_not_after_a_bad_one() {
         fake.job(None, "acme", "job-a").expect("job")["schedule"],
         "0 2 * * *"
     );
-    let (_, metrics) = watch.http("GET", "/metrics", &[], b"");
+    let (_, metrics) = watch.get("/metrics");
     assert_eq!(
         metric(
             &metrics,
@@ -413,40 +249,25 @@ fn a_push_is_applied_after_a_signed_webhook_and_not_after_a_bad_one() {
         1.0
     );
     // GitLab's token header works too.
-    let (status, _) = watch.http(
+    let (status, _, _) = watch.http(
         "POST",
         "/hooks/git",
-        &[("X-Gitlab-Token", SECRET.to_string())],
+        &[("X-Gitlab-Token", HOOK_SECRET.to_string())],
         b"{}",
     );
     assert_eq!(status, 202);
-    assert_eq!(watch.terminate(), 0);
+    assert_eq!(watch.terminate().code, 0);
 }
 
 #[test]
 fn a_failed_fetch_prunes_nothing_and_makes_the_sidecar_unready() {
-    let origin = tempfile::tempdir().expect("origin");
-    let repo = git_init(origin.path());
-    git_commit(
-        &repo,
-        &[("jobs.d/a.yaml", Some(&manifest("Job A", "0 1 * * *")))],
-        "first",
-    );
-    let ws = Workspace::new();
-    let fake = Fake::spawn(0);
-    let url = format!("file://{}", origin.path().display());
-    let watch = Watch::start(
-        ws.path(),
-        &fake,
-        &[
-            "--git",
-            &url,
-            "--interval",
-            "1h",
-            "--prune",
-            "--allow-empty",
-        ],
-    );
+    let GitWatch {
+        origin,
+        repo: _repo,
+        _ws,
+        fake,
+        mut watch,
+    } = GitWatch::start(&["--interval", "1h", "--prune", "--allow-empty"]);
     watch.next("reconciled");
     std::fs::remove_dir_all(origin.path()).expect("the remote goes away");
     let body = b"{}";
@@ -455,7 +276,7 @@ fn a_failed_fetch_prunes_nothing_and_makes_the_sidecar_unready() {
             .http(
                 "POST",
                 "/hooks/git",
-                &[("X-Signature", signature(body, SECRET))],
+                &[("X-Signature", signature(body, HOOK_SECRET))],
                 body
             )
             .0,
@@ -463,12 +284,12 @@ fn a_failed_fetch_prunes_nothing_and_makes_the_sidecar_unready() {
     );
     let failed = watch.next("fetch failed; keeping the last good revision");
     assert_eq!(failed["level"], "ERROR");
-    let (status, reason) = watch.http("GET", "/readyz", &[], b"");
+    let (status, reason) = watch.get("/readyz");
     assert_eq!(status, 503);
     assert!(reason.contains("source unreachable"), "{reason}");
     assert_eq!(fake.count("DELETE"), 0);
     assert_eq!(fake.job_ids("acme"), ["job-a"]);
-    assert_eq!(watch.terminate(), 0);
+    assert_eq!(watch.terminate().code, 0);
 }
 
 #[test]
@@ -477,9 +298,10 @@ fn drift_sweeps_find_and_correct_changes_made_behind_the_sidecar() {
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     ws.write("jobs.d/b.yaml", manifest("Job B", "0 2 * * *"));
     let fake = Fake::spawn(0);
-    let watch = Watch::start(
+    let mut watch = Sidecar::start(
         ws.path(),
-        &fake,
+        &fake.url,
+        TOKEN,
         &[
             "--drift-interval",
             "1s",
@@ -506,43 +328,26 @@ fn drift_sweeps_find_and_correct_changes_made_behind_the_sidecar() {
             .contains("schedule"),
         "{drift}"
     );
-    let fixed = watch.next_change();
+    let fixed = next_change(&mut watch);
     assert_eq!(fixed["update"], 1, "{fixed}");
     assert_eq!(
         fake.job(None, "acme", "job-b").expect("job")["schedule"],
         "0 2 * * *"
     );
-    assert_eq!(watch.terminate(), 0);
+    assert_eq!(watch.terminate().code, 0);
 }
 
 #[test]
 fn a_webhook_burst_fetches_at_once_whatever_the_debounce_and_gives_at_most_two_runs() {
-    let origin = tempfile::tempdir().expect("origin");
-    let repo = git_init(origin.path());
-    git_commit(
-        &repo,
-        &[("jobs.d/a.yaml", Some(&manifest("Job A", "0 1 * * *")))],
-        "first",
-    );
-    let ws = Workspace::new();
-    let fake = Fake::spawn(0);
-    let url = format!("file://{}", origin.path().display());
     // A debounce no test would wait out: a webhook that waited for it
     // would never be applied.
-    let watch = Watch::start(
-        ws.path(),
-        &fake,
-        &[
-            "--git",
-            &url,
-            "--interval",
-            "1h",
-            "--resync",
-            "1h",
-            "--debounce",
-            "1h",
-        ],
-    );
+    let GitWatch {
+        origin: _origin,
+        repo,
+        _ws,
+        fake,
+        mut watch,
+    } = GitWatch::start(&["--interval", "1h", "--resync", "1h", "--debounce", "1h"]);
     assert_eq!(watch.next("reconciled")["create"], 1);
     git_commit(
         &repo,
@@ -553,10 +358,10 @@ fn a_webhook_burst_fetches_at_once_whatever_the_debounce_and_gives_at_most_two_r
     fake.set_latency(Duration::from_millis(500));
     let body = br#"{"ref":"refs/heads/main"}"#;
     for _ in 0..10 {
-        let (status, _) = watch.http(
+        let (status, _, _) = watch.http(
             "POST",
             "/hooks/git",
-            &[("X-Hub-Signature-256", signature(body, SECRET))],
+            &[("X-Hub-Signature-256", signature(body, HOOK_SECRET))],
             body,
         );
         assert_eq!(status, 202);
@@ -567,10 +372,7 @@ fn a_webhook_burst_fetches_at_once_whatever_the_debounce_and_gives_at_most_two_r
     // At most one follow-up: whatever comes within a few seconds more.
     let mut runs = 1;
     let deadline = Instant::now() + Duration::from_secs(3);
-    while let Ok(v) = watch
-        .events
-        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-    {
+    while let Some(v) = watch.poll(deadline.saturating_duration_since(Instant::now())) {
         if v["message"] == "reconciled" {
             runs += 1;
             assert_eq!(v["api_requests"], 0, "the follow-up has nothing to do: {v}");
@@ -581,5 +383,119 @@ fn a_webhook_burst_fetches_at_once_whatever_the_debounce_and_gives_at_most_two_r
         fake.job(None, "acme", "job-a").expect("job")["schedule"],
         "0 2 * * *"
     );
-    assert_eq!(watch.terminate(), 0);
+    assert_eq!(watch.terminate().code, 0);
+}
+
+#[test]
+fn watch_keeps_applying_edits_with_a_fifo_in_its_directory() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    let mut watch = Sidecar::start(ws.path(), &fake.url, TOKEN, &["--resync", "1h"]);
+    reconciled(&mut watch, |_| true);
+    assert_eq!(fake.job_ids("acme"), ["job-a"]);
+
+    mkfifo(&ws.path().join("jobs.d/pipe.yaml"));
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 2 * * *"));
+    reconciled(&mut watch, |v| v["update"] == 1);
+    assert_eq!(
+        fake.job(None, "acme", "job-a").expect("job")["schedule"],
+        "0 2 * * *"
+    );
+    ws.write("jobs.d/b.yaml", manifest("Job B", "0 3 * * *"));
+    reconciled(&mut watch, |v| v["create"] == 1);
+    assert_eq!(fake.job_ids("acme"), ["job-a", "job-b"]);
+    let code = watch.terminate().code;
+    assert!(
+        code == 0 || code == 1,
+        "SIGTERM ends the watch: exit {code}"
+    );
+}
+
+// ---- SIGTERM while a run is stuck ----------------------------------------
+
+fn assert_prompt_exit(watch: Sidecar, shutdown_timeout: Duration) {
+    let exit = watch.terminate();
+    let (code, took) = (exit.code, exit.took);
+    assert_eq!(code, 0);
+    // The margin the watchdog allows, plus slack for a loaded machine.
+    let limit = shutdown_timeout + Duration::from_millis(2500);
+    assert!(
+        took < limit,
+        "exited {took:?} after SIGTERM (limit {limit:?})"
+    );
+}
+
+#[test]
+fn sigterm_exits_within_the_shutdown_timeout_while_an_api_request_never_answers() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let (addr, requests) = black_hole();
+    let watch = Sidecar::start(
+        ws.path(),
+        &format!("http://{addr}"),
+        TOKEN,
+        &["--timeout", "1h", "--shutdown-timeout", "500ms"],
+    );
+    let first = requests.recv_timeout(WAIT).expect("an API request");
+    assert!(first.starts_with(b"PUT ") || first.starts_with(b"GET "));
+    assert_prompt_exit(watch, Duration::from_millis(500));
+}
+
+#[test]
+fn sigterm_exits_within_the_shutdown_timeout_while_a_git_fetch_never_answers() {
+    let ws = Workspace::new();
+    let (addr, requests) = black_hole();
+    let fake = Fake::spawn(0);
+    let url = format!("http://{addr}/jobs.git");
+    let watch = Sidecar::start(
+        ws.path(),
+        &fake.url,
+        TOKEN,
+        &["--git", &url, "--shutdown-timeout", "500ms"],
+    );
+    requests.recv_timeout(WAIT).expect("a Git request");
+    assert_prompt_exit(watch, Duration::from_millis(500));
+}
+
+#[test]
+fn sigterm_exits_within_the_shutdown_timeout_while_a_run_blocks_on_a_fifo() {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    let state = ws.path().join("state.fifo");
+    let c = std::ffi::CString::new(state.to_str().expect("utf-8")).expect("path");
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let mut watch = Sidecar::start(
+        ws.path(),
+        &fake.url,
+        TOKEN,
+        &[
+            "--state",
+            state.to_str().expect("utf-8"),
+            "--shutdown-timeout",
+            "500ms",
+        ],
+    );
+    // Hold the write end once nfcron opens the read end, and never write:
+    // its read blocks. (Should state loading refuse a FIFO instead, the
+    // run ends and the exit is prompt all the same.)
+    let deadline = Instant::now() + WAIT;
+    let _writer = loop {
+        // SAFETY: a valid C string; the descriptor is owned below.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_NONBLOCK) };
+        if fd >= 0 {
+            // SAFETY: fd was just opened and is owned by nothing else.
+            break Some(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        }
+        if watch
+            .poll(Duration::from_millis(10))
+            .is_some_and(|v| v["message"] == "reconciled" || v["message"] == "reconcile failed")
+        {
+            break None;
+        }
+        assert!(Instant::now() < deadline, "nfcron never read the state");
+    };
+    assert_prompt_exit(watch, Duration::from_millis(500));
 }

@@ -204,3 +204,41 @@ pub fn put_ok(request: &Request, stream: &mut TcpStream) -> std::io::Result<()> 
     body.push(b'}');
     respond(stream, 200, &[("Content-Type", "application/json")], &body)
 }
+
+/// A TCP server that accepts and reads, and never answers; reports each
+/// request's first bytes.
+pub fn black_hole() -> (String, std::sync::mpsc::Receiver<Vec<u8>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut buf = vec![0u8; 4096];
+            let n = std::io::Read::read(&mut stream, &mut buf).unwrap_or(0);
+            let _ = tx.send(buf[..n].to_vec());
+            held.push(stream);
+        }
+    });
+    (addr, rx)
+}
+
+/// A 400 whose JSON `message` is `text` then `size` bytes of `x`, streamed
+/// (a server flooding its error text).
+pub fn huge_error(stream: &mut TcpStream, text: &str, size: usize) -> std::io::Result<()> {
+    let start = format!(r#"{{"error":{{"status":400,"message":"{text}"#);
+    let end = br#""}}"#;
+    let chunk = vec![b'x'; 64 * 1024];
+    let size = size / chunk.len() * chunk.len();
+    head(
+        stream,
+        400,
+        &[("Content-Type", "application/json")],
+        Some((start.len() + size + end.len()) as u64),
+    )?;
+    stream.write_all(start.as_bytes())?;
+    for _ in 0..size / chunk.len() {
+        stream.write_all(&chunk)?;
+    }
+    stream.write_all(end)
+}

@@ -57,7 +57,7 @@ fn banner_addr(line: &Line) -> Option<String> {
 type Tweak = Box<dyn FnOnce(&mut Command)>;
 
 /// How a [`Sidecar`] is started: `nfcron GLOBAL watch --listen
-/// 127.0.0.1:0 ARGS` in `dir`, with the API's URL and token, the webhook
+/// 127.0.0.1:0 ARGS` (or `--listen off`) in `dir`, with the API's URL and token, the webhook
 /// secret and `NO_COLOR` in its environment, then `env`.
 pub struct Builder {
     dir: std::path::PathBuf,
@@ -66,6 +66,8 @@ pub struct Builder {
     /// Set (`Some`) or removed (`None`), in order, after the defaults.
     env: Vec<(String, Option<String>)>,
     tweak: Option<Tweak>,
+    /// `--listen 127.0.0.1:0` (and a wait for the banner), or `off`.
+    listen: bool,
 }
 
 impl Builder {
@@ -93,6 +95,13 @@ impl Builder {
         self
     }
 
+    /// `--listen off`: no listener, so [`Builder::start`] returns once the
+    /// process is spawned and [`Sidecar::addr`] is empty.
+    pub fn no_listener(mut self) -> Builder {
+        self.listen = false;
+        self
+    }
+
     /// Applies `tweak` to the command last, before it is spawned (for
     /// `pre_exec`, say).
     pub fn command(mut self, tweak: impl FnOnce(&mut Command) + 'static) -> Builder {
@@ -114,7 +123,8 @@ impl Builder {
         }
         cmd.current_dir(&self.dir)
             .args(&self.global)
-            .args(["watch", "--listen", "127.0.0.1:0"])
+            .args(["watch", "--listen"])
+            .arg(if self.listen { "127.0.0.1:0" } else { "off" })
             .args(&self.args)
             .env("NFCRON_WEBHOOK_SECRET", HOOK_SECRET)
             .env("NO_COLOR", "1");
@@ -146,6 +156,9 @@ impl Builder {
             seen: Vec::new(),
             early: Vec::new(),
         };
+        if !self.listen {
+            return sidecar;
+        }
         let deadline = Instant::now() + WAIT;
         sidecar.addr = loop {
             let line = sidecar.recv_until(deadline).unwrap_or_else(|| {
@@ -196,6 +209,7 @@ impl Sidecar {
                 ("NORTHFLANK_API_TOKEN".into(), Some(token.into())),
             ],
             tweak: None,
+            listen: true,
         }
     }
 
@@ -344,6 +358,13 @@ impl Sidecar {
             );
             let _ = self.poll(Duration::from_millis(50));
         }
+    }
+
+    /// Whether the process has not exited yet.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().expect("wait").is_none())
     }
 
     /// The process id (0 once killed).

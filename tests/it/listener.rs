@@ -1,16 +1,16 @@
-//! `nfcron watch` against hostile clients and stuck runs, as a real process:
-//! the real listener on loopback, the fake API, and small TCP servers made
-//! here that accept and never answer. Limits are shrunk with the hidden
-//! `--listen-*` flags so that each test takes a second or two; waiting is
-//! on events or deadline-bounded, never on fixed sleeps.
+//! The sidecar's listener against hostile clients, as a real process on
+//! loopback with the fake API: stalled uploads, slowloris and idle
+//! connections, a full connection cap, clients that never read, and the
+//! fd limit. Limits are shrunk with the hidden `--listen-*` flags so that
+//! each test takes a second or two; waiting is on events or
+//! deadline-bounded, never on fixed sleeps.
 
 use crate::common;
 use crate::fake;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use common::Workspace;
@@ -27,7 +27,7 @@ const WAIT: Duration = Duration::from_secs(20);
 const MIB: usize = 1024 * 1024;
 
 fn manifest(name: &str) -> String {
-    format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"0 1 * * *\"\n  concurrencyPolicy: forbid\n")
+    common::manifest(name, "0 1 * * *")
 }
 
 /// `nfcron watch ARGS` against the API at `api_url`.
@@ -117,6 +117,25 @@ fn refused(watch: &Sidecar, reason: &str) -> f64 {
         watch,
         &format!("nfcron_http_refused_total{{reason=\"{reason}\"}}"),
     )
+}
+
+/// Posts a signed webhook until it is served (202) rather than refused at
+/// the connection cap (503), within `WAIT`.
+fn signed_webhook_served(watch: &Sidecar) {
+    let payload = b"{}";
+    let signed = [("X-Hub-Signature-256", signature(payload, HOOK_SECRET))];
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, _, body) = watch.http("POST", "/hooks/git", &signed, payload);
+        if status == 202 {
+            return;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "the cap was not freed within {WAIT:?}"
+        );
+    }
 }
 
 /// A watch over one valid manifest that has completed its first run.
@@ -322,18 +341,7 @@ fn with_the_connection_cap_reached_healthz_answers_within_a_second_and_signed_we
     }
     // The attackers leave; a signed webhook is served again.
     drop(attackers);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (status, _, body) = watch.http("POST", "/hooks/git", &signed, payload);
-        if status == 202 {
-            break;
-        }
-        assert_eq!(status, 503, "{body}");
-        assert!(
-            Instant::now() < deadline,
-            "the cap was not freed within {WAIT:?}"
-        );
-    }
+    signed_webhook_served(&watch);
     watch.next("reconciled");
     assert_eq!(watch.terminate().code, 0);
 }
@@ -366,22 +374,9 @@ fn clients_that_never_read_their_responses_lose_their_connections_and_free_the_c
             s
         })
         .collect();
-    let payload = b"{}";
-    let signed = [("X-Hub-Signature-256", signature(payload, HOOK_SECRET))];
     // A response not taken within the header timeout ends the connection:
     // the cap frees itself while the attackers are still there.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (status, _, body) = watch.http("POST", "/hooks/git", &signed, payload);
-        if status == 202 {
-            break;
-        }
-        assert_eq!(status, 503, "{body}");
-        assert!(
-            Instant::now() < deadline,
-            "the cap was not freed within {WAIT:?}"
-        );
-    }
+    signed_webhook_served(&watch);
     // Their connections were closed by the server.
     for s in &mut attackers {
         s.set_read_timeout(Some(WAIT)).expect("timeout");
@@ -497,105 +492,4 @@ fn zero_intervals_are_refused_with_exit_1() {
             run.stderr
         );
     }
-}
-
-/// A TCP server that accepts and reads, and never answers; reports each
-/// request's first bytes.
-fn black_hole() -> (String, Receiver<Vec<u8>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for mut stream in listener.incoming().map_while(Result::ok) {
-            let mut buf = vec![0u8; 4096];
-            let n = stream.read(&mut buf).unwrap_or(0);
-            let _ = tx.send(buf[..n].to_vec());
-            held.push(stream);
-        }
-    });
-    (addr, rx)
-}
-
-fn assert_prompt_exit(watch: Sidecar, shutdown_timeout: Duration) {
-    let exit = watch.terminate();
-    let (code, took) = (exit.code, exit.took);
-    assert_eq!(code, 0);
-    // The margin the watchdog allows, plus slack for a loaded machine.
-    let limit = shutdown_timeout + Duration::from_millis(2500);
-    assert!(
-        took < limit,
-        "exited {took:?} after SIGTERM (limit {limit:?})"
-    );
-}
-
-#[test]
-fn sigterm_exits_within_the_shutdown_timeout_while_an_api_request_never_answers() {
-    let ws = Workspace::new();
-    ws.write("jobs.d/a.yaml", manifest("Job A"));
-    let (addr, requests) = black_hole();
-    let watch = start_watch(
-        ws.path(),
-        &format!("http://{addr}"),
-        &["--timeout", "1h", "--shutdown-timeout", "500ms"],
-    );
-    let first = requests.recv_timeout(WAIT).expect("an API request");
-    assert!(first.starts_with(b"PUT ") || first.starts_with(b"GET "));
-    assert_prompt_exit(watch, Duration::from_millis(500));
-}
-
-#[test]
-fn sigterm_exits_within_the_shutdown_timeout_while_a_git_fetch_never_answers() {
-    let ws = Workspace::new();
-    let (addr, requests) = black_hole();
-    let fake = Fake::spawn(0);
-    let url = format!("http://{addr}/jobs.git");
-    let watch = start_watch(
-        ws.path(),
-        &fake.url,
-        &["--git", &url, "--shutdown-timeout", "500ms"],
-    );
-    requests.recv_timeout(WAIT).expect("a Git request");
-    assert_prompt_exit(watch, Duration::from_millis(500));
-}
-
-#[test]
-fn sigterm_exits_within_the_shutdown_timeout_while_a_run_blocks_on_a_fifo() {
-    let ws = Workspace::new();
-    ws.write("jobs.d/a.yaml", manifest("Job A"));
-    let fake = Fake::spawn(0);
-    let state = ws.path().join("state.fifo");
-    let c = std::ffi::CString::new(state.to_str().expect("utf-8")).expect("path");
-    // SAFETY: a valid C string.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
-    let mut watch = start_watch(
-        ws.path(),
-        &fake.url,
-        &[
-            "--state",
-            state.to_str().expect("utf-8"),
-            "--shutdown-timeout",
-            "500ms",
-        ],
-    );
-    // Hold the write end once nfcron opens the read end, and never write:
-    // its read blocks. (Should state loading refuse a FIFO instead, the
-    // run ends and the exit is prompt all the same.)
-    let deadline = Instant::now() + WAIT;
-    let _writer = loop {
-        // SAFETY: a valid C string; the descriptor is owned below.
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_NONBLOCK) };
-        if fd >= 0 {
-            // SAFETY: fd was just opened and is owned by nothing else.
-            break Some(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
-        }
-        if watch
-            .poll(Duration::from_millis(10))
-            .is_some_and(|v| v["message"] == "reconciled" || v["message"] == "reconcile failed")
-        {
-            break None;
-        }
-        assert!(Instant::now() < deadline, "nfcron never read the state");
-    };
-    assert_prompt_exit(watch, Duration::from_millis(500));
 }

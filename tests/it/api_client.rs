@@ -1,24 +1,33 @@
-//! The API client against hostile servers, through the real binary: a
-//! small HTTP server made in each test (tests/it/support/hostile_server.rs)
-//! answers with redirects, absurd numbers, endless or huge bodies. Each
-//! run ends with a clear error and exit 1: never a panic (101), a hang,
-//! unbounded memory, a followed redirect, or a flood of server text.
+//! The API client through the real binary.
+//!
+//! - Against hostile servers: a small HTTP server made in each test
+//!   (tests/it/support/hostile_server.rs) answers with redirects, absurd
+//!   numbers, endless or huge bodies. Each run ends with a clear error and
+//!   exit 1: never a panic (101), a hang, unbounded memory, a followed
+//!   redirect, or a flood of server text.
+//! - Against the fake failing in each way the API can, on a 50-job apply:
+//!   the run ends, jobs that got a 2xx are in state and no others, jobs
+//!   that did not are reported failed and the next run applies them, and
+//!   the requests stay within the retry bounds.
+//! - Its settings: tokens, URLs, schemes, proxies and timeouts refused
+//!   before any request, in the user's words.
 
 use crate::common;
+use crate::fake;
 use crate::support::hostile_server as hostile;
+use crate::support::sidecar::Sidecar;
 
-use std::io::{BufRead, BufReader};
+use std::collections::BTreeSet;
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Run, Workspace};
-use hostile::{empty_list, endless, head, put_ok, respond, Hostile, Request};
+use common::{state_ids, Run, Workspace};
+use fake::{Fake, Fault, FaultRule};
+use hostile::{empty_list, endless, huge_error, put_ok, respond, Hostile, Request};
+use hyper::Method;
 use serde_json::Value;
 
 const TOKEN: &str = "nf-hostile-t0ken";
-const WAIT: Duration = Duration::from_secs(30);
 const MANIFEST: &str = "kind: CronJob\nproject: acme\nspec:\n  name: Job A\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"0 3 * * *\"\n  concurrencyPolicy: forbid\n  runtimeEnvironment:\n    DB_PASSWORD: hunter2-secret\n";
 
 fn workspace() -> Workspace {
@@ -57,19 +66,6 @@ fn error_message(run: &Run) -> String {
         .to_string()
 }
 
-fn state_ids(ws: &Workspace) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(ws.path().join(".nfcron/state.json")) else {
-        return Vec::new();
-    };
-    let state: Value = serde_json::from_str(&text).expect("state parses");
-    state["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .map(|j| j["id"].as_str().expect("id").to_string())
-        .collect()
-}
-
 fn count(server: &Hostile, method: &str) -> usize {
     server
         .requests()
@@ -88,7 +84,7 @@ fn api(
     })
 }
 
-// ---- item 4: no redirects ------------------------------------------------
+// ---- redirects ------------------------------------------------------------
 
 #[test]
 fn a_307_on_put_is_not_followed_and_the_job_is_not_recorded_as_applied() {
@@ -273,65 +269,18 @@ fn watch_survives_a_rate_limit_reset_of_u64_max() {
         }
     });
     let ws = workspace();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nfcron"))
-        .current_dir(ws.path())
-        .args([
-            "--log-format",
-            "json",
-            "--log-level",
-            "info",
-            "watch",
-            "--listen",
-            "off",
-        ])
-        .env("NORTHFLANK_API_URL", &server.url)
-        .env("NORTHFLANK_API_TOKEN", TOKEN)
+    let mut watch = Sidecar::builder(ws.path(), &server.url, TOKEN)
         .env_remove("NFCRON_WEBHOOK_SECRET")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start nfcron watch");
-    let (tx, events) = mpsc::channel();
-    let stderr = child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+        .no_listener()
+        .start();
     // The first run reads the absurd headers, then must go on to report.
-    let deadline = Instant::now() + WAIT;
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match events.recv_timeout(left) {
-            Ok(line) if line.contains("\"reconciled\"") => break,
-            Ok(line) => seen.push(line),
-            Err(_) => {
-                let status = child.try_wait().expect("wait");
-                panic!("no `reconciled` within {WAIT:?} (exit {status:?}); saw {seen:#?}");
-            }
-        }
-    }
-    assert!(
-        child.try_wait().expect("wait").is_none(),
-        "watch is still running"
-    );
+    watch.next("reconciled");
+    assert!(watch.running(), "watch is still running");
     assert_eq!(count(&server, "PUT"), 0);
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let deadline = Instant::now() + WAIT;
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status.code();
-        }
-        assert!(Instant::now() < deadline, "watch did not stop on SIGTERM");
-        let _ = events.recv_timeout(Duration::from_millis(50));
-    };
-    assert_eq!(code, Some(0), "watch exits cleanly, not 101");
+    assert_eq!(watch.terminate().code, 0, "watch exits cleanly, not 101");
 }
 
-// ---- item 7: every body read has a cap -----------------------------------
+// ---- every body read has a cap ------------------------------------------
 
 #[test]
 fn an_endless_response_body_fails_with_a_clear_error() {
@@ -388,23 +337,11 @@ fn endless_bodies_at_concurrency_64_stay_within_the_in_flight_cap() {
 /// A 400 whose `message` is 50 MB of text, with a control character to
 /// forge a log line.
 fn fifty_megabyte_error(stream: &mut TcpStream) -> std::io::Result<()> {
-    use std::io::Write;
-    const SIZE: usize = 50 * 1024 * 1024;
-    let start = br#"{"error":{"status":400,"message":"the disk is full\nERROR forged line "#;
-    let end = br#""}}"#;
-    let length = (start.len() + SIZE + end.len()) as u64;
-    head(
+    huge_error(
         stream,
-        400,
-        &[("Content-Type", "application/json")],
-        Some(length),
-    )?;
-    stream.write_all(start)?;
-    let chunk = vec![b'x'; 64 * 1024];
-    for _ in 0..SIZE / chunk.len() {
-        stream.write_all(&chunk)?;
-    }
-    stream.write_all(end)
+        "the disk is full\\nERROR forged line ",
+        50 * 1024 * 1024,
+    )
 }
 
 #[test]
@@ -435,7 +372,7 @@ fn a_50_mb_error_message_is_cut_to_1_kib_everywhere() {
     assert!(state_ids(&ws).is_empty());
 }
 
-// ---- item 12: tokens, URLs, schemes, zero timeouts -----------------------
+// ---- tokens, URLs, schemes, proxies, zero timeouts -----------------------
 
 #[test]
 fn a_token_with_an_inner_newline_is_refused_as_a_token_problem() {
@@ -563,32 +500,6 @@ fn userinfo_in_the_api_url_is_refused_without_echoing_the_password() {
 }
 
 #[test]
-fn env_values_never_show_in_help() {
-    let ws = Workspace::new();
-    let env = [
-        (
-            "NORTHFLANK_API_URL",
-            "https://admin:hunter2-pw@api.example.com",
-        ),
-        ("NORTHFLANK_API_TOKEN", "nf-secret-token-value"),
-        ("NFCRON_PROJECT", "project-from-env-value"),
-        ("NFCRON_STATE", "/state-from-env-value"),
-    ];
-    for command in ["reconcile", "watch", "import", "validate"] {
-        let run = ws.nfcron_env(&[command, "--help"], &env);
-        assert_eq!(run.code, 0, "{command}: {}", run.stderr);
-        for (name, value) in env {
-            assert!(!run.stdout.contains(value), "{command} --help shows {name}");
-        }
-        assert!(
-            run.stdout.contains("[env: NFCRON_PROJECT]"),
-            "{command}: the variable is still named: {}",
-            run.stdout
-        );
-    }
-}
-
-#[test]
 fn a_non_http_scheme_is_refused_as_unsupported_not_as_plain_http() {
     let ws = workspace();
     for url in ["ftp://127.0.0.1/", "file:///tmp/api"] {
@@ -653,4 +564,211 @@ fn a_zero_request_timeout_is_refused() {
     }
     let run = ws.nfcron_env(&["reconcile", "--timeout", "0"], &[]);
     assert_eq!(run.code, 1);
+}
+
+// ---- the fake failing in each way the API can -------------------------------
+
+const JOBS: usize = 50;
+/// One list call for adoption, then one PUT per job.
+const CLEAN_REQUESTS: u64 = 1 + JOBS as u64;
+/// Retries after the first attempt (RetryPolicy::default).
+const MAX_RETRIES: u64 = 8;
+
+fn setup() -> (Workspace, Fake) {
+    let ws = Workspace::new();
+    for i in 0..JOBS {
+        ws.write(
+            &format!("jobs.d/{i:02}.yaml"),
+            common::manifest(&format!("Job {i:02}"), &format!("{} 3 * * *", i % 60)),
+        );
+    }
+    (ws, Fake::spawn(0))
+}
+
+fn reconcile_json(ws: &Workspace, fake: &Fake, args: &[&str]) -> Run {
+    let mut full = vec!["reconcile", "--output", "json"];
+    full.extend_from_slice(args);
+    ws.nfcron_env(
+        &full,
+        &[
+            ("NORTHFLANK_API_URL", fake.url.as_str()),
+            ("NORTHFLANK_API_TOKEN", fake::TOKEN),
+        ],
+    )
+}
+
+/// What the faulty run did.
+struct Survived {
+    /// Requests it sent, retries included.
+    sent: u64,
+    /// Jobs it reported failed (the next run applied them).
+    failed: usize,
+}
+
+/// The checks every fault must pass.
+fn survives(fault: FaultRule, args: &[&str]) -> Survived {
+    let (ws, fake) = setup();
+    fake.inject(fault);
+    let run = reconcile_json(&ws, &fake, args);
+    assert!(
+        run.code == 0 || run.code == 1,
+        "the run ended with {}: {}",
+        run.code,
+        run.stderr
+    );
+    let report = run.json();
+    let failed: BTreeSet<String> = report["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter(|j| j["result"] == "failed")
+        .map(|j| j["id"].as_str().expect("id").to_string())
+        .collect();
+    let applied: BTreeSet<String> = report["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter(|j| j["result"] == "applied")
+        .map(|j| j["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(
+        applied.len() + failed.len(),
+        JOBS,
+        "every job applied or reported failed"
+    );
+    assert_eq!(
+        state_ids(&ws).into_iter().collect::<BTreeSet<_>>(),
+        applied,
+        "state holds exactly the jobs the client saw a 2xx for"
+    );
+    let live: BTreeSet<String> = fake.job_ids("acme").into_iter().collect();
+    assert!(
+        applied.is_subset(&live),
+        "nothing is in state that the API lacks"
+    );
+    assert_eq!(run.code == 0, failed.is_empty());
+    let sent = report["summary"]["api_requests"].as_u64().expect("count");
+    assert!(
+        sent <= CLEAN_REQUESTS * (1 + MAX_RETRIES),
+        "{sent} requests is past the retry bound"
+    );
+
+    // The next run, with the API healthy again, applies exactly the rest.
+    fake.clear_faults();
+    fake.clear_log();
+    let again = reconcile_json(&ws, &fake, &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let puts: BTreeSet<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .filter_map(|r| r.job.clone())
+        .collect();
+    assert_eq!(
+        puts, failed,
+        "the next run PUTs the failed jobs and only those"
+    );
+    assert_eq!(state_ids(&ws).len(), JOBS);
+    Survived {
+        sent,
+        failed: failed.len(),
+    }
+}
+
+fn fault_status(status: u16, retry_after: Option<u64>, times: usize) -> FaultRule {
+    FaultRule {
+        method: Some(Method::PUT),
+        fault: Fault::Status {
+            status,
+            retry_after,
+        },
+        times,
+        after: 0,
+    }
+}
+
+#[test]
+fn rate_limited_with_retry_after() {
+    let run = survives(fault_status(429, Some(1), 8), &[]);
+    assert_eq!(run.sent, CLEAN_REQUESTS + 8, "each 429 costs one retry");
+    assert_eq!(run.failed, 0);
+}
+
+#[test]
+fn rate_limited_without_retry_after() {
+    let run = survives(fault_status(429, None, 8), &[]);
+    assert_eq!(run.sent, CLEAN_REQUESTS + 8);
+    assert_eq!(run.failed, 0);
+}
+
+#[test]
+fn server_errors_500_502_503() {
+    for code in [500, 502, 503] {
+        let run = survives(fault_status(code, None, 6), &[]);
+        assert_eq!(run.sent, CLEAN_REQUESTS + 6, "HTTP {code}");
+        assert_eq!(run.failed, 0, "HTTP {code}");
+    }
+}
+
+#[test]
+fn a_server_error_that_outlasts_the_retry_budget_fails_the_job() {
+    // 200 consecutive 503s: retries run out (time and count), jobs fail,
+    // and the next run applies them.
+    let run = survives(fault_status(503, None, 200), &["--retry-max-time", "2s"]);
+    assert!(run.sent > CLEAN_REQUESTS, "{}", run.sent);
+    assert_eq!(
+        run.failed, JOBS,
+        "no job outlasts 200 consecutive 503s within 2 s"
+    );
+}
+
+#[test]
+fn responses_slower_than_the_timeout() {
+    let fault = FaultRule {
+        method: Some(Method::PUT),
+        fault: Fault::Delay(Duration::from_secs(2)),
+        times: 6,
+        after: 0,
+    };
+    let run = survives(fault, &["--timeout", "300ms"]);
+    assert_eq!(run.sent, CLEAN_REQUESTS + 6, "each timeout costs one retry");
+    assert_eq!(run.failed, 0);
+}
+
+#[test]
+fn dropped_connections_mid_request() {
+    let fault = FaultRule {
+        method: Some(Method::PUT),
+        fault: Fault::Drop,
+        times: 6,
+        after: 0,
+    };
+    let run = survives(fault, &[]);
+    assert!(
+        (CLEAN_REQUESTS + 6..=CLEAN_REQUESTS + 12).contains(&run.sent),
+        "{}",
+        run.sent
+    );
+    assert_eq!(run.failed, 0);
+}
+
+#[test]
+fn the_api_starts_refusing_the_token() {
+    // After 20 good PUTs the token is refused: nothing more is sent.
+    let fault = FaultRule {
+        method: Some(Method::PUT),
+        fault: Fault::Status {
+            status: 401,
+            retry_after: None,
+        },
+        times: 1000,
+        after: 20,
+    };
+    let run = survives(fault, &["--concurrency", "1"]);
+    assert_eq!(
+        run.sent,
+        CLEAN_REQUESTS - (JOBS as u64 - 20) + 1,
+        "one list, 20 PUTs, one refused, then nothing"
+    );
+    assert_eq!(run.failed, JOBS - 20);
 }
