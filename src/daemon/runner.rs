@@ -51,6 +51,25 @@ pub(super) enum Wake {
     Hook,
 }
 
+/// Why a run ends before it reads any manifests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unread {
+    /// The Git fetch failed: the run failed, and is tried again after the
+    /// backoff.
+    FetchFailed,
+    /// `--verify-signatures` refused the tip and no revision was verified
+    /// yet: nothing to apply, and nothing to retry (the next poll or
+    /// webhook fetches again).
+    NothingVerified,
+}
+
+impl Unread {
+    /// Whether the run counts as failed (and is retried).
+    fn failed(self) -> bool {
+        self == Unread::FetchFailed
+    }
+}
+
 pub(super) struct Runner<'a> {
     /// With a PostgreSQL state: this replica's store, which applies only
     /// while it leads.
@@ -133,7 +152,7 @@ impl<'a> Runner<'a> {
         self.client.clear_token_refused();
         let (files, revision) = match self.read_source(work, started).await {
             Ok(read) => read,
-            Err(failed) => return failed,
+            Err(ended) => return ended.failed(),
         };
         if !self.leads() {
             self.stand_by(&files);
@@ -157,13 +176,12 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// The manifests and their revision, or (`Err`) that the run ends
-    /// here, and whether it failed.
+    /// The manifests and their revision, or why the run ends here.
     async fn read_source(
         &mut self,
         work: Pending,
         started: Instant,
-    ) -> Result<(Vec<SourceFile>, Option<String>), bool> {
+    ) -> Result<(Vec<SourceFile>, Option<String>), Unread> {
         let settings = self.settings;
         match &settings.source {
             SourceSettings::Dir(path) => {
@@ -193,9 +211,9 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// Fetches the Git source into `self.snapshot`; `Err` as for
-    /// [`Self::read_source`].
-    async fn fetch(&mut self, git: GitSource, started: Instant) -> Result<(), bool> {
+    /// Fetches the Git source into `self.snapshot`; a refused tip keeps
+    /// the last verified snapshot, if there is one.
+    async fn fetch(&mut self, git: GitSource, started: Instant) -> Result<(), Unread> {
         match off_runtime(move || git.sync()).await {
             Ok(snapshot) => {
                 if self.snapshot.as_ref().map(|s| &s.revision) != Some(&snapshot.revision) {
@@ -210,7 +228,7 @@ impl<'a> Runner<'a> {
                 // Without a verified revision there is nothing to apply;
                 // the next poll or webhook fetches again.
                 match self.snapshot {
-                    None => Err(false),
+                    None => Err(Unread::NothingVerified),
                     Some(_) => Ok(()),
                 }
             }
@@ -227,7 +245,7 @@ impl<'a> Runner<'a> {
                 self.status_failed(format!("fetch failed: {}", chain(&e)), started);
                 // Nothing is planned from a failed fetch: no prune can
                 // follow from it.
-                Err(true)
+                Err(Unread::FetchFailed)
             }
         }
     }
