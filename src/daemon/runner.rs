@@ -370,22 +370,9 @@ impl<'a> Runner<'a> {
         self.shared.set_readiness(readiness);
     }
 
-    /// Why `/readyz` must say no after a run: the Git tip was refused, the
-    /// API refused the token, or part of the source could not be read.
+    /// Why `/readyz` must say no after a run that read `files`.
     fn unready_reason(&self, files: &[SourceFile]) -> Option<NotReady> {
-        if let Some(refusal) = &self.refused {
-            return Some(NotReady::Unverified(refusal.clone()));
-        }
-        if self.metrics.token_refused() {
-            return Some(NotReady::TokenRefused);
-        }
-        files.iter().find_map(|f| match &f.content {
-            Err(ReadProblem::Io(message)) => Some(NotReady::SourceUnreadable {
-                path: f.path.to_string(),
-                message: message.to_string(),
-            }),
-            _ => None,
-        })
+        unready_reason(self.refused.as_ref(), self.metrics.token_refused(), files)
     }
 
     /// Queues what `--notify` receivers and GitHub should hear of `run`.
@@ -641,6 +628,29 @@ impl<'a> Runner<'a> {
     }
 }
 
+/// Why `/readyz` must say no after a run, the first of: the Git tip was
+/// refused (`refused`), the API refused the token, or a file of the source
+/// could not be read (one too large is an invalid manifest, not this).
+fn unready_reason(
+    refused: Option<&Refusal>,
+    token_refused: bool,
+    files: &[SourceFile],
+) -> Option<NotReady> {
+    if let Some(refusal) = refused {
+        return Some(NotReady::Unverified(refusal.clone()));
+    }
+    if token_refused {
+        return Some(NotReady::TokenRefused);
+    }
+    files.iter().find_map(|f| match &f.content {
+        Err(ReadProblem::Io(message)) => Some(NotReady::SourceUnreadable {
+            path: f.path.to_string(),
+            message: message.to_string(),
+        }),
+        _ => None,
+    })
+}
+
 /// The line that says what a run did, and one per invalid manifest.
 fn log_run(run: &reconcile::RunReport, seconds: f64) {
     let rejected = run.plan.count(plan::Action::Rejected)
@@ -665,5 +675,45 @@ fn log_run(run: &reconcile::RunReport, seconds: f64) {
     );
     for d in run.catalog.diagnostics.iter().filter(|d| d.is_error()) {
         tracing::error!(target: LOG, file = %d.file, line = d.pos.line, path = %d.path, code = %d.code, "{}", d.message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::verify::Reason;
+
+    fn file(path: &str, content: Result<&str, ReadProblem>) -> SourceFile {
+        SourceFile {
+            path: path.into(),
+            content: content.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn readiness_names_the_first_thing_a_restart_cannot_cure() {
+        let refusal = Refusal {
+            commit: "abc123".into(),
+            reason: Reason::Unsigned,
+        };
+        let good = file("a.yaml", Ok("kind: CronJob"));
+        let large = file("big.yaml", Err(ReadProblem::TooLarge { bytes: 1 << 30 }));
+        let io = |path: &str| file(path, Err(ReadProblem::Io("permission denied".into())));
+        // A file too large is an invalid manifest: the run says so, ready.
+        assert_eq!(unready_reason(None, false, &[good.clone(), large]), None);
+        let files = [good, io("b.yaml"), io("c.yaml")];
+        let unreadable = NotReady::SourceUnreadable {
+            path: "b.yaml".into(),
+            message: "permission denied".into(),
+        };
+        assert_eq!(unready_reason(None, false, &files), Some(unreadable));
+        assert_eq!(
+            unready_reason(None, true, &files),
+            Some(NotReady::TokenRefused)
+        );
+        assert_eq!(
+            unready_reason(Some(&refusal), true, &files),
+            Some(NotReady::Unverified(refusal.clone()))
+        );
     }
 }
