@@ -504,6 +504,15 @@ fn log(
 mod tests {
     use super::*;
     use crate::api::Call;
+    use crate::manifest::Body;
+    use crate::plan::{self, Inputs};
+    use crate::secret::{Keyed, Redacted};
+    use crate::state::{Record, State};
+    use crate::store::memory::MemoryStore;
+    use crate::store::Held;
+    use serde_json::json;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::atomic::AtomicUsize;
 
     fn status(status: u16) -> ApiError {
         ApiError::Status {
@@ -545,5 +554,276 @@ mod tests {
             call,
             timeout: Duration::from_secs(1)
         }));
+    }
+
+    fn key(id: &str) -> JobKey {
+        JobKey {
+            team: None,
+            project: "p".into(),
+            id: id.into(),
+        }
+    }
+
+    fn desired(id: &str) -> Desired {
+        let spec = json!({"name": id, "schedule": "5 3 * * *"});
+        Desired {
+            key: key(id),
+            name: id.into(),
+            file: "jobs.yaml".into(),
+            shown: Redacted::assume(&spec),
+            digest: format!("{id}|1"),
+            spec: Body::of(&spec),
+        }
+    }
+
+    /// Creates for `new`, deletes (under --prune) for `gone`, in that
+    /// order in the plan's steps.
+    fn plan_of(new: &[Desired], gone: &[&str]) -> Plan {
+        let recorded = State {
+            jobs: gone
+                .iter()
+                .map(|id| (key(id), desired(id).record("t", None)))
+                .collect::<BTreeMap<JobKey, Record>>(),
+            ..State::default()
+        };
+        let live = BTreeMap::new();
+        let unverified = BTreeSet::new();
+        let inputs = Inputs {
+            desired: new,
+            invalid: &[],
+            recorded: &recorded,
+            problems: &[],
+            live: &live,
+            unverified: &unverified,
+        };
+        let options = plan::Options {
+            prune: true,
+            allow_empty: true,
+            max_deletions: 10,
+        };
+        plan::plan(inputs, options)
+    }
+
+    fn call() -> Call {
+        Call {
+            method: "PUT",
+            path: "/v1/projects/p/jobs/cron".into(),
+            job: None,
+        }
+    }
+
+    /// How the fake answers a job: with this error.
+    type Answer = fn() -> ApiError;
+
+    /// Every call in order; a job id may be answered with an error.
+    #[derive(Clone, Default)]
+    struct FakeApi {
+        calls: Arc<Mutex<Vec<String>>>,
+        answers: Arc<BTreeMap<String, Answer>>,
+    }
+
+    impl FakeApi {
+        fn answering(answers: &[(&str, Answer)]) -> FakeApi {
+            FakeApi {
+                answers: Arc::new(answers.iter().map(|(id, e)| (id.to_string(), *e)).collect()),
+                ..FakeApi::default()
+            }
+        }
+
+        fn answer(&self, call: String, id: &str) -> Result<(), ApiError> {
+            self.calls.lock().expect("fake").push(call);
+            self.answers.get(id).map_or(Ok(()), |e| Err(e()))
+        }
+
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().expect("fake").clone()
+        }
+    }
+
+    impl Api for FakeApi {
+        fn requests_sent(&self) -> u64 {
+            self.calls().len() as u64
+        }
+
+        async fn put_cron_job(
+            &self,
+            key: &JobKey,
+            _spec: &serde_json::value::RawValue,
+            _shown: &serde_json::value::RawValue,
+        ) -> Result<(), ApiError> {
+            self.answer(format!("PUT {}", key.id), &key.id)
+        }
+
+        async fn get_job(&self, _key: &JobKey) -> Result<Option<serde_json::Value>, ApiError> {
+            unreachable!("apply reads nothing")
+        }
+
+        async fn get_job_part(
+            &self,
+            _key: &JobKey,
+            _what: &str,
+        ) -> Result<Option<serde_json::Value>, ApiError> {
+            unreachable!("apply reads nothing")
+        }
+
+        async fn delete_job(&self, key: &JobKey) -> Result<(), ApiError> {
+            self.answer(format!("DELETE {}", key.id), &key.id)
+        }
+
+        async fn list_jobs(
+            &self,
+            _team: Option<&str>,
+            _project: &str,
+        ) -> Result<Vec<serde_json::Value>, ApiError> {
+            unreachable!("apply lists nothing")
+        }
+    }
+
+    /// A memory store whose lock is lost after `leads_for` fences.
+    struct Fenced {
+        inner: MemoryStore,
+        leads_for: usize,
+        fences: AtomicUsize,
+    }
+
+    impl Store for Fenced {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        fn lock(&self) -> Result<Held, StateError> {
+            self.inner.lock()
+        }
+        fn load(&self) -> Result<Option<State>, StateError> {
+            self.inner.load()
+        }
+        fn key(&self, create: bool) -> Result<Keyed, StateError> {
+            self.inner.key(create)
+        }
+        fn stored_key(&self) -> Result<Option<Keyed>, StateError> {
+            self.inner.stored_key()
+        }
+        fn set_key(&self, key: &Keyed) -> Result<(), StateError> {
+            self.inner.set_key(key)
+        }
+        fn commit(&self, changes: &[Change]) -> Result<(), StateError> {
+            self.inner.commit(changes)
+        }
+        fn fence(&self) -> Result<(), StateError> {
+            if self.fences.fetch_add(1, Ordering::SeqCst) < self.leads_for {
+                return Ok(());
+            }
+            Err(StateError::Write {
+                path: "memory".into(),
+                source: std::io::Error::other("the lock is lost"),
+            })
+        }
+    }
+
+    fn memory() -> MemoryStore {
+        MemoryStore::new(None, Keyed::new([7; 32]))
+    }
+
+    fn apply(api: &FakeApi, store: Arc<dyn Store>, plan: &Plan, desired: &[Desired]) -> Applied {
+        let applier = Applier {
+            client: api,
+            store,
+            concurrency: 1,
+            revision: Some("r1"),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(applier.apply(plan, desired, Vec::new()))
+    }
+
+    #[test]
+    fn writes_go_in_plan_order_deletes_last_each_committed_as_it_returns() {
+        let new = [desired("a"), desired("b")];
+        let plan = plan_of(&new, &["old"]);
+        let (api, store) = (FakeApi::default(), Arc::new(memory()));
+        let applied = apply(&api, store.clone(), &plan, &new);
+        assert_eq!(api.calls(), ["PUT a", "PUT b", "DELETE old"]);
+        assert_eq!(applied.outcomes, vec![Outcome::Applied; 3]);
+        // With --concurrency 1 no write waits for another's commit: one
+        // commit each.
+        assert_eq!(store.commits().len(), 3);
+        assert_eq!(applied.durable.len(), 3);
+        assert!(applied.unrecorded.is_empty());
+        let state = store.state().expect("a state");
+        assert_eq!(state.jobs[&key("a")].revision.as_deref(), Some("r1"));
+        assert!(!state.jobs.contains_key(&key("old")));
+    }
+
+    #[test]
+    fn a_replica_that_lost_its_lock_sends_nothing_more() {
+        let new = [desired("a"), desired("b")];
+        let plan = plan_of(&new, &["old"]);
+        let api = FakeApi::default();
+        let store = Arc::new(Fenced {
+            inner: memory(),
+            leads_for: 1,
+            fences: AtomicUsize::new(0),
+        });
+        let applied = apply(&api, store, &plan, &new);
+        assert_eq!(api.calls(), ["PUT a"]);
+        assert_eq!(
+            applied.outcomes,
+            [
+                Outcome::Applied,
+                Outcome::NotAttempted,
+                Outcome::NotAttempted
+            ]
+        );
+    }
+
+    #[test]
+    fn the_first_failed_save_stops_the_run_and_keeps_the_write_as_unrecorded() {
+        let new = [desired("a"), desired("b")];
+        let plan = plan_of(&new, &["old"]);
+        let (api, store) = (FakeApi::default(), Arc::new(memory()));
+        store.fail_commits(1);
+        let applied = apply(&api, store.clone(), &plan, &new);
+        assert_eq!(api.calls(), ["PUT a"]);
+        assert!(matches!(
+            applied.outcomes[0],
+            Outcome::Failed(Failure::NotRecorded(_))
+        ));
+        assert_eq!(applied.outcomes[1..], vec![Outcome::NotAttempted; 2]);
+        assert!(applied.durable.is_empty());
+        assert!(matches!(&applied.unrecorded[..], [Change::Applied(k, _)] if *k == key("a")));
+    }
+
+    #[test]
+    fn a_permanent_refusal_is_rejected_and_recorded_the_rest_failed_and_not() {
+        let new = [desired("a"), desired("b"), desired("c"), desired("d")];
+        let plan = plan_of(&new, &[]);
+        let api = FakeApi::answering(&[
+            ("a", || status(422)),
+            ("b", || status(503)),
+            ("c", || status(429)),
+            ("d", || ApiError::RateLimited {
+                call: call(),
+                reset_in: Duration::from_secs(60),
+            }),
+        ]);
+        let store = Arc::new(memory());
+        let applied = apply(&api, store.clone(), &plan, &new);
+        // A failure stops nothing: every write is sent.
+        assert_eq!(api.calls(), ["PUT a", "PUT b", "PUT c", "PUT d"]);
+        let kinds: Vec<&str> = applied
+            .outcomes
+            .iter()
+            .map(|o| match o {
+                Outcome::Rejected(_) => "rejected",
+                Outcome::Failed(Failure::Api(_)) => "failed",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["rejected", "failed", "failed", "failed"]);
+        // Only the refusal is recorded, with its status and digest.
+        let commits = store.commits();
+        assert!(matches!(&commits[..], [c] if matches!(&c[..],
+                [Change::Rejected(k, r)] if *k == key("a") && r.status == 422 && r.digest == "a|1")));
     }
 }

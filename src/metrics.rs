@@ -96,7 +96,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let metrics = Metrics {
+        let mut metrics = Metrics {
             registry: Registry::default(),
             runs: Family::default(),
             duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
@@ -125,35 +125,31 @@ impl Metrics {
         // Nothing refused yet.
         metrics.source_verified.set(1);
         // The exposition lists families in the order they are registered.
-        let mut registry = Registry::default();
-        metrics.register_reconcile(&mut registry);
-        metrics.register_api(&mut registry);
-        metrics.register_last_success(&mut registry);
-        metrics.register_sidecar(&mut registry);
-        Metrics {
-            registry,
-            ..metrics
-        }
+        metrics.register_reconcile();
+        metrics.register_api();
+        metrics.register_last_success();
+        metrics.register_sidecar();
+        metrics
     }
 
     /// Runs, their duration, the jobs they leave and the drift they find.
-    fn register_reconcile(&self, registry: &mut Registry) {
-        registry.register(
+    fn register_reconcile(&mut self) {
+        self.registry.register(
             "nfcron_reconcile_runs",
             "Reconcile runs by result",
             self.runs.clone(),
         );
-        registry.register(
+        self.registry.register(
             "nfcron_reconcile_duration_seconds",
             "Wall time of reconcile runs",
             self.duration.clone(),
         );
-        registry.register(
+        self.registry.register(
             "nfcron_jobs",
             "Managed jobs by state after the last run",
             self.jobs.clone(),
         );
-        registry.register(
+        self.registry.register(
             "nfcron_drift_detected",
             "Jobs found drifted by live reads",
             self.drift.clone(),
@@ -161,18 +157,18 @@ impl Metrics {
     }
 
     /// The Northflank API: requests and the rate-limit budget.
-    fn register_api(&self, registry: &mut Registry) {
-        registry.register(
+    fn register_api(&mut self) {
+        self.registry.register(
             "nfcron_api_requests",
             "Northflank API requests sent, by method and status",
             self.api_requests.clone(),
         );
-        registry.register(
+        self.registry.register(
             "nfcron_api_ratelimit_remaining",
             "x-ratelimit-remaining of the last API response",
             self.ratelimit_remaining.clone(),
         );
-        registry.register(
+        self.registry.register(
             "nfcron_api_ratelimit_limit",
             "x-ratelimit-limit of the last API response (the budget of a window; alert on remaining below a share of it)",
             self.ratelimit_limit.clone(),
@@ -180,13 +176,13 @@ impl Metrics {
     }
 
     /// The last successful reconcile: when, and from which revision.
-    fn register_last_success(&self, registry: &mut Registry) {
-        registry.register(
+    fn register_last_success(&mut self) {
+        self.registry.register(
             "nfcron_last_success_timestamp_seconds",
             "Unix time of the last successful reconcile",
             self.last_success.clone(),
         );
-        registry.register(
+        self.registry.register(
             "nfcron_source_revision_info",
             "The source revision last reconciled",
             self.revision.clone(),
@@ -195,33 +191,33 @@ impl Metrics {
 
     /// The sidecar's own health: its listener, the token, leadership,
     /// deliveries and the source's signature.
-    fn register_sidecar(&self, registry: &mut Registry) {
-        registry.register(
+    fn register_sidecar(&mut self) {
+        self.registry.register(
             "nfcron_http_refused",
             "Listener requests refused, by reason",
             self.http_refused.clone(),
         );
-        registry.register(
+        self.registry.register(
             "nfcron_token_refused",
             "1 while the API refuses the token (its last answer to us was a 401), else 0",
             self.token_refused.clone(),
         );
-        registry.register(
+        self.registry.register(
             "nfcron_leader",
             "1 while this replica leads (applies), 0 while it stands by; 1 without a shared (PostgreSQL) state",
             self.leader.clone(),
         );
-        registry.register(
+        self.registry.register(
             "nfcron_notifications",
             "Notifications (--notify) by result: sent, failed (after retries), dropped (queue full)",
             self.notifications.clone(),
         );
-        registry.register(
+        self.registry.register(
             "nfcron_github_statuses",
             "GitHub commit statuses (--github-status) by result: sent, failed, dropped",
             self.github_statuses.clone(),
         );
-        registry.register(
+        self.registry.register(
             "nfcron_source_verified",
             "0 while the Git source's tip is refused by --verify-signatures (the last verified revision stays applied), else 1; 1 without --verify-signatures",
             self.source_verified.clone(),
@@ -426,6 +422,45 @@ pub fn to_text_004(openmetrics: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_exposition_lists_every_family_in_registration_order() {
+        // Dashboards diff scrapes: the families, their types and their
+        // order are part of the interface.
+        let m = Metrics::new();
+        // A family is listed once it has a series.
+        for family in [&m.runs, &m.api_requests, &m.http_refused] {
+            family.get_or_create(&vec![("k".into(), "v".into())]).inc();
+        }
+        for family in [&m.jobs, &m.revision] {
+            family.get_or_create(&vec![("k".into(), "v".into())]).set(1);
+        }
+        let text = m.render(Format::OpenMetrics);
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .collect();
+        assert_eq!(
+            families,
+            [
+                "nfcron_reconcile_runs counter",
+                "nfcron_reconcile_duration_seconds histogram",
+                "nfcron_jobs gauge",
+                "nfcron_drift_detected counter",
+                "nfcron_api_requests counter",
+                "nfcron_api_ratelimit_remaining gauge",
+                "nfcron_api_ratelimit_limit gauge",
+                "nfcron_last_success_timestamp_seconds gauge",
+                "nfcron_source_revision_info gauge",
+                "nfcron_http_refused counter",
+                "nfcron_token_refused gauge",
+                "nfcron_leader gauge",
+                "nfcron_notifications counter",
+                "nfcron_github_statuses counter",
+                "nfcron_source_verified gauge",
+            ]
+        );
+    }
 
     #[test]
     fn negotiation_follows_the_accept_header() {

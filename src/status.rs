@@ -649,4 +649,118 @@ mod tests {
         ));
         assert!(board.view().budget.is_none(), "no answer, no budget");
     }
+
+    /// A run with a step of every kind and every outcome, ids a to m.
+    fn every_kind() -> RunReport {
+        let delete = || Kind::Delete {
+            changes: Vec::new(),
+        };
+        let refused = crate::apply::Failure::Api(Arc::new(crate::api::ApiError::Status {
+            call: Box::new(crate::api::Call {
+                method: "PUT",
+                path: "/v1/projects/acme/jobs/cron".into(),
+                job: Some("x".into()),
+            }),
+            status: 422,
+            message: "bad".into(),
+            id: None,
+            details: None,
+            retry_after: None,
+        }));
+        let write = || Write {
+            desired: 0,
+            changes: Vec::new(),
+            renamed_from: None,
+            next_runs: Vec::new(),
+            suspended: false,
+            drift: None,
+        };
+        report(
+            vec![
+                (step("a", Kind::Create(write())), Outcome::Applied),
+                (
+                    step("b", Kind::Update(write())),
+                    Outcome::Failed(refused.clone()),
+                ),
+                (step("c", Kind::Update(write())), Outcome::Rejected(refused)),
+                (step("d", Kind::Update(write())), Outcome::NotAttempted),
+                (step("e", delete()), Outcome::Applied),
+                (step("f", delete()), Outcome::NotAttempted),
+                (step("g", delete()), Outcome::Planned),
+                (step("h", Kind::Orphan), Outcome::Skipped),
+                (
+                    step(
+                        "i",
+                        Kind::Invalid {
+                            reason: "no schedule".into(),
+                        },
+                    ),
+                    Outcome::Skipped,
+                ),
+                (step("j", Kind::Unverified { desired: 0 }), Outcome::Skipped),
+                (
+                    step(
+                        "k",
+                        Kind::Rejected {
+                            desired: 0,
+                            status: 400,
+                            message: "no".into(),
+                        },
+                    ),
+                    Outcome::Skipped,
+                ),
+                (step("l", unchanged(Some(Drift::Missing))), Outcome::Skipped),
+                (step("m", unchanged(None)), Outcome::Skipped),
+            ],
+            1,
+        )
+    }
+
+    #[test]
+    fn every_kind_of_step_and_outcome_gets_its_state_and_detail() {
+        let run = every_kind();
+        let mut board = Board::new(Source::Dir("jobs.d".into()));
+        board.ran(&run, Duration::ZERO, &RateLimit::default());
+        let rows: Vec<(String, JobState, Option<String>)> = board
+            .view()
+            .rows
+            .iter()
+            .map(|r| (r.job.clone().expect("job"), r.state, r.detail.clone()))
+            .collect();
+        let not_sent = "not sent: the run stopped when the state file could not be written";
+        let refusal = "PUT /v1/projects/acme/jobs/cron (job x): HTTP 422: bad";
+        // The deleted job (e) is no row; problems first.
+        let expected = [
+            ("b", JobState::Failed, Some(refusal)),
+            ("d", JobState::Failed, Some(not_sent)),
+            ("f", JobState::Failed, Some(not_sent)),
+            ("c", JobState::Rejected, Some(refusal)),
+            (
+                "k",
+                JobState::Rejected,
+                Some("HTTP 400: no (not sent again until the manifest changes)"),
+            ),
+            ("i", JobState::Invalid, Some("no schedule")),
+            (
+                "l",
+                JobState::Drifted,
+                Some("missing live: deleted outside nfcron"),
+            ),
+            (
+                "j",
+                JobState::Unverified,
+                Some("may exist live: not written until a run has read it"),
+            ),
+            ("g", JobState::Orphaned, Some("to be deleted")),
+            (
+                "h",
+                JobState::Orphaned,
+                Some("no manifest names it; kept (--prune is off)"),
+            ),
+            ("a", JobState::InSync, None),
+            ("m", JobState::InSync, None),
+        ]
+        .map(|(id, state, detail)| (format!("acme/{id}"), state, detail.map(str::to_string)));
+        assert_eq!(rows, expected);
+    }
 }

@@ -51,6 +51,25 @@ pub(super) enum Wake {
     Hook,
 }
 
+/// Why a run ends before it reads any manifests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unread {
+    /// The Git fetch failed: the run failed, and is tried again after the
+    /// backoff.
+    FetchFailed,
+    /// `--verify-signatures` refused the tip and no revision was verified
+    /// yet: nothing to apply, and nothing to retry (the next poll or
+    /// webhook fetches again).
+    NothingVerified,
+}
+
+impl Unread {
+    /// Whether the run counts as failed (and is retried).
+    fn failed(self) -> bool {
+        self == Unread::FetchFailed
+    }
+}
+
 pub(super) struct Runner<'a> {
     /// With a PostgreSQL state: this replica's store, which applies only
     /// while it leads.
@@ -133,7 +152,7 @@ impl<'a> Runner<'a> {
         self.client.clear_token_refused();
         let (files, revision) = match self.read_source(work, started).await {
             Ok(read) => read,
-            Err(failed) => return failed,
+            Err(ended) => return ended.failed(),
         };
         if !self.leads() {
             self.stand_by(&files);
@@ -157,13 +176,12 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// The manifests and their revision, or (`Err`) that the run ends
-    /// here, and whether it failed.
+    /// The manifests and their revision, or why the run ends here.
     async fn read_source(
         &mut self,
         work: Pending,
         started: Instant,
-    ) -> Result<(Vec<SourceFile>, Option<String>), bool> {
+    ) -> Result<(Vec<SourceFile>, Option<String>), Unread> {
         let settings = self.settings;
         match &settings.source {
             SourceSettings::Dir(path) => {
@@ -193,9 +211,9 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// Fetches the Git source into `self.snapshot`; `Err` as for
-    /// [`Self::read_source`].
-    async fn fetch(&mut self, git: GitSource, started: Instant) -> Result<(), bool> {
+    /// Fetches the Git source into `self.snapshot`; a refused tip keeps
+    /// the last verified snapshot, if there is one.
+    async fn fetch(&mut self, git: GitSource, started: Instant) -> Result<(), Unread> {
         match off_runtime(move || git.sync()).await {
             Ok(snapshot) => {
                 if self.snapshot.as_ref().map(|s| &s.revision) != Some(&snapshot.revision) {
@@ -210,7 +228,7 @@ impl<'a> Runner<'a> {
                 // Without a verified revision there is nothing to apply;
                 // the next poll or webhook fetches again.
                 match self.snapshot {
-                    None => Err(false),
+                    None => Err(Unread::NothingVerified),
                     Some(_) => Ok(()),
                 }
             }
@@ -227,7 +245,7 @@ impl<'a> Runner<'a> {
                 self.status_failed(format!("fetch failed: {}", chain(&e)), started);
                 // Nothing is planned from a failed fetch: no prune can
                 // follow from it.
-                Err(true)
+                Err(Unread::FetchFailed)
             }
         }
     }
@@ -339,22 +357,9 @@ impl<'a> Runner<'a> {
         self.shared.set_readiness(readiness);
     }
 
-    /// Why `/readyz` must say no after a run: the Git tip was refused, the
-    /// API refused the token, or part of the source could not be read.
+    /// Why `/readyz` must say no after a run that read `files`.
     fn unready_reason(&self, files: &[SourceFile]) -> Option<NotReady> {
-        if let Some(refusal) = &self.refused {
-            return Some(NotReady::Unverified(refusal.clone()));
-        }
-        if self.metrics.token_refused() {
-            return Some(NotReady::TokenRefused);
-        }
-        files.iter().find_map(|f| match &f.content {
-            Err(ReadProblem::Io(message)) => Some(NotReady::SourceUnreadable {
-                path: f.path.to_string(),
-                message: message.to_string(),
-            }),
-            _ => None,
-        })
+        unready_reason(self.refused.as_ref(), self.metrics.token_refused(), files)
     }
 
     /// Queues what `--notify` receivers and GitHub should hear of `run`.
@@ -610,6 +615,29 @@ impl<'a> Runner<'a> {
     }
 }
 
+/// Why `/readyz` must say no after a run, the first of: the Git tip was
+/// refused (`refused`), the API refused the token, or a file of the source
+/// could not be read (one too large is an invalid manifest, not this).
+fn unready_reason(
+    refused: Option<&Refusal>,
+    token_refused: bool,
+    files: &[SourceFile],
+) -> Option<NotReady> {
+    if let Some(refusal) = refused {
+        return Some(NotReady::Unverified(refusal.clone()));
+    }
+    if token_refused {
+        return Some(NotReady::TokenRefused);
+    }
+    files.iter().find_map(|f| match &f.content {
+        Err(ReadProblem::Io(message)) => Some(NotReady::SourceUnreadable {
+            path: f.path.to_string(),
+            message: message.to_string(),
+        }),
+        _ => None,
+    })
+}
+
 /// The line that says what a run did, and one per invalid manifest.
 fn log_run(run: &reconcile::RunReport, seconds: f64) {
     let rejected = run.plan.count(plan::Action::Rejected)
@@ -634,5 +662,45 @@ fn log_run(run: &reconcile::RunReport, seconds: f64) {
     );
     for d in run.catalog.diagnostics.iter().filter(|d| d.is_error()) {
         tracing::error!(target: LOG, file = %d.file, line = d.pos.line, path = %d.path, code = %d.code, "{}", d.message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::verify::Reason;
+
+    fn file(path: &str, content: Result<&str, ReadProblem>) -> SourceFile {
+        SourceFile {
+            path: path.into(),
+            content: content.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn readiness_names_the_first_thing_a_restart_cannot_cure() {
+        let refusal = Refusal {
+            commit: "abc123".into(),
+            reason: Reason::Unsigned,
+        };
+        let good = file("a.yaml", Ok("kind: CronJob"));
+        let large = file("big.yaml", Err(ReadProblem::TooLarge { bytes: 1 << 30 }));
+        let io = |path: &str| file(path, Err(ReadProblem::Io("permission denied".into())));
+        // A file too large is an invalid manifest: the run says so, ready.
+        assert_eq!(unready_reason(None, false, &[good.clone(), large]), None);
+        let files = [good, io("b.yaml"), io("c.yaml")];
+        let unreadable = NotReady::SourceUnreadable {
+            path: "b.yaml".into(),
+            message: "permission denied".into(),
+        };
+        assert_eq!(unready_reason(None, false, &files), Some(unreadable));
+        assert_eq!(
+            unready_reason(None, true, &files),
+            Some(NotReady::TokenRefused)
+        );
+        assert_eq!(
+            unready_reason(Some(&refusal), true, &files),
+            Some(NotReady::Unverified(refusal.clone()))
+        );
     }
 }

@@ -520,4 +520,67 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("Body(45 bytes)"), "{shown}");
     }
+
+    /// Envelopes with every problem the envelope check reports, and the
+    /// YAML events a document, an alias and a collection end make.
+    const ENVELOPES: &[&str] = &[
+        "[1, 2]\n",
+        "apiVersion: nfcron/v2\nkind: Job\nteam: Acme\nproject: p_q\nextra: 1\nspec:\n  name: a\n  schedule: '5 3 * * *'\n",
+        "project: p\nspec:\n  name: a\n",
+        "kind: CronJob\nteam: null\nproject: null\nspec:\n  name: a\n",
+        "kind: CronJob\nteam: 3\nproject: [p]\n",
+        "kind: CronJob\nproject: p\n",
+        "kind: CronJob\nproject: p\nspec: &s\n  name: a\nother: *s\n",
+        "kind: CronJob\nproject: p\nspec:\n  name: *nope\n",
+        "kind: CronJob\nproject: p\nspec:\n  runtimeEnvironment: &e {A: x}\n  description: *e\n",
+        "---\nkind: CronJob\nproject: p\nspec: {name: b, schedule: '5 3 * * *'}\n---\nkind: CronJob\nspec: {name: c}\n",
+    ];
+
+    fn envelope_diagnostics(default_project: Option<&str>) -> String {
+        let files: Vec<SourceFile> = ENVELOPES
+            .iter()
+            .enumerate()
+            .map(|(i, text)| SourceFile {
+                path: format!("{i}.yaml"),
+                content: Ok(text.to_string()),
+            })
+            .collect();
+        let lookup = |_: &str| None;
+        let catalog = load(
+            &files,
+            &LoadOptions {
+                default_project,
+                require_env: false,
+                lookup: &lookup,
+                allow_unknown_fields: false,
+            },
+        );
+        let mut out = String::new();
+        for d in &catalog.diagnostics {
+            out.push_str(&format!(
+                "{}:{}:{} {:?} {:?} {} {:?}: {}\n",
+                d.file,
+                d.pos.line,
+                d.pos.column,
+                d.severity,
+                d.code,
+                d.path,
+                d.sensitive,
+                d.message
+            ));
+        }
+        for j in &catalog.jobs {
+            out.push_str(&format!("{:?} {} {:?}\n", j.key, j.valid, j.name));
+        }
+        out
+    }
+
+    /// Every diagnostic, its place and words, and the key each job gets;
+    /// the snapshot was taken before `envelope` and `Builder::event` were
+    /// split.
+    #[test]
+    fn envelope_problems_read_as_their_snapshot() {
+        let out = envelope_diagnostics(None) + "=====\n" + &envelope_diagnostics(Some("dflt"));
+        insta::assert_snapshot!("envelope_diagnostics", out);
+    }
 }

@@ -793,4 +793,205 @@ mod tests {
             ]
         );
     }
+
+    fn step(id: Option<&str>, file: &str, kind: Kind) -> Step {
+        Step {
+            key: id.map(|id| JobKey {
+                team: None,
+                project: "p".into(),
+                id: id.into(),
+            }),
+            name: id.map(str::to_string),
+            file: Some(file.into()),
+            kind,
+        }
+    }
+
+    fn write(changes: Vec<Change>, renamed: Option<&str>, suspended: bool) -> Write {
+        Write {
+            desired: 0,
+            changes,
+            renamed_from: renamed.map(str::to_string),
+            next_runs: match suspended {
+                true => Vec::new(),
+                false => vec!["2026-11-29T03:05:00Z".into(), "2026-11-30T03:05:00Z".into()],
+            },
+            suspended,
+            drift: None,
+        }
+    }
+
+    fn change(path: &str, before: Option<Json>, after: Option<Json>) -> Change {
+        Change {
+            path: path.into(),
+            before,
+            after,
+        }
+    }
+
+    fn api_failure(status: u16) -> crate::apply::Failure {
+        crate::apply::Failure::Api(std::sync::Arc::new(crate::api::ApiError::Status {
+            call: Box::new(crate::api::Call {
+                method: "PUT",
+                path: "/v1/projects/p/jobs/cron".into(),
+                job: Some("x".into()),
+            }),
+            status,
+            message: "no | good\nat all".into(),
+            id: None,
+            details: None,
+            retry_after: None,
+        }))
+    }
+
+    /// A step of every kind.
+    fn every_step() -> Vec<Step> {
+        let schedule = change("schedule", None, Some(json!("5 3 * * *")));
+        let described = change("description", Some(json!("a")), Some(json!("b")));
+        let mut corrects = write(vec![described.clone()], None, false);
+        corrects.drift = Some(Drift::Changed(vec![described.clone()]));
+        vec![
+            step(
+                Some("a"),
+                "a.yaml",
+                Kind::Create(write(vec![schedule.clone()], None, false)),
+            ),
+            step(
+                Some("b"),
+                "b.yaml",
+                Kind::Update(write(vec![described.clone()], Some("old-b"), true)),
+            ),
+            step(Some("c"), "c.yaml", Kind::Update(corrects)),
+            step(
+                Some("d"),
+                "d.yaml",
+                Kind::Unchanged {
+                    desired: 0,
+                    drift: Some(Drift::Changed(vec![described.clone()])),
+                },
+            ),
+            step(
+                Some("e"),
+                "e.yaml",
+                Kind::Unchanged {
+                    desired: 0,
+                    drift: Some(Drift::Missing),
+                },
+            ),
+            step(
+                Some("f"),
+                "f.yaml",
+                Kind::Unchanged {
+                    desired: 0,
+                    drift: None,
+                },
+            ),
+            step(
+                Some("g"),
+                "g.yaml",
+                Kind::Delete {
+                    changes: vec![change("schedule", Some(json!("1 * * * *")), None)],
+                },
+            ),
+            step(Some("h"), "h.yaml", Kind::Orphan),
+            step(
+                None,
+                "i.yaml",
+                Kind::Invalid {
+                    reason: "spec.schedule: not a | cron".into(),
+                },
+            ),
+            step(Some("j"), "j.yaml", Kind::Unverified { desired: 0 }),
+            step(
+                Some("k"),
+                "k.yaml",
+                Kind::Rejected {
+                    desired: 0,
+                    status: 422,
+                    message: "bad image".into(),
+                },
+            ),
+            step(
+                Some("l"),
+                "l.yaml",
+                Kind::Create(write(vec![schedule.clone()], None, false)),
+            ),
+            step(
+                Some("m"),
+                "m.yaml",
+                Kind::Create(write(vec![schedule], None, false)),
+            ),
+        ]
+    }
+
+    /// A step of every kind, and every outcome a step can have.
+    fn every_kind(prune_blocked: bool) -> (Plan, Vec<Outcome>) {
+        let steps = every_step();
+        let outcomes = vec![
+            Outcome::Applied,
+            Outcome::Failed(api_failure(503)),
+            Outcome::Applied,
+            Outcome::Skipped,
+            Outcome::Skipped,
+            Outcome::Skipped,
+            Outcome::NotAttempted,
+            Outcome::Skipped,
+            Outcome::Skipped,
+            Outcome::Skipped,
+            Outcome::Skipped,
+            Outcome::Rejected(api_failure(422)),
+            Outcome::NotAttempted,
+        ];
+        let blocks = match prune_blocked {
+            true => vec![PruneBlock {
+                file: "x|y.yaml".into(),
+                reason: "cannot parse".into(),
+            }],
+            false => Vec::new(),
+        };
+        let plan = Plan {
+            steps,
+            prune_blocked: blocks,
+            ..Plan::default()
+        };
+        (plan, outcomes)
+    }
+
+    /// Every renderer the plan has, on every kind of step: text (plain and
+    /// coloured), Markdown and GitHub commands, applied and dry-run.
+    fn render_every_kind() -> String {
+        let mut out = String::new();
+        for (blocked, dry_run) in [(false, false), (true, true)] {
+            let (plan, outcomes) = every_kind(blocked);
+            let outcomes = match dry_run {
+                true => vec![Outcome::Planned; outcomes.len()],
+                false => outcomes,
+            };
+            let report = Report {
+                plan: &plan,
+                outcomes: &outcomes,
+                dry_run,
+                baseline: Baseline::State,
+                api_requests: 7,
+                unmanaged: 0,
+                revision: None,
+            };
+            out.push_str(&text(&report, Colour(false)));
+            out.push_str("=====\n");
+            out.push_str(&text(&report, Colour(true)));
+            out.push_str("=====\n");
+            out.push_str(&markdown(&report));
+            out.push_str("=====\n");
+            out.push_str(&super::super::github::plan(&report, &[]));
+            out.push_str("=====\n");
+        }
+        out
+    }
+
+    /// Byte for byte: the snapshot was taken from the renderers before
+    /// they were split into one function per part.
+    #[test]
+    fn every_kind_of_step_renders_as_its_snapshot() {
+        insta::assert_snapshot!("every_kind", render_every_kind());
+    }
 }
