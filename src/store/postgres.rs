@@ -175,7 +175,7 @@ impl Target {
             why,
         };
         let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
-        let read = |path: &std::path::Path| std::fs::read_to_string(path).ok();
+        let read = pg_params::read_text;
         let params = pg_params::resolve(&parsed, env, &read).map_err(bad)?;
         let home = env("HOME").map(std::path::PathBuf::from);
         let tls = pg_tls::settings(&params, home.as_deref()).map_err(bad)?;
