@@ -100,6 +100,49 @@ const SESSION_VARIABLES: &[(&str, &str)] = &[
     ("PGGEQO", "geqo"),
 ];
 
+/// Every environment variable libpq reads for a connection (but `HOME`).
+pub(super) const VARIABLES: &[&str] = &[
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGDATABASE",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGPASSFILE",
+    "PGREQUIREAUTH",
+    "PGCHANNELBINDING",
+    "PGCONNECT_TIMEOUT",
+    "PGCLIENTENCODING",
+    "PGOPTIONS",
+    "PGAPPNAME",
+    "PGGSSENCMODE",
+    "PGSSLMODE",
+    "PGREQUIRESSL",
+    "PGSSLNEGOTIATION",
+    "PGSSLCOMPRESSION",
+    "PGSSLCERT",
+    "PGSSLKEY",
+    "PGSSLCERTMODE",
+    "PGSSLROOTCERT",
+    "PGSSLCRL",
+    "PGSSLCRLDIR",
+    "PGSSLSNI",
+    "PGREQUIREPEER",
+    "PGSSLMINPROTOCOLVERSION",
+    "PGSSLMAXPROTOCOLVERSION",
+    "PGKRBSRVNAME",
+    "PGGSSLIB",
+    "PGGSSDELEGATION",
+    "PGSERVICE",
+    "PGTARGETSESSIONATTRS",
+    "PGLOADBALANCEHOSTS",
+    "PGDATESTYLE",
+    "PGTZ",
+    "PGGEQO",
+    "PGSERVICEFILE",
+    "PGSYSCONFDIR",
+];
+
 /// A keyword as libpq spells it, or the reason it is not one.
 pub(super) fn keyword(name: &str) -> Result<&'static str, String> {
     KEYWORDS
@@ -568,6 +611,18 @@ mod tests {
             let p = resolved("postgres://", &[(variable, value)])
                 .unwrap_or_else(|e| panic!("{variable}: {e}"));
             assert_eq!(p.get(name), Some(value), "{variable}");
+        }
+    }
+
+    #[test]
+    fn every_variable_read_is_in_the_list_checked_for_utf8() {
+        let read = KEYWORDS
+            .iter()
+            .filter_map(|(_, variable, _)| *variable)
+            .chain(SESSION_VARIABLES.iter().map(|(v, _)| *v))
+            .chain(["PGSERVICEFILE", "PGSYSCONFDIR"]);
+        for variable in read {
+            assert!(VARIABLES.contains(&variable), "{variable}");
         }
     }
 

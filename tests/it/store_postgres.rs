@@ -740,3 +740,30 @@ fn a_silent_server_fails_a_tls_client_certificate_connection_by_its_deadline() {
         );
     }
 }
+
+/// A libpq variable that is not UTF-8 is refused naming it, never passed
+/// over as unset: `PGSSLMODE=verify-full` with a stray byte turned TLS off.
+#[test]
+fn a_libpq_variable_that_is_not_utf8_is_refused_naming_it() {
+    use std::os::unix::ffi::OsStrExt;
+    let ws = Workspace::new();
+    for (name, value) in [
+        ("PGSSLMODE", &b"verify-full\xff"[..]),
+        ("PGSSLROOTCERT", b"/etc/ca\xff.pem"),
+        ("PGPASSWORD", b"s3cret\xff"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_nfcron"))
+            .args(["state", "list", "--state", NOWHERE])
+            .current_dir(ws.path())
+            .env("PGSSLMODE", "verify-full")
+            .env(name, std::ffi::OsStr::from_bytes(value))
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{name} is not UTF-8")) && !stderr.contains("s3cret"),
+            "{name}: {stderr}"
+        );
+    }
+}
