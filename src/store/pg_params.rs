@@ -423,6 +423,8 @@ impl Params {
             .join(" ")
             .parse()
             .map_err(|e: postgres::Error| e.to_string())?;
+        // Only addresses given: libpq looks the password up by address.
+        let by_address = config.get_hosts().is_empty() && !config.get_hostaddrs().is_empty();
         if config.get_hosts().is_empty() {
             config.host("localhost");
         }
@@ -449,25 +451,73 @@ impl Params {
                     .map_or(Duration::from_secs(20), Duration::from_millis),
             );
         if config.get_password().is_none() {
-            let file = self
-                .get("passfile")
-                .map(PathBuf::from)
-                .or_else(|| env("HOME").map(|h| Path::new(&h).join(".pgpass")));
-            let text = file.and_then(|f| match read(&f) {
-                Ok(text) => Some(text),
-                // As libpq: a password file that is not there, or not
-                // one, is passed over (the latter with a warning).
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => {
-                    tracing::warn!(file = %display_path(&f), "password file not read: {e}");
-                    None
-                }
-            });
-            if let Some(password) = text.and_then(|t| pgpass(&t, &config)) {
+            if let Some(password) = self.password_file(&config, by_address, env, read)? {
                 config.password(password);
             }
         }
         Ok(config)
+    }
+}
+
+impl Params {
+    /// The password the password file (`passfile`, else `~/.pgpass`)
+    /// gives the hosts `config` may try. libpq looks one up per host; the
+    /// driver sends one to every host, so hosts the file gives different
+    /// passwords (or some none) are refused rather than one host's sent
+    /// to another.
+    fn password_file(
+        &self,
+        config: &Config,
+        by_address: bool,
+        env: &dyn Fn(&str) -> Option<String>,
+        read: &dyn Fn(&Path) -> std::io::Result<String>,
+    ) -> Result<Option<String>, String> {
+        let file = self
+            .get("passfile")
+            .map(PathBuf::from)
+            .or_else(|| env("HOME").map(|h| Path::new(&h).join(".pgpass")));
+        let Some(file) = file else { return Ok(None) };
+        let text = match read(&file) {
+            Ok(text) => text,
+            // As libpq: a password file that is not there, or not one,
+            // is passed over (the latter with a warning).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                tracing::warn!(file = %display_path(&file), "password file not read: {e}");
+                return Ok(None);
+            }
+        };
+        let hosts: Vec<String> = if by_address {
+            config
+                .get_hostaddrs()
+                .iter()
+                .map(|a| a.to_string())
+                .collect()
+        } else {
+            config
+                .get_hosts()
+                .iter()
+                .map(|h| match h {
+                    postgres::config::Host::Tcp(h) => h.clone(),
+                    _ => "localhost".into(),
+                })
+                .collect()
+        };
+        let ports = config.get_ports();
+        let mut found = hosts.iter().enumerate().map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            pgpass(&text, host, port, config)
+        });
+        let first = found.next().flatten();
+        if found.any(|other| other != first) {
+            return Err(format!(
+                "the password file {} gives the hosts different passwords (or some \
+                 none), and one password is sent to every host: give the password, or \
+                 one host",
+                display_path(&file)
+            ));
+        }
+        Ok(first)
     }
 }
 
@@ -488,19 +538,10 @@ pub(super) fn read_text(path: &Path) -> std::io::Result<String> {
 }
 
 /// The password the first matching line of a libpq password file gives
-/// (`host:port:database:user:password`, `*` matching anything, `\:` and
+/// `host` and `port` (`host:port:database:user:password`, `*` matching anything, `\:` and
 /// `\\` escaped).
-pub(super) fn pgpass(text: &str, config: &Config) -> Option<String> {
-    let host = match config.get_hosts().first() {
-        Some(postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "localhost".into(),
-    };
-    let port = config
-        .get_ports()
-        .first()
-        .copied()
-        .unwrap_or(5432)
-        .to_string();
+fn pgpass(text: &str, host: &str, port: u16, config: &Config) -> Option<String> {
+    let (host, port) = (host.to_string(), port.to_string());
     let db = config
         .get_dbname()
         .or(config.get_user())
@@ -817,6 +858,40 @@ mod tests {
             let c = p.driver_config(&env_of(&[]), &read_text).expect("config");
             assert_eq!(c.get_password(), None);
         }
+    }
+
+    #[test]
+    fn the_password_file_is_read_for_every_host_the_driver_may_try() {
+        let files = |_: &Path| {
+            Ok(
+                "localhost:*:*:nf:local\n10.0.0.7:*:*:nf:addr\na:*:*:nf:pw-a-77\nb:*:*:nf:pw-b-88\n\
+                c:*:*:nf:pw-a-77\n"
+                    .to_string(),
+            )
+        };
+        let config = |url: &str| {
+            let url = url::Url::parse(url).expect("url");
+            let p = resolve(&url, &env_of(&[]), &files).expect("resolve");
+            p.driver_config(&env_of(&[]), &files)
+        };
+        // Only an address: as libpq, the address is the line's host, and
+        // the localhost line's password is not sent to 10.0.0.7.
+        let c =
+            config("postgres:///state?passfile=/pgpass&user=nf&hostaddr=10.0.0.7").expect("config");
+        assert_eq!(c.get_password(), Some(&b"addr"[..]));
+        let c = config("postgres:///state?passfile=/pgpass&user=nf").expect("config");
+        assert_eq!(c.get_password(), Some(&b"local"[..]));
+        // Hosts the file gives one password: it goes to both.
+        let c = config("postgres:///state?passfile=/pgpass&user=nf&host=a,c").expect("config");
+        assert_eq!(c.get_password(), Some(&b"pw-a-77"[..]));
+        // The driver sends one password to every host: a's is never
+        // sent to b; refused, quoting neither.
+        let e = config("postgres:///state?passfile=/pgpass&user=nf&host=a,b").expect_err("differ");
+        assert!(e.contains("different passwords"), "{e}");
+        assert!(!e.contains("pw-a-77") && !e.contains("pw-b-88"), "{e}");
+        let e = config("postgres:///state?passfile=/pgpass&user=nf&host=a,d")
+            .expect_err("one has none");
+        assert!(e.contains("different passwords"), "{e}");
     }
 
     #[test]
