@@ -194,6 +194,12 @@ fn roots(root: Option<&Path>) -> Result<RootCertStore, String> {
             }
         }
         None => {
+            // The system's roots are read from SSL_CERT_FILE when it is
+            // set, to its end: a FIFO or a device there is refused here
+            // first, never waited on or read forever.
+            if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
+                read("SSL_CERT_FILE", Path::new(&file))?;
+            }
             let found = rustls_native_certs::load_native_certs();
             roots.add_parsable_certificates(found.certs);
         }

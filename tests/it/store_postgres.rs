@@ -555,8 +555,8 @@ fn mkfifo(path: &std::path::Path) {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
 }
 
-/// A service file, password file, root, revocation list, certificate or
-/// key that is a FIFO (which would block its reader forever) or a device
+/// A service file, password file, root (`SSL_CERT_FILE` for the system's
+/// too), revocation list, certificate or key that is a FIFO (which would block its reader forever) or a device
 /// (`/dev/zero` reads without end) is refused at once, named; a password
 /// file so is passed over with a warning, as libpq does.
 #[test]
@@ -589,6 +589,14 @@ fn a_fifo_or_a_device_as_any_connection_file_fails_at_once_naming_it() {
                     &[],
                 ),
                 "sslkey",
+            ),
+            (
+                list_bounded(
+                    &ws,
+                    &format!("{NOWHERE}?sslmode=verify-full&connect_timeout=2"),
+                    &[("SSL_CERT_FILE", file)],
+                ),
+                "SSL_CERT_FILE",
             ),
         ] {
             assert_eq!(run.code, 1, "{says} {file}: {}", run.stderr);
