@@ -78,6 +78,15 @@ pub(super) fn settings(params: &Params, home: Option<&Path>) -> Result<Tls, Stri
         "verify-full" => true,
         _ => false,
     };
+    if verify_name && params.get("host").is_none() && params.get("hostaddr").is_some() {
+        // The name checked would be the defaulted `localhost`, which the
+        // user never gave: refused, as by libpq.
+        return Err(
+            "sslmode=verify-full needs a host name to check the certificate \
+                    against: give host (hostaddr alone has none)"
+                .into(),
+        );
+    }
     let default = |name: &str| {
         home.map(|h| h.join(".postgresql").join(name))
             .filter(|f| f.exists())
@@ -404,6 +413,16 @@ mod tests {
         assert!(
             e.contains("sslrootcert=system needs sslmode=verify-full"),
             "{e}"
+        );
+        let e =
+            tls("postgres:///d?hostaddr=10.0.0.7&sslmode=verify-full", None).expect_err("no name");
+        assert!(e.contains("verify-full needs a host name"), "{e}");
+        assert!(
+            on(
+                "postgres:///d?host=db&hostaddr=10.0.0.7&sslmode=verify-full",
+                None
+            )
+            .verify_name
         );
         let e = tls("postgres://h/d?sslnegotiation=direct", None).expect_err("plain");
         assert!(e.contains("sslnegotiation=direct needs"), "{e}");

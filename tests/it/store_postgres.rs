@@ -687,6 +687,22 @@ fn a_repeated_parameter_or_verify_ca_without_a_root_is_refused_before_connecting
         "{}",
         run.stderr
     );
+    // verify-full with only an address has no name to check (the
+    // defaulted `localhost` is none the user gave): refused, as by libpq.
+    let root = ws.write("root.pem", TEST_ROOT).display().to_string();
+    let run = list_bounded(
+        &ws,
+        &format!(
+            "postgres:///test?hostaddr=127.0.0.1&port=1&sslmode=verify-full&sslrootcert={root}"
+        ),
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("verify-full needs a host name"),
+        "{}",
+        run.stderr
+    );
     let run = list_bounded(&ws, &format!("{NOWHERE}?sslmode=verify-ca"), &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
