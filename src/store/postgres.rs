@@ -221,8 +221,13 @@ impl Target {
         self.statement_timeout + self.connect_deadline
     }
 
-    fn port(&self) -> u16 {
-        self.config.get_ports().first().copied().unwrap_or(5432)
+    /// The ports the driver may connect to (one per host, or one for
+    /// all).
+    fn ports(&self) -> Vec<u16> {
+        match self.config.get_ports() {
+            [] => vec![5432],
+            ports => ports.to_vec(),
+        }
     }
 
     /// The URL without its password.
@@ -236,7 +241,7 @@ impl Target {
     /// hold the run forever. The attempt runs on a thread of its own that
     /// is left behind on the deadline; it ends when the server answers or
     /// drops the connection, or with the process.
-    fn connect(&self) -> Result<(Client, Option<i32>), StateError> {
+    fn connect(&self) -> Result<(Client, Option<(i32, u16)>), StateError> {
         let (tx, rx) = std::sync::mpsc::channel();
         let target = self.clone();
         std::thread::Builder::new()
@@ -244,7 +249,7 @@ impl Target {
             .spawn(move || {
                 let before = pg_deadline::sockets();
                 let connected = target.connect_now().map(|mut client| {
-                    let socket = pg_deadline::new_socket(&before, target.port());
+                    let socket = pg_deadline::new_socket(&before, &target.ports());
                     let statement = format!(
                         "SET statement_timeout = {}",
                         target.statement_timeout.as_millis()
@@ -259,23 +264,31 @@ impl Target {
                 });
                 let _ = tx.send(connected);
             })
-            .map_err(|_| self.deadline("start a connection", Duration::ZERO))?;
+            .map_err(|_| self.deadline("start a connection", Duration::ZERO, None))?;
         match rx.recv_timeout(self.connect_deadline) {
             Ok(connected) => connected,
             Err(_) => Err(self.deadline(
                 "connect (TCP, TLS, startup and authentication)",
                 self.connect_deadline,
+                None,
             )),
         }
     }
 
-    fn deadline(&self, step: &'static str, after: Duration) -> StateError {
-        let host = match self.config.get_hosts().first() {
+    /// The deadline error of `step`, naming the host on `port` (the
+    /// connection's, when it is known), else the first.
+    fn deadline(&self, step: &'static str, after: Duration, port: Option<u16>) -> StateError {
+        let ports = self.ports();
+        let at = port
+            .and_then(|port| ports.iter().position(|p| *p == port))
+            .filter(|_| ports.len() > 1)
+            .unwrap_or(0);
+        let host = match self.config.get_hosts().get(at) {
             Some(postgres::config::Host::Tcp(h)) => h.clone(),
             Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
             None => "localhost".into(),
         };
-        let port = self.port();
+        let port = port.unwrap_or(ports[0]);
         StateError::DatabaseDeadline {
             shown: self.shown.clone(),
             host: format!("{host}:{port}"),
@@ -349,9 +362,9 @@ pub fn redact_url(url: &str) -> String {
 /// A `postgres::Client` closes its connection on drop by blocking on its
 /// own runtime, which panics on a thread that drives async tasks: this
 /// drops it on a thread of its own.
-/// The client and its socket's descriptor (when it could be told), for
-/// the step deadline.
-struct Conn(Option<Client>, Option<i32>);
+/// The client and its socket's descriptor and peer port (when they could
+/// be told), for the step deadline.
+struct Conn(Option<Client>, Option<(i32, u16)>);
 
 impl Drop for Conn {
     fn drop(&mut self) {
@@ -613,9 +626,8 @@ impl PostgresStore {
         work: impl FnOnce(&mut Client) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
         let after = self.target.step_deadline();
-        let watchdog = conn
-            .1
-            .and_then(|fd| pg_deadline::Watchdog::arm(fd, self.target.port(), after));
+        let socket = conn.1;
+        let watchdog = socket.and_then(|(fd, port)| pg_deadline::Watchdog::arm(fd, port, after));
         let result = work(conn.0.as_mut().expect("connected"));
         if !watchdog.is_some_and(pg_deadline::Watchdog::disarm) {
             return result;
@@ -625,7 +637,9 @@ impl PostgresStore {
             Err(StateError::Database { doing, .. }) => doing,
             _ => "answer",
         };
-        Err(self.target.deadline(step, after))
+        Err(self
+            .target
+            .deadline(step, after, socket.map(|(_, port)| port)))
     }
 
     fn err(&self, doing: &'static str) -> impl Fn(postgres::Error) -> StateError + '_ {
@@ -687,19 +701,18 @@ const HOLDS_LOCK: &str = "SELECT EXISTS (SELECT 1 FROM pg_locks l, (SELECT hasht
 struct PgLock {
     conn: Arc<Mutex<Conn>>,
     namespace: String,
-    port: u16,
     deadline: Duration,
 }
 
 impl Drop for PgLock {
     fn drop(&mut self) {
         let (conn, namespace) = (self.conn.clone(), self.namespace.clone());
-        let (port, deadline) = (self.port, self.deadline);
+        let deadline = self.deadline;
         blocking(move || {
             let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
             let watchdog = conn
                 .1
-                .and_then(|fd| pg_deadline::Watchdog::arm(fd, port, deadline));
+                .and_then(|(fd, port)| pg_deadline::Watchdog::arm(fd, port, deadline));
             if let Some(client) = conn.0.as_mut() {
                 let _ = client.execute(
                     "DELETE FROM nfcron_locks WHERE namespace = $1 AND pid = $2",
@@ -843,7 +856,6 @@ impl Store for PostgresStore {
         Ok(Box::new(PgLock {
             conn: self.conn.clone(),
             namespace: self.namespace.clone(),
-            port: self.target.port(),
             deadline: self.target.step_deadline(),
         }))
     }
