@@ -61,6 +61,21 @@ pub fn new_socket(before: &HashSet<i32>, ports: &[u16]) -> Option<(i32, u16)> {
     found.next().is_none().then_some(socket)
 }
 
+/// Shuts down every socket opened since `before` whose peer is on one of
+/// `ports`: a connection attempt past its deadline. A store connects
+/// under its lock, one attempt at a time; another store of the process
+/// connecting to the same port in that moment (none does today) would
+/// see its attempt fail as a lost connection.
+pub fn cut_new(before: &HashSet<i32>, ports: &[u16]) {
+    for fd in sockets() {
+        if !before.contains(&fd) && peer_port(fd).is_some_and(|p| ports.contains(&p)) {
+            // SAFETY: shutdown ends the connection only; the descriptor
+            // stays open for the driver, which closes it on the error.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+    }
+}
+
 /// Shuts `fd` down unless disarmed within `after`.
 pub struct Watchdog {
     disarm: mpsc::Sender<()>,

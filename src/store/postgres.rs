@@ -238,16 +238,19 @@ impl Target {
     /// Connects (TCP, TLS, startup, authentication) and sets the session's
     /// timeouts, within the connect deadline: the driver bounds only the
     /// TCP connect, and a server that accepts and then says nothing would
-    /// hold the run forever. The attempt runs on a thread of its own that
-    /// is left behind on the deadline; it ends when the server answers or
-    /// drops the connection, or with the process.
+    /// hold the run forever. The attempt runs on a thread of its own; on
+    /// the deadline its socket is shut down, which ends the attempt (a
+    /// thread and a socket left behind on each of `watch`'s campaigns
+    /// against a silent server would pile up).
     fn connect(&self) -> Result<(Client, Option<(i32, u16)>), StateError> {
         let (tx, rx) = std::sync::mpsc::channel();
         let target = self.clone();
+        let before = pg_deadline::sockets();
+        let before_here = before.clone();
         std::thread::Builder::new()
             .name("nfcron-pg-connect".into())
             .spawn(move || {
-                let before = pg_deadline::sockets();
+                let before = before_here;
                 let connected = target.connect_now().map(|mut client| {
                     let socket = pg_deadline::new_socket(&before, &target.ports());
                     let statement = format!(
@@ -267,11 +270,14 @@ impl Target {
             .map_err(|_| self.deadline("start a connection", Duration::ZERO, None))?;
         match rx.recv_timeout(self.connect_deadline) {
             Ok(connected) => connected,
-            Err(_) => Err(self.deadline(
-                "connect (TCP, TLS, startup and authentication)",
-                self.connect_deadline,
-                None,
-            )),
+            Err(_) => {
+                pg_deadline::cut_new(&before, &self.ports());
+                Err(self.deadline(
+                    "connect (TCP, TLS, startup and authentication)",
+                    self.connect_deadline,
+                    None,
+                ))
+            }
         }
     }
 
@@ -1106,6 +1112,27 @@ mod tests {
         .expect("parse");
         assert_eq!(t.config.get_password(), Some(&b"url"[..]));
         assert_eq!(t.config.get_application_name(), Some("a"));
+    }
+
+    #[test]
+    fn a_connect_past_its_deadline_is_cut_not_left_holding_the_server() {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let accepted = std::thread::spawn(move || listener.accept().expect("accept").0);
+        let url = format!("postgres://u@127.0.0.1:{port}/x?connect_timeout=2");
+        let target = Target::parse(&url, &no_env).expect("parse");
+        let e = target.connect().map(drop).expect_err("silent server");
+        assert!(matches!(e, StateError::DatabaseDeadline { .. }), "{e}");
+        let mut server_side = accepted.join().expect("accepted");
+        server_side
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        // The startup message, then the end: the attempt was cut, not left
+        // on a thread holding a socket for as long as the server is silent.
+        let mut got = Vec::new();
+        let read = server_side.read_to_end(&mut got);
+        assert!(read.is_ok(), "still open after the deadline: {read:?}");
     }
 
     #[test]
