@@ -101,6 +101,17 @@ pub fn open_replica(
 fn target(state: &Path) -> Result<Option<postgres::Target>, StateError> {
     match state.to_str().filter(|s| postgres::is_url(s)) {
         Some(url) => {
+            // A libpq variable that is not UTF-8 is an error, not unset: a
+            // stray byte in PGSSLMODE would otherwise turn TLS off.
+            if let Some(name) = pg_params::VARIABLES
+                .iter()
+                .find(|name| matches!(std::env::var(name), Err(std::env::VarError::NotUnicode(_))))
+            {
+                return Err(StateError::BadUrl {
+                    shown: postgres::redact_url(url),
+                    why: format!("{name} is not UTF-8"),
+                });
+            }
             let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
             postgres::Target::parse(url, &env).map(Some)
         }

@@ -48,15 +48,32 @@ fn peer_port(fd: i32) -> Option<u16> {
     }
 }
 
-/// The one socket opened since `before` whose peer is on `port`: the new
-/// connection's. `None` when it cannot be told (then only the server's
+/// The one socket opened since `before` whose peer is on one of `ports`
+/// (a list of hosts may have one each): the new connection's, and its
+/// peer's port. `None` when it cannot be told (then only the server's
 /// `statement_timeout` bounds statements).
-pub fn new_socket(before: &HashSet<i32>, port: u16) -> Option<i32> {
-    let mut found = sockets()
-        .into_iter()
-        .filter(|fd| !before.contains(fd) && peer_port(*fd) == Some(port));
-    let fd = found.next()?;
-    found.next().is_none().then_some(fd)
+pub fn new_socket(before: &HashSet<i32>, ports: &[u16]) -> Option<(i32, u16)> {
+    let mut found = sockets().into_iter().filter_map(|fd| {
+        let port = peer_port(fd).filter(|p| !before.contains(&fd) && ports.contains(p))?;
+        Some((fd, port))
+    });
+    let socket = found.next()?;
+    found.next().is_none().then_some(socket)
+}
+
+/// Shuts down every socket opened since `before` whose peer is on one of
+/// `ports`: a connection attempt past its deadline. A store connects
+/// under its lock, one attempt at a time; another store of the process
+/// connecting to the same port in that moment (none does today) would
+/// see its attempt fail as a lost connection.
+pub fn cut_new(before: &HashSet<i32>, ports: &[u16]) {
+    for fd in sockets() {
+        if !before.contains(&fd) && peer_port(fd).is_some_and(|p| ports.contains(&p)) {
+            // SAFETY: shutdown ends the connection only; the descriptor
+            // stays open for the driver, which closes it on the error.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+    }
 }
 
 /// Shuts `fd` down unless disarmed within `after`.

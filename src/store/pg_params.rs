@@ -11,6 +11,7 @@ use std::time::Duration;
 use postgres::Config;
 
 use super::pg_service;
+use crate::source::display_path;
 
 /// What nfcron does with a keyword.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -99,6 +100,49 @@ const SESSION_VARIABLES: &[(&str, &str)] = &[
     ("PGGEQO", "geqo"),
 ];
 
+/// Every environment variable libpq reads for a connection (but `HOME`).
+pub(super) const VARIABLES: &[&str] = &[
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGDATABASE",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGPASSFILE",
+    "PGREQUIREAUTH",
+    "PGCHANNELBINDING",
+    "PGCONNECT_TIMEOUT",
+    "PGCLIENTENCODING",
+    "PGOPTIONS",
+    "PGAPPNAME",
+    "PGGSSENCMODE",
+    "PGSSLMODE",
+    "PGREQUIRESSL",
+    "PGSSLNEGOTIATION",
+    "PGSSLCOMPRESSION",
+    "PGSSLCERT",
+    "PGSSLKEY",
+    "PGSSLCERTMODE",
+    "PGSSLROOTCERT",
+    "PGSSLCRL",
+    "PGSSLCRLDIR",
+    "PGSSLSNI",
+    "PGREQUIREPEER",
+    "PGSSLMINPROTOCOLVERSION",
+    "PGSSLMAXPROTOCOLVERSION",
+    "PGKRBSRVNAME",
+    "PGGSSLIB",
+    "PGGSSDELEGATION",
+    "PGSERVICE",
+    "PGTARGETSESSIONATTRS",
+    "PGLOADBALANCEHOSTS",
+    "PGDATESTYLE",
+    "PGTZ",
+    "PGGEQO",
+    "PGSERVICEFILE",
+    "PGSYSCONFDIR",
+];
+
 /// A keyword as libpq spells it, or the reason it is not one.
 pub(super) fn keyword(name: &str) -> Result<&'static str, String> {
     KEYWORDS
@@ -132,35 +176,67 @@ impl Params {
 
 /// The keywords `url` sets: its user, password, host, port and database,
 /// then its query, each percent-decoded once (`+` stays a `+`, as in
-/// libpq). An empty value counts as unset, but for a password.
+/// libpq). An empty value counts as unset, but for a password. A keyword
+/// the query gives twice with different values is refused rather than
+/// the last one taken as libpq does (`?sslmode=verify-full&sslmode=disable`
+/// is more likely a mistake, or an appended downgrade, than a choice).
 fn of_url(url: &url::Url) -> Result<BTreeMap<&'static str, String>, String> {
-    let decode = |s: &str| {
+    let decode = |name: &str, s: &str| {
         percent_encoding::percent_decode_str(s)
-            .decode_utf8_lossy()
-            .into_owned()
+            .decode_utf8()
+            .map(|s| s.into_owned())
+            .map_err(|_| format!("{name} is not UTF-8 once percent-decoded"))
     };
     let mut values = BTreeMap::new();
     let host = url.host_str().unwrap_or("");
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    values.insert("host", decode(host));
+    values.insert("host", decode("host", host)?);
     values.insert(
         "port",
         url.port().map(|p| p.to_string()).unwrap_or_default(),
     );
-    values.insert("user", decode(url.username()));
-    values.insert("dbname", decode(url.path().trim_start_matches('/')));
+    values.insert("user", decode("user", url.username())?);
+    values.insert(
+        "dbname",
+        decode("dbname", url.path().trim_start_matches('/'))?,
+    );
     if let Some(password) = url.password() {
-        values.insert("password", decode(password));
+        values.insert("password", decode("password", password)?);
     }
+    let mut query = BTreeMap::new();
     for segment in url.query().unwrap_or("").split('&') {
         if segment.is_empty() {
             continue;
         }
         let (k, v) = segment.split_once('=').unwrap_or((segment, ""));
-        values.insert(keyword(&decode(k))?, decode(v));
+        let k = keyword(&decode("a parameter's name", k)?)?;
+        let v = decode(k, v)?;
+        if query.get(k).is_some_and(|old| *old != v) {
+            return Err(format!(
+                "{k} is given twice, with different values: give it once"
+            ));
+        }
+        query.insert(k, v);
     }
+    values.extend(query);
     values.retain(|k, v| !v.is_empty() || *k == "password");
+    requiressl_as_sslmode(&mut values);
     Ok(values)
+}
+
+/// `requiressl` is libpq's older spelling of `sslmode`, and libpq reads it
+/// as one where it is given (`1` is `require`, `0` is `prefer`): a URL's
+/// `requiressl=1` then wins over `PGSSLMODE` as its `sslmode` would. A
+/// `sslmode` given in the same place wins over it.
+fn requiressl_as_sslmode(values: &mut BTreeMap<&'static str, String>) {
+    if let (Some(on), false) = (values.get("requiressl"), values.contains_key("sslmode")) {
+        let mode = if on.starts_with('1') {
+            "require"
+        } else {
+            "prefer"
+        };
+        values.insert("sslmode", mode.to_string());
+    }
 }
 
 /// Every keyword's value: the URL's, else the service's (`service`, else
@@ -168,7 +244,7 @@ fn of_url(url: &url::Url) -> Result<BTreeMap<&'static str, String>, String> {
 pub(super) fn resolve(
     url: &url::Url,
     env: &dyn Fn(&str) -> Option<String>,
-    read: &dyn Fn(&Path) -> Option<String>,
+    read: &dyn Fn(&Path) -> std::io::Result<String>,
 ) -> Result<Params, String> {
     let mut values = of_url(url)?;
     let service = values
@@ -176,7 +252,11 @@ pub(super) fn resolve(
         .cloned()
         .or_else(|| env("PGSERVICE").filter(|s| !s.is_empty()));
     if let Some(service) = service {
-        for (k, v) in pg_service::lookup(&service, env, read)? {
+        let mut entry: BTreeMap<_, _> = pg_service::lookup(&service, env, read)?
+            .into_iter()
+            .collect();
+        requiressl_as_sslmode(&mut entry);
+        for (k, v) in entry {
             values.entry(k).or_insert(v);
         }
     }
@@ -331,7 +411,7 @@ impl Params {
     pub fn driver_config(
         &self,
         env: &dyn Fn(&str) -> Option<String>,
-        read: &dyn Fn(&Path) -> Option<String>,
+        read: &dyn Fn(&Path) -> std::io::Result<String>,
     ) -> Result<Config, String> {
         let conninfo: Vec<String> = self
             .0
@@ -343,6 +423,8 @@ impl Params {
             .join(" ")
             .parse()
             .map_err(|e: postgres::Error| e.to_string())?;
+        // Only addresses given: libpq looks the password up by address.
+        let by_address = config.get_hosts().is_empty() && !config.get_hostaddrs().is_empty();
         if config.get_hosts().is_empty() {
             config.host("localhost");
         }
@@ -369,14 +451,7 @@ impl Params {
                     .map_or(Duration::from_secs(20), Duration::from_millis),
             );
         if config.get_password().is_none() {
-            let file = self
-                .get("passfile")
-                .map(PathBuf::from)
-                .or_else(|| env("HOME").map(|h| Path::new(&h).join(".pgpass")));
-            if let Some(password) = file
-                .and_then(|f| read(&f))
-                .and_then(|t| pgpass(&t, &config))
-            {
+            if let Some(password) = self.password_file(&config, by_address, env, read)? {
                 config.password(password);
             }
         }
@@ -384,20 +459,89 @@ impl Params {
     }
 }
 
+impl Params {
+    /// The password the password file (`passfile`, else `~/.pgpass`)
+    /// gives the hosts `config` may try. libpq looks one up per host; the
+    /// driver sends one to every host, so hosts the file gives different
+    /// passwords (or some none) are refused rather than one host's sent
+    /// to another.
+    fn password_file(
+        &self,
+        config: &Config,
+        by_address: bool,
+        env: &dyn Fn(&str) -> Option<String>,
+        read: &dyn Fn(&Path) -> std::io::Result<String>,
+    ) -> Result<Option<String>, String> {
+        let file = self
+            .get("passfile")
+            .map(PathBuf::from)
+            .or_else(|| env("HOME").map(|h| Path::new(&h).join(".pgpass")));
+        let Some(file) = file else { return Ok(None) };
+        let text = match read(&file) {
+            Ok(text) => text,
+            // As libpq: a password file that is not there, or not one,
+            // is passed over (the latter with a warning).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                tracing::warn!(file = %display_path(&file), "password file not read: {e}");
+                return Ok(None);
+            }
+        };
+        let hosts: Vec<String> = if by_address {
+            config
+                .get_hostaddrs()
+                .iter()
+                .map(|a| a.to_string())
+                .collect()
+        } else {
+            config
+                .get_hosts()
+                .iter()
+                .map(|h| match h {
+                    postgres::config::Host::Tcp(h) => h.clone(),
+                    _ => "localhost".into(),
+                })
+                .collect()
+        };
+        let ports = config.get_ports();
+        let mut found = hosts.iter().enumerate().map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            pgpass(&text, host, port, config)
+        });
+        let first = found.next().flatten();
+        if found.any(|other| other != first) {
+            return Err(format!(
+                "the password file {} gives the hosts different passwords (or some \
+                 none), and one password is sent to every host: give the password, or \
+                 one host",
+                display_path(&file)
+            ));
+        }
+        Ok(first)
+    }
+}
+
+/// Service and password files are at most this big.
+const MAX_TEXT_BYTES: u64 = 1 << 20;
+
+/// A service or password file's text: a regular file of at most
+/// [`MAX_TEXT_BYTES`] of UTF-8, opened without blocking (a FIFO or a
+/// device put in its place is refused, never waited on or read forever).
+pub(super) fn read_text(path: &Path) -> std::io::Result<String> {
+    let bytes = super::file::disk::read_regular_at_most(path, MAX_TEXT_BYTES)?;
+    String::from_utf8(bytes).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 ({})", e.utf8_error()),
+        )
+    })
+}
+
 /// The password the first matching line of a libpq password file gives
-/// (`host:port:database:user:password`, `*` matching anything, `\:` and
+/// `host` and `port` (`host:port:database:user:password`, `*` matching anything, `\:` and
 /// `\\` escaped).
-pub(super) fn pgpass(text: &str, config: &Config) -> Option<String> {
-    let host = match config.get_hosts().first() {
-        Some(postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "localhost".into(),
-    };
-    let port = config
-        .get_ports()
-        .first()
-        .copied()
-        .unwrap_or(5432)
-        .to_string();
+fn pgpass(text: &str, host: &str, port: u16, config: &Config) -> Option<String> {
+    let (host, port) = (host.to_string(), port.to_string());
     let db = config
         .get_dbname()
         .or(config.get_user())
@@ -447,8 +591,8 @@ mod tests {
         }
     }
 
-    fn no_files(_: &Path) -> Option<String> {
-        None
+    fn no_files(_: &Path) -> std::io::Result<String> {
+        Err(std::io::ErrorKind::NotFound.into())
     }
 
     fn resolved(url: &str, vars: &[(&str, &str)]) -> Result<Params, String> {
@@ -508,6 +652,18 @@ mod tests {
             let p = resolved("postgres://", &[(variable, value)])
                 .unwrap_or_else(|e| panic!("{variable}: {e}"));
             assert_eq!(p.get(name), Some(value), "{variable}");
+        }
+    }
+
+    #[test]
+    fn every_variable_read_is_in_the_list_checked_for_utf8() {
+        let read = KEYWORDS
+            .iter()
+            .filter_map(|(_, variable, _)| *variable)
+            .chain(SESSION_VARIABLES.iter().map(|(v, _)| *v))
+            .chain(["PGSERVICEFILE", "PGSYSCONFDIR"]);
+        for variable in read {
+            assert!(VARIABLES.contains(&variable), "{variable}");
         }
     }
 
@@ -602,10 +758,148 @@ mod tests {
     }
 
     #[test]
+    fn requiressl_is_an_sslmode_where_it_is_given() {
+        // libpq reads a URL's requiressl=1 as its sslmode=require, over
+        // PGSSLMODE: never a silent downgrade to no TLS.
+        let p =
+            resolved("postgres://h/d?requiressl=1", &[("PGSSLMODE", "disable")]).expect("resolve");
+        assert_eq!(p.get("sslmode"), Some("require"));
+        let p =
+            resolved("postgres://h/d?requiressl=0", &[("PGSSLMODE", "require")]).expect("resolve");
+        assert_eq!(p.get("sslmode"), Some("prefer"));
+        // The same place's sslmode wins; PGSSLMODE wins over PGREQUIRESSL.
+        let p = resolved("postgres://h/d?requiressl=1&sslmode=verify-full", &[]).expect("resolve");
+        assert_eq!(p.get("sslmode"), Some("verify-full"));
+        let p = resolved(
+            "postgres://h/d",
+            &[("PGREQUIRESSL", "1"), ("PGSSLMODE", "verify-ca")],
+        )
+        .expect("resolve");
+        assert_eq!(p.get("sslmode"), Some("verify-ca"));
+        // A service's requiressl=1, over PGSSLMODE too.
+        let files = |path: &Path| {
+            (path == Path::new("/svc"))
+                .then(|| "[s]\nrequiressl=1\n".to_string())
+                .ok_or(std::io::ErrorKind::NotFound.into())
+        };
+        let url = url::Url::parse("postgres://h/d?service=s").expect("url");
+        let env = env_of(&[("PGSERVICEFILE", "/svc"), ("PGSSLMODE", "disable")]);
+        let p = resolve(&url, &env, &files).expect("resolve");
+        assert_eq!(p.get("sslmode"), Some("require"));
+    }
+
+    #[test]
+    fn a_parameter_given_twice_with_different_values_is_refused_unquoted() {
+        for (url, names) in [
+            (
+                "postgres://h/d?sslmode=verify-full&sslmode=disable",
+                "sslmode",
+            ),
+            ("postgres://h/d?password=s3cret&password=other", "password"),
+            ("postgres://h/d?sslmode=require&sslmode=", "sslmode"),
+        ] {
+            let e = resolved(url, &[]).expect_err(url);
+            assert_eq!(
+                e,
+                format!("{names} is given twice, with different values: give it once")
+            );
+        }
+        let p = resolved("postgres://h/d?sslmode=require&sslmode=require", &[])
+            .expect("the same value twice");
+        assert_eq!(p.get("sslmode"), Some("require"));
+    }
+
+    #[test]
+    fn a_value_not_utf8_once_decoded_is_refused_naming_its_parameter_only() {
+        for (url, says) in [
+            ("postgres://u:s3cret%FF@h/d", "password is not UTF-8"),
+            (
+                "postgres://h/d?sslrootcert=%FFs3cret",
+                "sslrootcert is not UTF-8",
+            ),
+            ("postgres://h/d%FF", "dbname is not UTF-8"),
+        ] {
+            let e = resolved(url, &[]).expect_err(url);
+            assert!(e.starts_with(says) && !e.contains("s3cret"), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_service_or_password_file_that_is_no_regular_file_is_never_waited_on() {
+        let dir = tempfile::tempdir().expect("dir");
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().expect("utf8")).expect("c");
+        // SAFETY: mkfifo reads the NUL-terminated path only.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'#'; (MAX_TEXT_BYTES + 1) as usize]).expect("write");
+        let latin1 = dir.path().join("latin1");
+        std::fs::write(&latin1, b"[s]\nhost=caf\xe9\n").expect("write");
+        for (file, says) in [
+            (fifo.as_path(), "not a regular file"),
+            (Path::new("/dev/zero"), "not a regular file"),
+            (dir.path(), "not a regular file"),
+            (big.as_path(), "bytes, more than"),
+            (latin1.as_path(), "not UTF-8"),
+        ] {
+            let e = read_text(file).expect_err("refused").to_string();
+            assert!(e.contains(says), "{}: {e}", file.display());
+            let file = file.to_str().expect("utf8");
+            let url = url::Url::parse("postgres://?service=s").expect("url");
+            let e = resolve(&url, &env_of(&[("PGSERVICEFILE", file)]), &read_text)
+                .expect_err("refused");
+            assert!(
+                e.starts_with(&format!("cannot read service file {file}: ")),
+                "{e}"
+            );
+            // A password file is passed over, as by libpq.
+            let url = url::Url::parse(&format!("postgres://h/d?passfile={file}")).expect("url");
+            let p = resolve(&url, &env_of(&[]), &read_text).expect("resolve");
+            let c = p.driver_config(&env_of(&[]), &read_text).expect("config");
+            assert_eq!(c.get_password(), None);
+        }
+    }
+
+    #[test]
+    fn the_password_file_is_read_for_every_host_the_driver_may_try() {
+        let files = |_: &Path| {
+            Ok(
+                "localhost:*:*:nf:local\n10.0.0.7:*:*:nf:addr\na:*:*:nf:pw-a-77\nb:*:*:nf:pw-b-88\n\
+                c:*:*:nf:pw-a-77\n"
+                    .to_string(),
+            )
+        };
+        let config = |url: &str| {
+            let url = url::Url::parse(url).expect("url");
+            let p = resolve(&url, &env_of(&[]), &files).expect("resolve");
+            p.driver_config(&env_of(&[]), &files)
+        };
+        // Only an address: as libpq, the address is the line's host, and
+        // the localhost line's password is not sent to 10.0.0.7.
+        let c =
+            config("postgres:///state?passfile=/pgpass&user=nf&hostaddr=10.0.0.7").expect("config");
+        assert_eq!(c.get_password(), Some(&b"addr"[..]));
+        let c = config("postgres:///state?passfile=/pgpass&user=nf").expect("config");
+        assert_eq!(c.get_password(), Some(&b"local"[..]));
+        // Hosts the file gives one password: it goes to both.
+        let c = config("postgres:///state?passfile=/pgpass&user=nf&host=a,c").expect("config");
+        assert_eq!(c.get_password(), Some(&b"pw-a-77"[..]));
+        // The driver sends one password to every host: a's is never
+        // sent to b; refused, quoting neither.
+        let e = config("postgres:///state?passfile=/pgpass&user=nf&host=a,b").expect_err("differ");
+        assert!(e.contains("different passwords"), "{e}");
+        assert!(!e.contains("pw-a-77") && !e.contains("pw-b-88"), "{e}");
+        let e = config("postgres:///state?passfile=/pgpass&user=nf&host=a,d")
+            .expect_err("one has none");
+        assert!(e.contains("different passwords"), "{e}");
+    }
+
+    #[test]
     fn the_passfile_parameter_names_the_password_file() {
         let files = |path: &Path| {
             (path == Path::new("/secrets/pgpass"))
                 .then(|| "db:*:state:nf:from\\:file\n".to_string())
+                .ok_or(std::io::ErrorKind::NotFound.into())
         };
         let url = url::Url::parse("postgres://nf@db/state?passfile=/secrets/pgpass").expect("url");
         let p = resolve(&url, &env_of(&[("PGPASSFILE", "/elsewhere")]), &files).expect("resolve");

@@ -12,19 +12,34 @@ use crate::source::display_path;
 pub(super) fn lookup(
     name: &str,
     env: &dyn Fn(&str) -> Option<String>,
-    read: &dyn Fn(&Path) -> Option<String>,
+    read: &dyn Fn(&Path) -> std::io::Result<String>,
 ) -> Result<Vec<(&'static str, String)>, String> {
     let files: Vec<PathBuf> = [
         env("PGSERVICEFILE")
+            .filter(|f| !f.is_empty())
             .map(PathBuf::from)
             .or_else(|| env("HOME").map(|h| Path::new(&h).join(".pg_service.conf"))),
-        env("PGSYSCONFDIR").map(|d| Path::new(&d).join("pg_service.conf")),
+        env("PGSYSCONFDIR")
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(&d).join("pg_service.conf")),
     ]
     .into_iter()
     .flatten()
     .collect();
     for file in &files {
-        let Some(text) = read(file) else { continue };
+        // A file that is not there is passed over, as by libpq; one that
+        // cannot be read (a FIFO, a device, a directory, too big, not
+        // UTF-8, unreadable) is an error rather than "not defined".
+        let text = match read(file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(format!(
+                    "cannot read service file {}: {e}",
+                    display_path(file)
+                ))
+            }
+        };
         if let Some(values) =
             section(&text, name).map_err(|e| format!("service file {}: {e}", display_path(file)))?
         {
@@ -80,7 +95,14 @@ pub(super) fn section(
                 n + 1
             ));
         }
-        values.push((k, v.trim().to_string()));
+        let v = v.trim().to_string();
+        if values.iter().any(|(seen, old)| *seen == k && *old != v) {
+            return Err(format!(
+                "line {}: {k} is given again, with another value",
+                n + 1
+            ));
+        }
+        values.push((k, v));
     }
     Ok(found)
 }
@@ -130,17 +152,23 @@ sslmode=verify-full
         assert!(e.starts_with("line 2: unknown parameter \"hots\""), "{e}");
         let e = section("[s]\nservice=t\n", "s").expect_err("nested");
         assert!(e.contains("cannot name another service"), "{e}");
+        let e = section("[s]\nsslmode=verify-full\nsslmode=disable\n", "s").expect_err("twice");
+        assert_eq!(e, "line 3: sslmode is given again, with another value");
+        assert!(section("[s]\nport=1\nport=1\n", "s").is_ok());
         // Another section's mistakes are not this one's.
         assert!(section("[t]\nbad line\n[s]\nport=1\n", "s").is_ok());
     }
 
     #[test]
     fn the_user_file_is_read_before_the_system_file() {
-        let files = |path: &Path| match path.to_str()? {
-            "/home/me/.pg_service.conf" => Some("[a]\nport=1\n".to_string()),
-            "/etc/pg/pg_service.conf" => Some("[a]\nport=2\n[b]\nport=3\n".to_string()),
-            "/custom" => Some("[b]\nport=4\n".to_string()),
-            _ => None,
+        let files = |path: &Path| {
+            match path.to_str().unwrap_or("") {
+                "/home/me/.pg_service.conf" => Some("[a]\nport=1\n".to_string()),
+                "/etc/pg/pg_service.conf" => Some("[a]\nport=2\n[b]\nport=3\n".to_string()),
+                "/custom" => Some("[b]\nport=4\n".to_string()),
+                _ => None,
+            }
+            .ok_or(std::io::ErrorKind::NotFound.into())
         };
         let env = |vars: &'static [(&'static str, &'static str)]| {
             move |name: &str| {

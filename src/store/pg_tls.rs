@@ -78,6 +78,15 @@ pub(super) fn settings(params: &Params, home: Option<&Path>) -> Result<Tls, Stri
         "verify-full" => true,
         _ => false,
     };
+    if verify_name && params.get("host").is_none() && params.get("hostaddr").is_some() {
+        // The name checked would be the defaulted `localhost`, which the
+        // user never gave: refused, as by libpq.
+        return Err(
+            "sslmode=verify-full needs a host name to check the certificate \
+                    against: give host (hostaddr alone has none)"
+                .into(),
+        );
+    }
     let default = |name: &str| {
         home.map(|h| h.join(".postgresql").join(name))
             .filter(|f| f.exists())
@@ -88,6 +97,16 @@ pub(super) fn settings(params: &Params, home: Option<&Path>) -> Result<Tls, Stri
         Some(file) => Some(PathBuf::from(file)),
         None => default("root.crt"),
     };
+    if root.is_none() && !system && mode == "verify-ca" {
+        // The system's roots would admit any publicly trusted certificate
+        // for any name: libpq refuses verify-ca with them, so does this.
+        return Err(
+            "sslmode=verify-ca needs sslrootcert (or ~/.postgresql/root.crt): \
+                    against the system's roots any public certificate, for any name, \
+                    would pass; use verify-full for those"
+                .into(),
+        );
+    }
     let (tls12, tls13) = versions(params)?;
     Ok(Tls::On(Box::new(Settings {
         root,
@@ -160,8 +179,15 @@ fn shown(path: &Path) -> String {
     display_path(path)
 }
 
+/// A certificate, key or revocation list is at most this big (a large
+/// CA's revocation list takes a few MB).
+const MAX_TLS_FILE_BYTES: u64 = 64 << 20;
+
+/// A TLS file's bytes: a regular file, opened without blocking (a FIFO or
+/// a device put in its place is refused, never waited on or read forever).
 fn read(what: &str, path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", shown(path)))
+    super::file::disk::read_regular_at_most(path, MAX_TLS_FILE_BYTES)
+        .map_err(|e| format!("cannot read {what} {}: {e}", shown(path)))
 }
 
 fn roots(root: Option<&Path>) -> Result<RootCertStore, String> {
@@ -177,6 +203,12 @@ fn roots(root: Option<&Path>) -> Result<RootCertStore, String> {
             }
         }
         None => {
+            // The system's roots are read from SSL_CERT_FILE when it is
+            // set, to its end: a FIFO or a device there is refused here
+            // first, never waited on or read forever.
+            if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
+                read("SSL_CERT_FILE", Path::new(&file))?;
+            }
             let found = rustls_native_certs::load_native_certs();
             roots.add_parsable_certificates(found.certs);
         }
@@ -351,7 +383,9 @@ mod tests {
 
     fn tls(url: &str, home: Option<&Path>) -> Result<Tls, String> {
         let url = url::Url::parse(url).expect("url");
-        let params = super::super::pg_params::resolve(&url, &|_| None, &|_| None)?;
+        let params = super::super::pg_params::resolve(&url, &|_| None, &|_| {
+            Err(std::io::ErrorKind::NotFound.into())
+        })?;
         settings(&params, home)
     }
 
@@ -366,7 +400,9 @@ mod tests {
     fn the_mode_decides_tls_and_the_name_check() {
         assert_eq!(tls("postgres://h/d", None), Ok(Tls::Off));
         assert_eq!(tls("postgres://h/d?sslmode=prefer", None), Ok(Tls::Off));
-        assert!(!on("postgres://h/d?sslmode=verify-ca", None).verify_name);
+        assert!(!on("postgres://h/d?sslmode=verify-ca&sslrootcert=/ca.pem", None).verify_name);
+        let e = tls("postgres://h/d?sslmode=verify-ca", None).expect_err("no root");
+        assert!(e.contains("verify-ca needs sslrootcert"), "{e}");
         assert!(on("postgres://h/d?sslmode=verify-full", None).verify_name);
         assert!(!on("postgres://h/d?requiressl=1", None).verify_name);
         // sslrootcert=system: the system's roots, the name checked; weaker
@@ -377,6 +413,16 @@ mod tests {
         assert!(
             e.contains("sslrootcert=system needs sslmode=verify-full"),
             "{e}"
+        );
+        let e =
+            tls("postgres:///d?hostaddr=10.0.0.7&sslmode=verify-full", None).expect_err("no name");
+        assert!(e.contains("verify-full needs a host name"), "{e}");
+        assert!(
+            on(
+                "postgres:///d?host=db&hostaddr=10.0.0.7&sslmode=verify-full",
+                None
+            )
+            .verify_name
         );
         let e = tls("postgres://h/d?sslnegotiation=direct", None).expect_err("plain");
         assert!(e.contains("sslnegotiation=direct needs"), "{e}");
@@ -444,6 +490,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let cert = dir.path().join("client.crt");
         let key = dir.path().join("client.key");
+        for device in ["/dev/zero", "/dev/null"] {
+            let e = client_auth(Path::new(device), &key).expect_err(device);
+            assert_eq!(
+                e,
+                format!("cannot read sslcert {device}: not a regular file")
+            );
+        }
         let missing = client_auth(&cert, &key).expect_err("missing");
         assert!(missing.starts_with("cannot read sslcert ") && missing.contains("client.crt"));
         std::fs::write(&cert, "not a certificate: s3cret").expect("write");

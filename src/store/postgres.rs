@@ -175,7 +175,7 @@ impl Target {
             why,
         };
         let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
-        let read = |path: &std::path::Path| std::fs::read_to_string(path).ok();
+        let read = pg_params::read_text;
         let params = pg_params::resolve(&parsed, env, &read).map_err(bad)?;
         let home = env("HOME").map(std::path::PathBuf::from);
         let tls = pg_tls::settings(&params, home.as_deref()).map_err(bad)?;
@@ -221,8 +221,13 @@ impl Target {
         self.statement_timeout + self.connect_deadline
     }
 
-    fn port(&self) -> u16 {
-        self.config.get_ports().first().copied().unwrap_or(5432)
+    /// The ports the driver may connect to (one per host, or one for
+    /// all).
+    fn ports(&self) -> Vec<u16> {
+        match self.config.get_ports() {
+            [] => vec![5432],
+            ports => ports.to_vec(),
+        }
     }
 
     /// The URL without its password.
@@ -233,18 +238,21 @@ impl Target {
     /// Connects (TCP, TLS, startup, authentication) and sets the session's
     /// timeouts, within the connect deadline: the driver bounds only the
     /// TCP connect, and a server that accepts and then says nothing would
-    /// hold the run forever. The attempt runs on a thread of its own that
-    /// is left behind on the deadline; it ends when the server answers or
-    /// drops the connection, or with the process.
-    fn connect(&self) -> Result<(Client, Option<i32>), StateError> {
+    /// hold the run forever. The attempt runs on a thread of its own; on
+    /// the deadline its socket is shut down, which ends the attempt (a
+    /// thread and a socket left behind on each of `watch`'s campaigns
+    /// against a silent server would pile up).
+    fn connect(&self) -> Result<(Client, Option<(i32, u16)>), StateError> {
         let (tx, rx) = std::sync::mpsc::channel();
         let target = self.clone();
+        let before = pg_deadline::sockets();
+        let before_here = before.clone();
         std::thread::Builder::new()
             .name("nfcron-pg-connect".into())
             .spawn(move || {
-                let before = pg_deadline::sockets();
+                let before = before_here;
                 let connected = target.connect_now().map(|mut client| {
-                    let socket = pg_deadline::new_socket(&before, target.port());
+                    let socket = pg_deadline::new_socket(&before, &target.ports());
                     let statement = format!(
                         "SET statement_timeout = {}",
                         target.statement_timeout.as_millis()
@@ -259,23 +267,34 @@ impl Target {
                 });
                 let _ = tx.send(connected);
             })
-            .map_err(|_| self.deadline("start a connection", Duration::ZERO))?;
+            .map_err(|_| self.deadline("start a connection", Duration::ZERO, None))?;
         match rx.recv_timeout(self.connect_deadline) {
             Ok(connected) => connected,
-            Err(_) => Err(self.deadline(
-                "connect (TCP, TLS, startup and authentication)",
-                self.connect_deadline,
-            )),
+            Err(_) => {
+                pg_deadline::cut_new(&before, &self.ports());
+                Err(self.deadline(
+                    "connect (TCP, TLS, startup and authentication)",
+                    self.connect_deadline,
+                    None,
+                ))
+            }
         }
     }
 
-    fn deadline(&self, step: &'static str, after: Duration) -> StateError {
-        let host = match self.config.get_hosts().first() {
+    /// The deadline error of `step`, naming the host on `port` (the
+    /// connection's, when it is known), else the first.
+    fn deadline(&self, step: &'static str, after: Duration, port: Option<u16>) -> StateError {
+        let ports = self.ports();
+        let at = port
+            .and_then(|port| ports.iter().position(|p| *p == port))
+            .filter(|_| ports.len() > 1)
+            .unwrap_or(0);
+        let host = match self.config.get_hosts().get(at) {
             Some(postgres::config::Host::Tcp(h)) => h.clone(),
             Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
             None => "localhost".into(),
         };
-        let port = self.port();
+        let port = port.unwrap_or(ports[0]);
         StateError::DatabaseDeadline {
             shown: self.shown.clone(),
             host: format!("{host}:{port}"),
@@ -349,9 +368,9 @@ pub fn redact_url(url: &str) -> String {
 /// A `postgres::Client` closes its connection on drop by blocking on its
 /// own runtime, which panics on a thread that drives async tasks: this
 /// drops it on a thread of its own.
-/// The client and its socket's descriptor (when it could be told), for
-/// the step deadline.
-struct Conn(Option<Client>, Option<i32>);
+/// The client and its socket's descriptor and peer port (when they could
+/// be told), for the step deadline.
+struct Conn(Option<Client>, Option<(i32, u16)>);
 
 impl Drop for Conn {
     fn drop(&mut self) {
@@ -613,9 +632,8 @@ impl PostgresStore {
         work: impl FnOnce(&mut Client) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
         let after = self.target.step_deadline();
-        let watchdog = conn
-            .1
-            .and_then(|fd| pg_deadline::Watchdog::arm(fd, self.target.port(), after));
+        let socket = conn.1;
+        let watchdog = socket.and_then(|(fd, port)| pg_deadline::Watchdog::arm(fd, port, after));
         let result = work(conn.0.as_mut().expect("connected"));
         if !watchdog.is_some_and(pg_deadline::Watchdog::disarm) {
             return result;
@@ -625,7 +643,9 @@ impl PostgresStore {
             Err(StateError::Database { doing, .. }) => doing,
             _ => "answer",
         };
-        Err(self.target.deadline(step, after))
+        Err(self
+            .target
+            .deadline(step, after, socket.map(|(_, port)| port)))
     }
 
     fn err(&self, doing: &'static str) -> impl Fn(postgres::Error) -> StateError + '_ {
@@ -687,19 +707,18 @@ const HOLDS_LOCK: &str = "SELECT EXISTS (SELECT 1 FROM pg_locks l, (SELECT hasht
 struct PgLock {
     conn: Arc<Mutex<Conn>>,
     namespace: String,
-    port: u16,
     deadline: Duration,
 }
 
 impl Drop for PgLock {
     fn drop(&mut self) {
         let (conn, namespace) = (self.conn.clone(), self.namespace.clone());
-        let (port, deadline) = (self.port, self.deadline);
+        let deadline = self.deadline;
         blocking(move || {
             let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
             let watchdog = conn
                 .1
-                .and_then(|fd| pg_deadline::Watchdog::arm(fd, port, deadline));
+                .and_then(|(fd, port)| pg_deadline::Watchdog::arm(fd, port, deadline));
             if let Some(client) = conn.0.as_mut() {
                 let _ = client.execute(
                     "DELETE FROM nfcron_locks WHERE namespace = $1 AND pid = $2",
@@ -843,7 +862,6 @@ impl Store for PostgresStore {
         Ok(Box::new(PgLock {
             conn: self.conn.clone(),
             namespace: self.namespace.clone(),
-            port: self.target.port(),
             deadline: self.target.step_deadline(),
         }))
     }
@@ -1094,6 +1112,27 @@ mod tests {
         .expect("parse");
         assert_eq!(t.config.get_password(), Some(&b"url"[..]));
         assert_eq!(t.config.get_application_name(), Some("a"));
+    }
+
+    #[test]
+    fn a_connect_past_its_deadline_is_cut_not_left_holding_the_server() {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let accepted = std::thread::spawn(move || listener.accept().expect("accept").0);
+        let url = format!("postgres://u@127.0.0.1:{port}/x?connect_timeout=2");
+        let target = Target::parse(&url, &no_env).expect("parse");
+        let e = target.connect().map(drop).expect_err("silent server");
+        assert!(matches!(e, StateError::DatabaseDeadline { .. }), "{e}");
+        let mut server_side = accepted.join().expect("accepted");
+        server_side
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        // The startup message, then the end: the attempt was cut, not left
+        // on a thread holding a socket for as long as the server is silent.
+        let mut got = Vec::new();
+        let read = server_side.read_to_end(&mut got);
+        assert!(read.is_ok(), "still open after the deadline: {read:?}");
     }
 
     #[test]

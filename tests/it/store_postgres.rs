@@ -494,3 +494,371 @@ fn a_service_names_the_database() {
         unknown.stderr
     );
 }
+
+/// A root certificate for the tests that need one to get past the roots
+/// (nothing is ever verified against it).
+const TEST_ROOT: &str = "-----BEGIN CERTIFICATE-----
+MIIBjTCCATOgAwIBAgIURhns2KnCmobeb/YWrlqSUjJJjaEwCgYIKoZIzj0EAwIw
+GzEZMBcGA1UEAwwQbmZjcm9uLXRlc3Qtcm9vdDAgFw0yNjEyMDcwNDUzNDBaGA8y
+MTI2MTExMzA0NTM0MFowGzEZMBcGA1UEAwwQbmZjcm9uLXRlc3Qtcm9vdDBZMBMG
+ByqGSM49AgEGCCqGSM49AwEHA0IABPX6cPzRT4nEXVwBD36tj2K9stW/wR6IxTt5
+wUnaIdpoYLUH/LPR0SXQ7cEIvUowQqBvIJubr/ZMAmJ2szk0xEWjUzBRMB0GA1Ud
+DgQWBBQOJ/txqyOTuVBYTojxbLagj7QopTAfBgNVHSMEGDAWgBQOJ/txqyOTuVBY
+TojxbLagj7QopTAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIQC8
+BG+youwdUmvN6WQKbPLauK/TO5jJWHyBru9ensxFvgIgUfIZAke475KgTOT80o2U
+jq2uQ31s9pvHGRMr3GSTbD4=
+-----END CERTIFICATE-----
+";
+
+/// Nothing listens there: a run that gets as far as connecting fails with
+/// `cannot connect`, so an earlier refusal is told apart.
+const NOWHERE: &str = "postgres://postgres@127.0.0.1:1/test";
+
+/// `state list --state url` with `env` and `HOME` in the work dir, killed
+/// after 10 s and held to 2 GB of address space: an input that never ends
+/// fails the test (code -1) rather than hanging it or exhausting the
+/// machine.
+fn list_bounded(ws: &Workspace, url: &str, env: &[(&str, &str)]) -> Run {
+    use std::os::unix::process::CommandExt;
+    let (out, err) = (ws.path().join("list.out"), ws.path().join("list.err"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nfcron"));
+    cmd.args(["state", "list", "--state", url])
+        .current_dir(ws.path())
+        .env("HOME", ws.path())
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .stdout(std::fs::File::create(&out).expect("out"))
+        .stderr(std::fs::File::create(&err).expect("err"));
+    // SAFETY: setrlimit only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 2 << 30,
+                rlim_max: 2 << 30,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &limit);
+            Ok(())
+        });
+    }
+    let status = common::wait_with_deadline(cmd.spawn().expect("spawn"), Duration::from_secs(10));
+    Run {
+        code: status.and_then(|s| s.code()).unwrap_or(-1),
+        stdout: std::fs::read_to_string(out).expect("out"),
+        stderr: std::fs::read_to_string(err).expect("err"),
+    }
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.to_str().expect("utf8")).expect("path");
+    // SAFETY: mkfifo reads the NUL-terminated path only.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// A service file, password file, root (`SSL_CERT_FILE` for the system's
+/// too), revocation list, certificate or key that is a FIFO (which would block its reader forever) or a device
+/// (`/dev/zero` reads without end) is refused at once, named; a password
+/// file so is passed over with a warning, as libpq does.
+#[test]
+fn a_fifo_or_a_device_as_any_connection_file_fails_at_once_naming_it() {
+    let ws = Workspace::new();
+    let fifo = ws.path().join("fifo");
+    mkfifo(&fifo);
+    let root = ws.write("root.pem", TEST_ROOT).display().to_string();
+    let tls = format!("{NOWHERE}?sslmode=verify-ca&sslrootcert=");
+    for file in [fifo.to_str().expect("utf8"), "/dev/zero"] {
+        let service = list_bounded(&ws, "postgres://?service=s", &[("PGSERVICEFILE", file)]);
+        for (run, says) in [
+            (service, "service file"),
+            (
+                list_bounded(&ws, &format!("{tls}{file}"), &[]),
+                "sslrootcert",
+            ),
+            (
+                list_bounded(&ws, &format!("{tls}{root}&sslcrl={file}"), &[]),
+                "sslcrl",
+            ),
+            (
+                list_bounded(&ws, &format!("{tls}{root}&sslcert={file}"), &[]),
+                "sslcert",
+            ),
+            (
+                list_bounded(
+                    &ws,
+                    &format!("{tls}{root}&sslcert={root}&sslkey={file}"),
+                    &[],
+                ),
+                "sslkey",
+            ),
+            (
+                list_bounded(
+                    &ws,
+                    &format!("{NOWHERE}?sslmode=verify-full&connect_timeout=2"),
+                    &[("SSL_CERT_FILE", file)],
+                ),
+                "SSL_CERT_FILE",
+            ),
+        ] {
+            assert_eq!(run.code, 1, "{says} {file}: {}", run.stderr);
+            assert!(
+                run.stderr
+                    .contains(&format!("cannot read {says} {file}: not a regular file")),
+                "{}",
+                run.stderr
+            );
+        }
+    }
+    let Some(db) = pg::Db::new("passfile_fifo") else {
+        return;
+    };
+    let run = list_bounded(&ws, &format!("{}&passfile={}", db.url, fifo.display()), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("password file not read"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `requiressl=1` in the URL or in a service is that place's
+/// `sslmode=require`, as in libpq: `PGSSLMODE=disable` in the environment
+/// does not turn TLS off under it (TLS on, the missing root is read and
+/// refused before any connection).
+#[test]
+fn requiressl_in_the_url_or_a_service_is_not_undone_by_pgsslmode() {
+    let ws = Workspace::new();
+    let services = ws.write(
+        "pg_service.conf",
+        "[s]\nhost=127.0.0.1\nport=1\nrequiressl=1\nsslrootcert=/nonexistent/ca.pem\n",
+    );
+    let services = services.display().to_string();
+    let env = [
+        ("PGSSLMODE", "disable"),
+        ("PGSERVICEFILE", services.as_str()),
+    ];
+    for url in [
+        format!("{NOWHERE}?requiressl=1&sslrootcert=/nonexistent/ca.pem"),
+        "postgres://?service=s".to_string(),
+    ] {
+        let run = list_bounded(&ws, &url, &env);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("cannot read sslrootcert /nonexistent/ca.pem"),
+            "{url}: TLS was off: {}",
+            run.stderr
+        );
+    }
+}
+
+/// A parameter given twice with different values (an appended
+/// `&sslmode=disable`) is refused, naming it, never quoting either value;
+/// and `verify-ca` without a root file is refused as by libpq, since the
+/// system's roots would admit any public certificate for any name.
+#[test]
+fn a_repeated_parameter_or_verify_ca_without_a_root_is_refused_before_connecting() {
+    let ws = Workspace::new();
+    let run = list_bounded(
+        &ws,
+        &format!("{NOWHERE}?sslmode=verify-full&password=s3cret&sslmode=disable&password=other"),
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("is given twice, with different values: give it once"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("s3cret") && !run.stderr.contains("other"));
+    let services = ws.write(
+        "pg_service.conf",
+        "[s]\nport=1\nsslmode=verify-full\nsslmode=disable\n",
+    );
+    let run = list_bounded(
+        &ws,
+        "postgres://?service=s",
+        &[("PGSERVICEFILE", services.to_str().expect("utf8"))],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("line 4: sslmode is given again, with another value"),
+        "{}",
+        run.stderr
+    );
+    // verify-full with only an address has no name to check (the
+    // defaulted `localhost` is none the user gave): refused, as by libpq.
+    let root = ws.write("root.pem", TEST_ROOT).display().to_string();
+    let run = list_bounded(
+        &ws,
+        &format!(
+            "postgres:///test?hostaddr=127.0.0.1&port=1&sslmode=verify-full&sslrootcert={root}"
+        ),
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("verify-full needs a host name"),
+        "{}",
+        run.stderr
+    );
+    let run = list_bounded(&ws, &format!("{NOWHERE}?sslmode=verify-ca"), &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("sslmode=verify-ca needs sslrootcert"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A server that accepts TCP and never answers the TLS handshake fails a
+/// run with a client certificate within `connect_timeout`, naming host,
+/// port and step.
+#[test]
+fn a_silent_server_fails_a_tls_client_certificate_connection_by_its_deadline() {
+    if !common::have_tool("openssl", "apt-get install openssl") {
+        return;
+    }
+    let ws = Workspace::new();
+    let (cert, key) = (ws.path().join("c.pem"), ws.path().join("k.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=postgres"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(made.success());
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().map_while(Result::ok).collect();
+        drop(held);
+    });
+    for negotiation in ["postgres", "direct"] {
+        let url = format!(
+            "postgres://postgres@127.0.0.1:{port}/test?sslmode=require&sslrootcert={cert}\
+             &sslcert={cert}&sslkey={key}&connect_timeout=2&sslnegotiation={negotiation}",
+            cert = cert.display(),
+            key = key.display()
+        );
+        let started = std::time::Instant::now();
+        let run = list_bounded(&ws, &url, &[]);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            run.stderr.contains(&format!(
+                "no answer from 127.0.0.1:{port} to connect (TCP, TLS, startup and authentication) within 2s"
+            )),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+/// A libpq variable that is not UTF-8 is refused naming it, never passed
+/// over as unset: `PGSSLMODE=verify-full` with a stray byte turned TLS off.
+#[test]
+fn a_libpq_variable_that_is_not_utf8_is_refused_naming_it() {
+    use std::os::unix::ffi::OsStrExt;
+    let ws = Workspace::new();
+    for (name, value) in [
+        ("PGSSLMODE", &b"verify-full\xff"[..]),
+        ("PGSSLROOTCERT", b"/etc/ca\xff.pem"),
+        ("PGPASSWORD", b"s3cret\xff"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_nfcron"))
+            .args(["state", "list", "--state", NOWHERE])
+            .current_dir(ws.path())
+            .env("PGSSLMODE", "verify-full")
+            .env(name, std::ffi::OsStr::from_bytes(value))
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{name} is not UTF-8")) && !stderr.contains("s3cret"),
+            "{name}: {stderr}"
+        );
+    }
+}
+
+/// A relay to the server on 127.0.0.1:5432 that goes silent on a
+/// connection from the first message holding `trigger` (it drops what the
+/// client sends and answers nothing, the connection kept open).
+fn freezing_relay(trigger: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let Ok(server) = std::net::TcpStream::connect("127.0.0.1:5432") else {
+                continue;
+            };
+            let frozen = Arc::new(AtomicBool::new(false));
+            for (from, to, upstream) in [
+                (client.try_clone(), server.try_clone(), true),
+                (server.try_clone(), client.try_clone(), false),
+            ] {
+                let (Ok(mut from), Ok(mut to)) = (from, to) else {
+                    continue;
+                };
+                let frozen = frozen.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        if upstream && String::from_utf8_lossy(&buf[..n]).contains(trigger) {
+                            frozen.store(true, Ordering::SeqCst);
+                        }
+                        if !frozen.load(Ordering::SeqCst) && to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+    port
+}
+
+/// With a list of hosts on different ports, the step deadline holds on
+/// whichever host the driver connected to (not only the first's port): a
+/// server that stops answering mid-statement fails the step by it, naming
+/// that host and port.
+#[test]
+fn the_step_deadline_holds_on_the_second_host_of_a_list() {
+    let Some(db) = pg::Db::new("multi_host_deadline") else {
+        return;
+    };
+    let ws = Workspace::new();
+    let port = freezing_relay("FROM nfcron_jobs");
+    let url = format!(
+        "postgres:///test?user=postgres&host=127.0.0.1,127.0.0.1&port=1,{port}&connect_timeout=2\
+         &options=-c%20search_path%3D{}%20-c%20statement_timeout%3D1000",
+        db.schema
+    );
+    let run = list_bounded(&ws, &url, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "no answer from 127.0.0.1:{port} to read the state within 3s"
+        )),
+        "{}",
+        run.stderr
+    );
+}

@@ -23,6 +23,14 @@ pub(super) fn read_regular(path: &Path) -> std::io::Result<String> {
 /// without blocking, so a FIFO (or a device) put where the state, its
 /// journal or its key belongs is refused, never waited on.
 pub(super) fn read_regular_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+    read_regular_at_most(path, MAX_STATE_BYTES)
+}
+
+/// The bytes of a regular file of at most `max` bytes, opened without
+/// blocking: a FIFO or a device (`/dev/zero`) is refused as "not a regular
+/// file", never waited on or read without end. The PostgreSQL store reads
+/// its service, password and TLS files through it too.
+pub(in crate::store) fn read_regular_at_most(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = OpenOptions::new()
         .read(true)
@@ -35,14 +43,14 @@ pub(super) fn read_regular_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
             "not a regular file",
         ));
     }
-    if meta.len() > MAX_STATE_BYTES {
+    if meta.len() > max {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("{} bytes, more than {MAX_STATE_BYTES}", meta.len()),
+            format!("{} bytes, more than {max}", meta.len()),
         ));
     }
     let mut bytes = Vec::new();
-    file.take(MAX_STATE_BYTES).read_to_end(&mut bytes)?;
+    file.take(max).read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 

@@ -13,7 +13,7 @@ use super::{Change, Held, Store};
 use crate::secret::Keyed;
 use crate::state::{State, StateError};
 
-mod disk;
+pub(in crate::store) mod disk;
 pub mod format;
 pub mod key;
 pub mod lock;
