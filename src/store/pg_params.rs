@@ -160,8 +160,16 @@ fn kind(name: &str) -> Kind {
 }
 
 /// The resolved keywords and their values.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub(super) struct Params(BTreeMap<&'static str, String>);
+
+/// Names the keywords set, never a value: a password or a key passphrase
+/// is among them.
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
 
 impl Params {
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -911,5 +919,18 @@ mod tests {
         let p = resolve(&url, &env_of(&[]), &files).expect("resolve");
         let c = p.driver_config(&env_of(&[]), &files).expect("config");
         assert_eq!(c.get_password(), Some(&b"given"[..]));
+    }
+
+    #[test]
+    fn params_debug_names_keywords_never_values() {
+        let mut params = Params::default();
+        params.0.insert("password", "hunter2-secret".into());
+        params.0.insert("sslpassword", "key-pass".into());
+        let shown = format!("{params:?}");
+        assert!(shown.contains("password"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("key-pass"),
+            "{shown}"
+        );
     }
 }
