@@ -717,7 +717,7 @@ fn a_repeated_parameter_or_verify_ca_without_a_root_is_refused_before_connecting
 /// port and step.
 #[test]
 fn a_silent_server_fails_a_tls_client_certificate_connection_by_its_deadline() {
-    if !common::have_tool("openssl", "apt-get install openssl") {
+    if !common::have_command("openssl", "Debian package openssl") {
         return;
     }
     let ws = Workspace::new();
