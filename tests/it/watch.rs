@@ -56,6 +56,15 @@ impl GitWatch {
     }
 }
 
+/// `watch ARGS` over a directory of one manifest, `jobs.d/a.yaml`.
+fn one_job_watch(args: &[&str]) -> (Workspace, Fake, Sidecar) {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    let watch = Sidecar::start(ws.path(), &fake.url, TOKEN, args);
+    (ws, fake, watch)
+}
+
 #[test]
 fn edits_are_applied_readiness_flips_and_metrics_match_the_fake() {
     let ws = Workspace::new();
@@ -142,10 +151,7 @@ fn edits_are_applied_readiness_flips_and_metrics_match_the_fake() {
 
 #[test]
 fn an_idle_watcher_sends_nothing_over_a_resync() {
-    let ws = Workspace::new();
-    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
-    let fake = Fake::spawn(0);
-    let mut watch = Sidecar::start(ws.path(), &fake.url, TOKEN, &["--resync", "200ms"]);
+    let (_ws, fake, mut watch) = one_job_watch(&["--resync", "200ms"]);
     watch.next("reconciled");
     fake.clear_log();
     for _ in 0..2 {
@@ -388,10 +394,7 @@ fn a_webhook_burst_fetches_at_once_whatever_the_debounce_and_gives_at_most_two_r
 
 #[test]
 fn watch_keeps_applying_edits_with_a_fifo_in_its_directory() {
-    let ws = Workspace::new();
-    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
-    let fake = Fake::spawn(0);
-    let mut watch = Sidecar::start(ws.path(), &fake.url, TOKEN, &["--resync", "1h"]);
+    let (ws, fake, mut watch) = one_job_watch(&["--resync", "1h"]);
     reconciled(&mut watch, |_| true);
     assert_eq!(fake.job_ids("acme"), ["job-a"]);
 
