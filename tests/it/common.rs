@@ -29,6 +29,17 @@ impl Run {
     }
 }
 
+/// `reconcile --dry-run --base HEAD~1 --output json`: the plan of a Git
+/// work tree's last commit, offline.
+pub const PLAN_AGAINST_PARENT: [&str; 6] = [
+    "reconcile",
+    "--dry-run",
+    "--base",
+    "HEAD~1",
+    "--output",
+    "json",
+];
+
 impl Workspace {
     pub fn new() -> Workspace {
         Workspace {
