@@ -250,9 +250,19 @@ pub fn git_origin(
     file: &str,
     content: &str,
 ) -> (tempfile::TempDir, git2::Repository, String, String) {
+    git_origin_with(&[(file, content)], "first")
+}
+
+/// [`git_origin`] with a first commit of `files` (path, content) and
+/// `message`.
+pub fn git_origin_with(
+    files: &[(&str, &str)],
+    message: &str,
+) -> (tempfile::TempDir, git2::Repository, String, String) {
     let origin = tempfile::tempdir().expect("origin");
     let repo = git_init(origin.path());
-    let rev = git_commit(&repo, &[(file, Some(content))], "first");
+    let files: Vec<_> = files.iter().map(|(f, c)| (*f, Some(*c))).collect();
+    let rev = git_commit(&repo, &files, message);
     let url = format!("file://{}", origin.path().display());
     (origin, repo, rev, url)
 }
