@@ -9,7 +9,7 @@ use std::process::Command;
 use crate::common::{self, Workspace};
 use crate::fake::{Fake, TOKEN};
 use crate::support::hostile_server::{respond, Hostile};
-use crate::support::sidecar::{metric, Sidecar, HOOK_SECRET};
+use crate::support::sidecar::{metric, Sidecar};
 
 fn manifest(schedule: &str) -> String {
     common::manifest("Job A", schedule)
@@ -538,10 +538,9 @@ fn watch_keeps_the_last_verified_revision_while_the_tip_is_refused() {
     assert_eq!(verified(&watch), 1.0);
 
     let unsigned = origin.commit("0 2 * * *", "alice@example.com", Sign::Not);
-    let hook = [("X-Gitlab-Token", HOOK_SECRET.to_string())];
     let refused_message = "refused the Git source's tip: its signature is not accepted; the last verified revision stays applied";
     for _ in 0..2 {
-        assert_eq!(watch.http("POST", "/hooks/git", &hook, b"{}").0, 202);
+        assert_eq!(watch.gitlab_hook().0, 202);
         // The last verified revision is reconciled again: nothing to do.
         let run = watch.next("reconciled");
         assert_eq!(run["revision"], first.as_str(), "{run}");
@@ -571,7 +570,7 @@ fn watch_keeps_the_last_verified_revision_while_the_tip_is_refused() {
     assert_eq!(verified(&watch), 0.0);
 
     let signed = origin.commit("0 3 * * *", "alice@example.com", Sign::Ssh(alice));
-    assert_eq!(watch.http("POST", "/hooks/git", &hook, b"{}").0, 202);
+    assert_eq!(watch.gitlab_hook().0, 202);
     let run = watch.next("reconciled");
     assert_eq!(
         (run["update"].as_u64(), run["revision"].as_str()),
