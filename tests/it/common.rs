@@ -187,6 +187,12 @@ pub fn state_ids(ws: &Workspace) -> Vec<String> {
         .collect()
 }
 
+/// The schedule the fake API holds for job `id` of project `acme` (no
+/// team), which must exist.
+pub fn acme_schedule(fake: &crate::fake::Fake, id: &str) -> serde_json::Value {
+    fake.job(None, "acme", id).expect("job")["schedule"].clone()
+}
+
 /// A fault for the fake: the next `times` PUTs answer `status` (no
 /// `Retry-After`).
 pub fn put_status(status: u16, times: usize) -> crate::fake::FaultRule {

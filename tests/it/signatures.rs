@@ -577,10 +577,7 @@ fn watch_keeps_the_last_verified_revision_while_the_tip_is_refused() {
         (Some(1), Some(signed.as_str())),
         "{run}"
     );
-    assert_eq!(
-        fake.job(None, "acme", "job-a").expect("job")["schedule"],
-        "0 3 * * *"
-    );
+    assert_eq!(common::acme_schedule(&fake, "job-a"), "0 3 * * *");
     assert_eq!(watch.get("/readyz").0, 200);
     assert_eq!(verified(&watch), 1.0);
 }

@@ -93,10 +93,7 @@ fn edits_are_applied_readiness_flips_and_metrics_match_the_fake() {
         "{run}"
     );
     assert_eq!(fake.count("PUT"), puts + 1);
-    assert_eq!(
-        fake.job(None, "acme", "job-a").expect("job")["schedule"],
-        "0 3 * * *"
-    );
+    assert_eq!(common::acme_schedule(&fake, "job-a"), "0 3 * * *");
 
     // An editor-style save: write a temp file, rename it over the manifest.
     ws.write("jobs.d/.b.yaml.swp", "swap");
@@ -108,10 +105,7 @@ fn edits_are_applied_readiness_flips_and_metrics_match_the_fake() {
     .expect("rename");
     let run = next_change(&mut watch);
     assert_eq!(run["update"], 1, "{run}");
-    assert_eq!(
-        fake.job(None, "acme", "job-b").expect("job")["schedule"],
-        "0 4 * * *"
-    );
+    assert_eq!(common::acme_schedule(&fake, "job-b"), "0 4 * * *");
 
     // Metrics parse and agree with the fake's log.
     let (status, text) = watch.get("/metrics");
@@ -242,10 +236,7 @@ fn a_push_is_applied_after_a_signed_webhook_and_not_after_a_bad_one() {
         (Some(1), Some(rev.as_str())),
         "{run}"
     );
-    assert_eq!(
-        fake.job(None, "acme", "job-a").expect("job")["schedule"],
-        "0 2 * * *"
-    );
+    assert_eq!(common::acme_schedule(&fake, "job-a"), "0 2 * * *");
     let (_, metrics) = watch.get("/metrics");
     assert_eq!(
         metric(
@@ -330,10 +321,7 @@ fn drift_sweeps_find_and_correct_changes_made_behind_the_sidecar() {
     );
     let fixed = next_change(&mut watch);
     assert_eq!(fixed["update"], 1, "{fixed}");
-    assert_eq!(
-        fake.job(None, "acme", "job-b").expect("job")["schedule"],
-        "0 2 * * *"
-    );
+    assert_eq!(common::acme_schedule(&fake, "job-b"), "0 2 * * *");
     assert_eq!(watch.terminate().code, 0);
 }
 
@@ -379,10 +367,7 @@ fn a_webhook_burst_fetches_at_once_whatever_the_debounce_and_gives_at_most_two_r
         }
     }
     assert!(runs <= 2, "{runs} runs for a burst of 10 webhooks");
-    assert_eq!(
-        fake.job(None, "acme", "job-a").expect("job")["schedule"],
-        "0 2 * * *"
-    );
+    assert_eq!(common::acme_schedule(&fake, "job-a"), "0 2 * * *");
     assert_eq!(watch.terminate().code, 0);
 }
 
@@ -395,10 +380,7 @@ fn watch_keeps_applying_edits_with_a_fifo_in_its_directory() {
     mkfifo(&ws.path().join("jobs.d/pipe.yaml"));
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 2 * * *"));
     reconciled(&mut watch, |v| v["update"] == 1);
-    assert_eq!(
-        fake.job(None, "acme", "job-a").expect("job")["schedule"],
-        "0 2 * * *"
-    );
+    assert_eq!(common::acme_schedule(&fake, "job-a"), "0 2 * * *");
     ws.write("jobs.d/b.yaml", manifest("Job B", "0 3 * * *"));
     reconciled(&mut watch, |v| v["create"] == 1);
     assert_eq!(fake.job_ids("acme"), ["job-a", "job-b"]);
