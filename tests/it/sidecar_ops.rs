@@ -17,7 +17,7 @@ use fake::{Fake, TOKEN};
 use serde_json::Value;
 
 use crate::support::hostile_server::black_hole;
-use crate::support::sidecar::{metric, signature, Sidecar, HOOK_SECRET, JSON_INFO, WAIT};
+use crate::support::sidecar::{metric, Sidecar, HOOK_SECRET, JSON_INFO, WAIT};
 
 /// `nfcron GLOBAL watch ARGS` against `fake`.
 fn start_watch(dir: &Path, fake: &Fake, global: &[&str], args: &[&str]) -> Sidecar {
@@ -195,14 +195,10 @@ fn a_401_sets_nfcron_token_refused() {
     );
 }
 
-fn signed_hook(body: &[u8]) -> Vec<(&'static str, String)> {
-    vec![("X-Hub-Signature-256", signature(body, HOOK_SECRET))]
-}
-
 fn webhooks(watch: &Sidecar, n: usize) {
     let body = br#"{"ref":"refs/heads/main"}"#;
     for i in 0..n {
-        let (status, _, reply) = watch.http("POST", "/hooks/git", &signed_hook(body), body);
+        let (status, reply) = watch.github_hook(body, HOOK_SECRET);
         assert_eq!(status, 202, "webhook {i}: {reply}");
     }
 }

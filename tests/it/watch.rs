@@ -213,20 +213,8 @@ fn a_push_is_applied_after_a_signed_webhook_and_not_after_a_bad_one() {
     );
 
     let body = br#"{"ref":"refs/heads/main","after":"forged"}"#;
-    let (status, _, _) = watch.http(
-        "POST",
-        "/hooks/git",
-        &[("X-Hub-Signature-256", signature(body, "wrong"))],
-        body,
-    );
-    assert_eq!(status, 401);
-    let (status, _, _) = watch.http(
-        "POST",
-        "/hooks/git",
-        &[("X-Hub-Signature-256", signature(body, HOOK_SECRET))],
-        body,
-    );
-    assert_eq!(status, 202);
+    assert_eq!(watch.github_hook(body, "wrong").0, 401);
+    assert_eq!(watch.github_hook(body, HOOK_SECRET).0, 202);
     let seen = watch.until("reconciled");
     let runs = seen.iter().filter(|l| l.is("reconciled")).count();
     assert_eq!(runs, 1, "the bad webhook triggered nothing");
@@ -346,13 +334,7 @@ fn a_webhook_burst_fetches_at_once_whatever_the_debounce_and_gives_at_most_two_r
     fake.set_latency(Duration::from_millis(500));
     let body = br#"{"ref":"refs/heads/main"}"#;
     for _ in 0..10 {
-        let (status, _, _) = watch.http(
-            "POST",
-            "/hooks/git",
-            &[("X-Hub-Signature-256", signature(body, HOOK_SECRET))],
-            body,
-        );
-        assert_eq!(status, 202);
+        assert_eq!(watch.github_hook(body, HOOK_SECRET).0, 202);
     }
     let first = watch.next("reconciled");
     assert_eq!(first["update"], 1, "{first}");
