@@ -65,12 +65,18 @@ fn one_job_watch(args: &[&str]) -> (Workspace, Fake, Sidecar) {
     (ws, fake, watch)
 }
 
-#[test]
-fn edits_are_applied_readiness_flips_and_metrics_match_the_fake() {
+/// A directory of two manifests (Job A at 01:00, Job B at 02:00) and a
+/// fake API to apply them to.
+fn two_jobs() -> (Workspace, Fake) {
     let ws = Workspace::new();
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     ws.write("jobs.d/b.yaml", manifest("Job B", "0 2 * * *"));
-    let fake = Fake::spawn(0);
+    (ws, Fake::spawn(0))
+}
+
+#[test]
+fn edits_are_applied_readiness_flips_and_metrics_match_the_fake() {
+    let (ws, fake) = two_jobs();
     // Slow enough that the first reconcile is still running when asked.
     fake.set_latency(Duration::from_millis(400));
     let mut watch = Sidecar::start(ws.path(), &fake.url, TOKEN, &["--resync", "1h"]);
@@ -273,10 +279,7 @@ fn a_failed_fetch_prunes_nothing_and_makes_the_sidecar_unready() {
 
 #[test]
 fn drift_sweeps_find_and_correct_changes_made_behind_the_sidecar() {
-    let ws = Workspace::new();
-    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
-    ws.write("jobs.d/b.yaml", manifest("Job B", "0 2 * * *"));
-    let fake = Fake::spawn(0);
+    let (ws, fake) = two_jobs();
     let mut watch = Sidecar::start(
         ws.path(),
         &fake.url,
