@@ -9,6 +9,8 @@
 //!
 //! Run with `cargo bench --bench reconcile`.
 
+#[path = "../tests/it/support/bench_jobs.rs"]
+mod bench_jobs;
 #[path = "../examples/fake-northflank/server.rs"]
 mod fake;
 
@@ -19,27 +21,6 @@ use std::time::{Duration, Instant};
 use nfcron::manifest::{self, LoadOptions};
 use nfcron::state::State;
 use nfcron::store::file::key;
-
-fn manifest(n: usize, schedule: &str) -> String {
-    format!(
-        "kind: CronJob\nproject: bench\nspec:\n  name: Job {n:05}\n  description: Benchmark job {n}.\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 2\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n  deployment:\n    external:\n      imagePath: ghcr.io/acme/job:1.0\n  runtimeEnvironment:\n    DATABASE_URL: postgres://db/{n}\n    MODE: batch\n"
-    )
-}
-
-fn generate(dir: &Path, jobs: usize) {
-    const PER_FILE: usize = 10;
-    for f in 0..jobs.div_ceil(PER_FILE) {
-        let docs: Vec<String> = (f * PER_FILE..((f + 1) * PER_FILE).min(jobs))
-            .map(|n| manifest(n, "0 3 * * *"))
-            .collect();
-        std::fs::create_dir_all(dir.join("jobs.d")).expect("mkdir");
-        std::fs::write(
-            dir.join(format!("jobs.d/jobs-{f:04}.yaml")),
-            docs.join("---\n"),
-        )
-        .expect("write");
-    }
-}
 
 struct Measured {
     wall: Duration,
@@ -78,7 +59,7 @@ fn main() {
     fake.set_rate_limit(1_000_000, 1_000_000, Duration::from_secs(3600));
 
     let dir = tempfile::tempdir().expect("dir");
-    generate(dir.path(), 2000);
+    bench_jobs::generate(dir.path(), 2000);
     let first = reconcile(dir.path(), Some(&fake), &["--concurrency", "8"]);
     assert_eq!(first.code, 0);
     println!(
@@ -131,7 +112,7 @@ fn main() {
         let small = tempfile::tempdir().expect("dir");
         std::fs::create_dir_all(small.path().join("jobs.d")).expect("mkdir");
         for n in 0..100 {
-            let text = manifest(100_000 + n, "0 3 * * *");
+            let text = bench_jobs::manifest(100_000 + n);
             let text = if with_env {
                 text
             } else {
@@ -156,7 +137,7 @@ fn main() {
     // 10,000 unchanged jobs: the state is built through the library (the
     // same digests an apply records), then planned offline by the binary.
     let big = tempfile::tempdir().expect("dir");
-    generate(big.path(), 10_000);
+    bench_jobs::generate(big.path(), 10_000);
     let files = nfcron::source::dir::read(&big.path().join("jobs.d"));
     let lookup = |_: &str| None;
     let catalog = manifest::load(

@@ -12,6 +12,8 @@
 //! schema made for the run. `NFCRON_BENCH_JOBS=2000` limits the sizes.
 //! Run with `cargo bench --bench store`.
 
+#[path = "../tests/it/support/bench_jobs.rs"]
+mod bench_jobs;
 #[path = "../examples/fake-northflank/server.rs"]
 mod fake;
 #[path = "../tests/it/support/sidecar.rs"]
@@ -20,24 +22,6 @@ mod sidecar;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn manifest(n: usize) -> String {
-    format!(
-        "kind: CronJob\nproject: bench\nspec:\n  name: Job {n:05}\n  description: Benchmark job {n}.\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 2\n  schedule: \"0 3 * * *\"\n  concurrencyPolicy: forbid\n  deployment:\n    external:\n      imagePath: ghcr.io/acme/job:1.0\n  runtimeEnvironment:\n    DATABASE_URL: postgres://db/{n}\n    MODE: batch\n"
-    )
-}
-
-fn generate(dir: &Path, jobs: usize) {
-    std::fs::create_dir_all(dir.join("jobs.d")).expect("mkdir");
-    for f in 0..jobs.div_ceil(10) {
-        let docs: Vec<String> = (f * 10..((f + 1) * 10).min(jobs)).map(manifest).collect();
-        std::fs::write(
-            dir.join(format!("jobs.d/jobs-{f:04}.yaml")),
-            docs.join("---\n"),
-        )
-        .expect("write");
-    }
-}
 
 struct Measured {
     wall: Duration,
@@ -113,7 +97,7 @@ fn main() {
             let fake = fake::Fake::spawn(0);
             fake.set_rate_limit(1_000_000, 1_000_000, Duration::from_secs(3600));
             let dir = tempfile::tempdir().expect("dir");
-            generate(dir.path(), jobs);
+            bench_jobs::generate(dir.path(), jobs);
             let namespace = format!("n{jobs}");
             let url =
                 format!("postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}");
@@ -171,7 +155,7 @@ fn main() {
 fn failover(url: &str, namespace: &str) -> (Duration, Duration) {
     let fake = fake::Fake::spawn(0);
     let dir = tempfile::tempdir().expect("dir");
-    generate(dir.path(), 1);
+    bench_jobs::generate(dir.path(), 1);
     let args = ["jobs.d", "--state", url, "--state-namespace", namespace];
     let mut a = sidecar::Sidecar::start(dir.path(), &fake.url, fake::TOKEN, &args);
     a.next("leading: this replica applies now");

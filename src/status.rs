@@ -520,6 +520,18 @@ mod tests {
         Kind::Unchanged { desired: 0, drift }
     }
 
+    /// A write of the first desired job that changes nothing in particular.
+    fn write() -> Write {
+        Write {
+            desired: 0,
+            changes: Vec::new(),
+            renamed_from: None,
+            next_runs: Vec::new(),
+            suspended: false,
+            drift: None,
+        }
+    }
+
     fn states(board: &Board) -> Vec<(String, JobState)> {
         board
             .view()
@@ -581,14 +593,7 @@ mod tests {
             ]
         );
         // Writing b ends its drift.
-        let write = Kind::Update(Write {
-            desired: 0,
-            changes: Vec::new(),
-            renamed_from: None,
-            next_runs: Vec::new(),
-            suspended: false,
-            drift: None,
-        });
+        let write = Kind::Update(write());
         board.ran(
             &report(vec![(step("b", write), Outcome::Applied)], 0),
             Duration::ZERO,
@@ -667,14 +672,6 @@ mod tests {
             details: None,
             retry_after: None,
         }));
-        let write = || Write {
-            desired: 0,
-            changes: Vec::new(),
-            renamed_from: None,
-            next_runs: Vec::new(),
-            suspended: false,
-            drift: None,
-        };
         report(
             vec![
                 (step("a", Kind::Create(write())), Outcome::Applied),

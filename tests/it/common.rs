@@ -29,6 +29,17 @@ impl Run {
     }
 }
 
+/// `reconcile --dry-run --base HEAD~1 --output json`: the plan of a Git
+/// work tree's last commit, offline.
+pub const PLAN_AGAINST_PARENT: [&str; 6] = [
+    "reconcile",
+    "--dry-run",
+    "--base",
+    "HEAD~1",
+    "--output",
+    "json",
+];
+
 impl Workspace {
     pub fn new() -> Workspace {
         Workspace {
@@ -176,6 +187,12 @@ pub fn state_ids(ws: &Workspace) -> Vec<String> {
         .collect()
 }
 
+/// The schedule the fake API holds for job `id` of project `acme` (no
+/// team), which must exist.
+pub fn acme_schedule(fake: &crate::fake::Fake, id: &str) -> serde_json::Value {
+    fake.job(None, "acme", id).expect("job")["schedule"].clone()
+}
+
 /// A fault for the fake: the next `times` PUTs answer `status` (no
 /// `Retry-After`).
 pub fn put_status(status: u16, times: usize) -> crate::fake::FaultRule {
@@ -239,9 +256,19 @@ pub fn git_origin(
     file: &str,
     content: &str,
 ) -> (tempfile::TempDir, git2::Repository, String, String) {
+    git_origin_with(&[(file, content)], "first")
+}
+
+/// [`git_origin`] with a first commit of `files` (path, content) and
+/// `message`.
+pub fn git_origin_with(
+    files: &[(&str, &str)],
+    message: &str,
+) -> (tempfile::TempDir, git2::Repository, String, String) {
     let origin = tempfile::tempdir().expect("origin");
     let repo = git_init(origin.path());
-    let rev = git_commit(&repo, &[(file, Some(content))], "first");
+    let files: Vec<_> = files.iter().map(|(f, c)| (*f, Some(*c))).collect();
+    let rev = git_commit(&repo, &files, message);
     let url = format!("file://{}", origin.path().display());
     (origin, repo, rev, url)
 }

@@ -135,10 +135,7 @@ fn correct_restores_a_drifted_job_with_one_put() {
     assert_eq!(job(&report, "job-a")["action"], "update");
     assert_eq!(job(&report, "job-a")["result"], "applied");
     assert_eq!(env.fake.count("PUT"), 1);
-    assert_eq!(
-        env.fake.job(None, "acme", "job-a").expect("job")["schedule"],
-        "0 3 * * *"
-    );
+    assert_eq!(common::acme_schedule(&env.fake, "job-a"), "0 3 * * *");
     env.fake.clear_log();
     let again = env.run(&["--refresh", "--detailed-exitcode"]);
     assert_eq!(again.code, 0);

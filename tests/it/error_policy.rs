@@ -242,10 +242,7 @@ fn watch_puts_a_job_the_api_refuses_once_across_three_resyncs_and_again_once_aft
         watch.next("reconciled");
     }
     assert_eq!(fake.count("PUT"), 2, "{:?}", fake.requests());
-    assert_eq!(
-        fake.job(None, "acme", "job-a").expect("job")["schedule"],
-        "0 5 * * *"
-    );
+    assert_eq!(common::acme_schedule(&fake, "job-a"), "0 5 * * *");
     let (_, text) = watch.get("/metrics");
     assert_eq!(
         metric(&text, "nfcron_jobs{state=\"rejected\"}"),
@@ -348,10 +345,7 @@ fn a_refused_token_turns_readyz_503_and_a_new_token_in_the_token_file_recovers_w
     rotate(&token_file, "nf-rotated-token-2");
     let ready = watch.poll_until("/readyz", 200);
     assert_eq!(ready.trim(), "ready");
-    assert_eq!(
-        fake.job(None, "acme", "job-a").expect("job")["schedule"],
-        "0 6 * * *"
-    );
+    assert_eq!(common::acme_schedule(&fake, "job-a"), "0 6 * * *");
     let (_, text) = watch.get("/metrics");
     assert_eq!(metric(&text, "nfcron_token_refused"), 0.0, "{text}");
     let pid = watch.pid();

@@ -29,15 +29,7 @@ fn base_plan_lists_exactly_what_the_change_does() {
     );
     // Uncommitted edits are not part of the change.
     ws.write("jobs.d/a.yaml", manifest("Job A", "9 9 * * *"));
-    let run = ws.nfcron(&[
-        "reconcile",
-        "--dry-run",
-        "--base",
-        "HEAD~1",
-        "--output",
-        "json",
-        "--detailed-exitcode",
-    ]);
+    let run = ws.nfcron(&[&common::PLAN_AGAINST_PARENT[..], &["--detailed-exitcode"]].concat());
     assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
     let report = run.json();
     assert_eq!(report["baseline"], "base");

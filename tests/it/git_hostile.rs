@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{git_commit, git_init, manifest, Workspace};
 
-use crate::support::sidecar::{Sidecar, HOOK_SECRET};
+use crate::support::sidecar::Sidecar;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -286,13 +286,7 @@ fn a_branch_deleted_on_the_remote_makes_the_sidecar_unready_and_plans_nothing() 
     assert_eq!(watch.get("/readyz").0, 200);
 
     delete_release(bare.path());
-    let (status, _, _) = watch.http(
-        "POST",
-        "/hooks/git",
-        &[("X-Gitlab-Token", HOOK_SECRET.to_string())],
-        b"{}",
-    );
-    assert_eq!(status, 202);
+    assert_eq!(watch.gitlab_hook().0, 202);
     let failed = watch.next("fetch failed; keeping the last good revision");
     assert_eq!(failed["level"], "ERROR");
     assert!(

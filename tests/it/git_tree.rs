@@ -140,12 +140,18 @@ fn jobs(report: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Manifests of jobs "Job A", "Job B", ..., run at 01:00, 02:00, ...
+fn lettered<const N: usize>() -> [String; N] {
+    std::array::from_fn(|i| {
+        let letter = char::from(b'A' + i as u8);
+        manifest(&format!("Job {letter}"), &format!("0 {} * * *", i + 1))
+    })
+}
+
 #[test]
 fn symlinks_to_files_and_directories_inside_the_repository_are_read() {
     let origin = Origin::new();
-    let a = manifest("Job A", "0 1 * * *");
-    let b = manifest("Job B", "0 2 * * *");
-    let c = manifest("Job C", "0 3 * * *");
+    let [a, b, c] = lettered();
     origin.commit(&[
         Entry("jobs.d/a.yaml", FILE, &a),
         // A file elsewhere in the repository, through a relative link.
@@ -194,10 +200,7 @@ fn symlinks_to_files_and_directories_inside_the_repository_are_read() {
 #[test]
 fn links_out_of_the_tree_loops_and_submodules_are_io_diagnostics_that_block_pruning() {
     let origin = Origin::new();
-    let a = manifest("Job A", "0 1 * * *");
-    let b = manifest("Job B", "0 2 * * *");
-    let c = manifest("Job C", "0 3 * * *");
-    let d = manifest("Job D", "0 4 * * *");
+    let [a, b, c, d] = lettered();
     let first = origin.commit(&[
         Entry("jobs.d/a.yaml", FILE, &a),
         Entry("jobs.d/team/b.yaml", FILE, &b),
@@ -384,15 +387,8 @@ fn base_in_a_blobless_partial_clone_refuses_to_plan_and_names_the_fix() {
     );
     let plan = || {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_nfcron"))
-            .args([
-                "reconcile",
-                "--dry-run",
-                "--base",
-                "HEAD~1",
-                "--output",
-                "json",
-                "--detailed-exitcode",
-            ])
+            .args(common::PLAN_AGAINST_PARENT)
+            .arg("--detailed-exitcode")
             .current_dir(&clone)
             .env("NO_COLOR", "1")
             .env_remove("NORTHFLANK_API_TOKEN")
@@ -466,14 +462,7 @@ fn a_git_tree_entry_whose_name_is_not_utf8_is_an_io_diagnostic() {
     .expect("rename");
     common::git_commit(&repo, &[], "Latin-1 names");
 
-    let run = ws.nfcron(&[
-        "reconcile",
-        "--dry-run",
-        "--base",
-        "HEAD~1",
-        "--output",
-        "json",
-    ]);
+    let run = ws.nfcron(&common::PLAN_AGAINST_PARENT);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     for name in ["jobs.d/caf\\xe9", "jobs.d/\\xe9t\\xe9.yaml"] {
         assert!(

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::Workspace;
 use serde_json::Value;
-use sidecar::{Sidecar, HOOK_SECRET};
+use sidecar::Sidecar;
 
 fn manifest(schedule: &str) -> String {
     common::manifest("nightly", schedule)
@@ -138,12 +138,7 @@ fn a_webhook_sent_to_a_standby_reaches_the_leader() {
     let mut b = replica(&ws, &api, &db.url, &fast);
     b.next("standing by: another replica leads and applies");
 
-    let (status, _, response) = b.http(
-        "POST",
-        "/hooks/git",
-        &[("X-Gitlab-Token", HOOK_SECRET.into())],
-        b"{}",
-    );
+    let (status, response) = b.gitlab_hook();
     assert_eq!(status, 202, "{response}");
     b.next("webhook relayed to the leader");
     let relayed = a.next("webhook relayed by a standby");

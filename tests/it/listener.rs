@@ -138,24 +138,22 @@ fn signed_webhook_served(watch: &Sidecar) {
     }
 }
 
-/// A watch over one valid manifest that has completed its first run.
-fn started(ws: &Workspace, fake: &Fake, args: &[&str]) -> Sidecar {
+/// A watch over one valid manifest, with `--resync 1h` (no run of its own
+/// while a test waits) and `args`, that has completed its first run.
+fn started(args: &[&str]) -> (Workspace, Fake, Sidecar) {
+    let ws = Workspace::new();
+    let fake = Fake::spawn(0);
     ws.write("jobs.d/a.yaml", manifest("Job A"));
-    let mut watch = start_watch(ws.path(), &fake.url, args);
+    let all = [&["--resync", "1h"][..], args].concat();
+    let mut watch = start_watch(ws.path(), &fake.url, &all);
     watch.next("reconciled");
-    watch
+    (ws, fake, watch)
 }
 
 #[test]
 fn a_stalled_upload_without_a_valid_signature_header_is_refused_before_its_body_is_read() {
-    let ws = Workspace::new();
-    let fake = Fake::spawn(0);
     // A body timeout no test waits for: an answer must come from the head.
-    let watch = started(
-        &ws,
-        &fake,
-        &["--resync", "1h", "--listen-body-timeout", "1h"],
-    );
+    let (_ws, _fake, watch) = started(&["--listen-body-timeout", "1h"]);
     let cases: [(&[(&str, String)], u16); 5] = [
         (&[], 401),
         (&[("X-Hub-Signature-256", "sha1=00".into())], 400),
@@ -198,13 +196,7 @@ fn a_stalled_upload_without_a_valid_signature_header_is_refused_before_its_body_
 
 #[test]
 fn a_signed_upload_that_stalls_is_cut_after_the_body_timeout_and_its_body_is_not_kept() {
-    let ws = Workspace::new();
-    let fake = Fake::spawn(0);
-    let mut watch = started(
-        &ws,
-        &fake,
-        &["--resync", "1h", "--listen-body-timeout", "300ms"],
-    );
+    let (_ws, _fake, mut watch) = started(&["--listen-body-timeout", "300ms"]);
     // Well-formed but wrong: only the whole body could tell.
     let forged = [("X-Hub-Signature-256", format!("sha256={}", "ab".repeat(32)))];
     let mut upload = stalled_upload(&watch, &forged, 64 * 1024);
@@ -244,13 +236,7 @@ fn a_signed_upload_that_stalls_is_cut_after_the_body_timeout_and_its_body_is_not
 
 #[test]
 fn slowloris_and_idle_connections_are_closed_after_the_header_timeout() {
-    let ws = Workspace::new();
-    let fake = Fake::spawn(0);
-    let watch = started(
-        &ws,
-        &fake,
-        &["--resync", "1h", "--listen-header-timeout", "300ms"],
-    );
+    let (_ws, _fake, watch) = started(&["--listen-header-timeout", "300ms"]);
     // A head trickled one byte every 50 ms never ends.
     let mut slow = watch.connect();
     slow.write_all(b"POST /hooks/git HTTP/1.1\r\nHost: x\r\n")
@@ -296,22 +282,14 @@ fn slowloris_and_idle_connections_are_closed_after_the_header_timeout() {
 #[test]
 fn with_the_connection_cap_reached_healthz_answers_within_a_second_and_signed_webhooks_work_after()
 {
-    let ws = Workspace::new();
-    let fake = Fake::spawn(0);
-    let mut watch = started(
-        &ws,
-        &fake,
-        &[
-            "--resync",
-            "1h",
-            "--listen-max-connections",
-            "4",
-            "--listen-header-timeout",
-            "1h",
-            "--listen-body-timeout",
-            "1h",
-        ],
-    );
+    let (_ws, _fake, mut watch) = started(&[
+        "--listen-max-connections",
+        "4",
+        "--listen-header-timeout",
+        "1h",
+        "--listen-body-timeout",
+        "1h",
+    ]);
     let forged = [("X-Signature", format!("sha256={}", "cd".repeat(32)))];
     // The cap, with stalled signed uploads, then many more stalled heads
     // than the probe lane holds.
@@ -348,20 +326,12 @@ fn with_the_connection_cap_reached_healthz_answers_within_a_second_and_signed_we
 
 #[test]
 fn clients_that_never_read_their_responses_lose_their_connections_and_free_the_cap() {
-    let ws = Workspace::new();
-    let fake = Fake::spawn(0);
-    let mut watch = started(
-        &ws,
-        &fake,
-        &[
-            "--resync",
-            "1h",
-            "--listen-max-connections",
-            "4",
-            "--listen-header-timeout",
-            "1s",
-        ],
-    );
+    let (_ws, _fake, mut watch) = started(&[
+        "--listen-max-connections",
+        "4",
+        "--listen-header-timeout",
+        "1s",
+    ]);
     // Each fills the cap with status-page requests, pipelined, and never
     // reads an answer: the responses back up until the socket is full.
     let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2_000);

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
-use common::{git_commit, git_init, have_tool, Workspace};
+use common::{have_tool, Workspace};
 use fake::{Fake, TOKEN};
 use serde_json::Value;
 
@@ -143,22 +143,18 @@ fn samples(text: &str) -> BTreeMap<String, Vec<BTreeMap<String, String>>> {
 
 #[test]
 fn every_metric_the_dashboard_and_the_alert_rules_name_is_in_a_real_scrape() {
-    let origin = tempfile::tempdir().expect("origin");
-    let repo = git_init(origin.path());
     let manifest = |name: &str, schedule: &str| {
         format!("kind: CronJob\nproject: acme\nspec:\n  name: {name}\n  billing:\n    deploymentPlan: nf-compute-20\n  backoffLimit: 1\n  schedule: \"{schedule}\"\n  concurrencyPolicy: forbid\n")
     };
-    git_commit(
-        &repo,
+    let (_origin, _repo, _, url) = common::git_origin_with(
         &[
-            ("jobs/a.yaml", Some(&manifest("Job A", "0 1 * * *"))),
-            ("jobs/b.yaml", Some(&manifest("Job B", "0 2 * * *"))),
+            ("jobs/a.yaml", &manifest("Job A", "0 1 * * *")),
+            ("jobs/b.yaml", &manifest("Job B", "0 2 * * *")),
         ],
         "two jobs",
     );
     let ws = Workspace::new();
     let fake = Fake::spawn(0);
-    let url = format!("file://{}", origin.path().display());
     let mut sidecar = Sidecar::start(
         ws.path(),
         &fake.url,

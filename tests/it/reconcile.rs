@@ -129,10 +129,7 @@ fn editing_one_field_sends_exactly_one_put_with_that_change() {
         b["changes"],
         serde_json::json!([{"path": "schedule", "before": "0 3 * * *", "after": "30 4 * * *"}])
     );
-    assert_eq!(
-        env.fake.job(None, "acme", "job-b").expect("job")["schedule"],
-        "30 4 * * *"
-    );
+    assert_eq!(common::acme_schedule(&env.fake, "job-b"), "30 4 * * *");
 }
 
 #[test]

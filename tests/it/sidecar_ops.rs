@@ -17,7 +17,7 @@ use fake::{Fake, TOKEN};
 use serde_json::Value;
 
 use crate::support::hostile_server::black_hole;
-use crate::support::sidecar::{metric, signature, Sidecar, HOOK_SECRET, JSON_INFO, WAIT};
+use crate::support::sidecar::{metric, Sidecar, HOOK_SECRET, JSON_INFO, WAIT};
 
 /// `nfcron GLOBAL watch ARGS` against `fake`.
 fn start_watch(dir: &Path, fake: &Fake, global: &[&str], args: &[&str]) -> Sidecar {
@@ -25,6 +25,32 @@ fn start_watch(dir: &Path, fake: &Fake, global: &[&str], args: &[&str]) -> Sidec
         .global(global)
         .args(args)
         .start()
+}
+
+/// A workspace with one manifest, `jobs.d/a.yaml`.
+fn one_job() -> Workspace {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    ws
+}
+
+/// `watch --resync 1h` (no run of its own while a test waits), after its
+/// first run.
+fn after_first_run(ws: &Workspace, fake: &Fake) -> Sidecar {
+    let mut watch = start_watch(ws.path(), fake, &JSON_INFO, &["--resync", "1h"]);
+    watch.next("reconciled");
+    watch
+}
+
+/// `GET /metrics` asking for `accept`: a 200 of `content_type`; its body.
+fn scrape(watch: &Sidecar, accept: &str, content_type: &str) -> String {
+    let (status, head, text) = watch.http("GET", "/metrics", &[("Accept", accept.into())], b"");
+    assert_eq!(status, 200);
+    assert!(
+        head.contains(&format!("content-type: {content_type}")),
+        "{head}"
+    );
+    text
 }
 
 /// `nfcron GLOBAL watch` with triggers coalesced over `debounce`: no
@@ -85,26 +111,18 @@ fn promtool_check(text: &str) -> Option<(i32, String)> {
 
 #[test]
 fn promtool_accepts_the_text_004_scrape_and_openmetrics_is_served_when_asked() {
-    let ws = Workspace::new();
-    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let ws = one_job();
     let fake = Fake::spawn(0);
-    let mut watch = start_watch(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
-    watch.next("reconciled");
+    let watch = after_first_run(&ws, &fake);
     // A refused listener request, so that every counter family has samples.
     let (status, _, _) = watch.http("POST", "/hooks/git", &[], b"{}");
     assert_eq!(status, 401);
 
     // Prometheus text 0.0.4, as an old scraper asks for it.
-    let (status, head, text) = watch.http(
-        "GET",
-        "/metrics",
-        &[("Accept", "text/plain;version=0.0.4".into())],
-        b"",
-    );
-    assert_eq!(status, 200);
-    assert!(
-        head.contains("content-type: text/plain; version=0.0.4"),
-        "{head}"
+    let text = scrape(
+        &watch,
+        "text/plain;version=0.0.4",
+        "text/plain; version=0.0.4",
     );
     for line in [
         "# TYPE nfcron_reconcile_runs_total counter",
@@ -134,16 +152,10 @@ fn promtool_accepts_the_text_004_scrape_and_openmetrics_is_served_when_asked() {
     }
 
     // OpenMetrics, as Prometheus asks for it.
-    let (status, head, open) = watch.http(
-        "GET",
-        "/metrics",
-        &[("Accept", "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1".into())],
-        b"",
-    );
-    assert_eq!(status, 200);
-    assert!(
-        head.contains("content-type: application/openmetrics-text; version=1.0.0"),
-        "{head}"
+    let open = scrape(
+        &watch,
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        "application/openmetrics-text; version=1.0.0",
     );
     assert!(open.ends_with("# EOF\n"), "{open}");
     assert!(
@@ -168,12 +180,10 @@ fn promtool_accepts_the_text_004_scrape_and_openmetrics_is_served_when_asked() {
 
 #[test]
 fn a_401_sets_nfcron_token_refused() {
-    let ws = Workspace::new();
-    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let ws = one_job();
     let fake = Fake::spawn(0);
     fake.set_token("another-token");
-    let mut watch = start_watch(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
-    watch.next("reconciled");
+    let watch = after_first_run(&ws, &fake);
     let (_, _, text) = watch.http("GET", "/metrics", &[], b"");
     assert_eq!(metric(&text, "nfcron_token_refused"), 1.0, "{text}");
     assert!(
@@ -185,14 +195,10 @@ fn a_401_sets_nfcron_token_refused() {
     );
 }
 
-fn signed_hook(body: &[u8]) -> Vec<(&'static str, String)> {
-    vec![("X-Hub-Signature-256", signature(body, HOOK_SECRET))]
-}
-
 fn webhooks(watch: &Sidecar, n: usize) {
     let body = br#"{"ref":"refs/heads/main"}"#;
     for i in 0..n {
-        let (status, _, reply) = watch.http("POST", "/hooks/git", &signed_hook(body), body);
+        let (status, reply) = watch.github_hook(body, HOOK_SECRET);
         assert_eq!(status, 202, "webhook {i}: {reply}");
     }
 }
@@ -204,8 +210,7 @@ fn successful_runs(watch: &Sidecar) -> f64 {
 
 #[test]
 fn ten_webhooks_and_a_file_event_during_a_run_give_exactly_one_follow_up_run() {
-    let ws = Workspace::new();
-    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let ws = one_job();
     let fake = Fake::spawn(0);
     // The first run's requests take 1.5 s each: everything below lands
     // while it is in progress.
@@ -237,8 +242,7 @@ fn ten_webhooks_and_a_file_event_during_a_run_give_exactly_one_follow_up_run() {
 
 #[test]
 fn a_burst_of_webhooks_while_idle_starts_at_once_and_gives_at_most_two_runs() {
-    let ws = Workspace::new();
-    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let ws = one_job();
     let fake = Fake::spawn(0);
     // A quiet period no test would wait out: a webhook that waited for it
     // would never run.
@@ -260,8 +264,7 @@ fn a_burst_of_webhooks_while_idle_starts_at_once_and_gives_at_most_two_runs() {
 
 #[test]
 fn under_log_format_json_every_stderr_line_is_json_and_a_used_up_rate_limit_is_one_error() {
-    let ws = Workspace::new();
-    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let ws = one_job();
     let fake = Fake::spawn(0);
     // No --log-level and no RUST_LOG: watch's default is info.
     let mut watch = coalescing(&ws, &fake, &["--log-format", "json"], "100ms");
@@ -332,8 +335,7 @@ fn under_log_format_json_every_stderr_line_is_json_and_a_used_up_rate_limit_is_o
 
 #[test]
 fn under_log_format_json_a_fatal_error_is_a_json_line_too() {
-    let ws = Workspace::new();
-    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let ws = one_job();
     let fake = Fake::spawn(0);
     // The address is taken: watch cannot start.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -407,8 +409,7 @@ fn healthz_fails_when_a_run_is_stuck_on_a_silent_git_server_past_the_stall_timeo
 
 #[test]
 fn healthz_stays_ok_across_runs_spaced_wider_than_the_stall_timeout() {
-    let ws = Workspace::new();
-    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let ws = one_job();
     let fake = Fake::spawn(0);
     let started = Instant::now();
     let mut watch = start_watch(
@@ -436,12 +437,10 @@ fn healthz_stays_ok_across_runs_spaced_wider_than_the_stall_timeout() {
 
 #[test]
 fn readyz_says_token_refused_after_a_401_and_names_an_unreadable_source() {
-    let ws = Workspace::new();
-    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let ws = one_job();
     let fake = Fake::spawn(0);
     fake.set_token("another-token");
-    let mut watch = start_watch(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
-    watch.next("reconciled");
+    let watch = after_first_run(&ws, &fake);
     let (status, _, body) = watch.http("GET", "/readyz", &[], b"");
     assert_eq!(
         (status, body.as_str()),
@@ -451,16 +450,14 @@ fn readyz_says_token_refused_after_a_401_and_names_an_unreadable_source() {
 
     // A manifest that cannot be read (a directory's permissions are not
     // enough for root, so a dangling symlink stands in).
-    let ws = Workspace::new();
-    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let ws = one_job();
     std::os::unix::fs::symlink(
         ws.path().join("nowhere.yaml"),
         ws.path().join("jobs.d/b.yaml"),
     )
     .expect("symlink");
     let fake = Fake::spawn(0);
-    let mut watch = start_watch(ws.path(), &fake, &JSON_INFO, &["--resync", "1h"]);
-    watch.next("reconciled");
+    let mut watch = after_first_run(&ws, &fake);
     let (status, _, body) = watch.http("GET", "/readyz", &[], b"");
     assert_eq!(status, 503, "{body}");
     assert!(

@@ -9,7 +9,7 @@ use std::process::Command;
 use crate::common::{self, Workspace};
 use crate::fake::{Fake, TOKEN};
 use crate::support::hostile_server::{respond, Hostile};
-use crate::support::sidecar::{metric, Sidecar, HOOK_SECRET};
+use crate::support::sidecar::{metric, Sidecar};
 
 fn manifest(schedule: &str) -> String {
     common::manifest("Job A", schedule)
@@ -134,6 +134,38 @@ struct GnupgHome {
     dir: tempfile::TempDir,
 }
 
+impl GnupgHome {
+    /// A GNUPGHOME holding a new ed25519 signing key for each of `users`.
+    fn with_keys(users: &[&str]) -> GnupgHome {
+        let gnupg = GnupgHome {
+            dir: tempfile::tempdir().expect("GNUPGHOME"),
+        };
+        for user in users {
+            gnupg.gpg(&[
+                "--batch",
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+                user,
+                "ed25519",
+                "sign",
+                "never",
+            ]);
+        }
+        gnupg
+    }
+
+    fn home(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `gpg ARGS` in this GNUPGHOME; returns its stdout.
+    fn gpg(&self, args: &[&str]) -> String {
+        let home = self.dir.path();
+        run("gpg", args, home, &[("GNUPGHOME", home)])
+    }
+}
+
 impl Drop for GnupgHome {
     fn drop(&mut self) {
         let _ = Command::new("gpgconf")
@@ -200,6 +232,37 @@ fn alice_allowed(dir: &Path, public: &str) -> PathBuf {
     signers
 }
 
+/// Alice's and Mallory's SSH keys, and an allowed-signers file listing
+/// Alice's only; `None` (the test skips) without the SSH tools.
+struct SshKeys {
+    _dir: tempfile::TempDir,
+    alice: PathBuf,
+    alice_public: String,
+    alice_fingerprint: String,
+    mallory: PathBuf,
+    mallory_fingerprint: String,
+    signers: PathBuf,
+}
+
+fn ssh_keys() -> Option<SshKeys> {
+    if !ssh_tools() {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("keys");
+    let (alice, alice_public, alice_fingerprint) = ssh_key(dir.path(), "alice");
+    let (mallory, _, mallory_fingerprint) = ssh_key(dir.path(), "mallory");
+    let signers = alice_allowed(dir.path(), &alice_public);
+    Some(SshKeys {
+        _dir: dir,
+        alice,
+        alice_public,
+        alice_fingerprint,
+        mallory,
+        mallory_fingerprint,
+        signers,
+    })
+}
+
 /// `watch --git ORIGIN --verify-signatures FILE ARGS`, started.
 fn watch_verifying(
     ws: &Workspace,
@@ -221,26 +284,29 @@ fn verified(watch: &Sidecar) -> f64 {
 
 #[test]
 fn a_tip_signed_by_an_allowed_ssh_key_is_applied() {
-    if !ssh_tools() {
+    let Some(keys) = ssh_keys() else {
         return;
-    }
-    let keys = tempfile::tempdir().expect("keys");
-    let (alice, public, _) = ssh_key(keys.path(), "alice");
-    let signers = keys.path().join("allowed_signers");
+    };
+    let SshKeys {
+        alice,
+        alice_public,
+        signers,
+        ..
+    } = &keys;
     std::fs::write(
-        &signers,
-        format!("# the team\nalice@example.com {public}\n"),
+        signers,
+        format!("# the team\nalice@example.com {alice_public}\n"),
     )
     .expect("write");
     let origin = Origin::new();
-    let rev = origin.commit("0 1 * * *", "alice@example.com", Sign::Ssh(&alice));
+    let rev = origin.commit("0 1 * * *", "alice@example.com", Sign::Ssh(alice));
     let (ws, fake) = (Workspace::new(), Fake::spawn(0));
-    let run = reconcile(&ws, &fake, &origin, &signers, &[]);
+    let run = reconcile(&ws, &fake, &origin, signers, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json()["source"]["revision"], rev);
     assert_eq!(fake.count("PUT"), 1);
     // The environment variable does the same.
-    let rev = origin.commit("0 2 * * *", "alice@example.com", Sign::Ssh(&alice));
+    let rev = origin.commit("0 2 * * *", "alice@example.com", Sign::Ssh(alice));
     let url = origin.url();
     let run = ws.nfcron_env(
         &["reconcile", "--git", &url, "--output", "json"],
@@ -257,18 +323,22 @@ fn a_tip_signed_by_an_allowed_ssh_key_is_applied() {
 
 #[test]
 fn unsigned_and_unlisted_tips_are_refused_with_no_api_request() {
-    if !ssh_tools() {
+    let Some(keys) = ssh_keys() else {
         return;
-    }
-    let keys = tempfile::tempdir().expect("keys");
-    let (alice, public, alice_fingerprint) = ssh_key(keys.path(), "alice");
-    let (mallory, _, mallory_fingerprint) = ssh_key(keys.path(), "mallory");
-    let signers = alice_allowed(keys.path(), &public);
+    };
+    let SshKeys {
+        alice,
+        alice_fingerprint,
+        mallory,
+        mallory_fingerprint,
+        signers,
+        ..
+    } = &keys;
     let origin = Origin::new();
     let (ws, fake) = (Workspace::new(), Fake::spawn(0));
     let refused = |rev: &str, reason: &str| {
         for dry_run in [&[][..], &["--dry-run"][..]] {
-            let run = reconcile(&ws, &fake, &origin, &signers, dry_run);
+            let run = reconcile(&ws, &fake, &origin, signers, dry_run);
             assert_eq!(run.code, 1, "{}", run.stderr);
             assert!(
                 run.stderr.contains(&format!(
@@ -286,7 +356,7 @@ fn unsigned_and_unlisted_tips_are_refused_with_no_api_request() {
     // A notification says so, naming the commit and why.
     let receiver = Hostile::spawn(|_, stream| respond(stream, 200, &[], b"ok"));
     let hook = format!("{}/hook", receiver.url);
-    let run = reconcile(&ws, &fake, &origin, &signers, &["--notify", &hook]);
+    let run = reconcile(&ws, &fake, &origin, signers, &["--notify", &hook]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let told = receiver.requests();
     assert_eq!(told.len(), 1, "{told:#?}");
@@ -297,13 +367,13 @@ fn unsigned_and_unlisted_tips_are_refused_with_no_api_request() {
     );
     assert_eq!(body["jobs"][0]["message"], "it is not signed");
     assert_eq!(fake.requests().len(), 0);
-    let rev = origin.commit("0 2 * * *", "alice@example.com", Sign::Ssh(&mallory));
+    let rev = origin.commit("0 2 * * *", "alice@example.com", Sign::Ssh(mallory));
     refused(
         &rev,
         &format!("it is signed by the SSH key {mallory_fingerprint}, which the allowed-signers file does not list"),
     );
     // Alice's key, but the committer is not the principal it is listed for.
-    let rev = origin.commit("0 3 * * *", "bob@example.com", Sign::Ssh(&alice));
+    let rev = origin.commit("0 3 * * *", "bob@example.com", Sign::Ssh(alice));
     refused(
         &rev,
         &format!("it is signed by the SSH key {alice_fingerprint}, which the allowed-signers file does not list for the committer `bob@example.com`"),
@@ -319,23 +389,9 @@ fn openpgp_signed_tips_verify_against_an_armored_keyring() {
     if !gpg_tools() {
         return;
     }
-    let gnupg = GnupgHome {
-        dir: tempfile::tempdir().expect("GNUPGHOME"),
-    };
-    let home = gnupg.dir.path();
-    let gpg = |args: &[&str]| run("gpg", args, home, &[("GNUPGHOME", home)]);
-    for user in ["Test <test@example.com>", "Other <other@example.com>"] {
-        gpg(&[
-            "--batch",
-            "--passphrase",
-            "",
-            "--quick-gen-key",
-            user,
-            "ed25519",
-            "sign",
-            "never",
-        ]);
-    }
+    let gnupg = GnupgHome::with_keys(&["Test <test@example.com>", "Other <other@example.com>"]);
+    let home = gnupg.home();
+    let gpg = |args: &[&str]| gnupg.gpg(args);
     let keyring = home.join("keyring.asc");
     std::fs::write(&keyring, gpg(&["--armor", "--export", "test@example.com"])).expect("write");
     let origin = Origin::new();
@@ -366,22 +422,10 @@ fn a_tip_signed_by_a_since_revoked_openpgp_key_is_refused() {
     if !gpg_tools() {
         return;
     }
-    let gnupg = GnupgHome {
-        dir: tempfile::tempdir().expect("GNUPGHOME"),
-    };
-    let home = gnupg.dir.path();
-    let gpg = |args: &[&str]| run("gpg", args, home, &[("GNUPGHOME", home)]);
+    let gnupg = GnupgHome::with_keys(&["Test <test@example.com>"]);
+    let home = gnupg.home();
+    let gpg = |args: &[&str]| gnupg.gpg(args);
     let user = "test@example.com";
-    gpg(&[
-        "--batch",
-        "--passphrase",
-        "",
-        "--quick-gen-key",
-        "Test <test@example.com>",
-        "ed25519",
-        "sign",
-        "never",
-    ]);
     let origin = Origin::new();
     let rev = origin.commit("0 1 * * *", user, Sign::Gpg { home, user });
     let keyring = home.join("keyring.asc");
@@ -471,20 +515,18 @@ fn verify_signatures_needs_a_git_source_and_a_usable_file() {
 
 #[test]
 fn watch_keeps_the_last_verified_revision_while_the_tip_is_refused() {
-    if !ssh_tools() {
+    let Some(keys) = ssh_keys() else {
         return;
-    }
-    let keys = tempfile::tempdir().expect("keys");
-    let (alice, public, _) = ssh_key(keys.path(), "alice");
-    let signers = alice_allowed(keys.path(), &public);
+    };
+    let SshKeys { alice, signers, .. } = &keys;
     let origin = Origin::new();
-    let first = origin.commit("0 1 * * *", "alice@example.com", Sign::Ssh(&alice));
+    let first = origin.commit("0 1 * * *", "alice@example.com", Sign::Ssh(alice));
     let (ws, fake) = (Workspace::new(), Fake::spawn(0));
     let mut watch = watch_verifying(
         &ws,
         &fake,
         &origin,
-        &signers,
+        signers,
         &["--interval", "1h", "--resync", "1h"],
     );
     let run = watch.next("reconciled");
@@ -496,10 +538,9 @@ fn watch_keeps_the_last_verified_revision_while_the_tip_is_refused() {
     assert_eq!(verified(&watch), 1.0);
 
     let unsigned = origin.commit("0 2 * * *", "alice@example.com", Sign::Not);
-    let hook = [("X-Gitlab-Token", HOOK_SECRET.to_string())];
     let refused_message = "refused the Git source's tip: its signature is not accepted; the last verified revision stays applied";
     for _ in 0..2 {
-        assert_eq!(watch.http("POST", "/hooks/git", &hook, b"{}").0, 202);
+        assert_eq!(watch.gitlab_hook().0, 202);
         // The last verified revision is reconciled again: nothing to do.
         let run = watch.next("reconciled");
         assert_eq!(run["revision"], first.as_str(), "{run}");
@@ -528,35 +569,34 @@ fn watch_keeps_the_last_verified_revision_while_the_tip_is_refused() {
     );
     assert_eq!(verified(&watch), 0.0);
 
-    let signed = origin.commit("0 3 * * *", "alice@example.com", Sign::Ssh(&alice));
-    assert_eq!(watch.http("POST", "/hooks/git", &hook, b"{}").0, 202);
+    let signed = origin.commit("0 3 * * *", "alice@example.com", Sign::Ssh(alice));
+    assert_eq!(watch.gitlab_hook().0, 202);
     let run = watch.next("reconciled");
     assert_eq!(
         (run["update"].as_u64(), run["revision"].as_str()),
         (Some(1), Some(signed.as_str())),
         "{run}"
     );
-    assert_eq!(
-        fake.job(None, "acme", "job-a").expect("job")["schedule"],
-        "0 3 * * *"
-    );
+    assert_eq!(common::acme_schedule(&fake, "job-a"), "0 3 * * *");
     assert_eq!(watch.get("/readyz").0, 200);
     assert_eq!(verified(&watch), 1.0);
 }
 
 #[test]
 fn watch_starting_on_a_refused_tip_applies_nothing_and_is_unready() {
-    if !ssh_tools() {
+    let Some(keys) = ssh_keys() else {
         return;
-    }
-    let keys = tempfile::tempdir().expect("keys");
-    let (_, public, _) = ssh_key(keys.path(), "alice");
-    let (mallory, _, mallory_fingerprint) = ssh_key(keys.path(), "mallory");
-    let signers = alice_allowed(keys.path(), &public);
+    };
+    let SshKeys {
+        mallory,
+        mallory_fingerprint,
+        signers,
+        ..
+    } = &keys;
     let origin = Origin::new();
-    let tip = origin.commit("0 1 * * *", "alice@example.com", Sign::Ssh(&mallory));
+    let tip = origin.commit("0 1 * * *", "alice@example.com", Sign::Ssh(mallory));
     let (ws, fake) = (Workspace::new(), Fake::spawn(0));
-    let mut watch = watch_verifying(&ws, &fake, &origin, &signers, &["--interval", "1h"]);
+    let mut watch = watch_verifying(&ws, &fake, &origin, signers, &["--interval", "1h"]);
     let refused = watch.next("refused the Git source's tip: its signature is not accepted; the last verified revision stays applied");
     assert_eq!(refused["commit"], tip.as_str());
     assert_eq!(refused["kept_revision"], "", "nothing verified yet");
@@ -564,7 +604,7 @@ fn watch_starting_on_a_refused_tip_applies_nothing_and_is_unready() {
     assert_eq!(status, 503);
     assert!(
         body.contains(&format!("commit {tip} is not applied"))
-            && body.contains(&mallory_fingerprint),
+            && body.contains(mallory_fingerprint.as_str()),
         "{body}"
     );
     assert_eq!(verified(&watch), 0.0);

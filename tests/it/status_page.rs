@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{git_commit, git_init, Workspace};
+use common::Workspace;
 use fake::{Fake, Fault, FaultRule, TOKEN};
 
 use crate::support::sidecar::Sidecar;
@@ -242,18 +242,15 @@ fn the_status_page_shows_each_job_state_escaped_without_secrets_and_costs_no_req
 
 #[test]
 fn the_status_page_shows_drift_failures_and_the_git_revision() {
-    let origin = tempfile::tempdir().expect("origin");
-    let repo = git_init(origin.path());
-    let rev = git_commit(
-        &repo,
+    let (_origin, _repo, rev, url) = common::git_origin_with(
         &[
             (
                 "jobs/alpha.yaml",
-                Some(&plain_manifest("Alpha Drift", "0 1 * * *")),
+                &plain_manifest("Alpha Drift", "0 1 * * *"),
             ),
             (
                 "jobs/omega.yaml",
-                Some(&plain_manifest("Omega Failing", "0 4 * * *")),
+                &plain_manifest("Omega Failing", "0 4 * * *"),
             ),
         ],
         "two jobs",
@@ -273,7 +270,6 @@ fn the_status_page_shows_drift_failures_and_the_git_revision() {
         times: 1_000_000,
         after: 1,
     });
-    let url = format!("file://{}", origin.path().display());
     let mut sidecar = start_sidecar(
         ws.path(),
         &fake,

@@ -56,12 +56,27 @@ impl GitWatch {
     }
 }
 
-#[test]
-fn edits_are_applied_readiness_flips_and_metrics_match_the_fake() {
+/// `watch ARGS` over a directory of one manifest, `jobs.d/a.yaml`.
+fn one_job_watch(args: &[&str]) -> (Workspace, Fake, Sidecar) {
+    let ws = Workspace::new();
+    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
+    let fake = Fake::spawn(0);
+    let watch = Sidecar::start(ws.path(), &fake.url, TOKEN, args);
+    (ws, fake, watch)
+}
+
+/// A directory of two manifests (Job A at 01:00, Job B at 02:00) and a
+/// fake API to apply them to.
+fn two_jobs() -> (Workspace, Fake) {
     let ws = Workspace::new();
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
     ws.write("jobs.d/b.yaml", manifest("Job B", "0 2 * * *"));
-    let fake = Fake::spawn(0);
+    (ws, Fake::spawn(0))
+}
+
+#[test]
+fn edits_are_applied_readiness_flips_and_metrics_match_the_fake() {
+    let (ws, fake) = two_jobs();
     // Slow enough that the first reconcile is still running when asked.
     fake.set_latency(Duration::from_millis(400));
     let mut watch = Sidecar::start(ws.path(), &fake.url, TOKEN, &["--resync", "1h"]);
@@ -84,10 +99,7 @@ fn edits_are_applied_readiness_flips_and_metrics_match_the_fake() {
         "{run}"
     );
     assert_eq!(fake.count("PUT"), puts + 1);
-    assert_eq!(
-        fake.job(None, "acme", "job-a").expect("job")["schedule"],
-        "0 3 * * *"
-    );
+    assert_eq!(common::acme_schedule(&fake, "job-a"), "0 3 * * *");
 
     // An editor-style save: write a temp file, rename it over the manifest.
     ws.write("jobs.d/.b.yaml.swp", "swap");
@@ -99,10 +111,7 @@ fn edits_are_applied_readiness_flips_and_metrics_match_the_fake() {
     .expect("rename");
     let run = next_change(&mut watch);
     assert_eq!(run["update"], 1, "{run}");
-    assert_eq!(
-        fake.job(None, "acme", "job-b").expect("job")["schedule"],
-        "0 4 * * *"
-    );
+    assert_eq!(common::acme_schedule(&fake, "job-b"), "0 4 * * *");
 
     // Metrics parse and agree with the fake's log.
     let (status, text) = watch.get("/metrics");
@@ -142,10 +151,7 @@ fn edits_are_applied_readiness_flips_and_metrics_match_the_fake() {
 
 #[test]
 fn an_idle_watcher_sends_nothing_over_a_resync() {
-    let ws = Workspace::new();
-    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
-    let fake = Fake::spawn(0);
-    let mut watch = Sidecar::start(ws.path(), &fake.url, TOKEN, &["--resync", "200ms"]);
+    let (_ws, fake, mut watch) = one_job_watch(&["--resync", "200ms"]);
     watch.next("reconciled");
     fake.clear_log();
     for _ in 0..2 {
@@ -213,20 +219,8 @@ fn a_push_is_applied_after_a_signed_webhook_and_not_after_a_bad_one() {
     );
 
     let body = br#"{"ref":"refs/heads/main","after":"forged"}"#;
-    let (status, _, _) = watch.http(
-        "POST",
-        "/hooks/git",
-        &[("X-Hub-Signature-256", signature(body, "wrong"))],
-        body,
-    );
-    assert_eq!(status, 401);
-    let (status, _, _) = watch.http(
-        "POST",
-        "/hooks/git",
-        &[("X-Hub-Signature-256", signature(body, HOOK_SECRET))],
-        body,
-    );
-    assert_eq!(status, 202);
+    assert_eq!(watch.github_hook(body, "wrong").0, 401);
+    assert_eq!(watch.github_hook(body, HOOK_SECRET).0, 202);
     let seen = watch.until("reconciled");
     let runs = seen.iter().filter(|l| l.is("reconciled")).count();
     assert_eq!(runs, 1, "the bad webhook triggered nothing");
@@ -236,10 +230,7 @@ fn a_push_is_applied_after_a_signed_webhook_and_not_after_a_bad_one() {
         (Some(1), Some(rev.as_str())),
         "{run}"
     );
-    assert_eq!(
-        fake.job(None, "acme", "job-a").expect("job")["schedule"],
-        "0 2 * * *"
-    );
+    assert_eq!(common::acme_schedule(&fake, "job-a"), "0 2 * * *");
     let (_, metrics) = watch.get("/metrics");
     assert_eq!(
         metric(
@@ -249,13 +240,7 @@ fn a_push_is_applied_after_a_signed_webhook_and_not_after_a_bad_one() {
         1.0
     );
     // GitLab's token header works too.
-    let (status, _, _) = watch.http(
-        "POST",
-        "/hooks/git",
-        &[("X-Gitlab-Token", HOOK_SECRET.to_string())],
-        b"{}",
-    );
-    assert_eq!(status, 202);
+    assert_eq!(watch.gitlab_hook().0, 202);
     assert_eq!(watch.terminate().code, 0);
 }
 
@@ -294,10 +279,7 @@ fn a_failed_fetch_prunes_nothing_and_makes_the_sidecar_unready() {
 
 #[test]
 fn drift_sweeps_find_and_correct_changes_made_behind_the_sidecar() {
-    let ws = Workspace::new();
-    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
-    ws.write("jobs.d/b.yaml", manifest("Job B", "0 2 * * *"));
-    let fake = Fake::spawn(0);
+    let (ws, fake) = two_jobs();
     let mut watch = Sidecar::start(
         ws.path(),
         &fake.url,
@@ -330,10 +312,7 @@ fn drift_sweeps_find_and_correct_changes_made_behind_the_sidecar() {
     );
     let fixed = next_change(&mut watch);
     assert_eq!(fixed["update"], 1, "{fixed}");
-    assert_eq!(
-        fake.job(None, "acme", "job-b").expect("job")["schedule"],
-        "0 2 * * *"
-    );
+    assert_eq!(common::acme_schedule(&fake, "job-b"), "0 2 * * *");
     assert_eq!(watch.terminate().code, 0);
 }
 
@@ -358,13 +337,7 @@ fn a_webhook_burst_fetches_at_once_whatever_the_debounce_and_gives_at_most_two_r
     fake.set_latency(Duration::from_millis(500));
     let body = br#"{"ref":"refs/heads/main"}"#;
     for _ in 0..10 {
-        let (status, _, _) = watch.http(
-            "POST",
-            "/hooks/git",
-            &[("X-Hub-Signature-256", signature(body, HOOK_SECRET))],
-            body,
-        );
-        assert_eq!(status, 202);
+        assert_eq!(watch.github_hook(body, HOOK_SECRET).0, 202);
     }
     let first = watch.next("reconciled");
     assert_eq!(first["update"], 1, "{first}");
@@ -379,29 +352,20 @@ fn a_webhook_burst_fetches_at_once_whatever_the_debounce_and_gives_at_most_two_r
         }
     }
     assert!(runs <= 2, "{runs} runs for a burst of 10 webhooks");
-    assert_eq!(
-        fake.job(None, "acme", "job-a").expect("job")["schedule"],
-        "0 2 * * *"
-    );
+    assert_eq!(common::acme_schedule(&fake, "job-a"), "0 2 * * *");
     assert_eq!(watch.terminate().code, 0);
 }
 
 #[test]
 fn watch_keeps_applying_edits_with_a_fifo_in_its_directory() {
-    let ws = Workspace::new();
-    ws.write("jobs.d/a.yaml", manifest("Job A", "0 1 * * *"));
-    let fake = Fake::spawn(0);
-    let mut watch = Sidecar::start(ws.path(), &fake.url, TOKEN, &["--resync", "1h"]);
+    let (ws, fake, mut watch) = one_job_watch(&["--resync", "1h"]);
     reconciled(&mut watch, |_| true);
     assert_eq!(fake.job_ids("acme"), ["job-a"]);
 
     mkfifo(&ws.path().join("jobs.d/pipe.yaml"));
     ws.write("jobs.d/a.yaml", manifest("Job A", "0 2 * * *"));
     reconciled(&mut watch, |v| v["update"] == 1);
-    assert_eq!(
-        fake.job(None, "acme", "job-a").expect("job")["schedule"],
-        "0 2 * * *"
-    );
+    assert_eq!(common::acme_schedule(&fake, "job-a"), "0 2 * * *");
     ws.write("jobs.d/b.yaml", manifest("Job B", "0 3 * * *"));
     reconciled(&mut watch, |v| v["create"] == 1);
     assert_eq!(fake.job_ids("acme"), ["job-a", "job-b"]);

@@ -336,6 +336,22 @@ impl Sidecar {
         read_response(&mut stream)
     }
 
+    /// Status and body of a webhook `POST /hooks/git` of `body` signed with
+    /// `secret` as GitHub signs (`X-Hub-Signature-256`).
+    pub fn github_hook(&self, body: &[u8], secret: &str) -> (u16, String) {
+        let signed = [("X-Hub-Signature-256", signature(body, secret))];
+        let (status, _, reply) = self.http("POST", "/hooks/git", &signed, body);
+        (status, reply)
+    }
+
+    /// Status and body of a webhook `POST /hooks/git` of `{}` that carries
+    /// [`HOOK_SECRET`] as GitLab sends it (a token header: no signature).
+    pub fn gitlab_hook(&self) -> (u16, String) {
+        let token = [("X-Gitlab-Token", HOOK_SECRET.to_string())];
+        let (status, _, body) = self.http("POST", "/hooks/git", &token, b"{}");
+        (status, body)
+    }
+
     /// Status and body of `GET path`.
     pub fn get(&self, path: &str) -> (u16, String) {
         let (status, _, body) = self.http("GET", path, &[], b"");
