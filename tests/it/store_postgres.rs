@@ -792,50 +792,6 @@ fn a_libpq_variable_that_is_not_utf8_is_refused_naming_it() {
     }
 }
 
-/// A relay to the server on 127.0.0.1:5432 that goes silent on a
-/// connection from the first message holding `trigger` (it drops what the
-/// client sends and answers nothing, the connection kept open).
-fn freezing_relay(trigger: &'static str) -> u16 {
-    use std::io::{Read, Write};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for client in listener.incoming().map_while(Result::ok) {
-            let Ok(server) = std::net::TcpStream::connect("127.0.0.1:5432") else {
-                continue;
-            };
-            let frozen = Arc::new(AtomicBool::new(false));
-            for (from, to, upstream) in [
-                (client.try_clone(), server.try_clone(), true),
-                (server.try_clone(), client.try_clone(), false),
-            ] {
-                let (Ok(mut from), Ok(mut to)) = (from, to) else {
-                    continue;
-                };
-                let frozen = frozen.clone();
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 16384];
-                    while let Ok(n) = from.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        if upstream && String::from_utf8_lossy(&buf[..n]).contains(trigger) {
-                            frozen.store(true, Ordering::SeqCst);
-                        }
-                        if !frozen.load(Ordering::SeqCst) && to.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                    let _ = to.shutdown(std::net::Shutdown::Both);
-                });
-            }
-        }
-    });
-    port
-}
-
 /// With a list of hosts on different ports, the step deadline holds on
 /// whichever host the driver connected to (not only the first's port): a
 /// server that stops answering mid-statement fails the step by it, naming
@@ -846,7 +802,7 @@ fn the_step_deadline_holds_on_the_second_host_of_a_list() {
         return;
     };
     let ws = Workspace::new();
-    let port = freezing_relay("FROM nfcron_jobs");
+    let port = pg::freezing_relay("FROM nfcron_jobs");
     let url = format!(
         "postgres:///test?user=postgres&host=127.0.0.1,127.0.0.1&port=1,{port}&connect_timeout=2\
          &options=-c%20search_path%3D{}%20-c%20statement_timeout%3D1000",

@@ -283,53 +283,6 @@ fn watch_reports_a_silent_state_database_in_readyz_naming_host_and_step() {
     assert!(!log.contains(PG_PASSWORD), "{log}");
 }
 
-/// A relay to the PostgreSQL server on 127.0.0.1:5432 that goes silent on
-/// a connection from the first message holding `trigger`: it drops what
-/// the client sends from then on and answers nothing, keeping the
-/// connection open, as a server stuck mid-statement does.
-fn freezing_relay(trigger: &'static str) -> u16 {
-    use std::io::{Read, Write};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for client in listener.incoming().map_while(Result::ok) {
-            let Ok(server) = std::net::TcpStream::connect("127.0.0.1:5432") else {
-                continue;
-            };
-            let frozen = Arc::new(AtomicBool::new(false));
-            for (from, to, upstream) in [
-                (client.try_clone(), server.try_clone(), true),
-                (server.try_clone(), client.try_clone(), false),
-            ] {
-                let (Ok(mut from), Ok(mut to)) = (from, to) else {
-                    continue;
-                };
-                let frozen = frozen.clone();
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 16384];
-                    while let Ok(n) = from.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        if upstream && String::from_utf8_lossy(&buf[..n]).contains(trigger) {
-                            frozen.store(true, Ordering::SeqCst);
-                        }
-                        if !frozen.load(Ordering::SeqCst) && to.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                    // Either side gone: the other goes too, so that the
-                    // server ends the session and frees its locks.
-                    let _ = to.shutdown(std::net::Shutdown::Both);
-                });
-            }
-        }
-    });
-    port
-}
-
 #[test]
 fn a_postgres_server_that_stops_answering_mid_run_fails_the_step_by_its_deadline() {
     let Some(db) = pg::Db::new("pg_stall") else {
@@ -346,7 +299,7 @@ fn a_postgres_server_that_stops_answering_mid_run_fails_the_step_by_its_deadline
             "read the state",
         ),
     ] {
-        let port = freezing_relay(trigger);
+        let port = pg::freezing_relay(trigger);
         // The server's statement_timeout (1 s) plus connect_timeout (2 s).
         let url = format!(
             "postgres://postgres:{PG_PASSWORD}@127.0.0.1:{port}/test?connect_timeout=2&options=-c%20search_path%3D{}%20-c%20statement_timeout%3D1000",

@@ -438,3 +438,50 @@ impl Drop for CertServer {
             .output();
     }
 }
+
+/// A relay to the PostgreSQL server on 127.0.0.1:5432 that goes silent on
+/// a connection from the first message holding `trigger`: it drops what
+/// the client sends from then on and answers nothing, keeping the
+/// connection open, as a server stuck mid-statement does.
+pub fn freezing_relay(trigger: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let Ok(server) = std::net::TcpStream::connect("127.0.0.1:5432") else {
+                continue;
+            };
+            let frozen = Arc::new(AtomicBool::new(false));
+            for (from, to, upstream) in [
+                (client.try_clone(), server.try_clone(), true),
+                (server.try_clone(), client.try_clone(), false),
+            ] {
+                let (Ok(mut from), Ok(mut to)) = (from, to) else {
+                    continue;
+                };
+                let frozen = frozen.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        if upstream && String::from_utf8_lossy(&buf[..n]).contains(trigger) {
+                            frozen.store(true, Ordering::SeqCst);
+                        }
+                        if !frozen.load(Ordering::SeqCst) && to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    // Either side gone: the other goes too, so that the
+                    // server ends the session and frees its locks.
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+    port
+}
