@@ -1,7 +1,9 @@
-//! One reconcile: source files -> catalog -> plan -> (apply) -> report.
+//! One reconcile: load -> observe -> decide -> execute -> report.
 //!
-//! The CLI's `reconcile` and, later, the daemon call this one function, so
-//! a plan means the same thing wherever it is made.
+//! The CLI's `reconcile` and the sidecar call this one function, so a plan
+//! means the same thing wherever it is made. `observe` reads the live
+//! jobs (adoption, drift sweeps), `decide` is the run's policy around
+//! `plan::plan` (pure), `apply` executes.
 
 mod decide;
 mod observe;

@@ -227,7 +227,12 @@ fn of_url(url: &url::Url) -> Result<BTreeMap<&'static str, String>, String> {
         query.insert(k, v);
     }
     values.extend(query);
-    values.retain(|k, v| !v.is_empty() || *k == "password");
+    // An empty value is no value (a URL without a user or a database),
+    // except where an empty one would pick a weaker default: an empty
+    // `sslmode=` (a template's unset variable) is refused as libpq refuses
+    // it, never read as "not given" and so as `disable`.
+    let enumerated = |k: &str| VALUES.iter().any(|(name, _)| *name == k);
+    values.retain(|k, v| !v.is_empty() || *k == "password" || enumerated(k));
     requiressl_as_sslmode(&mut values);
     Ok(values)
 }
@@ -932,5 +937,20 @@ mod tests {
             !shown.contains("hunter2") && !shown.contains("key-pass"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn an_empty_enumerated_parameter_is_refused_not_taken_as_unset() {
+        let files = |_: &Path| Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+        let env = env_of(&[("PGSSLMODE", "verify-full")]);
+        for query in ["sslmode=", "gssencmode=", "target_session_attrs="] {
+            let url = url::Url::parse(&format!("postgres://u@db/x?{query}")).expect("url");
+            let error = resolve(&url, &env, &files).expect_err(query);
+            assert!(error.contains("is not one of"), "{query}: {error}");
+        }
+        // An empty user or database in the URL is still "not given".
+        let url = url::Url::parse("postgres://db/?sslmode=disable").expect("url");
+        let params = resolve(&url, &env_of(&[]), &files).expect("resolve");
+        assert!(!format!("{params:?}").contains("dbname"), "{params:?}");
     }
 }
