@@ -259,7 +259,7 @@ fn issue(dir: &Path, name: &str, subject: &str, ext: &str) {
             "-in",
             &csr,
             "-CA",
-            "ca.crt",
+            "ca.pem",
             "-CAkey",
             "ca.key",
             "-CAcreateserial",
@@ -290,7 +290,7 @@ fn revocation_lists(dir: &Path) {
         &["-gencrl", "-out", "revoked.crl"],
     ] {
         let ca = [
-            "ca", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.crt",
+            "ca", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.pem",
         ];
         openssl(dir, &[&ca[..], step].concat());
     }
@@ -316,26 +316,8 @@ impl CertServer {
         let server = dir.path().join("server");
         std::fs::create_dir(&certs).expect("mkdir");
         std::fs::create_dir(&server).expect("mkdir");
-        openssl(
-            &certs,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=nfcron test CA",
-            ],
-        );
+        // ca.pem and ca.key in `certs`.
+        super::git_servers::PrivateCa::new(&certs);
         issue(
             &certs,
             "server",
@@ -362,7 +344,7 @@ impl CertServer {
             ],
         );
         revocation_lists(&certs);
-        for f in ["server.crt", "server.key", "ca.crt"] {
+        for f in ["server.crt", "server.key", "ca.pem"] {
             std::fs::copy(certs.join(f), server.join(f)).expect("copy");
         }
         for f in ["client.key", "client.pk8"] {
@@ -400,7 +382,7 @@ impl CertServer {
             server.display(),
             s("server.crt"),
             s("server.key"),
-            s("ca.crt"),
+            s("ca.pem"),
         );
         let mut file = std::fs::OpenOptions::new()
             .append(true)
@@ -409,7 +391,7 @@ impl CertServer {
         std::io::Write::write_all(&mut file, conf.as_bytes()).expect("write conf");
         let started = CertServer {
             port,
-            ca: certs.join("ca.crt"),
+            ca: certs.join("ca.pem"),
             cert: certs.join("client.crt"),
             key_sec1: certs.join("client.key"),
             key_pkcs8: certs.join("client.pk8"),
