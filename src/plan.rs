@@ -193,7 +193,8 @@ pub struct Write {
 }
 
 impl Write {
-    fn of(desired: usize, changes: Vec<Change>) -> Write {
+    /// A write of `desired` with `changes`, nothing else said of it.
+    pub(crate) fn of(desired: usize, changes: Vec<Change>) -> Write {
         Write {
             desired,
             changes,

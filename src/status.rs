@@ -522,14 +522,7 @@ mod tests {
 
     /// A write of the first desired job that changes nothing in particular.
     fn write() -> Write {
-        Write {
-            desired: 0,
-            changes: Vec::new(),
-            renamed_from: None,
-            next_runs: Vec::new(),
-            suspended: false,
-            drift: None,
-        }
+        Write::of(0, Vec::new())
     }
 
     fn states(board: &Board) -> Vec<(String, JobState)> {

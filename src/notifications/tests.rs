@@ -24,15 +24,9 @@ fn step(project: &str, id: &str, kind: Kind) -> Step {
     }
 }
 
+/// A write of the first desired job that changes nothing in particular.
 fn write() -> Write {
-    Write {
-        desired: 0,
-        changes: Vec::new(),
-        renamed_from: None,
-        next_runs: Vec::new(),
-        drift: None,
-        suspended: false,
-    }
+    Write::of(0, Vec::new())
 }
 
 fn unchanged(drift: Option<Drift>) -> Kind {
